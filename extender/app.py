@@ -1,0 +1,139 @@
+"""The Flask application: routes, error mapping, health and metrics. No scoring here.
+
+Each verb's view reads the body (bounded in size and time), hands the bytes to ``Verbs`` and
+returns its bytes. Every failure becomes a JSON ``{"Error": "..."}`` with a 4xx status and one
+log line; an unexpected exception becomes a 500 with a short message (the traceback goes to
+the log, never to the client).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import ClientDisconnected, HTTPException
+
+from extender.binding import Binder, load_api_client
+from extender.metrics import Metrics
+from extender.policy_file import load_policy
+from extender.settings import Settings
+from extender.source import NamesFormUnsupported, NodeSource, StatelessSource
+from extender.verbs import Answer, Verbs
+from extender.wire import BadRequest, encode_error
+
+JSON = "application/json"
+VERBS = ("filter", "prioritize", "bind", "preempt")
+
+
+def create_app(settings: Settings, *, source: NodeSource | None = None, binder: Binder | None = None,
+               clock: Callable[[], float] = time.time) -> Flask:
+    """Build the WSGI app. ``source`` and ``binder`` are seams for tests and for the cluster
+    cache; by default the stateless source and a binder with whatever API access exists."""
+    log = logging.getLogger("extender")
+    policy = load_policy(settings.policy)
+    source = source or StatelessSource(annotation_prefix=settings.annotation_prefix, clock=clock)
+    if binder is None:
+        client = load_api_client(kubeconfig=settings.kubeconfig) if settings.api_access else None
+        binder = Binder(client, timeout_s=settings.bind_timeout_s, logger=log)
+    verbs = Verbs(policy=policy, source=source, binder=binder, logger=log)
+    metrics = Metrics(mode=source.mode)
+    log.info("extender ready to serve: mode=%s policy=%s strategies=%s prefix=%r", source.mode,
+             settings.policy, ",".join(s.name for s in policy.strategies), settings.url_prefix or "/")
+
+    app = Flask("extender")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.extensions["extender"] = {"settings": settings, "metrics": metrics, "source": source,
+                                  "verbs": verbs, "policy": policy}
+
+    def serve(verb: str, handler: Callable[[bytes], Answer]) -> Response:
+        start = time.perf_counter()
+        status, kind = 200, ""
+        try:
+            body = _read_body(settings.read_timeout_s)
+            answer = handler(body)
+            status = answer.status
+            _record_answer(metrics, verb, answer)
+            return Response(answer.body, status=status, mimetype=JSON)
+        except NamesFormUnsupported as exc:
+            status, kind, message = 400, "names_without_cache", str(exc)
+        except BadRequest as exc:
+            status, kind, message = 400, "bad_request", str(exc)
+        except HTTPException as exc:  # 413 from MAX_CONTENT_LENGTH, 408 from a stalled body
+            status, kind, message = exc.code or 400, _kind_of(exc), exc.description or exc.name
+        except Exception as exc:  # a bug: log the traceback, answer without it
+            log.exception("internal error verb=%s", verb)
+            status, kind, message = 500, "internal", f"internal error ({type(exc).__name__}); see extender log"
+        finally:
+            metrics.latency.labels(verb).observe(time.perf_counter() - start)
+            metrics.requests.labels(verb, str(status)).inc()
+        metrics.errors.labels(verb, kind).inc()
+        if status < 500:
+            log.warning("rejected request verb=%s status=%d kind=%s error=%s", verb, status, kind, message)
+        # gunicorn decides about the connection itself: it drains an unread body before the next
+        # request, and an idle or stalled connection waits in its poller, not in a thread.
+        return Response(encode_error(message), status=status, mimetype=JSON)
+
+    prefix = settings.url_prefix
+    for verb in VERBS:
+        handler = getattr(verbs, verb)
+        app.add_url_rule(f"{prefix}/{verb}", f"verb_{verb}", _bind_view(serve, verb, handler),
+                         methods=["POST"])
+
+    @app.get("/livez")
+    def livez() -> Response:
+        return Response("ok\n", mimetype="text/plain")
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        ready, why = source.readiness()
+        return Response(f"{'ok' if ready else 'not ready'}: {why}\n", status=200 if ready else 503,
+                        mimetype="text/plain")
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return Response(metrics.exposition(), mimetype="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:  # unknown paths, wrong methods
+        return Response(encode_error(f"{exc.code} {exc.name}: {request.method} {request.path}"),
+                        status=exc.code or 400, mimetype=JSON)
+
+    return app
+
+
+def _bind_view(serve: Callable[[str, Callable[[bytes], Answer]], Response], verb: str,
+               handler: Callable[[bytes], Answer]) -> Callable[[], Response]:
+    return lambda: serve(verb, handler)
+
+
+class _BodyTimeout(HTTPException):
+    code = 408
+    description = "request body not received in time (or shorter than its Content-Length)"
+
+
+def _read_body(timeout_s: float) -> bytes:
+    """The whole body, bounded by MAX_CONTENT_LENGTH (413) and by ``timeout_s`` per read (408)."""
+    sock = request.environ.get("gunicorn.socket")
+    if isinstance(sock, socket.socket):
+        sock.settimeout(timeout_s)  # gunicorn restores blocking mode for the next request
+    try:
+        return request.get_data(cache=False)
+    except (TimeoutError, socket.timeout, ClientDisconnected):  # gunicorn ends a timed-out read early
+        raise _BodyTimeout() from None
+
+
+def _kind_of(exc: HTTPException) -> str:
+    return {413: "too_large", 408: "timeout"}.get(exc.code or 0, "http")
+
+
+def _record_answer(metrics: Metrics, verb: str, answer: Answer) -> None:
+    metrics.nodes.labels(verb).observe(answer.nodes)
+    for reason, count in answer.rejections:
+        metrics.rejections.labels(reason).inc(count)
+    if answer.fallback_nodes:
+        metrics.fallback.inc(answer.fallback_nodes)
+    if verb == "bind":
+        metrics.binds.labels(answer.outcome).inc()

@@ -1,0 +1,58 @@
+"""Command line: ``python -m extender serve`` and ``python -m extender check-policy``.
+
+``serve`` validates its flags and the policy first (so a mistake is reported before any
+process starts), then replaces itself with gunicorn running ``extender.wsgi:app`` under
+``extender/gunicorn_conf.py``, the same command the container runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+from extender.policy_file import load_policy
+from extender.settings import DEFAULT_POLICY_PATH, Settings, SettingsError
+from scoring import PolicyError
+
+GUNICORN_ARGS = ("-c", "python:extender.gunicorn_conf", "extender.wsgi:app")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m extender", description="Load-aware kube-scheduler extender.")
+    sub = p.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="start the production server (gunicorn)")
+    serve.add_argument("--host", help="listen address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default 8888)")
+    serve.add_argument("--policy", type=Path, help=f"policy file (default {DEFAULT_POLICY_PATH.name} in config/)")
+    serve.add_argument("--url-prefix", help="path prefix of the verbs, e.g. /scheduler")
+    serve.add_argument("--kubeconfig", help="kubeconfig for bind (default: in-cluster, then KUBECONFIG)")
+    serve.add_argument("--no-api", action="store_true", help="never use Kubernetes API credentials")
+    serve.add_argument("--threads", type=int, help="worker threads (default 4)")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    check = sub.add_parser("check-policy", help="validate a policy file and exit")
+    check.add_argument("policy", type=Path, nargs="?", default=DEFAULT_POLICY_PATH)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "check-policy":
+            policy = load_policy(args.policy)
+            print(f"{args.policy}: ok ({', '.join(f'{s.name}x{s.weight:g}' for s in policy.strategies)})")
+            return 0
+        overrides = {k: v for k, v in {
+            "host": args.host, "port": args.port, "policy": args.policy, "url_prefix": args.url_prefix,
+            "kubeconfig": args.kubeconfig, "threads": args.threads, "log_level": args.log_level,
+            "api_access": False if args.no_api else None}.items() if v is not None}
+        settings = dataclasses.replace(Settings.from_env(), **overrides).validated()
+        load_policy(settings.policy)
+    except (SettingsError, PolicyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    env = {**os.environ, **settings.to_env()}
+    os.execvpe(sys.executable, [sys.executable, "-m", "gunicorn", *GUNICORN_ARGS], env)
+    return 0  # not reached

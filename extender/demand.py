@@ -1,0 +1,127 @@
+"""What a pod asks for, computed the way kube-scheduler computes it.
+
+Requests follow ``k8s.io/component-helpers/resource`` ``PodRequests`` (used by the scheduler's
+NodeResourcesFit): the sum over the containers, against the largest init container, where
+restartable ("sidecar") init containers run alongside everything after them; plus
+``spec.overhead``. The non-zero variant substitutes kube-scheduler's defaults for a container
+without a CPU or memory request (``DefaultMilliCPURequest`` 100m, ``DefaultMemoryRequest``
+200 MiB; ``pkg/scheduler/util/pod_resources.go``), as its scoring plugins do. Limits are summed
+the same way over the containers that set one (0 = no limit), as ``PodLimits`` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from extender.quantity import QuantityError, base_units, cpu_millis
+from extender.wire import BadRequest, Container, Pod, ResourceList
+from scoring import CPU, MEMORY, PODS, PodDemand
+
+DEFAULT_MILLI_CPU_REQUEST = 100.0  # kube-scheduler pkg/scheduler/util DefaultMilliCPURequest
+DEFAULT_MEMORY_REQUEST = 200.0 * 1024 * 1024  # kube-scheduler DefaultMemoryRequest (200 MiB)
+SIDECAR_RESTART_POLICY = "Always"  # an init container with restartPolicy Always is a sidecar
+
+
+def to_units(resource: str) -> Callable[[str | int | float], float]:
+    """The converter of a resource: CPU in millicores, everything else in base units."""
+    return cpu_millis if resource == CPU else base_units
+
+
+def _amounts(resources: tuple[str, ...], values: ResourceList | None, where: str) -> np.ndarray:
+    out = np.zeros(len(resources))
+    if not values:
+        return out
+    for r, name in enumerate(resources):
+        v = values.get(name)
+        if v is None:
+            continue
+        try:
+            out[r] = to_units(name)(v)
+        except QuantityError as exc:
+            raise BadRequest(f"{where}.{name}: {exc}") from None
+        if out[r] < 0:
+            raise BadRequest(f"{where}.{name}: negative quantity {v!r}")
+    return out
+
+
+def _container_amounts(resources: tuple[str, ...], c: Container, where: str, *, limits: bool,
+                       nonzero: bool) -> np.ndarray:
+    res = c.resources
+    values = (res.limits if limits else res.requests) if res is not None else None
+    out = _amounts(resources, values, f"{where}.resources.{'limits' if limits else 'requests'}")
+    if nonzero:
+        for r, name in enumerate(resources):
+            if name in (CPU, MEMORY) and not (values and name in values):
+                out[r] = DEFAULT_MILLI_CPU_REQUEST if name == CPU else DEFAULT_MEMORY_REQUEST
+    return out
+
+
+def _aggregate(resources: tuple[str, ...], pod: Pod, *, limits: bool, nonzero: bool) -> np.ndarray:
+    """PodRequests / PodLimits over containers, init containers and overhead."""
+    spec = pod.spec
+    containers = (spec.containers or []) if spec else []
+    total = np.zeros(len(resources))
+    for i, c in enumerate(containers):
+        total += _container_amounts(resources, c, f"Pod.spec.containers[{i}]", limits=limits, nonzero=nonzero)
+    sidecars = np.zeros(len(resources))
+    init_max = np.zeros(len(resources))
+    for i, c in enumerate((spec.initContainers or []) if spec else []):
+        amounts = _container_amounts(resources, c, f"Pod.spec.initContainers[{i}]", limits=limits,
+                                     nonzero=nonzero)
+        if c.restartPolicy == SIDECAR_RESTART_POLICY:
+            total += amounts
+            sidecars += amounts
+            amounts = sidecars.copy()
+        else:
+            amounts = amounts + sidecars
+        init_max = np.maximum(init_max, amounts)
+    total = np.maximum(total, init_max)
+    if spec is not None and spec.overhead:
+        total += _amounts(resources, spec.overhead, "Pod.spec.overhead")
+    return total
+
+
+def requested_resources(pod: Pod, base: Iterable[str] = (CPU, MEMORY, PODS)) -> tuple[str, ...]:
+    """The resource axis for this pod: the base resources, then every extended resource any of
+    its containers requests or limits, in first-seen order."""
+    names = list(base)
+    spec = pod.spec
+    for c in ((spec.containers or []) + (spec.initContainers or [])) if spec else []:
+        for values in (c.resources.requests, c.resources.limits) if c.resources else ():
+            for name in values or ():
+                if name not in names:
+                    names.append(name)
+    return tuple(names)
+
+
+def _qos(pod: Pod, requests: np.ndarray, limits: np.ndarray) -> str:
+    """QoS class (``pkg/apis/core/v1/helper/qos``): status.qosClass when the API server set it."""
+    if pod.status is not None and pod.status.qosClass in ("Guaranteed", "Burstable", "BestEffort"):
+        return pod.status.qosClass
+    spec = pod.spec
+    containers = ((spec.containers or []) + (spec.initContainers or [])) if spec else []
+    any_set, guaranteed = False, bool(containers)
+    for c in containers:
+        req = (c.resources.requests if c.resources else None) or {}
+        lim = (c.resources.limits if c.resources else None) or {}
+        if any(k in req or k in lim for k in (CPU, MEMORY)):
+            any_set = True
+        for k in (CPU, MEMORY):
+            if k not in lim or (k in req and to_units(k)(req[k]) != to_units(k)(lim[k])):
+                guaranteed = False
+    if not any_set:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+def pod_demand(pod: Pod, resources: tuple[str, ...]) -> PodDemand:
+    """The pod's PodDemand on ``resources``; BadRequest names the field of a bad quantity."""
+    requests = _aggregate(resources, pod, limits=False, nonzero=False)
+    nonzero = _aggregate(resources, pod, limits=False, nonzero=True)
+    limits = _aggregate(resources, pod, limits=True, nonzero=False)
+    if PODS in resources:
+        requests[resources.index(PODS)] = nonzero[resources.index(PODS)] = 1.0
+    return PodDemand(resources=resources, requests=requests, nonzero_requests=nonzero,
+                     limits=limits, qos=_qos(pod, requests, limits))

@@ -1,0 +1,40 @@
+"""gunicorn configuration shared by the container and ``python -m extender serve``.
+
+One worker process, several threads (``gthread``): kube-scheduler sends filter and prioritize
+one pod at a time, but bind arrives concurrently with them (binding cycles are asynchronous),
+so a slow bind must not hold up the next filter. One process keeps one node source, one
+metrics registry and, with the cluster cache, one view of recent binds; more replicas of the
+scheduler pod, not more workers, scale it. Measured in benchmarks/ (worker-model table).
+"""
+
+from extender.settings import Settings
+
+_settings = Settings.from_env()
+
+bind = [f"[{_settings.host}]:{_settings.port}" if ":" in _settings.host else f"{_settings.host}:{_settings.port}"]
+workers = 1
+worker_class = "gthread"
+threads = _settings.threads
+# kube-scheduler's HTTP client keeps idle connections for 90 s (Go IdleConnTimeout) and does not
+# retry a POST on a connection the server closed; keep ours open longer than that.
+keepalive = 120
+timeout = 30  # worker heartbeat; longer than the scheduler's 5 s default extender timeout
+graceful_timeout = 10
+max_requests = 0  # no recycling: keeps caches warm
+worker_tmp_dir = "/dev/shm"
+accesslog = None  # probes and scrapes would swamp the log; the metrics count requests
+loglevel = _settings.log_level
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"kv": {"format": "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "kv",
+                            "stream": "ext://sys.stdout"}},
+    "root": {"level": _settings.log_level.upper(), "handlers": ["stdout"]},
+    "loggers": {
+        "gunicorn.error": {"level": _settings.log_level.upper(), "handlers": ["stdout"], "propagate": False},
+        # urllib3 at debug level would print request headers, bearer token included.
+        "urllib3": {"level": "WARNING"},
+        "kubernetes": {"level": "WARNING"},
+    },
+}

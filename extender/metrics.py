@@ -1,0 +1,40 @@
+"""Prometheus metrics of the service, on a registry owned by the app (no global registry).
+
+One gunicorn worker serves the extender (see gunicorn_conf.py), so a plain registry is exact;
+nothing here needs prometheus_client's multiprocess mode.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+NODE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+
+class Metrics:
+    """The metric objects; ``exposition()`` renders them in the text format."""
+
+    def __init__(self, *, mode: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("extender_requests_total", "Requests by verb and HTTP status code.",
+                                ["verb", "code"], registry=r)
+        self.latency = Histogram("extender_request_duration_seconds",
+                                 "Server time per request, from body read to answer encoded.",
+                                 ["verb"], buckets=LATENCY_BUCKETS_S, registry=r)
+        self.nodes = Histogram("extender_request_nodes", "Candidate nodes per request.", ["verb"],
+                               buckets=NODE_BUCKETS, registry=r)
+        self.errors = Counter("extender_errors_total", "Failed requests by verb and kind.",
+                              ["verb", "kind"], registry=r)
+        self.rejections = Counter("extender_filter_rejections_total",
+                                  "Nodes the filter rejected, by reason.", ["reason"], registry=r)
+        self.fallback = Counter("extender_load_fallback_nodes_total",
+                                "Nodes scored by the stale-load fallback (requests-based).",
+                                registry=r)
+        self.binds = Counter("extender_bind_total", "Bind calls by outcome.", ["outcome"], registry=r)
+        info = Gauge("extender_info", "Constant 1, labelled with the node-data mode.", ["mode"], registry=r)
+        info.labels(mode=mode).set(1)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

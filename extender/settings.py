@@ -1,0 +1,102 @@
+"""Service settings: one frozen object, read once at start from ``EXTENDER_*`` variables.
+
+The command line (``python -m extender serve``) turns its flags into the same variables before
+it starts gunicorn, so the container (which sets them in its manifest) and a developer's shell
+run the very same configuration path. Validation happens here, at boot, with messages that
+name the variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from extender.source import DEFAULT_ANNOTATION_PREFIX
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_POLICY_PATH = PACKAGE_ROOT / "config" / "extender-policy.yaml"
+ENV_PREFIX = "EXTENDER_"
+
+
+class SettingsError(ValueError):
+    """A setting is invalid; the message names the variable."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    """Listen address. Loopback by default: the extender runs as a sidecar of kube-scheduler."""
+    port: int = 8888
+    url_prefix: str = ""
+    """Path prefix of every route, so that ``urlPrefix: http://HOST:PORT/PREFIX`` works."""
+    policy: Path = DEFAULT_POLICY_PATH
+    max_body_bytes: int = 128 * 1024 * 1024
+    """413 above this. 5,000 full Node objects of ~15 KB (50 images each) take ~75 MB."""
+    read_timeout_s: float = 10.0
+    """A request body must arrive within this; a stalled client never holds a thread."""
+    annotation_prefix: str = DEFAULT_ANNOTATION_PREFIX
+    kubeconfig: str | None = None
+    """Explicit kubeconfig for bind; else in-cluster, then KUBECONFIG / ~/.kube/config."""
+    api_access: bool = True
+    """False: never look for API credentials (bind answers an error saying so)."""
+    bind_timeout_s: float = 4.0
+    """Whole bind, retries included; below kube-scheduler's default 5 s extender timeout."""
+    threads: int = 4
+    """gunicorn gthread threads of the single worker (benchmarks/README.md has the measurement)."""
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        kwargs: dict[str, object] = {}
+        for field in dataclasses.fields(cls):
+            key = ENV_PREFIX + field.name.upper()
+            if key not in env:
+                continue
+            raw = env[key]
+            kwargs[field.name] = _convert(key, raw, field.default)
+        return cls(**kwargs).validated()  # type: ignore[arg-type]
+
+    def to_env(self) -> dict[str, str]:
+        out = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is None:
+                continue
+            out[ENV_PREFIX + field.name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
+        return out
+
+    def validated(self) -> Settings:
+        if not 0 < self.port < 65536:
+            raise SettingsError(f"{ENV_PREFIX}PORT: must be 1..65535, got {self.port}")
+        if self.url_prefix and (not self.url_prefix.startswith("/") or self.url_prefix.endswith("/")):
+            raise SettingsError(f"{ENV_PREFIX}URL_PREFIX: must start with '/' and not end with it "
+                                f"(e.g. /scheduler), got {self.url_prefix!r}")
+        for name in ("max_body_bytes", "threads"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be >= 1")
+        for name in ("read_timeout_s", "bind_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be > 0")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
+            raise SettingsError(f"{ENV_PREFIX}LOG_LEVEL: one of debug, info, warning, error")
+        return self
+
+
+def _convert(key: str, raw: str, default: object) -> object:
+    try:
+        if isinstance(default, bool):
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError("expected true or false")
+            return raw.lower() in ("true", "1")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, Path):
+            return Path(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{key}={raw!r}: {exc}") from None
+    return raw or None if default is None else raw

@@ -1,0 +1,124 @@
+"""The four verbs as plain functions of request bytes: decode, look up nodes, evaluate, encode.
+
+No Flask here and no score arithmetic: this module wires ``wire`` (the protocol),
+``NodeSource`` (node data), ``demand`` (what the pod asks for) and ``scoring`` (the numbers)
+together, so that the HTTP layer only moves bytes and records metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+
+from extender.binding import Binder, BindTarget
+from extender.demand import pod_demand, requested_resources
+from extender.source import NamesFormUnsupported, NodeSource
+from extender.wire import (
+    PreemptionRequest,
+    decode_binding_request,
+    decode_preemption_request,
+    decode_scheduling_request,
+    encode_error,
+    encode_filter_result,
+    encode_host_priorities,
+    encode_preemption_result,
+)
+from scoring import Evaluation, Policy, describe, evaluate, release
+from scoring.estimate import estimate_usage
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """An HTTP answer plus what the metrics need to know about it."""
+
+    body: bytes
+    nodes: int = 0
+    status: int = 200
+    outcome: str = "ok"
+    rejections: tuple[tuple[str, int], ...] = ()  # (reason code name, count) for filter
+    fallback_nodes: int = 0
+
+
+_REASON_NAMES = {1: "insufficient_resources", 2: "no_allocatable", 3: "usage_threshold",
+                 4: "no_fresh_load"}
+
+
+class Verbs:
+    """Answers filter, prioritize, bind and preempt for one policy and one node source."""
+
+    def __init__(self, *, policy: Policy, source: NodeSource, binder: Binder,
+                 logger: logging.Logger) -> None:
+        self._policy = policy
+        self._source = source
+        self._binder = binder
+        self._log = logger
+
+    def _evaluate(self, body: bytes):  # type: ignore[no-untyped-def]
+        request = decode_scheduling_request(body)
+        resources = requested_resources(request.pod)
+        demand = pod_demand(request.pod, resources)
+        cands = self._source.candidates(request, resources)
+        return request, demand, cands, evaluate(pod=demand, nodes=cands.table, policy=self._policy)
+
+    def filter(self, body: bytes) -> Answer:
+        request, demand, cands, ev = self._evaluate(body)
+        feasible = ev.verdict.feasible
+        passing = cands.rows[feasible].tolist()
+        failed: dict[str, str] = {}
+        unresolvable = dict(cands.unresolved)
+        for i in np.flatnonzero(~feasible).tolist():
+            target = unresolvable if ev.verdict.unresolvable[i] else failed
+            target[cands.table.names[i]] = describe(ev.verdict, i, cands.table, demand, self._policy)
+        codes, counts = np.unique(ev.verdict.code[~feasible], return_counts=True)
+        rejections = tuple((_REASON_NAMES.get(int(c), str(c)), int(k)) for c, k in zip(codes, counts, strict=True))
+        if cands.unresolved:
+            rejections += (("invalid_node_data", len(cands.unresolved)),)
+        return Answer(encode_filter_result(request, passing, failed, unresolvable),
+                      nodes=len(request.names), rejections=rejections,
+                      fallback_nodes=int(ev.fallback.sum()))
+
+    def prioritize(self, body: bytes) -> Answer:
+        request, _, cands, ev = self._evaluate(body)
+        scores = np.zeros(len(request.names), np.int64)
+        scores[cands.rows] = ev.scores
+        return Answer(encode_host_priorities(request.names, scores.tolist()), nodes=len(request.names),
+                      fallback_nodes=int(ev.fallback.sum()))
+
+    def bind(self, body: bytes) -> Answer:
+        req = decode_binding_request(body)
+        result = self._binder.bind(BindTarget(pod_name=req.pod_name, namespace=req.namespace,
+                                              pod_uid=req.pod_uid, node=req.node))
+        return Answer(encode_error(result.error), nodes=1, outcome=result.outcome.name.lower())
+
+    def preempt(self, body: bytes) -> Answer:
+        """Keep the candidates on which the pod would pass our filter once the victims are
+        gone; drop the others. Candidates the source knows nothing about are kept."""
+        req = decode_preemption_request(body)
+        if req.meta_form and self._source.mode == "stateless":
+            raise NamesFormUnsupported(
+                "NodeNameToMetaVictims (nodeCacheCapable: true) needs the cluster cache, but this "
+                "extender runs in stateless mode")
+        resources = requested_resources(req.pod)
+        demand = pod_demand(req.pod, resources)
+        names = list(req.candidates)
+        cands = self._source.known_nodes(names, resources)
+        ev = self._evaluate_after_eviction(req, demand, cands)
+        judged = {cands.table.names[i]: bool(ok) for i, ok in enumerate(ev.verdict.feasible)}
+        kept = {n: v for n, v in req.candidates.items() if judged.get(n, True)}
+        return Answer(encode_preemption_result(kept), nodes=len(names),
+                      outcome="ok" if len(kept) == len(names) else "pruned")
+
+    def _evaluate_after_eviction(self, req: PreemptionRequest, demand, cands) -> Evaluation:  # type: ignore[no-untyped-def]
+        table = cands.table
+        r = len(table.resources)
+        freed_req, freed_use = np.zeros((len(table), r)), np.zeros((len(table), r))
+        factors = self._policy.estimator.estimatedScalingFactors
+        for i, name in enumerate(table.names):
+            for victim in req.candidates[name].pods:
+                d = pod_demand(victim, table.resources)
+                freed_req[i] += d.requests
+                freed_use[i] += estimate_usage(d.requests, d.limits, table.resources, factors)
+        after = release(table, freed_requests=freed_req, freed_usage=freed_use)
+        return evaluate(pod=demand, nodes=after, policy=self._policy)

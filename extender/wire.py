@@ -1,0 +1,321 @@
+"""The extender wire protocol of kube-scheduler, and nothing else: bytes in, bytes out.
+
+Types follow ``k8s.io/kube-scheduler/extender/v1`` (no JSON tags, so the keys are the Go
+field names in PascalCase; every key is always emitted and nil becomes ``null``). Only this
+module knows a wire key. Embedded Pod and Node objects use ordinary Kubernetes camelCase and
+are decoded into small typed views holding only the fields the extender reads; msgspec skips
+the rest without building Python objects, which is what keeps stateless mode (full Node
+objects on every call) cheap. Node objects are also kept as raw bytes so that a filter answer
+in ``Nodes`` form echoes the scheduler's own objects byte for byte.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+import msgspec
+
+Quantity = str | int | float  # Go sends strings ("100m"); hand-written requests use numbers
+ResourceList = dict[str, Quantity]
+
+
+class BadRequest(ValueError):
+    """The request cannot be decoded or violates the protocol; answered with HTTP 400."""
+
+
+class ObjectMeta(msgspec.Struct, frozen=True):
+    name: str = ""
+    namespace: str = ""
+    uid: str = ""
+    annotations: dict[str, str] | None = None
+
+
+class ResourceRequirements(msgspec.Struct, frozen=True):
+    requests: ResourceList | None = None
+    limits: ResourceList | None = None
+
+
+class Container(msgspec.Struct, frozen=True):
+    name: str = ""
+    resources: ResourceRequirements | None = None
+    restartPolicy: str | None = None  # noqa: N815  ("Always" marks a sidecar init container)
+
+
+class PodSpec(msgspec.Struct, frozen=True):
+    containers: list[Container] | None = None
+    initContainers: list[Container] | None = None  # noqa: N815
+    overhead: ResourceList | None = None
+    nodeName: str = ""  # noqa: N815
+
+
+class PodStatus(msgspec.Struct, frozen=True):
+    qosClass: str = ""  # noqa: N815
+    phase: str = ""
+
+
+class Pod(msgspec.Struct, frozen=True):
+    metadata: ObjectMeta | None = None
+    spec: PodSpec | None = None
+    status: PodStatus | None = None
+
+
+class NodeStatus(msgspec.Struct, frozen=True):
+    capacity: ResourceList | None = None
+    allocatable: ResourceList | None = None
+
+
+class Node(msgspec.Struct, frozen=True):
+    metadata: ObjectMeta | None = None
+    status: NodeStatus | None = None
+
+
+class _NodeList(msgspec.Struct, frozen=True):
+    metadata: msgspec.Raw = msgspec.Raw(b"{}")
+    items: list[msgspec.Raw] | None = None
+
+
+class _ExtenderArgs(msgspec.Struct, frozen=True):
+    Pod: Pod | None = None  # noqa: N815
+    Nodes: _NodeList | None = None  # noqa: N815
+    NodeNames: list[str] | None = None  # noqa: N815
+
+
+class _BindingArgs(msgspec.Struct, frozen=True):
+    PodName: str = ""  # noqa: N815
+    PodNamespace: str = ""  # noqa: N815
+    PodUID: str = ""  # noqa: N815
+    Node: str = ""  # noqa: N815
+
+
+class _MetaPod(msgspec.Struct, frozen=True):
+    UID: str = ""  # noqa: N815
+
+
+class _MetaVictims(msgspec.Struct, frozen=True):
+    Pods: list[_MetaPod] | None = None  # noqa: N815
+    NumPDBViolations: int = 0  # noqa: N815
+
+
+class _Victims(msgspec.Struct, frozen=True):
+    Pods: list[Pod] | None = None  # noqa: N815
+    NumPDBViolations: int = 0  # noqa: N815
+
+
+class _PreemptionArgs(msgspec.Struct, frozen=True):
+    Pod: Pod | None = None  # noqa: N815
+    NodeNameToVictims: dict[str, _Victims] | None = None  # noqa: N815
+    NodeNameToMetaVictims: dict[str, _MetaVictims] | None = None  # noqa: N815
+
+
+# --- decoded requests -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeObjects:
+    """The ``Nodes`` form: decoded views and the raw bytes of each item, aligned."""
+
+    names: tuple[str, ...]
+    views: tuple[Node, ...]
+    raw: tuple[msgspec.Raw, ...]
+    list_metadata: msgspec.Raw
+
+
+@dataclasses.dataclass(frozen=True)
+class SchedulingRequest:
+    """ExtenderArgs of filter and prioritize: a pod and its candidates, in exactly one form."""
+
+    pod: Pod
+    names: tuple[str, ...]
+    objects: NodeObjects | None  # None in the NodeNames (nodeCacheCapable) form
+
+    @property
+    def names_form(self) -> bool:
+        return self.objects is None
+
+
+@dataclasses.dataclass(frozen=True)
+class BindingRequest:
+    pod_name: str
+    namespace: str
+    pod_uid: str
+    node: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Victims:
+    """One preemption candidate: victim UIDs, full victim pods when the scheduler sent them
+    (``NodeNameToVictims`` form; empty in the Meta form), and the PDB violation count."""
+
+    uids: tuple[str, ...]
+    pods: tuple[Pod, ...]
+    pdb_violations: int
+
+
+@dataclasses.dataclass(frozen=True)
+class PreemptionRequest:
+    pod: Pod
+    candidates: Mapping[str, Victims]
+    meta_form: bool
+
+
+_args_decoder = msgspec.json.Decoder(_ExtenderArgs)
+_node_decoder = msgspec.json.Decoder(Node)
+_binding_decoder = msgspec.json.Decoder(_BindingArgs)
+_preemption_decoder = msgspec.json.Decoder(_PreemptionArgs)
+
+
+def _decode(decoder: msgspec.json.Decoder, body: bytes, what: str):  # type: ignore[no-untyped-def]
+    if not body:
+        raise BadRequest(f"empty request body: expected a JSON {what} object")
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"invalid {what}: {exc}".replace("`$.", "`")) from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+
+
+def _require_pod(pod: Pod | None, what: str) -> Pod:
+    if pod is None:
+        raise BadRequest(f"{what}.Pod is missing or null (keys are PascalCase, as kube-scheduler sends them)")
+    return pod
+
+
+def _unique(names: Sequence[str], where: str) -> tuple[str, ...]:
+    seen: set[str] = set()
+    for name in names:
+        if not name:
+            raise BadRequest(f"{where}: a node has an empty name")
+        if name in seen:
+            raise BadRequest(f"{where}: node {name!r} appears more than once")
+        seen.add(name)
+    return tuple(names)
+
+
+def decode_scheduling_request(body: bytes) -> SchedulingRequest:
+    """Decode the ExtenderArgs of filter or prioritize."""
+    args = _decode(_args_decoder, body, "ExtenderArgs")
+    pod = _require_pod(args.Pod, "ExtenderArgs")
+    if (args.Nodes is None) == (args.NodeNames is None):
+        which = "both" if args.Nodes is not None else "neither"
+        raise BadRequest(f"ExtenderArgs has {which} of Nodes and NodeNames; exactly one must be set "
+                         "(Nodes when nodeCacheCapable is false, NodeNames when it is true)")
+    if args.NodeNames is not None:
+        return SchedulingRequest(pod, _unique(args.NodeNames, "NodeNames"), None)
+    raw = tuple(args.Nodes.items or ())
+    views = []
+    for i, item in enumerate(raw):
+        try:
+            views.append(_node_decoder.decode(item))
+        except msgspec.ValidationError as exc:
+            raise BadRequest(f"invalid ExtenderArgs: {exc}".replace("`$", f"`Nodes.items[{i}]")) from None
+    names = [v.metadata.name if v.metadata else "" for v in views]
+    objects = NodeObjects(_unique(names, "Nodes.items"), tuple(views), raw, args.Nodes.metadata)
+    return SchedulingRequest(pod, objects.names, objects)
+
+
+def decode_binding_request(body: bytes) -> BindingRequest:
+    args = _decode(_binding_decoder, body, "ExtenderBindingArgs")
+    missing = [k for k, v in (("PodName", args.PodName), ("PodNamespace", args.PodNamespace),
+                              ("Node", args.Node)) if not v]
+    if missing:
+        raise BadRequest(f"ExtenderBindingArgs is missing {', '.join(missing)}")
+    return BindingRequest(args.PodName, args.PodNamespace, args.PodUID, args.Node)
+
+
+def decode_preemption_request(body: bytes) -> PreemptionRequest:
+    args = _decode(_preemption_decoder, body, "ExtenderPreemptionArgs")
+    pod = _require_pod(args.Pod, "ExtenderPreemptionArgs")
+    if (args.NodeNameToVictims is None) == (args.NodeNameToMetaVictims is None):
+        which = "both" if args.NodeNameToVictims is not None else "neither"
+        raise BadRequest(f"ExtenderPreemptionArgs has {which} of NodeNameToVictims and "
+                         "NodeNameToMetaVictims; exactly one must be set")
+    if args.NodeNameToMetaVictims is not None:
+        cands = {node: Victims(tuple(p.UID for p in v.Pods or ()), (), v.NumPDBViolations)
+                 for node, v in args.NodeNameToMetaVictims.items()}
+        return PreemptionRequest(pod, cands, True)
+    full = {}
+    for node, v in (args.NodeNameToVictims or {}).items():
+        pods = tuple(v.Pods or ())
+        uids = tuple(p.metadata.uid if p.metadata else "" for p in pods)
+        if not all(uids):
+            raise BadRequest(f"NodeNameToVictims[{node!r}]: a victim pod has no metadata.uid")
+        full[node] = Victims(uids, pods, v.NumPDBViolations)
+    return PreemptionRequest(pod, full, False)
+
+
+# --- encoded answers ------------------------------------------------------------------------
+
+
+class _NodeListOut(msgspec.Struct):
+    metadata: msgspec.Raw
+    items: list[msgspec.Raw]
+
+
+class _FilterResult(msgspec.Struct):
+    """Key order as the Go struct: Nodes, NodeNames, FailedNodes, FailedAndUnresolvableNodes, Error."""
+
+    Nodes: _NodeListOut | None  # noqa: N815
+    NodeNames: list[str] | None  # noqa: N815
+    FailedNodes: dict[str, str]  # noqa: N815
+    FailedAndUnresolvableNodes: dict[str, str]  # noqa: N815
+    Error: str  # noqa: N815
+
+
+class _HostPriority(msgspec.Struct):
+    Host: str  # noqa: N815
+    Score: int  # noqa: N815
+
+
+class _Error(msgspec.Struct):
+    Error: str  # noqa: N815
+
+
+class _MetaPodOut(msgspec.Struct):
+    UID: str  # noqa: N815
+
+
+class _MetaVictimsOut(msgspec.Struct):
+    Pods: list[_MetaPodOut]  # noqa: N815
+    NumPDBViolations: int  # noqa: N815
+
+
+class _PreemptionResult(msgspec.Struct):
+    NodeNameToMetaVictims: dict[str, _MetaVictimsOut]  # noqa: N815
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode_filter_result(request: SchedulingRequest, passing: Sequence[int], failed: Mapping[str, str],
+                         unresolvable: Mapping[str, str], error: str = "") -> bytes:
+    """ExtenderFilterResult in the form the request used: ``Nodes`` (the scheduler's own
+    objects, echoed) for the Nodes form, ``NodeNames`` for the NodeNames form."""
+    if request.objects is None:
+        nodes, names = None, [request.names[i] for i in passing]
+    else:
+        raw = request.objects.raw
+        nodes, names = _NodeListOut(request.objects.list_metadata, [raw[i] for i in passing]), None
+    return _encoder.encode(_FilterResult(nodes, names, dict(failed), dict(unresolvable), error))
+
+
+def encode_filter_error(request: SchedulingRequest | None, error: str) -> bytes:
+    """A filter answer that fails the whole call (HTTP 200 with ``Error`` set)."""
+    return _encoder.encode(_FilterResult(None, None, {}, {}, error))
+
+
+def encode_host_priorities(names: Sequence[str], scores: Sequence[int]) -> bytes:
+    """HostPriorityList: a bare JSON array of {Host, Score}."""
+    return _encoder.encode([_HostPriority(n, int(s)) for n, s in zip(names, scores, strict=True)])
+
+
+def encode_error(error: str) -> bytes:
+    """``{"Error": "..."}``: ExtenderBindingResult, and the body of every 4xx answer."""
+    return _encoder.encode(_Error(error))
+
+
+def encode_preemption_result(kept: Mapping[str, Victims]) -> bytes:
+    return _encoder.encode(_PreemptionResult({
+        node: _MetaVictimsOut([_MetaPodOut(u) for u in v.uids], v.pdb_violations)
+        for node, v in kept.items()}))
