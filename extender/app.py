@@ -56,7 +56,11 @@ def create_app(settings: Settings, *, source: NodeSource | None = None, binder: 
             answer = handler(body)
             status = answer.status
             _record_answer(metrics, verb, answer)
-            return Response(answer.body, status=status, mimetype=JSON)
+            response = Response(answer.body, status=status, mimetype=JSON)
+            # Server-Timing (W3C): the server's own time for this answer, for benchmarks and
+            # for operators comparing it with the scheduler's view of the call.
+            response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - start) * 1e3:.3f}"
+            return response
         except NamesFormUnsupported as exc:
             status, kind, message = 400, "names_without_cache", str(exc)
         except BadRequest as exc:

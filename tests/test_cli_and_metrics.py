@@ -1,0 +1,97 @@
+"""The command line users run, the prefix option, and what /metrics and /readyz report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, running_extender
+
+POD = {"metadata": {"name": "p", "namespace": "default", "uid": "u"}, "spec": {"containers": []}}
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "extender", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_check_policy_accepts_the_shipped_policy() -> None:
+    out = run_cli("check-policy")
+    assert out.returncode == 0 and "LoadAware" in out.stdout
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("strategies: [{name: Nope}]", "strategies[0].name: unknown strategy 'Nope'"),
+    ("strategies: [{name: LeastAllocated, weight: -1}]", "strategies[0].weight: must be >= 0"),
+    ("filters: {usageThresholds: {cpu: 150}}", "filters.usageThresholds.cpu: must be in 0..100"),
+    ("load: {fallback: maybe}", "load.fallback: must be one of requests, zero, reject"),
+    ("strategies: [{name: LoadAware, args: {bogus: 1}}]", "strategies[0].args.bogus: unknown field"),
+    ("key: [unclosed", "not valid YAML"),
+], ids=["unknown-strategy", "negative-weight", "threshold-range", "fallback", "unknown-arg", "yaml"])
+def test_bad_policy_is_refused_at_start_with_the_field(tmp_path: Path, text: str, needle: str) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(text)
+    for args in (("check-policy", str(policy)), ("serve", "--no-api", "--policy", str(policy))):
+        out = run_cli(*args)
+        assert out.returncode == 2, out
+        assert needle in out.stderr and str(policy) in out.stderr
+
+
+def test_serve_refuses_bad_settings() -> None:
+    out = run_cli("serve", "--url-prefix", "scheduler/")
+    assert out.returncode == 2 and "EXTENDER_URL_PREFIX" in out.stderr
+
+
+@pytest.mark.timeout(60)
+def test_prefix_routes_and_metrics() -> None:
+    with running_extender("--no-api", "--url-prefix", "/scheduler") as url:
+        body = json.dumps({"Pod": POD, "Nodes": {"metadata": {}, "items": [
+            {"metadata": {"name": "a"}, "status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "10"}}},
+            {"metadata": {"name": "b"}, "status": {"allocatable": {"cpu": "0", "memory": "4Gi", "pods": "10"}}},
+        ]}, "NodeNames": None}).encode()
+        req = urllib.request.Request(f"{url}/scheduler/filter", data=body, method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200 and r.headers["Server-Timing"].startswith("app;dur=")
+            answer = json.loads(r.read())
+        assert [n["metadata"]["name"] for n in answer["Nodes"]["items"]] == ["a"]
+        assert answer["FailedAndUnresolvableNodes"] == {"b": "node reports no allocatable cpu"}
+        with pytest.raises(urllib.error.HTTPError) as err:  # the unprefixed path is not served
+            urllib.request.urlopen(urllib.request.Request(f"{url}/filter", data=body, method="POST"), timeout=10)
+        assert err.value.code == 404
+        err.value.close()
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(urllib.request.Request(f"{url}/scheduler/filter", data=b"{", method="POST"),
+                                   timeout=10)
+        err.value.close()
+        with urllib.request.urlopen(f"{url}/readyz", timeout=5) as r:
+            assert r.status == 200 and b"stateless" in r.read()
+        text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+    assert 'extender_requests_total{code="200",verb="filter"} 1.0' in text
+    assert 'extender_requests_total{code="400",verb="filter"} 1.0' in text
+    assert 'extender_errors_total{kind="bad_request",verb="filter"} 1.0' in text
+    assert 'extender_filter_rejections_total{reason="no_allocatable"} 1.0' in text
+    assert 'extender_request_duration_seconds_count{verb="filter"} 2.0' in text
+    assert 'extender_request_nodes_sum{verb="filter"} 2.0' in text
+    assert 'extender_info{mode="stateless"} 1.0' in text
+
+
+def test_dockerfile_is_multistage_nonroot_and_runs_gunicorn() -> None:
+    """No Docker engine runs here, so check the Dockerfile's promises statically."""
+    text = (ROOT / "Dockerfile").read_text()
+    froms = [line.split()[1] for line in text.splitlines() if line.startswith("FROM ")]
+    assert len(froms) >= 2 and all(":" in f and not f.endswith(":latest") for f in froms)
+    assert "slim" in froms[-1]
+    final = text.split("FROM ")[-1]
+    user = [line.split()[1] for line in final.splitlines() if line.startswith("USER ")]
+    assert user and user[-1].split(":")[0].isdigit() and user[-1].split(":")[0] != "0"
+    entry = [line for line in final.splitlines() if line.startswith("ENTRYPOINT")]
+    assert entry and json.loads(entry[0].split(None, 1)[1])[:3] == ["gunicorn", "-c", "python:extender.gunicorn_conf"]
+    assert "gcc" not in final and "build-essential" not in final
+    for path in ("extender/", "scoring/", "config/extender-policy.yaml", "requirements.txt", "constraints.txt"):
+        assert path in text and (ROOT / path).exists()
