@@ -29,20 +29,24 @@ def to_units(resource: str) -> Callable[[str | int | float], float]:
     return cpu_millis if resource == CPU else base_units
 
 
+def nonnegative(convert: Callable[[str | int | float], float], value: str | int | float, where: str,
+                error: type[Exception]) -> float:
+    """``convert(value)``; ``error`` naming ``where`` for an invalid or negative quantity."""
+    try:
+        amount = convert(value)
+    except QuantityError as exc:
+        raise error(f"{where}: {exc}") from None
+    if amount < 0:
+        raise error(f"{where}: negative quantity {value!r}")
+    return amount
+
+
 def _amounts(resources: tuple[str, ...], values: ResourceList | None, where: str) -> np.ndarray:
     out = np.zeros(len(resources))
-    if not values:
-        return out
     for r, name in enumerate(resources):
-        v = values.get(name)
-        if v is None:
-            continue
-        try:
-            out[r] = to_units(name)(v)
-        except QuantityError as exc:
-            raise BadRequest(f"{where}.{name}: {exc}") from None
-        if out[r] < 0:
-            raise BadRequest(f"{where}.{name}: negative quantity {v!r}")
+        v = values.get(name) if values else None
+        if v is not None:
+            out[r] = nonnegative(to_units(name), v, f"{where}.{name}", BadRequest)
     return out
 
 

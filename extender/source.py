@@ -23,8 +23,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from extender.demand import to_units
-from extender.quantity import QuantityError
+from extender.demand import nonnegative, to_units
 from extender.wire import BadRequest, Node, SchedulingRequest
 from scoring import NodeTable
 
@@ -156,14 +155,8 @@ class StatelessSource:
         for r, name in enumerate(resources):
             for field, values, row in (("allocatable", allocatable, alloc_row), ("capacity", capacity, cap_row)):
                 v = values.get(name)
-                if v is None:
-                    continue
-                try:
-                    row[r] = convert[r](v)
-                except QuantityError as exc:
-                    raise _NodeDataError(f"status.{field}.{name}: {exc}") from None
-                if row[r] < 0:
-                    raise _NodeDataError(f"status.{field}.{name}: negative quantity {v!r}")
+                if v is not None:
+                    row[r] = nonnegative(convert[r], v, f"status.{field}.{name}", _NodeDataError)
 
     @staticmethod
     def _fill_load(annotations: Mapping[str, str], keys: _Keys, convert: list[Callable[..., float]],
@@ -173,15 +166,9 @@ class StatelessSource:
         for r in range(len(keys.usage)):
             for key, row in ((keys.usage[r], usage_row), (keys.stddev[r], std_row), (keys.p95[r], p95_row)):
                 v = annotations.get(key)
-                if v is None:
-                    continue
-                try:
-                    row[r] = convert[r](v)
-                except QuantityError as exc:
-                    raise _NodeDataError(f"annotation {key}: {exc}") from None
-                if row[r] < 0:
-                    raise _NodeDataError(f"annotation {key}: negative quantity {v!r}")
-                found = True
+                if v is not None:
+                    row[r] = nonnegative(convert[r], v, f"annotation {key}", _NodeDataError)
+                    found = True
         stamp = annotations.get(keys.updated)
         if not found or stamp is None:
             return np.inf

@@ -14,9 +14,10 @@ import numpy as np
 
 from extender.binding import Binder, BindTarget
 from extender.demand import pod_demand, requested_resources
-from extender.source import NamesFormUnsupported, NodeSource
+from extender.source import Candidates, NamesFormUnsupported, NodeSource
 from extender.wire import (
     PreemptionRequest,
+    SchedulingRequest,
     decode_binding_request,
     decode_preemption_request,
     decode_scheduling_request,
@@ -25,7 +26,7 @@ from extender.wire import (
     encode_host_priorities,
     encode_preemption_result,
 )
-from scoring import Evaluation, Policy, describe, evaluate, release
+from scoring import Evaluation, PodDemand, Policy, describe, evaluate, release
 from scoring.estimate import estimate_usage
 
 
@@ -55,7 +56,7 @@ class Verbs:
         self._binder = binder
         self._log = logger
 
-    def _evaluate(self, body: bytes):  # type: ignore[no-untyped-def]
+    def _evaluate(self, body: bytes) -> tuple[SchedulingRequest, PodDemand, Candidates, Evaluation]:
         request = decode_scheduling_request(body)
         resources = requested_resources(request.pod)
         demand = pod_demand(request.pod, resources)
@@ -110,7 +111,8 @@ class Verbs:
         return Answer(encode_preemption_result(kept), nodes=len(names),
                       outcome="ok" if len(kept) == len(names) else "pruned")
 
-    def _evaluate_after_eviction(self, req: PreemptionRequest, demand, cands) -> Evaluation:  # type: ignore[no-untyped-def]
+    def _evaluate_after_eviction(self, req: PreemptionRequest, demand: PodDemand,
+                                 cands: Candidates) -> Evaluation:
         table = cands.table
         r = len(table.resources)
         freed_req, freed_use = np.zeros((len(table), r)), np.zeros((len(table), r))
