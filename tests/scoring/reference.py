@@ -1,0 +1,582 @@
+"""Scalar reference implementations of what the scoring core claims to compute.
+
+Written from the published definitions, not from ``scoring/``: one node and one resource at a
+time, Python ``int`` wherever the upstream Go code uses ``int64`` (so there is no float rounding
+and no overflow), Go's truncating integer division, Go's ``math.Round`` computed exactly, and no
+numpy in any formula (table entries are read out of the arrays and converted first).
+
+Sources (the newest versions found in the stored copies of the upstream repositories; file and
+function named at each function):
+
+* kube-scheduler, ``kubernetes/kubernetes`` ``pkg/scheduler/framework/plugins/noderesources/``:
+  ``least_allocated.go`` (``leastResourceScorer``, ``leastRequestedScore``),
+  ``most_allocated.go`` (``mostResourceScorer``, ``mostRequestedScore``),
+  ``balanced_allocation.go`` (``PreScore``, ``Score``, ``NewBalancedAllocation``,
+  ``balancedResourceScorer``), ``resource_allocation.go`` (``score``,
+  ``calculateResourceAllocatableRequest``, ``calculatePodResourceRequest``,
+  ``isBestEffortPod``), ``fit.go`` (``fitsRequest``).
+* Koordinator, ``koordinator-sh/koordinator`` ``pkg/scheduler/plugins/loadaware/``:
+  ``load_aware.go`` (``Filter``, ``filterNodeUsage``, ``Score``, ``loadAwareSchedulingScorer``
+  with ``dominantResourceWeight`` as of v1.7, ``leastUsedScore``), ``helper.go``
+  (``isNodeMetricExpired``, ``getResourceValue``),
+  ``estimator/default_estimator.go`` (``estimatedPodUsed``, ``estimatedUsedByResource``),
+  defaults from ``pkg/scheduler/apis/config/v1/defaults.go``.
+* The extender's own combination rules, from the module docstring of ``scoring/evaluate.py``
+  (weighted mean, fallback for stale or missing load, spread, ``floor(x / 10 + 0.5)`` clipped
+  to 0..10) and the verdict codes / precedence documented in ``scoring/filters.py``.
+
+Mapping of the core's inputs onto the upstream ones (as the project defines them):
+
+* kube-scheduler's ``nodeInfo.Allocatable`` is ``NodeTable.allocatable``; a resource the table
+  does not carry has allocatable 0. ``nodeInfo.NonZeroRequested`` is
+  ``NodeTable.nonzero_requested``, ``nodeInfo.Requested`` is ``NodeTable.requested``; the
+  incoming pod's ``calculatePodResourceRequest`` is ``PodDemand.nonzero_requests`` (CPU and
+  memory defaults substituted: ``NonMissingContainerRequests``) or ``PodDemand.requests`` when
+  the plugin sets ``useRequested``. ``AllowedPodNumber`` is the ``pods`` column of
+  allocatable and ``len(nodeInfo.Pods)`` the ``pods`` column of ``requested``.
+* Koordinator's ``NodeMetric`` node usage is ``NodeTable.usage`` (NaN = no NodeMetric, i.e. no
+  data), the estimated usage of assigned-but-unreported pods is ``NodeTable.pending``, the age
+  of ``NodeMetric.Status.UpdateTime`` is ``NodeTable.load_age_s`` (+inf = never reported), and
+  a node's ``CustomUsageThresholds`` annotation is ``NodeTable.threshold_override`` *per cell*
+  (NaN = the policy's value). Note that Koordinator's ``generateUsageThresholdsFilterProfile``
+  replaces the *whole* threshold map when the annotation sets any threshold; the per-cell
+  override is the project's own definition and is what is implemented here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from typing import Any
+
+MAX_NODE_SCORE = 100  # k8s.io/kube-scheduler/framework MaxNodeScore
+MAX_EXTENDER_PRIORITY = 10  # k8s.io/kube-scheduler/extender/v1 MaxExtenderPriority
+
+CPU, MEMORY, PODS, EPHEMERAL_STORAGE = "cpu", "memory", "pods", "ephemeral-storage"
+
+# Koordinator estimator defaults (estimator/default_estimator.go).
+KOORD_DEFAULT_MILLI_CPU_REQUEST = 250
+KOORD_DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
+# Koordinator LoadAwareSchedulingArgs defaults (apis/config/v1/defaults.go).
+KOORD_DEFAULT_RESOURCE_WEIGHTS = {CPU: 1, MEMORY: 1}
+KOORD_DEFAULT_SCALING_FACTORS = {CPU: 85, MEMORY: 70}
+
+# Verdict codes and their precedence (first failing check wins), scoring/filters.py.
+OK, INSUFFICIENT, NO_ALLOCATABLE, USAGE_THRESHOLD, NO_FRESH_LOAD = 0, 1, 2, 3, 4
+
+REQUESTS_STRATEGIES = ("LeastAllocated", "MostAllocated", "BalancedAllocation")
+LOAD_STRATEGIES = ("LoadAware",)
+
+
+# --------------------------------------------------------------------------------------------
+# Go arithmetic
+
+
+def go_int(x: Any) -> int:
+    """The int64 an integral table entry stands for (exact; refuses NaN, inf and fractions)."""
+    f = float(x)
+    if not math.isfinite(f) or f != math.floor(f):
+        raise ValueError(f"not an integral quantity: {f!r}")
+    return int(f)
+
+
+def go_div(a: int, b: int) -> int:
+    """Go's ``a / b`` on int64: truncates toward zero (Python's ``//`` floors)."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def go_round(x: float) -> float:
+    """Go's ``math.Round``: the nearest integer, halves away from zero, computed exactly (the
+    Go implementation works on the bits, so it is exact for every float64)."""
+    if math.isnan(x) or math.isinf(x) or x == 0:
+        return x
+    n = math.floor(abs(Fraction(x)) + Fraction(1, 2))
+    return math.copysign(float(n), x)
+
+
+def go_float_to_int64(x: float) -> int:
+    """Go's ``int64(f)`` conversion: truncation toward zero."""
+    return int(x)
+
+
+# --------------------------------------------------------------------------------------------
+# Table access (plain Python values only)
+
+
+def node_value(matrix: Any, nodes: Any, i: int, name: str) -> float:
+    """Entry ``(i, name)`` of an (N, R) NodeTable array as a Python float; 0.0 when the table
+    does not carry the resource (the project's rule: absent = allocatable 0)."""
+    if name not in nodes.resources:
+        return 0.0
+    return float(matrix[i, nodes.resources.index(name)])
+
+
+def pod_value(vector: Any, pod: Any, name: str) -> float:
+    if name not in pod.resources:
+        return 0.0
+    return float(vector[pod.resources.index(name)])
+
+
+def node_count(nodes: Any) -> int:
+    return len(nodes.names)
+
+
+# --------------------------------------------------------------------------------------------
+# kube-scheduler: NodeResourcesFit scoring strategies and NodeResourcesBalancedAllocation
+
+
+def is_scalar_resource_name(name: str) -> bool:
+    """``pkg/scheduler/util`` ``IsScalarResourceName``: extended resources (any domain-prefixed
+    name, ``IsExtendedResourceName``), ``kubernetes.io/``-prefixed native resources
+    (``IsPrefixedNativeResource``), ``hugepages-*`` and ``attachable-volumes-*``."""
+    return "/" in name or name.startswith("hugepages-") or name.startswith("attachable-volumes-")
+
+
+def k8s_pod_request(pod: Any, name: str, *, use_requested: bool) -> int:
+    """``resource_allocation.go`` ``calculatePodResourceRequest``: ``PodRequests`` with
+    ``NonMissingContainerRequests`` (100m CPU / 200 MiB for a container that sets no CPU or
+    memory request) unless ``useRequested``; only CPU and memory get defaults."""
+    if not use_requested and name in (CPU, MEMORY):
+        return go_int(pod_value(pod.nonzero_requests, pod, name))
+    return go_int(pod_value(pod.requests, pod, name))
+
+
+def k8s_allocatable_requested(nodes: Any, i: int, name: str, pod_request: int, *,
+                              use_requested: bool) -> tuple[int, int]:
+    """``resource_allocation.go`` ``calculateResourceAllocatableRequest`` (DRA off).
+
+    CPU and memory: the node's ``NonZeroRequested`` (``Requested`` with ``useRequested``) plus
+    the pod; ephemeral storage and scalar resources: ``Requested`` plus the pod; a scalar
+    resource the pod does not request returns ``(0, 0)`` ("bypass scoring on this resource");
+    anything else (e.g. ``pods``) returns ``(0, 0)``."""
+    if pod_request == 0 and is_scalar_resource_name(name):
+        return 0, 0
+    alloc = go_int(node_value(nodes.allocatable, nodes, i, name))
+    if name in (CPU, MEMORY):
+        node_req = nodes.requested if use_requested else nodes.nonzero_requested
+        return alloc, go_int(node_value(node_req, nodes, i, name)) + pod_request
+    if name == EPHEMERAL_STORAGE or (is_scalar_resource_name(name) and name in nodes.resources):
+        return alloc, go_int(node_value(nodes.requested, nodes, i, name)) + pod_request
+    return 0, 0
+
+
+def k8s_vectors(pod: Any, nodes: Any, i: int, names: Sequence[str], *,
+                use_requested: bool) -> tuple[list[int], list[int]]:
+    """``resource_allocation.go`` ``score``: the (requested, allocatable) lists handed to the
+    scorer; entries whose allocatable is 0 are left at (0, 0)."""
+    requested, allocatable = [0] * len(names), [0] * len(names)
+    for j, name in enumerate(names):
+        alloc, req = k8s_allocatable_requested(
+            nodes, i, name, k8s_pod_request(pod, name, use_requested=use_requested),
+            use_requested=use_requested)
+        if alloc == 0:
+            continue
+        allocatable[j], requested[j] = alloc, req
+    return requested, allocatable
+
+
+def k8s_skipped_resources(pod: Any, nodes: Any, i: int, names: Sequence[str], *,
+                          use_requested: bool) -> list[str]:
+    """The resources kube-scheduler leaves out of node ``i``'s score (allocatable 0 after
+    ``calculateResourceAllocatableRequest``)."""
+    _, allocatable = k8s_vectors(pod, nodes, i, names, use_requested=use_requested)
+    return [n for n, a in zip(names, allocatable, strict=True) if a == 0]
+
+
+def least_requested_score(requested: int, capacity: int) -> int:
+    """``least_allocated.go`` ``leastRequestedScore``."""
+    if capacity == 0:
+        return 0
+    if requested > capacity:
+        return 0
+    return go_div((capacity - requested) * MAX_NODE_SCORE, capacity)
+
+
+def most_requested_score(requested: int, capacity: int) -> int:
+    """``most_allocated.go`` ``mostRequestedScore``."""
+    if capacity == 0:
+        return 0
+    if requested > capacity:
+        # `requested` might be greater than `capacity` because pods with no requests get
+        # minimum values.
+        requested = capacity
+    return go_div(requested * MAX_NODE_SCORE, capacity)
+
+
+def _weighted_scorer(per_resource, weights: Sequence[int], requested: Sequence[int],
+                     allocatable: Sequence[int]) -> int:
+    """The loop shared by ``leastResourceScorer`` and ``mostResourceScorer``: resources with
+    allocatable 0 are skipped entirely (neither score nor weight); 0 if nothing is left."""
+    node_score = weight_sum = 0
+    for w, req, alloc in zip(weights, requested, allocatable, strict=True):
+        if alloc == 0:
+            continue
+        node_score += per_resource(req, alloc) * w
+        weight_sum += w
+    if weight_sum == 0:
+        return 0
+    return go_div(node_score, weight_sum)
+
+
+def _names_weights(args: Any) -> tuple[list[str], list[int]]:
+    """``config.ResourceSpec`` list: names and int64 weights."""
+    return [r.name for r in args.resources], [go_int(r.weight) for r in args.resources]
+
+
+def least_allocated(pod: Any, nodes: Any, args: Any) -> list[int]:
+    """NodeResourcesFit ``LeastAllocated`` per node (``least_allocated.go``
+    ``leastResourceScorer`` over ``resource_allocation.go`` ``score``)."""
+    names, weights = _names_weights(args)
+    out = []
+    for i in range(node_count(nodes)):
+        requested, allocatable = k8s_vectors(pod, nodes, i, names, use_requested=False)
+        out.append(_weighted_scorer(least_requested_score, weights, requested, allocatable))
+    return out
+
+
+def most_allocated(pod: Any, nodes: Any, args: Any) -> list[int]:
+    """NodeResourcesFit ``MostAllocated`` per node (``most_allocated.go``
+    ``mostResourceScorer`` over ``resource_allocation.go`` ``score``)."""
+    names, weights = _names_weights(args)
+    out = []
+    for i in range(node_count(nodes)):
+        requested, allocatable = k8s_vectors(pod, nodes, i, names, use_requested=False)
+        out.append(_weighted_scorer(most_requested_score, weights, requested, allocatable))
+    return out
+
+
+def balanced_resource_scorer(requested: Sequence[int], allocatable: Sequence[int]) -> int:
+    """``balanced_allocation.go`` ``balancedResourceScorer``, float64 operations in Go's order."""
+    fractions: list[float] = []
+    total_fraction = 0.0
+    for req, alloc in zip(requested, allocatable, strict=True):
+        if alloc == 0:
+            continue
+        fraction = float(req) / float(alloc)
+        if fraction > 1:
+            fraction = 1.0
+        total_fraction += fraction
+        fractions.append(fraction)
+    std = 0.0
+    if len(fractions) == 2:
+        std = abs((fractions[0] - fractions[1]) / 2)
+    elif len(fractions) > 2:
+        mean = total_fraction / float(len(fractions))
+        acc = 0.0
+        for fraction in fractions:
+            acc = acc + (fraction - mean) * (fraction - mean)
+        std = math.sqrt(acc / float(len(fractions)))
+    return go_float_to_int64((1 - std) * float(MAX_NODE_SCORE))
+
+
+def is_best_effort_for(pod: Any, names: Sequence[str]) -> bool:
+    """``resource_allocation.go`` ``isBestEffortPod`` over BalancedAllocation's resources
+    (its pod requests use ``useRequested``: no non-zero defaults)."""
+    return all(k8s_pod_request(pod, n, use_requested=True) == 0 for n in names)
+
+
+def balanced_allocation(pod: Any, nodes: Any, args: Any) -> list[int]:
+    """NodeResourcesBalancedAllocation per node. ``NewBalancedAllocation`` sets
+    ``useRequested: true``: the node's ``Requested`` and the pod's plain requests, no non-zero
+    defaults. A best-effort pod is skipped (``PreScore`` returns ``Skip``; ``Score`` without
+    pre-score state returns 0), modelled here as 0 on every node. Weights are not used."""
+    names = [r.name for r in args.resources]
+    if is_best_effort_for(pod, names):
+        return [0] * node_count(nodes)
+    out = []
+    for i in range(node_count(nodes)):
+        requested, allocatable = k8s_vectors(pod, nodes, i, names, use_requested=True)
+        out.append(balanced_resource_scorer(requested, allocatable))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# kube-scheduler NodeResourcesFit filter
+
+
+def fits_request(pod: Any, nodes: Any, i: int) -> list[tuple[str, bool]]:
+    """``fit.go`` ``fitsRequest``: the insufficient resources of node ``i`` as
+    ``(resource, unresolvable)``, in the pod's resource order. The pod count: one more pod
+    must fit ``AllowedPodNumber`` (``Unresolvable`` is not set for it upstream). Other
+    resources: a request > 0 must not exceed allocatable − requested; unresolvable when it
+    exceeds allocatable itself."""
+    out = []
+    for name in pod.resources:
+        alloc = go_int(node_value(nodes.allocatable, nodes, i, name))
+        used = go_int(node_value(nodes.requested, nodes, i, name))
+        if name == PODS:
+            if used + 1 > alloc:
+                out.append((name, False))
+            continue
+        want = go_int(pod_value(pod.requests, pod, name))
+        if want > 0 and want > alloc - used:
+            out.append((name, want > alloc))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Koordinator LoadAwareScheduling
+
+
+def estimated_used_by_resource(request: int, limit: int, name: str, scaling_factor: int) -> int:
+    """``estimator/default_estimator.go`` ``estimatedUsedByResource``."""
+    quantity = limit if limit > request else request
+    if quantity == 0:
+        if name == CPU:
+            return KOORD_DEFAULT_MILLI_CPU_REQUEST
+        if name == MEMORY:
+            return KOORD_DEFAULT_MEMORY_REQUEST
+        return 0
+    estimated = go_float_to_int64(go_round(float(quantity) * float(scaling_factor) / 100))
+    if limit > 0 and estimated > limit:
+        estimated = limit
+    return estimated
+
+
+def estimate_pod(pod: Any, factors: Mapping[str, float]) -> dict[str, int]:
+    """``default_estimator.go`` ``estimatedPodUsed``: one entry per scaling factor; requests
+    and limits are plain ``PodRequests`` / ``PodLimits`` (no non-zero defaults)."""
+    return {name: estimated_used_by_resource(go_int(pod_value(pod.requests, pod, name)),
+                                             go_int(pod_value(pod.limits, pod, name)),
+                                             name, go_int(f))
+            for name, f in factors.items()}
+
+
+def is_node_metric_expired(age_s: float, expiration_s: float) -> bool:
+    """``helper.go`` ``isNodeMetricExpired``: no update time, or
+    ``time.Since(updateTime) >= expiration`` (an age equal to the limit is expired)."""
+    return not age_s < expiration_s  # +inf (never reported) and NaN are expired
+
+
+def load_aware_args(policy: Any) -> tuple[dict[str, float], dict[str, float], float]:
+    """(resourceWeights, estimatedScalingFactors, dominantResourceWeight) of the policy's
+    LoadAware strategy, or Koordinator's defaults when there is none."""
+    for spec in policy.strategies:
+        if spec.name == "LoadAware":
+            a = spec.args
+            return dict(a.resourceWeights), dict(a.estimatedScalingFactors), a.dominantResourceWeight
+    return dict(KOORD_DEFAULT_RESOURCE_WEIGHTS), dict(KOORD_DEFAULT_SCALING_FACTORS), 0
+
+
+def load_usable(nodes: Any, i: int, policy: Any) -> bool:
+    """Node ``i`` has a fresh measurement of every resource the load strategy and the usage
+    thresholds use (that the table carries). Freshness is Koordinator's: not expired after
+    ``load.staleAfterSeconds`` (``isNodeMetricExpired``)."""
+    if is_node_metric_expired(float(nodes.load_age_s[i]), policy.load.staleAfterSeconds):
+        return False
+    weights, _, _ = load_aware_args(policy)
+    for name in set(policy.filters.usageThresholds) | set(weights):
+        if name in nodes.resources and math.isnan(node_value(nodes.usage, nodes, i, name)):
+            return False
+    return True
+
+
+def estimated_used(nodes: Any, i: int, name: str, estimate: Mapping[str, int]) -> int:
+    """``load_aware.go`` ``GetEstimatedUsed``: node usage + estimated usage of assigned pods
+    the metric does not show yet + the incoming pod's estimate."""
+    return (go_int(node_value(nodes.usage, nodes, i, name))
+            + go_int(node_value(nodes.pending, nodes, i, name)) + estimate.get(name, 0))
+
+
+def least_used_score(used: int, capacity: int) -> int:
+    """``load_aware.go`` ``leastUsedScore``."""
+    if capacity == 0:
+        return 0
+    if used > capacity:
+        return 0
+    return go_div((capacity - used) * MAX_NODE_SCORE, capacity)
+
+
+def load_aware_scheduling_scorer(dominant_weight: int, weights: Sequence[int], used: Sequence[int],
+                                 allocatable: Sequence[int]) -> int:
+    """``load_aware.go`` ``loadAwareSchedulingScorer`` (with ``dominantResourceWeight``): the
+    dominant score is the lowest per-resource score (the most used resource)."""
+    node_score = dominant_score = weight_sum = 0
+    if dominant_weight != 0:
+        dominant_score, weight_sum = MAX_NODE_SCORE, dominant_weight
+    for w, u, a in zip(weights, used, allocatable, strict=True):
+        score = least_used_score(u, a)
+        node_score += score * w
+        weight_sum += w
+        if dominant_score > score:
+            dominant_score = score
+    node_score += dominant_score * dominant_weight
+    if weight_sum <= 0:
+        return 0
+    return go_div(node_score, weight_sum)
+
+
+def load_aware(pod: Any, nodes: Any, args: Any, *, estimate: Mapping[str, int],
+               usable: Sequence[bool]) -> list[int | None]:
+    """Koordinator LoadAwareScheduling ``Score`` per node; None where the node has no usable
+    metric (Koordinator scores such nodes 0; the project leaves the decision to the
+    fallback)."""
+    names = list(args.resourceWeights)
+    weights = [go_int(args.resourceWeights[n]) for n in names]
+    dominant = go_int(args.dominantResourceWeight)
+    out: list[int | None] = []
+    for i in range(node_count(nodes)):
+        if not usable[i]:
+            out.append(None)
+            continue
+        used = [estimated_used(nodes, i, n, estimate) for n in names]
+        alloc = [go_int(node_value(nodes.allocatable, nodes, i, n)) for n in names]
+        out.append(load_aware_scheduling_scorer(dominant, weights, used, alloc))
+    return out
+
+
+def usage_threshold_violation(nodes: Any, i: int, policy: Any,
+                              estimate: Mapping[str, int]) -> tuple[str, int] | None:
+    """``load_aware.go`` ``filterNodeUsage``: the first resource whose
+    ``int64(math.Round(estimatedUsed / allocatable * 100))`` exceeds its threshold, with that
+    percentage; a threshold of 0 and an allocatable of 0 skip the resource."""
+    for name, threshold in policy.filters.usageThresholds.items():
+        if name in nodes.resources:
+            override = node_value(nodes.threshold_override, nodes, i, name)
+            if not math.isnan(override):
+                threshold = override
+        if threshold == 0:
+            continue
+        total = go_int(node_value(nodes.allocatable, nodes, i, name))
+        if total == 0:
+            continue
+        usage = go_float_to_int64(go_round(float(estimated_used(nodes, i, name, estimate))
+                                           / float(total) * 100))
+        if usage <= threshold:
+            continue
+        return name, usage
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# The extender's filter verdict and combination (scoring/filters.py, scoring/evaluate.py)
+
+
+@dataclasses.dataclass
+class Verdict:
+    code: int
+    resource: str | None  # None: no resource concerned
+    unresolvable: bool | None  # None: not defined upstream for this code
+
+
+def verdict(pod: Any, nodes: Any, i: int, policy: Any, estimate: Mapping[str, int],
+            usable: bool) -> Verdict:
+    """Node ``i``'s verdict, checks in the documented precedence: no allocatable CPU or memory
+    (``NO_ALLOCATABLE``, the project's rule), NodeResourcesFit (``INSUFFICIENT``), stale or
+    missing load under ``fallback: reject`` (``NO_FRESH_LOAD``, Koordinator's
+    ``EnableScheduleWhenNodeMetricsExpired: false``), usage thresholds (``USAGE_THRESHOLD``,
+    only where load data is usable, as Koordinator skips nodes without a fresh NodeMetric)."""
+    for name in (CPU, MEMORY):
+        if node_value(nodes.allocatable, nodes, i, name) <= 0:
+            return Verdict(NO_ALLOCATABLE, name if name in nodes.resources else None, True)
+    if policy.filters.resourceFit:
+        failing = fits_request(pod, nodes, i)
+        if failing:
+            name, unresolvable = failing[0]
+            return Verdict(INSUFFICIENT, name, None if name == PODS else unresolvable)
+    if policy.load.fallback == "reject" and not usable:
+        return Verdict(NO_FRESH_LOAD, None, None)
+    if usable:
+        violation = usage_threshold_violation(nodes, i, policy, estimate)
+        if violation is not None:
+            return Verdict(USAGE_THRESHOLD, violation[0], False)
+    return Verdict(OK, None, None)
+
+
+def to_extender_score(x: Fraction | float) -> int:
+    """``floor(x / 10 + 0.5)`` clipped to 0..MaxExtenderPriority (exact on a Fraction)."""
+    v = math.floor(Fraction(x) / 10 + Fraction(1, 2))
+    return max(0, min(MAX_EXTENDER_PRIORITY, v))
+
+
+def requests_component(name: str, pod: Any, nodes: Any, args: Any) -> list[int]:
+    return {"LeastAllocated": least_allocated, "MostAllocated": most_allocated,
+            "BalancedAllocation": balanced_allocation}[name](pod, nodes, args)
+
+
+@dataclasses.dataclass
+class Evaluation:
+    estimate: dict[str, int]
+    usable: list[bool]
+    verdicts: list[Verdict]
+    components: dict[str, list[int | None]]
+    fallback: list[bool]  # the requests fallback replaced the load strategies
+    combined: list[Fraction]  # exact
+    scores: list[int]
+
+
+def default_least_allocated_args() -> Any:
+    """kube-scheduler's default scoring resources: cpu=1, memory=1."""
+    @dataclasses.dataclass
+    class _RW:
+        name: str
+        weight: int
+
+    @dataclasses.dataclass
+    class _Args:
+        resources: tuple
+
+    return _Args((_RW(CPU, 1), _RW(MEMORY, 1)))
+
+
+def evaluate(pod: Any, nodes: Any, policy: Any) -> Evaluation:
+    """Filter, score and combine as documented in ``scoring/evaluate.py``, in exact
+    arithmetic: the weighted mean of the strategies' 0..100 scores; where load data is stale or
+    missing, ``requests`` takes the weighted mean of the requests-based strategies only (the
+    implicit LeastAllocated cpu=1, memory=1 when there is none with a positive weight),
+    ``zero`` scores the load strategies 0, ``reject`` has failed the node; infeasible nodes
+    score 0; ``spread`` stretches the feasible nodes linearly to 0..100; then
+    ``floor(x / 10 + 0.5)`` clipped to 0..10."""
+    n = node_count(nodes)
+    _, factors, _ = load_aware_args(policy)
+    estimate = estimate_pod(pod, factors)
+    usable = [load_usable(nodes, i, policy) for i in range(n)]
+    verdicts = [verdict(pod, nodes, i, policy, estimate, usable[i]) for i in range(n)]
+    components: dict[str, list[int | None]] = {}
+    for spec in policy.strategies:
+        if spec.name in LOAD_STRATEGIES:
+            components[spec.name] = load_aware(pod, nodes, spec.args, estimate=estimate, usable=usable)
+        else:
+            components[spec.name] = list(requests_component(spec.name, pod, nodes, spec.args))
+    has_load = any(s.name in LOAD_STRATEGIES for s in policy.strategies)
+    req_specs = [s for s in policy.strategies if s.name in REQUESTS_STRATEGIES]
+    implicit = least_allocated(pod, nodes, default_least_allocated_args())
+    combined: list[Fraction] = []
+    fallback: list[bool] = []
+    for i in range(n):
+        use_fallback = not usable[i] and policy.load.fallback == "requests"
+        fallback.append(use_fallback and has_load)
+        if use_fallback:
+            weight = sum(Fraction(s.weight) for s in req_specs)
+            if weight > 0:
+                c = sum(Fraction(s.weight) * components[s.name][i] for s in req_specs) / weight
+            else:
+                c = Fraction(implicit[i])
+        else:
+            total = Fraction(0)
+            for s in policy.strategies:
+                v = components[s.name][i]
+                total += Fraction(s.weight) * (0 if v is None else v)
+            c = total / sum(Fraction(s.weight) for s in policy.strategies)
+        c = min(max(c, Fraction(0)), Fraction(MAX_NODE_SCORE))
+        combined.append(c if verdicts[i].code == OK else Fraction(0))
+    if policy.score.spread:
+        feasible = [i for i in range(n) if verdicts[i].code == OK]
+        if len(feasible) >= 2:
+            lo = min(combined[i] for i in feasible)
+            hi = max(combined[i] for i in feasible)
+            if hi > lo:
+                for i in feasible:
+                    combined[i] = (combined[i] - lo) * MAX_NODE_SCORE / (hi - lo)
+    scores = [to_extender_score(c) for c in combined]
+    return Evaluation(estimate, usable, verdicts, components, fallback, combined, scores)
+
+
+def near_rounding_tie(x: Fraction, eps: float = 1e-9) -> bool:
+    """True when ``x / 10 + 0.5`` is within ``eps`` of an integer, i.e. where a float error in
+    a computed score can move it across a 0..10 level boundary."""
+    v = x / 10 + Fraction(1, 2)
+    return abs(v - round(v)) < eps
