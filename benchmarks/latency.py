@@ -109,12 +109,22 @@ def _stat_fields(pid: int) -> list[str] | None:
     return data[data.rindex(")") + 2:].split()
 
 
-def cpu_seconds(pid: int | None) -> float | None:
-    """utime + stime of a process (all its threads), in seconds; None where /proc is unusable."""
+@dataclass(frozen=True)
+class ProcCounters:
+    """CPU time (all threads, clock-tick resolution) and minor page faults of a process."""
+
+    user_s: float
+    system_s: float
+    minor_faults: int
+
+
+def proc_counters(pid: int | None) -> ProcCounters | None:
+    """From /proc/<pid>/stat (utime, stime, minflt); None where /proc is unusable."""
     fields = _stat_fields(pid) if pid is not None else None
     if fields is None:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return ProcCounters(int(fields[11]) / tick, int(fields[12]) / tick, int(fields[7]))
 
 
 @contextlib.contextmanager
@@ -398,6 +408,7 @@ class Row:
     orjson_ms: list[float] = field(default_factory=list)
     orjson_nogc_ms: list[float] = field(default_factory=list)
     server_cpu_ms_per_call: float | None = None
+    server_cpu_detail: dict[str, float] | None = None
     answer: dict[str, int] = field(default_factory=dict)
     fallback_nodes_per_call: float | None = None
 
@@ -416,6 +427,7 @@ class Row:
                                             if self.orjson_nogc_ms else None),
             "ratio_server_orjson_p50": server_p50 / floor_p50 if server_p50 is not None else None,
             "server_cpu_ms_per_call": self.server_cpu_ms_per_call,
+            "server_cpu_detail_per_call": self.server_cpu_detail,
             "answer": self.answer,
             "fallback_nodes_per_call": self.fallback_nodes_per_call,
         }
@@ -460,11 +472,25 @@ def add_latency_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help=f"sizes {','.join(map(str, QUICK_SIZES))} and {QUICK_REPEAT} calls per verb")
     p.add_argument("--sizes", type=_sizes, help="node counts, e.g. 100,1000,5000 (default: those)")
-    p.add_argument("--repeat", type=int, help="timed calls per verb and size (default: 200 at <=100 nodes, "
+    p.add_argument("--repeat", type=_positive, help="timed calls per verb and size (default: 200 at <=100 nodes, "
                    "100 at <=1,000, 30 above; 10 with --quick)")
-    p.add_argument("--warmup", type=int, default=WARMUP_CALLS, help="untimed calls per verb first (default 3)")
+    p.add_argument("--warmup", type=_non_negative, default=WARMUP_CALLS, help="untimed calls per verb first (default 3)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the JSON and Markdown "
                    "results (default benchmarks/results/, gitignored)")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -516,6 +542,11 @@ def run_latency(args: argparse.Namespace) -> int:
 
 def _latency_notes(rows: Sequence[dict[str, Any]]) -> list[str]:
     notes = []
+    nogc = [r for r in rows if r["orjson_loads_gc_disabled_ms"] and r["server_ms"]]
+    if nogc:
+        notes.append("floor with the cyclic GC disabled (gc.disable() around orjson.loads): " + "; ".join(
+            f"{r['nodes']:,} {r['verb']} {_ms(r['orjson_loads_gc_disabled_ms']['p50'])} ms, ratio "
+            f"{r['server_ms']['p50'] / r['orjson_loads_gc_disabled_ms']['p50']:.2f}" for r in nogc))
     if any(r["server_ms"] is None for r in rows):
         notes.append("note: the server sent no 'Server-Timing: app;dur=' header; server time unknown")
     stale = [r for r in rows if r["fallback_nodes_per_call"]]
@@ -539,7 +570,7 @@ def _measure_size(server: Server, client: Client, n: int, repeat: int, warmup: i
         for i in range(warmup):
             check(client.post(f"/{verb}", body), i == 0)
         fallback0 = metric_value(server, "extender_load_fallback_nodes_total")
-        cpu0 = cpu_seconds(worker)
+        cpu0 = proc_counters(worker)
         for _ in range(repeat):
             reply = client.post(f"/{verb}", body)
             row.answer = check(reply, not row.client_ms and warmup == 0)
@@ -548,10 +579,13 @@ def _measure_size(server: Server, client: Client, n: int, repeat: int, warmup: i
                 row.server_ms.append(reply.server_ms)
             row.response_bytes.append(len(reply.body))
             del reply
-        cpu1 = cpu_seconds(worker)
+        cpu1 = proc_counters(worker)
         fallback1 = metric_value(server, "extender_load_fallback_nodes_total")
         if cpu0 is not None and cpu1 is not None:
-            row.server_cpu_ms_per_call = (cpu1 - cpu0) * 1e3 / repeat
+            user, system = (cpu1.user_s - cpu0.user_s) * 1e3 / repeat, (cpu1.system_s - cpu0.system_s) * 1e3 / repeat
+            row.server_cpu_ms_per_call = user + system
+            row.server_cpu_detail = {"user_ms": user, "system_ms": system,
+                                     "minor_page_faults": (cpu1.minor_faults - cpu0.minor_faults) / repeat}
         if fallback0 is not None and fallback1 is not None:
             row.fallback_nodes_per_call = (fallback1 - fallback0) / repeat
         print(f"  {verb}: {repeat} calls, client p50 {_ms(statistics.median(row.client_ms))} ms", flush=True)
@@ -572,13 +606,13 @@ def _measure_size(server: Server, client: Client, n: int, repeat: int, warmup: i
 
 # --- workers: why one worker with several threads ----------------------------------------------
 
-WORKERS_HEADER = ("| threads | filter alone p50 ms | filter during a slow bind p50 ms | … max ms "
+WORKERS_HEADER = ("| threads | filter alone p50 ms | filter during a slow bind p50 ms | during a slow bind max ms "
                   "| bind call p50 ms | repetitions |\n|---|---:|---:|---:|---:|---:|")
 
 
 def add_workers_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--nodes", type=int, default=1000, help="nodes in each filter call (default 1,000)")
-    p.add_argument("--repeat", type=int, default=7, help="filter calls alone and during a bind, per "
+    p.add_argument("--nodes", type=_positive, default=1000, help="nodes in each filter call (default 1,000)")
+    p.add_argument("--repeat", type=_positive, default=7, help="filter calls alone and during a bind, per "
                    "thread count (default 7)")
     p.add_argument("--bind-delay", type=float, default=1.5, help="seconds the fake API holds each binding "
                    "POST (default 1.5; below the extender's 4 s bind timeout)")
