@@ -128,10 +128,13 @@ def proc_counters(pid: int | None) -> ProcCounters | None:
 
 
 @contextlib.contextmanager
-def running_server(*args: str, timeout_s: float = 60.0) -> Iterator[Server]:
-    """``python -m extender serve --host 127.0.0.1 --port <free> ARGS`` until the block ends."""
+def running_server(*args: str, env: dict[str, str] | None = None, timeout_s: float = 60.0) -> Iterator[Server]:
+    """``python -m extender serve --host 127.0.0.1 --port <free> ARGS`` until the block ends
+    (``env``: extra ``EXTENDER_*`` variables; the caller's own are dropped). Tests use it too."""
     port = free_port()
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXTENDER_")}
+    env.update(extra)
     log = tempfile.TemporaryFile(prefix="extender-bench-")  # never an unread pipe
     cmd = [sys.executable, "-m", "extender", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
