@@ -8,7 +8,7 @@ implementation of the same protocol.
 
 Annotations read by the stateless source, for prefix ``P`` (default
 ``load.extender.scheduling/``): ``P<resource>`` measured usage (a quantity), ``P<resource>-stddev``,
-``P<resource>-p95``, and ``Pupdated``, the RFC 3339 time of the measurement. A measurement
+``P<resource>-p95``, ``P<resource>-avg`` (window average), and ``Pupdated``, the RFC 3339 time of the measurement. A measurement
 without ``Pupdated`` has an unknown age and is treated as stale.
 """
 
@@ -26,6 +26,7 @@ import numpy.typing as npt
 from extender.demand import nonnegative, to_units
 from extender.wire import BadRequest, Node, SchedulingRequest
 from scoring import NodeTable
+from scoring.types import ARRAY_FIELDS
 
 DEFAULT_ANNOTATION_PREFIX = "load.extender.scheduling/"
 
@@ -69,6 +70,7 @@ class _Keys:
     usage: tuple[str, ...]
     stddev: tuple[str, ...]
     p95: tuple[str, ...]
+    avg: tuple[str, ...]
     updated: str
 
 
@@ -86,7 +88,8 @@ class StatelessSource:
     def _keys(self, resources: tuple[str, ...]) -> _Keys:
         p = self._prefix
         return _Keys(tuple(p + r for r in resources), tuple(f"{p}{r}-stddev" for r in resources),
-                     tuple(f"{p}{r}-p95" for r in resources), p + "updated")
+                     tuple(f"{p}{r}-p95" for r in resources), tuple(f"{p}{r}-avg" for r in resources),
+                     p + "updated")
 
     def candidates(self, request: SchedulingRequest, resources: tuple[str, ...]) -> Candidates:
         if request.objects is None:
@@ -121,7 +124,7 @@ class StatelessSource:
                missing: Sequence[str] = ()) -> Candidates:
         n, r = len(views), len(resources)
         alloc, cap = np.zeros((n, r)), np.zeros((n, r))
-        usage, std, p95 = np.full((n, r), np.nan), np.full((n, r), np.nan), np.full((n, r), np.nan)
+        usage, std, p95, avg = (np.full((n, r), np.nan) for _ in range(4))
         age = np.full(n, np.inf)
         ok = np.ones(n, bool)
         unresolved: dict[str, str] = {name: "unknown node" for name in missing}
@@ -136,14 +139,16 @@ class StatelessSource:
                 self._fill_status(node, resources, convert, alloc[i], cap[i])
                 annotations = node.metadata.annotations if node.metadata else None
                 if annotations:
-                    age[i] = self._fill_load(annotations, keys, convert, now, usage[i], std[i], p95[i])
+                    age[i] = self._fill_load(annotations, keys, convert, now,
+                                             (usage[i], std[i], p95[i], avg[i]))
             except _NodeDataError as exc:
                 ok[i] = False
                 unresolved[name] = f"node {name}: {exc}"
         rows = np.flatnonzero(ok)
         table = NodeTable.build(names=tuple(names[i] for i in rows), resources=resources,
                                 allocatable=alloc[rows], capacity=cap[rows], usage=usage[rows],
-                                usage_std=std[rows], usage_p95=p95[rows], load_age_s=age[rows])
+                                usage_avg=avg[rows], usage_std=std[rows], usage_p95=p95[rows],
+                                load_age_s=age[rows])
         return Candidates(table, rows, unresolved)
 
     @staticmethod
@@ -160,11 +165,13 @@ class StatelessSource:
 
     @staticmethod
     def _fill_load(annotations: Mapping[str, str], keys: _Keys, convert: list[Callable[..., float]],
-                   now: float, usage_row: np.ndarray, std_row: np.ndarray, p95_row: np.ndarray) -> float:
-        """Fill one node's load rows from its annotations; return the measurement's age (s)."""
+                   now: float, rows: tuple[np.ndarray, ...]) -> float:
+        """Fill one node's (usage, stddev, p95, avg) rows from its annotations; return the
+        measurement's age (s)."""
         found = False
         for r in range(len(keys.usage)):
-            for key, row in ((keys.usage[r], usage_row), (keys.stddev[r], std_row), (keys.p95[r], p95_row)):
+            for keyset, row in zip((keys.usage, keys.stddev, keys.p95, keys.avg), rows, strict=True):
+                key = keyset[r]
                 v = annotations.get(key)
                 if v is not None:
                     row[r] = nonnegative(convert[r], v, f"annotation {key}", _NodeDataError)
@@ -183,5 +190,4 @@ class _NodeDataError(ValueError):
     """One node's data is unusable; that node fails, the request goes on."""
 
 
-_ARRAY_FIELDS = ("allocatable", "capacity", "requested", "nonzero_requested", "usage", "usage_std",
-                 "usage_p95", "load_age_s", "pending", "threshold_override")
+_ARRAY_FIELDS = (*ARRAY_FIELDS, "load_age_s")

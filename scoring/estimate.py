@@ -9,7 +9,9 @@ Resources without a scaling factor are estimated at 0.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from types import MappingProxyType
 
 import numpy as np
 
@@ -17,11 +19,20 @@ from scoring.types import CPU, MEMORY, FloatArray, PodDemand
 
 DEFAULT_CPU_ESTIMATE_MILLIS = 250.0  # Koordinator DefaultMilliCPURequest
 DEFAULT_MEMORY_ESTIMATE_BYTES = 200.0 * 1024 * 1024  # Koordinator DefaultMemoryRequest
+DEFAULTS: Mapping[str, float] = MappingProxyType({CPU: DEFAULT_CPU_ESTIMATE_MILLIS,
+                                                  MEMORY: DEFAULT_MEMORY_ESTIMATE_BYTES})
 
 
 def go_round(x: FloatArray) -> FloatArray:
-    """Go's ``math.Round``: half away from zero (numpy's ``round`` is half to even)."""
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+    """Go's ``math.Round`` (half away from zero; numpy's ``round`` is half to even), exact for
+    every float64: the fractional part ``x - trunc(x)`` is computed without rounding, where
+    ``floor(|x| + 0.5)`` would round the addition (0.49999999999999994 -> 1, odd integers
+    above 2**52 -> the next even one). NaN and infinities pass through."""
+    x = np.asarray(x, dtype=np.float64)
+    t = np.trunc(x)
+    with np.errstate(invalid="ignore"):
+        up = np.abs(x - t) >= 0.5
+    return t + np.copysign(up.astype(np.float64), x)
 
 
 def estimate_usage(requests: FloatArray, limits: FloatArray, resources: tuple[str, ...],
@@ -41,11 +52,32 @@ def estimate_usage(requests: FloatArray, limits: FloatArray, resources: tuple[st
         q = np.where(lim > req, lim, req)
         est = go_round(q * factor / 100.0)
         est = np.where((lim > 0) & (est > lim), lim, est)
-        default = {CPU: DEFAULT_CPU_ESTIMATE_MILLIS, MEMORY: DEFAULT_MEMORY_ESTIMATE_BYTES}.get(name, 0.0)
-        out[..., r] = np.where(q == 0, default, est)
+        out[..., r] = np.where(q == 0, DEFAULTS.get(name, 0.0), est)
     return out
 
 
+def go_round_scalar(x: float) -> float:
+    """``go_round`` for one Python float (same exact method)."""
+    if not math.isfinite(x):
+        return x
+    t = math.copysign(float(math.trunc(x)), x)  # keeps the sign of -0.3 -> -0.0, as Go
+    return t + math.copysign(1.0, x) if abs(x - t) >= 0.5 else t
+
+
 def estimate_pod(pod: PodDemand, factors: Mapping[str, float]) -> FloatArray:
-    """(R,) estimated usage of the incoming pod."""
-    return estimate_usage(pod.requests, pod.limits, pod.resources, factors)
+    """(R,) estimated usage of the incoming pod: ``estimate_usage`` for one pod, in plain
+    floats (a handful of resources: numpy's per-call overhead would dominate)."""
+    out = []
+    for r, name in enumerate(pod.resources):
+        factor = factors.get(name)
+        if factor is None:
+            out.append(0.0)
+            continue
+        req, lim = float(pod.requests[r]), float(pod.limits[r])
+        q = lim if lim > req else req
+        if q == 0:
+            out.append(DEFAULTS.get(name, 0.0))
+            continue
+        est = go_round_scalar(q * factor / 100.0)
+        out.append(lim if lim > 0 and est > lim else est)
+    return np.array(out, dtype=np.float64)

@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from scoring.estimate import go_round
 from scoring.policy import Policy
-from scoring.types import PODS, BoolArray, FloatArray, NodeTable, PodDemand
+from scoring.types import CPU, MEMORY, PODS, BoolArray, FloatArray, NodeTable, PodDemand
 
 OK = 0
 INSUFFICIENT = 1  # requests do not fit allocatable minus requested (kube-scheduler NodeResourcesFit)
@@ -39,60 +39,102 @@ class Verdict:
         return self.code == OK
 
 
-def _record(v: Verdict, mask: BoolArray, code: int, col: int, value: FloatArray | float,
-            unresolvable: BoolArray | bool) -> None:
-    """Write a failure into nodes that have none yet (the first failing check wins)."""
-    fresh = mask & (v.code == OK)
-    v.code[fresh] = code
-    v.resource[fresh] = col
-    v.value[fresh] = np.broadcast_to(value, fresh.shape)[fresh]
-    v.unresolvable[fresh] = np.broadcast_to(unresolvable, fresh.shape)[fresh]
-
-
 def load_usable(nodes: NodeTable, policy: Policy) -> BoolArray:
-    """(N,) True where the node has a measurement of every resource the load strategies and
-    thresholds use, no older than ``load.staleAfterSeconds``."""
-    needed = set(policy.filters.usageThresholds) | set(policy.estimator.resourceWeights)
-    cols = [nodes.column(r) for r in needed if nodes.column(r) >= 0]
-    fresh = nodes.load_age_s <= policy.load.staleAfterSeconds
+    """(N,) True where the node has a measurement of every resource in
+    ``policy.load_resources`` that the table carries, younger than ``load.staleAfterSeconds``
+    (an age equal to the limit is stale: Koordinator ``isNodeMetricExpired``,
+    ``time.Since(updateTime) >= expiration``)."""
+    fresh = nodes.load_age_s < policy.load.staleAfterSeconds
+    cols = sorted(c for c in (nodes.column(r) for r in policy.load_resources) if c >= 0)
     if cols:
-        fresh &= np.isfinite(nodes.usage[:, cols]).all(axis=1)
+        fresh &= ~np.isnan(nodes.usage[:, cols]).any(axis=1)
     return fresh
 
 
-def filter_nodes(pod: PodDemand, nodes: NodeTable, policy: Policy, *, estimate: FloatArray,
-                 load_ok: BoolArray) -> Verdict:
-    """Judge every node. ``estimate`` is the pod's (R,) estimated usage, ``load_ok`` the
-    (N,) mask from ``load_usable``."""
+# One check: (failing mask (N,), code, resource column, value (N,) or scalar,
+# unresolvable (N,) or scalar). Checks are listed in precedence order.
+Check = tuple[BoolArray, int, int, "FloatArray | float", "BoolArray | bool"]
+
+
+def _checks(pod: PodDemand, nodes: NodeTable, policy: Policy, estimate: FloatArray,
+            load_ok: BoolArray) -> list[Check]:
     n = len(nodes)
-    v = Verdict(np.zeros(n, np.int8), np.full(n, -1, np.int16), np.zeros(n), np.zeros(n, bool))
-    for name in ("cpu", "memory"):
+    out: list[Check] = []
+    for name in (CPU, MEMORY):
         col = nodes.column(name)
-        alloc = nodes.allocatable[:, col] if col >= 0 else np.zeros(n)
-        _record(v, alloc <= 0, NO_ALLOCATABLE, col, 0.0, True)
+        if col >= 0 and nodes.stats.alloc_all_positive[col]:
+            continue
+        out.append((nodes.allocatable[:, col] <= 0 if col >= 0 else np.ones(n, bool),
+                    NO_ALLOCATABLE, col, 0.0, True))
     if policy.filters.resourceFit:
         for r, name in enumerate(pod.resources):
-            want = 1.0 if name == PODS else pod.requests[r]
+            want = 1.0 if name == PODS else float(pod.requests[r])
             if want <= 0:
                 continue
             col = nodes.column(name)
-            alloc = nodes.allocatable[:, col] if col >= 0 else np.zeros(n)
-            used = nodes.requested[:, col] if col >= 0 else np.zeros(n)
-            _record(v, want > alloc - used, INSUFFICIENT, col if col >= 0 else -1 - r, want,
-                    want > alloc)
+            if col < 0:  # the table does not carry it: allocatable 0, never fits
+                out.append((np.ones(n, bool), INSUFFICIENT, -1 - r, want, True))
+                continue
+            alloc = nodes.allocatable[:, col]
+            out.append((want > alloc - nodes.requested[:, col], INSUFFICIENT, col, want, want > alloc))
     if policy.load.fallback == "reject":
-        _record(v, ~load_ok, NO_FRESH_LOAD, -1, nodes.load_age_s, True)
+        out.append((~load_ok, NO_FRESH_LOAD, -1, nodes.load_age_s, True))
     for name, threshold in policy.filters.usageThresholds.items():
         col = nodes.column(name)
         if col < 0:
             continue
-        pod_col = pod.resources.index(name) if name in pod.resources else -1
+        # Koordinator filterNodeUsage: int64(math.Round(used / allocatable * 100)) > threshold,
+        # a threshold of 0 skips the resource. For x >= 0 and an integer threshold t,
+        # round(x) > t  <=>  x >= t + 1/2, so the percentage is rounded only for the nodes that
+        # fail (filter_nodes), not for all of them.
+        if nodes.stats.has_threshold_override[col]:
+            override = nodes.threshold_override[:, col]
+            limit = np.where(np.isnan(override), float(threshold), override)
+            enabled = limit != 0
+        elif threshold == 0:
+            continue
+        else:
+            limit, enabled = float(threshold), None
         alloc = nodes.allocatable[:, col]
+        pod_col = pod.resources.index(name) if name in pod.resources else -1
         used = nodes.usage[:, col] + nodes.pending[:, col] + (estimate[pod_col] if pod_col >= 0 else 0.0)
-        pct = go_round(used / np.where(alloc > 0, alloc, 1.0) * 100.0)
-        limit = np.where(np.isnan(nodes.threshold_override[:, col]), threshold,
-                         nodes.threshold_override[:, col])
-        _record(v, load_ok & (alloc > 0) & (pct > limit), USAGE_THRESHOLD, col, pct, False)
+        positive = nodes.stats.alloc_all_positive[col]
+        pct = used / (alloc if positive else np.maximum(alloc, 1.0)) * 100.0
+        over = (pct >= np.floor(limit) + 0.5) & load_ok
+        if not positive:
+            over &= alloc > 0
+        out.append((over if enabled is None else over & enabled, USAGE_THRESHOLD, col, pct, False))
+    return out
+
+
+def filter_nodes(pod: PodDemand, nodes: NodeTable, policy: Policy, *, estimate: FloatArray,
+                 load_ok: BoolArray) -> Verdict:
+    """Judge every node; the first failing check (in the order of the codes' documentation)
+    gives the node's verdict. ``estimate`` is the pod's (R,) estimated usage, ``load_ok`` the
+    (N,) mask from ``load_usable``. The masks are computed for all nodes at once; the verdict
+    details are written only for the nodes that fail something."""
+    n = len(nodes)
+    v = Verdict(np.zeros(n, np.int8), np.full(n, -1, np.int16), np.zeros(n), np.zeros(n, bool))
+    checks = _checks(pod, nodes, policy, estimate, load_ok)
+    failing = np.zeros(n, bool)
+    for mask, *_ in checks:
+        failing |= mask
+    idx = np.flatnonzero(failing)
+    if not len(idx):
+        return v
+    code = np.zeros(len(idx), np.int8)
+    for mask, c, col, value, unresolvable in checks:
+        hit = mask[idx] & (code == OK)
+        if not hit.any():
+            continue
+        rows = idx[hit]
+        code[hit] = c
+        v.resource[rows] = col
+        v.value[rows] = value[rows] if isinstance(value, np.ndarray) else value
+        v.unresolvable[rows] = unresolvable[rows] if isinstance(unresolvable, np.ndarray) else unresolvable
+    v.code[idx] = code
+    threshold = idx[code == USAGE_THRESHOLD]
+    v.value[threshold] = go_round(v.value[threshold])
     return v
 
 

@@ -2,16 +2,29 @@
 
 A policy arrives as plain data (a dict read from YAML by the extender) and is validated once,
 at start-up, into frozen dataclasses. Every error names the field it is about
-(``strategies[1].args.resourceWeights.cpu: must be a number >= 0``) so that an operator can fix
-a ConfigMap without reading code. Argument names are the anchors' own: kube-scheduler's
-``resources`` with ``name``/``weight``, Koordinator's ``resourceWeights``,
-``estimatedScalingFactors``, ``dominantResourceWeight`` and ``usageThresholds``.
+(``strategies[1].args.resourceWeights.cpu: must be an integer >= 0``) so that an operator can
+fix a ConfigMap without reading code. Argument names and validation ranges are the anchors'
+own:
+
+* kube-scheduler ``NodeResourcesFitArgs.scoringStrategy`` (``resources`` with ``name`` and an
+  integer ``weight`` 1..100, ``requestedToCapacityRatio.shape`` with integer ``utilization``
+  0..100 strictly increasing and ``score`` 0..10; ``pkg/scheduler/apis/config/validation``);
+* Trimaran (``apis/config/v1/defaults.go``): ``targetUtilization`` 40, ``defaultRequests``
+  cpu 1000m, ``defaultRequestsMultiplier`` "1.5", ``safeVarianceMargin`` 1,
+  ``safeVarianceSensitivity`` 1, ``smoothingWindowSize`` 5, ``riskLimitWeights`` 0.5;
+* Koordinator ``LoadAwareSchedulingArgs`` (integer ``resourceWeights``,
+  ``estimatedScalingFactors`` 0..100, ``dominantResourceWeight``, ``usageThresholds`` 0..100
+  where 0 disables the resource).
+
+Strategy weights are integers (like kube-scheduler's plugin and extender weights), so that the
+combination is exact integer arithmetic (scoring/README.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -23,50 +36,110 @@ class PolicyError(ValueError):
     """The policy document is invalid; the message names the field."""
 
 
+def _frozen(d: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(d))
+
+
+# --------------------------------------------------------------------------------------------
+# Strategy arguments
+
+
 @dataclasses.dataclass(frozen=True)
 class ResourceWeight:
     name: str
-    weight: float
+    weight: int
+
+
+CPU_MEMORY = (ResourceWeight(CPU, 1), ResourceWeight(MEMORY, 1))
 
 
 @dataclasses.dataclass(frozen=True)
 class ResourcesArgs:
     """Args of LeastAllocated, MostAllocated and BalancedAllocation (kube-scheduler's
-    ``NodeResourcesFitArgs.scoringStrategy.resources``; default cpu=1, memory=1)."""
+    ``scoringStrategy.resources``; default cpu=1, memory=1)."""
 
-    resources: tuple[ResourceWeight, ...] = (ResourceWeight(CPU, 1.0), ResourceWeight(MEMORY, 1.0))
+    resources: tuple[ResourceWeight, ...] = CPU_MEMORY
+
+
+@dataclasses.dataclass(frozen=True)
+class ShapePoint:
+    utilization: int  # percent, 0..100
+    score: int  # 0..10 (kube-scheduler MaxCustomPriorityScore), scaled x10 when scoring
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestedToCapacityRatioArgs:
+    """kube-scheduler ``RequestedToCapacityRatio``: ``resources`` and the broken-line ``shape``."""
+
+    shape: tuple[ShapePoint, ...]
+    resources: tuple[ResourceWeight, ...] = CPU_MEMORY
 
 
 @dataclasses.dataclass(frozen=True)
 class LoadAwareArgs:
     """Args of Koordinator's LoadAwareScheduling score (defaults from its v1 defaults.go)."""
 
-    resourceWeights: Mapping[str, float] = dataclasses.field(
-        default_factory=lambda: MappingProxyType({CPU: 1.0, MEMORY: 1.0}))
-    estimatedScalingFactors: Mapping[str, float] = dataclasses.field(
-        default_factory=lambda: MappingProxyType({CPU: 85.0, MEMORY: 70.0}))
-    dominantResourceWeight: float = 0.0
+    resourceWeights: Mapping[str, int] = dataclasses.field(
+        default_factory=lambda: _frozen({CPU: 1, MEMORY: 1}))
+    estimatedScalingFactors: Mapping[str, int] = dataclasses.field(
+        default_factory=lambda: _frozen({CPU: 85, MEMORY: 70}))
+    dominantResourceWeight: int = 0
 
 
-StrategyArgs = ResourcesArgs | LoadAwareArgs
+@dataclasses.dataclass(frozen=True)
+class TargetLoadPackingArgs:
+    """Trimaran TargetLoadPacking: pack CPU up to ``targetUtilization`` percent. A container's
+    predicted CPU is its limit, else ``request x defaultRequestsMultiplier``, else
+    ``defaultRequests.cpu`` (millicores)."""
+
+    targetUtilization: int = 40
+    defaultRequestsCpuMillis: float = 1000.0
+    defaultRequestsMultiplier: float = 1.5
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadVariationRiskBalancingArgs:
+    """Trimaran LoadVariationRiskBalancing: mean + margin-scaled std of usage, cpu and memory."""
+
+    safeVarianceMargin: float = 1.0
+    safeVarianceSensitivity: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class LowRiskOverCommitmentArgs:
+    """Trimaran LowRiskOverCommitment: limit risk and Beta-fitted load risk, cpu and memory."""
+
+    smoothingWindowSize: int = 5
+    riskLimitWeights: Mapping[str, float] = dataclasses.field(
+        default_factory=lambda: _frozen({CPU: 0.5, MEMORY: 0.5}))
+
+
+StrategyArgs = (ResourcesArgs | RequestedToCapacityRatioArgs | LoadAwareArgs | TargetLoadPackingArgs
+                | LoadVariationRiskBalancingArgs | LowRiskOverCommitmentArgs)
 
 
 @dataclasses.dataclass(frozen=True)
 class StrategySpec:
     name: str
-    weight: float
+    weight: int
     args: StrategyArgs
+
+
+# --------------------------------------------------------------------------------------------
+# Filters, load, score
 
 
 @dataclasses.dataclass(frozen=True)
 class FilterSpec:
     """``resourceFit``: requests (and the pod count) against allocatable minus requested.
     ``usageThresholds``: percent of allocatable per resource, Koordinator semantics (the
-    incoming pod's estimated usage included); empty disables the filter."""
+    incoming pod's estimated usage included; 0 disables that resource); empty disables the
+    filter. Our defaults (cpu 80, memory 90) are less strict on CPU than Koordinator's
+    (65, 95): an extender beside the default scheduler should not starve CPU-hungry pods."""
 
     resourceFit: bool = True
-    usageThresholds: Mapping[str, float] = dataclasses.field(
-        default_factory=lambda: MappingProxyType({CPU: 80.0, MEMORY: 90.0}))
+    usageThresholds: Mapping[str, int] = dataclasses.field(
+        default_factory=lambda: _frozen({CPU: 80, MEMORY: 90}))
 
 
 FALLBACKS = ("requests", "zero", "reject")
@@ -74,8 +147,9 @@ FALLBACKS = ("requests", "zero", "reject")
 
 @dataclasses.dataclass(frozen=True)
 class LoadSpec:
-    """How old load data may be before it counts as stale, and what stale or missing data
-    means: ``requests`` (score the node with the requests-based strategies only, the default),
+    """How old load data may be before it counts as stale (an age equal to the limit is stale,
+    as Koordinator's ``isNodeMetricExpired``), and what stale or missing data means:
+    ``requests`` (score the node with the requests-based strategies only, the default),
     ``zero`` (load strategies score 0) or ``reject`` (the node fails the filter)."""
 
     staleAfterSeconds: float = 180.0  # Koordinator nodeMetricExpirationSeconds default
@@ -88,6 +162,9 @@ class ScoreSpec:
     range before mapping to 0..10, so close nodes land on different levels."""
 
     spread: bool = False
+
+
+REQUESTS_KIND, LOAD_KIND = "requests", "load"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,21 +180,46 @@ class Policy:
         for s in self.strategies:
             if isinstance(s.args, LoadAwareArgs):
                 return s.args
-        return LoadAwareArgs()
+        return DEFAULT_LOAD_AWARE
+
+    @property
+    def load_resources(self) -> frozenset[str]:
+        """Resources whose measured usage the load strategies and thresholds read: a node
+        without a fresh measurement of each has no usable load data."""
+        names = set(self.filters.usageThresholds)  # a per-node override may enable a 0
+        for s in self.strategies:
+            if strategy_kind(s.name) == LOAD_KIND:
+                names |= set(LOAD_STRATEGY_RESOURCES.get(s.name, ()))
+                if isinstance(s.args, LoadAwareArgs):
+                    names |= set(s.args.resourceWeights)
+        return frozenset(names)
 
 
-# Strategy name -> (kind, args parser). "requests" strategies need only requests; "load"
-# strategies need fresh measured usage and fall back per LoadSpec.
-REQUESTS_KIND, LOAD_KIND = "requests", "load"
+DEFAULT_LOAD_AWARE = LoadAwareArgs()
+
+# Resources each Trimaran strategy reads (TLP: CPU only; LVRB and LROC: CPU and memory).
+LOAD_STRATEGY_RESOURCES: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "TargetLoadPacking": (CPU,),
+    "LoadVariationRiskBalancing": (CPU, MEMORY),
+    "LowRiskOverCommitment": (CPU, MEMORY),
+})
 
 
-def _num(value: Any, path: str, *, lo: float = 0.0, hi: float = math.inf) -> float:
+# --------------------------------------------------------------------------------------------
+# Validation helpers
+
+
+def _num(value: Any, path: str, *, lo: float = 0.0, hi: float = math.inf,
+         integer: bool = False) -> Any:
+    kind = "an integer" if integer else "a number"
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise PolicyError(f"{path}: must be a number, got {value!r}")
+        raise PolicyError(f"{path}: must be {kind}, got {value!r}")
+    if integer and value != int(value):
+        raise PolicyError(f"{path}: must be {kind}, got {value!r}")
     if not lo <= value <= hi:
         bound = f">= {lo:g}" if hi == math.inf else f"in {lo:g}..{hi:g}"
-        raise PolicyError(f"{path}: must be {bound}, got {value!r}")
-    return float(value)
+        raise PolicyError(f"{path}: must be {kind} {bound}, got {value!r}")
+    return int(value) if integer else float(value)
 
 
 def _mapping(value: Any, path: str, allowed: tuple[str, ...] | None = None) -> Mapping[str, Any]:
@@ -132,23 +234,23 @@ def _mapping(value: Any, path: str, allowed: tuple[str, ...] | None = None) -> M
     return value
 
 
-def _resource_map(value: Any, path: str, *, hi: float = math.inf) -> Mapping[str, float]:
+def _resource_map(value: Any, path: str, *, hi: float = math.inf, integer: bool = True,
+                  allowed: tuple[str, ...] | None = None) -> Mapping[str, Any]:
     out = {}
-    for name, v in _mapping(value, path).items():
+    for name, v in _mapping(value, path, allowed).items():
         if not isinstance(name, str) or not name:
             raise PolicyError(f"{path}: resource names must be non-empty strings")
-        out[name] = _num(v, f"{path}.{name}", hi=hi)
-    return MappingProxyType(out)
+        out[name] = _num(v, f"{path}.{name}", hi=hi, integer=integer)
+    return _frozen(out)
 
 
-def _resources_args(raw: Mapping[str, Any], path: str) -> ResourcesArgs:
-    raw = _mapping(raw, path, ("resources",))
+def _resource_list(raw: Mapping[str, Any], path: str) -> tuple[ResourceWeight, ...]:
     if "resources" not in raw:
-        return ResourcesArgs()
+        return CPU_MEMORY
     items = raw["resources"]
     if not isinstance(items, list) or not items:
         raise PolicyError(f"{path}.resources: must be a non-empty list of {{name, weight}}")
-    out = []
+    out: list[ResourceWeight] = []
     for i, item in enumerate(items):
         p = f"{path}.resources[{i}]"
         item = _mapping(item, p, ("name", "weight"))
@@ -157,13 +259,41 @@ def _resources_args(raw: Mapping[str, Any], path: str) -> ResourcesArgs:
             raise PolicyError(f"{p}.name: must be a non-empty string")
         if any(r.name == name for r in out):
             raise PolicyError(f"{p}.name: duplicate resource {name!r}")
-        out.append(ResourceWeight(name, _num(item.get("weight", 1), f"{p}.weight", lo=1e-9)))
-    return ResourcesArgs(tuple(out))
+        # kube-scheduler ValidateNodeResourcesFitArgs: weight in 1..100
+        out.append(ResourceWeight(name, _num(item.get("weight", 1), f"{p}.weight", lo=1, hi=100,
+                                             integer=True)))
+    return tuple(out)
 
 
-def _load_aware_args(raw: Mapping[str, Any], path: str) -> LoadAwareArgs:
+def _resources_args(raw: Any, path: str) -> ResourcesArgs:
+    raw = _mapping(raw, path, ("resources",))
+    return ResourcesArgs(_resource_list(raw, path))
+
+
+def _rtcr_args(raw: Any, path: str) -> RequestedToCapacityRatioArgs:
+    raw = _mapping(raw, path, ("resources", "shape"))
+    shape = raw.get("shape")
+    if not isinstance(shape, list) or not shape:
+        raise PolicyError(f"{path}.shape: must be a non-empty list of {{utilization, score}}")
+    points: list[ShapePoint] = []
+    for i, item in enumerate(shape):
+        p = f"{path}.shape[{i}]"
+        item = _mapping(item, p, ("utilization", "score"))
+        for key in ("utilization", "score"):
+            if key not in item:
+                raise PolicyError(f"{p}.{key}: required")
+        u = _num(item["utilization"], f"{p}.utilization", hi=100, integer=True)
+        s = _num(item["score"], f"{p}.score", hi=10, integer=True)
+        if points and u <= points[-1].utilization:
+            raise PolicyError(f"{p}.utilization: must be greater than the previous point's "
+                              f"({points[-1].utilization}); shape must increase in utilization")
+        points.append(ShapePoint(u, s))
+    return RequestedToCapacityRatioArgs(tuple(points), _resource_list(raw, path))
+
+
+def _load_aware_args(raw: Any, path: str) -> LoadAwareArgs:
     raw = _mapping(raw, path, ("resourceWeights", "estimatedScalingFactors", "dominantResourceWeight"))
-    d = LoadAwareArgs()
+    d = DEFAULT_LOAD_AWARE
     weights = _resource_map(raw["resourceWeights"], f"{path}.resourceWeights") \
         if "resourceWeights" in raw else d.resourceWeights
     if not weights or sum(weights.values()) <= 0:
@@ -171,16 +301,76 @@ def _load_aware_args(raw: Mapping[str, Any], path: str) -> LoadAwareArgs:
     factors = dict(d.estimatedScalingFactors)
     factors.update(_resource_map(raw.get("estimatedScalingFactors"),
                                  f"{path}.estimatedScalingFactors", hi=100))
-    dominant = _num(raw.get("dominantResourceWeight", 0), f"{path}.dominantResourceWeight")
-    return LoadAwareArgs(weights, MappingProxyType(factors), dominant)
+    dominant = _num(raw.get("dominantResourceWeight", 0), f"{path}.dominantResourceWeight",
+                    integer=True)
+    return LoadAwareArgs(weights, _frozen(factors), dominant)
 
 
+_CPU_QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(m?)$")
+
+
+def _cpu_millis(value: Any, path: str) -> float:
+    """A CPU quantity as in a ResourceList (``"1000m"``, ``"1"``, ``0.5``) in millicores."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _num(value, path) * 1000.0
+    m = _CPU_QUANTITY.match(value) if isinstance(value, str) else None
+    if m is None:
+        raise PolicyError(f"{path}: must be a CPU quantity such as \"1000m\" or \"1\", got {value!r}")
+    return float(m.group(1)) * (1.0 if m.group(2) else 1000.0)
+
+
+def _tlp_args(raw: Any, path: str) -> TargetLoadPackingArgs:
+    raw = _mapping(raw, path, ("targetUtilization", "defaultRequests", "defaultRequestsMultiplier"))
+    d = TargetLoadPackingArgs()
+    target = _num(raw.get("targetUtilization", d.targetUtilization), f"{path}.targetUtilization",
+                  lo=1, hi=100, integer=True)
+    defaults = _mapping(raw.get("defaultRequests"), f"{path}.defaultRequests", ("cpu",))
+    cpu = _cpu_millis(defaults["cpu"], f"{path}.defaultRequests.cpu") if "cpu" in defaults \
+        else d.defaultRequestsCpuMillis
+    mult = raw.get("defaultRequestsMultiplier", d.defaultRequestsMultiplier)
+    if isinstance(mult, str):  # upstream's type is a string ("1.5")
+        try:
+            mult = float(mult)
+        except ValueError:
+            raise PolicyError(f"{path}.defaultRequestsMultiplier: must be a number, got {mult!r}") from None
+    mult = _num(mult, f"{path}.defaultRequestsMultiplier", lo=1e-9)
+    return TargetLoadPackingArgs(target, cpu, mult)
+
+
+def _lvrb_args(raw: Any, path: str) -> LoadVariationRiskBalancingArgs:
+    raw = _mapping(raw, path, ("safeVarianceMargin", "safeVarianceSensitivity"))
+    d = LoadVariationRiskBalancingArgs()
+    return LoadVariationRiskBalancingArgs(
+        _num(raw.get("safeVarianceMargin", d.safeVarianceMargin), f"{path}.safeVarianceMargin"),
+        _num(raw.get("safeVarianceSensitivity", d.safeVarianceSensitivity),
+             f"{path}.safeVarianceSensitivity", lo=1e-9))
+
+
+def _lroc_args(raw: Any, path: str) -> LowRiskOverCommitmentArgs:
+    raw = _mapping(raw, path, ("smoothingWindowSize", "riskLimitWeights"))
+    d = LowRiskOverCommitmentArgs()
+    window = _num(raw.get("smoothingWindowSize", d.smoothingWindowSize), f"{path}.smoothingWindowSize",
+                  lo=1, integer=True)
+    weights = dict(d.riskLimitWeights)
+    weights.update(_resource_map(raw.get("riskLimitWeights"), f"{path}.riskLimitWeights", hi=1,
+                                 integer=False, allowed=(CPU, MEMORY)))
+    return LowRiskOverCommitmentArgs(window, _frozen(weights))
+
+
+# Strategy name -> (kind, args parser). "requests" strategies need only requests; "load"
+# strategies need fresh measured usage and fall back per LoadSpec.
 STRATEGIES: Mapping[str, tuple[str, Any]] = MappingProxyType({
     "LeastAllocated": (REQUESTS_KIND, _resources_args),
     "MostAllocated": (REQUESTS_KIND, _resources_args),
+    "RequestedToCapacityRatio": (REQUESTS_KIND, _rtcr_args),
     "BalancedAllocation": (REQUESTS_KIND, _resources_args),
     "LoadAware": (LOAD_KIND, _load_aware_args),
+    "TargetLoadPacking": (LOAD_KIND, _tlp_args),
+    "LoadVariationRiskBalancing": (LOAD_KIND, _lvrb_args),
+    "LowRiskOverCommitment": (LOAD_KIND, _lroc_args),
 })
+
+MAX_STRATEGY_WEIGHT = 100
 
 
 def strategy_kind(name: str) -> str:
@@ -190,7 +380,7 @@ def strategy_kind(name: str) -> str:
 def _strategies(raw: Any) -> tuple[StrategySpec, ...]:
     if not isinstance(raw, list | tuple) or not raw:
         raise PolicyError("strategies: must be a non-empty list of {name, weight, args}")
-    out = []
+    out: list[StrategySpec] = []
     for i, item in enumerate(raw):
         p = f"strategies[{i}]"
         item = _mapping(item, p, ("name", "weight", "args"))
@@ -199,7 +389,7 @@ def _strategies(raw: Any) -> tuple[StrategySpec, ...]:
             raise PolicyError(f"{p}.name: unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
         if any(s.name == name for s in out):
             raise PolicyError(f"{p}.name: strategy {name!r} listed twice")
-        weight = _num(item.get("weight", 1), f"{p}.weight")
+        weight = _num(item.get("weight", 1), f"{p}.weight", hi=MAX_STRATEGY_WEIGHT, integer=True)
         out.append(StrategySpec(name, weight, STRATEGIES[name][1](item.get("args"), f"{p}.args")))
     if sum(s.weight for s in out) <= 0:
         raise PolicyError("strategies: at least one strategy needs a weight > 0")

@@ -1,122 +1,376 @@
 """Scoring strategies, vectorised over all candidate nodes at once.
 
-Each strategy maps (pod, nodes) to an (N,) float64 score in 0..100 (kube-scheduler's
-``MaxNodeScore``). Requests-based strategies reproduce kube-scheduler's integer arithmetic
-(int64, truncating division) so that they give the same numbers as the in-tree plugins; the
-values stay exact in float64 below 2**53 (memory up to ~90 TB per node). Load-based strategies
-return NaN for nodes whose load data is not usable; the combiner decides what that means.
+Each strategy maps (pod, nodes, args) to an (N,) int64 score in 0..100 (kube-scheduler's
+``MaxNodeScore``), or None when it does not apply to this pod at all (BalancedAllocation for a
+best-effort pod: kube-scheduler's PreScore returns Skip). The formulas are the upstream ones in
+their own arithmetic: int64 with truncating division for kube-scheduler and Koordinator
+(quantities are at most ``MAX_QUANTITY`` = 2**53, so ``x * 100`` cannot overflow and all
+operands are non-negative, where truncation and ``//`` agree), float64 in Go's operation order
+where upstream uses float64. Load-based strategies score every node; which nodes have usable
+load data is the combiner's business (``Evaluation.load_ok``).
+
+Sources (``kubernetes/kubernetes`` ``pkg/scheduler/framework/plugins/noderesources/``,
+``koordinator-sh/koordinator`` ``pkg/scheduler/plugins/loadaware/``,
+``kubernetes-sigs/scheduler-plugins`` ``pkg/trimaran/``) are named at each function.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 import numpy as np
+import numpy.typing as npt
 
-from scoring.policy import LoadAwareArgs, ResourcesArgs, StrategyArgs
-from scoring.types import BoolArray, FloatArray, NodeTable, PodDemand
+from scoring import trimaran
+from scoring.estimate import go_round
+from scoring.policy import (LoadAwareArgs, LoadVariationRiskBalancingArgs, LowRiskOverCommitmentArgs,
+                            RequestedToCapacityRatioArgs, ResourcesArgs, ResourceWeight, StrategyArgs,
+                            TargetLoadPackingArgs)
+from scoring.types import CPU, MEMORY, PODS, BoolArray, FloatArray, NodeTable, PodDemand
 
-MAX_NODE_SCORE = 100.0  # k8s.io/kube-scheduler/framework MaxNodeScore
+IntArray = npt.NDArray[np.int64]
 
-
-def _columns(nodes: NodeTable, names: tuple[str, ...]) -> list[int]:
-    return [nodes.column(n) for n in names]
-
-
-def _take(matrix: FloatArray, col: int) -> FloatArray:
-    """Column ``col`` of an (N, R) array; zeros when the table lacks the resource."""
-    return matrix[:, col] if col >= 0 else np.zeros(matrix.shape[0])
-
-
-def _requested_after(pod: PodDemand, nodes: NodeTable, col: int, name: str) -> tuple[FloatArray, FloatArray]:
-    """(allocatable, non-zero requested including the pod) for one resource, as scored by
-    kube-scheduler's ``resource_allocation.go`` (``calculateResourceAllocatableRequest``)."""
-    pod_col = pod.resources.index(name) if name in pod.resources else -1
-    pod_req = pod.nonzero_requests[pod_col] if pod_col >= 0 else 0.0
-    return _take(nodes.allocatable, col), _take(nodes.nonzero_requested, col) + pod_req
+MAX_NODE_SCORE = 100  # k8s.io/kube-scheduler/framework MaxNodeScore
+MAX_CUSTOM_PRIORITY_SCORE = 10  # kube-scheduler config.MaxCustomPriorityScore (shape scores)
+EPHEMERAL_STORAGE = "ephemeral-storage"
 
 
-def _weighted(per_resource: list[FloatArray], weights: list[float]) -> FloatArray:
-    """``Σ w·s / Σ w`` truncated, as the in-tree scorers combine resources."""
-    total = sum(w * s for w, s in zip(weights, per_resource, strict=True))
-    return np.floor(total / sum(weights))
+def is_scalar_resource_name(name: str) -> bool:
+    """kube-scheduler ``IsScalarResourceName``: extended (domain-prefixed) and
+    ``kubernetes.io/``-prefixed resources, ``hugepages-*`` and ``attachable-volumes-*``."""
+    return "/" in name or name.startswith("hugepages-") or name.startswith("attachable-volumes-")
 
 
-def least_allocated(pod: PodDemand, nodes: NodeTable, args: ResourcesArgs) -> FloatArray:
-    """kube-scheduler LeastAllocated (``least_allocated.go``):
-    ``s_r = (alloc − req)·100 / alloc`` (0 if req > alloc or alloc = 0), node = ``Σ w·s / Σ w``."""
-    scores = []
-    for rw, col in zip(args.resources, _columns(nodes, tuple(r.name for r in args.resources)), strict=True):
-        alloc, req = _requested_after(pod, nodes, col, rw.name)
-        ok = (alloc > 0) & (req <= alloc)
-        safe = np.where(alloc > 0, alloc, 1.0)
-        scores.append(np.where(ok, np.floor((alloc - req) * MAX_NODE_SCORE / safe), 0.0))
-    return _weighted(scores, [r.weight for r in args.resources])
+def _pod_value(pod: PodDemand, vector: FloatArray, name: str) -> float:
+    return float(vector[pod.resources.index(name)]) if name in pod.resources else 0.0
 
 
-def most_allocated(pod: PodDemand, nodes: NodeTable, args: ResourcesArgs) -> FloatArray:
-    """kube-scheduler MostAllocated (``most_allocated.go``):
-    ``s_r = min(req, alloc)·100 / alloc`` (0 if alloc = 0), node = ``Σ w·s / Σ w``."""
-    scores = []
-    for rw, col in zip(args.resources, _columns(nodes, tuple(r.name for r in args.resources)), strict=True):
-        alloc, req = _requested_after(pod, nodes, col, rw.name)
-        safe = np.where(alloc > 0, alloc, 1.0)
-        scores.append(np.where(alloc > 0, np.floor(np.minimum(req, alloc) * MAX_NODE_SCORE / safe), 0.0))
-    return _weighted(scores, [r.weight for r in args.resources])
+# Below this allocatable, ``x * 100 / a`` (0 <= x <= a, both integers) is exact in float64 up
+# to the final rounding of the division, which can never reach the next integer (the gap to it
+# is at least 1/a > 100 * 2**-53): float floor equals Go's int64 division. Above it the int64
+# path runs (quantities are at most 2**53, so x * 100 fits in int64).
+FLOAT_EXACT_LIMIT = float(2**53 // 100)
 
 
-def balanced_allocation(pod: PodDemand, nodes: NodeTable, args: ResourcesArgs) -> FloatArray:
-    """kube-scheduler NodeResourcesBalancedAllocation (``balanced_allocation.go``):
-    fractions ``φ_r = min(req/alloc, 1)`` over resources with alloc > 0; with two resources
-    ``std = |φ1 − φ2| / 2``, otherwise the population std; score = ``trunc((1 − std)·100)``."""
+def floor_percent(x: FloatArray, alloc: FloatArray, *, positive: bool = False,
+                  alloc_max: float = math.inf) -> FloatArray:
+    """(N,) ``x·100 / alloc`` truncated, as Go's int64 division, for integers
+    ``0 <= x <= alloc``; 0 where ``alloc`` is 0. float64 result. ``positive`` (every alloc > 0)
+    and ``alloc_max`` (the column's largest) come from ``NodeTable.stats`` and skip work."""
+    q = np.floor(x * float(MAX_NODE_SCORE) / (alloc if positive else np.maximum(alloc, 1.0)))
+    if alloc_max >= FLOAT_EXACT_LIMIT:
+        big = alloc >= FLOAT_EXACT_LIMIT
+        if big.any():
+            q[big] = x[big].astype(np.int64) * MAX_NODE_SCORE // alloc[big].astype(np.int64)
+    return q
+
+
+@dataclasses.dataclass(frozen=True)
+class ResourceColumns:
+    """What ``resource_allocation.go`` hands a scorer for one resource: (N,) requested
+    including the pod, (N,) allocatable (float64 holding integers) and the weight."""
+
+    name: str
+    requested: FloatArray
+    allocatable: FloatArray
+    weight: int
+    positive: bool = False  # every node has allocatable > 0
+    alloc_max: float = math.inf
+
+    def percent(self, x: FloatArray) -> FloatArray:
+        """``floor_percent(x, allocatable)`` with this column's facts."""
+        return floor_percent(x, self.allocatable, positive=self.positive, alloc_max=self.alloc_max)
+
+
+def requested_and_allocatable(pod: PodDemand, nodes: NodeTable, resources: tuple[ResourceWeight, ...],
+                              *, use_requested: bool) -> list[ResourceColumns]:
+    """``resource_allocation.go`` ``score`` / ``calculateResourceAllocatableRequest``: the
+    scored resources, each with requested-including-the-pod and allocatable columns.
+
+    CPU and memory use the node's non-zero requests and the pod's non-zero requests (100m /
+    200 MiB for containers without one) unless ``use_requested``; ephemeral storage and scalar
+    resources the plain requests. A scalar resource the pod does not request, a resource the
+    table does not carry and any other resource (``pods``) are left out; an allocatable of 0
+    leaves the resource out of that node's score (the scorers mask on ``allocatable > 0``).
+    """
+    out = []
+    for rw in resources:
+        name, col = rw.name, nodes.column(rw.name)
+        cpu_mem = name in (CPU, MEMORY)
+        nonzero = cpu_mem and not use_requested
+        req = _pod_value(pod, pod.nonzero_requests if nonzero else pod.requests, name)
+        if col < 0 or (req == 0 and is_scalar_resource_name(name)):
+            continue
+        if not (cpu_mem or name == EPHEMERAL_STORAGE or is_scalar_resource_name(name)):
+            continue
+        node_req = (nodes.nonzero_requested if nonzero else nodes.requested)[:, col]
+        st = nodes.stats
+        out.append(ResourceColumns(name, node_req + req, nodes.allocatable[:, col], rw.weight,
+                                   st.alloc_all_positive[col], st.alloc_max[col]))
+    return out
+
+
+def _weighted_mean(scores: list[FloatArray], cols: list[ResourceColumns], n: int, *,
+                   rounding: str = "trunc", counted: list[BoolArray] | None = None) -> IntArray:
+    """``Σ w·s / Σ w`` over each node's counted resources (allocatable > 0 unless ``counted``
+    says otherwise), truncated (``trunc``, int64 division) or Go ``math.Round`` (``round``);
+    0 where nothing counts. All values are small integers: float64 is exact."""
+    if counted is None and all(c.positive for c in cols):  # the common case: every resource counts on every node
+        total = np.zeros(n)
+        for s, c in zip(scores, cols, strict=True):
+            total += c.weight * s
+        wsum: FloatArray | float = float(sum(c.weight for c in cols) or 1)
+    else:
+        masks = counted if counted is not None else [c.allocatable > 0 for c in cols]
+        total, wsum = np.zeros(n), np.zeros(n)
+        for s, c, m in zip(scores, cols, masks, strict=True):
+            mf = m.astype(np.float64)
+            total += c.weight * (s * mf)
+            wsum += c.weight * mf
+        wsum = np.maximum(wsum, 1.0)
+    mean = np.floor(total / wsum) if rounding == "trunc" else go_round(total / wsum)
+    return mean.astype(np.int64)
+
+
+def least_allocated(pod: PodDemand, nodes: NodeTable, args: ResourcesArgs) -> IntArray:
+    """NodeResourcesFit LeastAllocated (``least_allocated.go`` ``leastResourceScorer``,
+    ``leastRequestedScore``): ``s_r = (alloc − req)·100 / alloc`` (0 if req > alloc),
+    node = ``Σ w·s / Σ w`` over resources with alloc > 0."""
+    cols = requested_and_allocatable(pod, nodes, args.resources, use_requested=False)
+    scores = [c.percent(np.maximum(c.allocatable - c.requested, 0.0)) for c in cols]
+    return _weighted_mean(scores, cols, len(nodes))
+
+
+def most_allocated(pod: PodDemand, nodes: NodeTable, args: ResourcesArgs) -> IntArray:
+    """NodeResourcesFit MostAllocated (``most_allocated.go`` ``mostResourceScorer``,
+    ``mostRequestedScore``): ``s_r = min(req, alloc)·100 / alloc``, node = ``Σ w·s / Σ w``
+    over resources with alloc > 0."""
+    cols = requested_and_allocatable(pod, nodes, args.resources, use_requested=False)
+    scores = [c.percent(np.minimum(c.requested, c.allocatable)) for c in cols]
+    return _weighted_mean(scores, cols, len(nodes))
+
+
+def broken_linear_table(args: RequestedToCapacityRatioArgs) -> FloatArray:
+    """(101,) the shape function at every utilisation 0..100, shape scores scaled by
+    ``MaxNodeScore / MaxCustomPriorityScore`` (``requestedToCapacityRatioScorer``) and
+    interpolated with Go's truncating int64 division (``helper.BuildBrokenLinearFunction``)."""
+    scale = MAX_NODE_SCORE // MAX_CUSTOM_PRIORITY_SCORE
+    pts = [(p.utilization, p.score * scale) for p in args.shape]
+    out = []
+    for u in range(MAX_NODE_SCORE + 1):
+        value = pts[-1][1]
+        for i, (pu, ps) in enumerate(pts):
+            if u <= pu:
+                if i == 0:
+                    value = ps
+                else:
+                    qu, qs = pts[i - 1]
+                    num, den = (ps - qs) * (u - qu), pu - qu
+                    value = qs + (abs(num) // den) * (1 if num >= 0 else -1)
+                break
+        out.append(value)
+    return np.array(out, dtype=np.float64)
+
+
+def requested_to_capacity_ratio(pod: PodDemand, nodes: NodeTable, args: RequestedToCapacityRatioArgs,
+                                *, shape_table: FloatArray | None = None) -> IntArray:
+    """NodeResourcesFit RequestedToCapacityRatio (``requested_to_capacity_ratio.go``
+    ``buildRequestedToCapacityRatioScorerFunction``, ``scaledUtilization``): utilisation
+    ``u = req·100 / alloc`` (100 when req > alloc, 0 when req <= 0), ``f(u)`` from the broken
+    line; resources whose score is 0 are dropped from both sums; node = ``round(Σ w·f / Σ w)``
+    (Go ``math.Round``)."""
+    table = broken_linear_table(args) if shape_table is None else shape_table
+    cols = requested_and_allocatable(pod, nodes, args.resources, use_requested=False)
+    scores, counted = [], []
+    for c in cols:
+        util = c.percent(np.minimum(c.requested, c.allocatable))
+        f = table[util.astype(np.intp)]
+        scores.append(f)
+        counted.append((c.allocatable > 0) & (f > 0))
+    return _weighted_mean(scores, cols, len(nodes), rounding="round", counted=counted)
+
+
+def balanced_allocation(pod: PodDemand, nodes: NodeTable, args: ResourcesArgs) -> IntArray | None:
+    """NodeResourcesBalancedAllocation (``balanced_allocation.go``, ``NewBalancedAllocation``
+    sets ``useRequested``: plain requests, no non-zero defaults): fractions
+    ``φ_r = min(req/alloc, 1)`` over resources with alloc > 0; two of them:
+    ``std = |φ1 − φ2| / 2``, more: the population std; score = ``int64((1 − std)·100)``.
+    None for a pod that requests none of the resources (PreScore returns Skip)."""
+    # isBestEffortPod reads the containers' requests, which never hold the pod slot
+    if all(_pod_value(pod, pod.requests, rw.name) == 0 for rw in args.resources if rw.name != PODS):
+        return None
+    cols = requested_and_allocatable(pod, nodes, args.resources, use_requested=True)
+    n = len(nodes)
     fracs, present = [], []
-    for rw, col in zip(args.resources, _columns(nodes, tuple(r.name for r in args.resources)), strict=True):
-        alloc, req = _requested_after(pod, nodes, col, rw.name)
-        has = alloc > 0
-        fracs.append(np.where(has, np.minimum(req / np.where(has, alloc, 1.0), 1.0), 0.0))
-        present.append(has)
-    phi, mask = np.stack(fracs, axis=1), np.stack(present, axis=1)
-    count = mask.sum(axis=1)
-    mean = np.where(count > 0, (phi * mask).sum(axis=1) / np.maximum(count, 1), 0.0)
-    std = np.sqrt(((phi - mean[:, None]) ** 2 * mask).sum(axis=1) / np.maximum(count, 1))
-    std = np.where(count > 2, std, 0.0)
-    if phi.shape[1] >= 2:  # the two-resource special case of the Go code (same value, other rounding)
-        two = count == 2
-        first = np.argmax(mask, axis=1)
-        last = phi.shape[1] - 1 - np.argmax(mask[:, ::-1], axis=1)
-        rows = np.arange(len(phi))
-        std = np.where(two, np.abs(phi[rows, first] - phi[rows, last]) / 2, std)
-    return np.trunc((1.0 - std) * MAX_NODE_SCORE)
+    for c in cols:
+        if c.positive:
+            fracs.append(np.minimum(c.requested / c.allocatable, 1.0))
+            present.append(None)
+        else:
+            has = c.allocatable > 0
+            fracs.append(np.minimum(c.requested / np.maximum(c.allocatable, 1.0), 1.0) * has)
+            present.append(has)
+    if len(cols) < 2:
+        std = np.zeros(n)
+    elif len(cols) == 2:
+        std = np.abs((fracs[0] - fracs[1]) / 2)
+        if present[0] is not None or present[1] is not None:
+            std *= (cols[0].allocatable > 0) & (cols[1].allocatable > 0)
+    else:
+        std = _balanced_std(fracs, [c.allocatable > 0 for c in cols])
+    return np.trunc((1.0 - std) * float(MAX_NODE_SCORE)).astype(np.int64)
 
 
-def load_aware(pod: PodDemand, nodes: NodeTable, args: LoadAwareArgs, *,
-               estimate: FloatArray, load_ok: BoolArray) -> FloatArray:
-    """Koordinator LoadAwareScheduling Score (``load_aware.go``):
-    ``used_r = measured_r + pending_r + est_r(pod)``; ``leastUsed_r = (alloc − used)·100 / alloc``
-    (0 if used > alloc or alloc = 0); node = ``(Σ w_r·leastUsed_r + dw·min_r leastUsed_r) /
-    (Σ w_r + dw)``, integer division. NaN where ``load_ok`` is False."""
-    names = tuple(args.resourceWeights)
-    per, weights = [], []
-    for name, col in zip(names, _columns(nodes, names), strict=True):
-        pod_col = pod.resources.index(name) if name in pod.resources else -1
-        alloc = _take(nodes.allocatable, col)
-        used = np.floor(_take(nodes.usage, col) + _take(nodes.pending, col)
-                        + (estimate[pod_col] if pod_col >= 0 else 0.0) + 0.5)
-        ok = (alloc > 0) & (used <= alloc)
-        safe = np.where(alloc > 0, alloc, 1.0)
-        per.append(np.where(ok, np.floor((alloc - used) * MAX_NODE_SCORE / safe), 0.0))
-        weights.append(args.resourceWeights[name])
-    total = sum(w * s for w, s in zip(weights, per, strict=True))
-    dominant = args.dominantResourceWeight
-    if dominant > 0:
-        total = total + dominant * np.minimum.reduce(per)
-    score = np.floor(total / (sum(weights) + dominant))
-    return np.where(load_ok, score, np.nan)
+def _balanced_std(fracs: list[FloatArray], present: list[BoolArray]) -> FloatArray:
+    """The std of ``balancedResourceScorer`` for more than two resources, summing in Go's
+    order; a node with exactly two present takes ``|φ1 − φ2| / 2`` of those two."""
+    count = np.zeros(len(fracs[0]))
+    total = np.zeros(len(fracs[0]))
+    for f, p in zip(fracs, present, strict=True):
+        count += p
+        total = total + f
+    safe = np.maximum(count, 1.0)
+    mean = total / safe
+    acc = np.zeros(len(fracs[0]))
+    for f, p in zip(fracs, present, strict=True):
+        d = f - mean
+        acc = acc + d * d * p
+    std = np.sqrt(acc / safe)
+    # exactly two present: the first two present fractions, in order
+    first, second = np.zeros_like(total), np.zeros_like(total)
+    seen = np.zeros_like(total)
+    for f, p in zip(fracs, present, strict=True):
+        first = np.where(p & (seen == 0), f, first)
+        second = np.where(p & (seen == 1), f, second)
+        seen += p
+    two = np.abs((first - second) / 2)
+    return np.where(count == 2, two, np.where(count > 2, std, 0.0))
 
 
-REQUESTS_STRATEGIES: Mapping[str, Callable[[PodDemand, NodeTable, StrategyArgs], FloatArray]] = MappingProxyType({
+def load_aware(pod: PodDemand, nodes: NodeTable, args: LoadAwareArgs, *, estimate: FloatArray) -> IntArray:
+    """Koordinator LoadAwareScheduling Score (``load_aware.go`` ``loadAwareSchedulingScorer``,
+    ``leastUsedScore``): ``used_r = measured_r + pending_r + est_r(pod)``;
+    ``leastUsed_r = (alloc − used)·100 / alloc`` (0 if used > alloc or alloc = 0); node =
+    ``(Σ w_r·leastUsed_r + dw·min_r leastUsed_r) / (Σ w_r + dw)``, int64 division.
+    Nodes without measured usage are scored as if it were 0; the caller masks them."""
+    n = len(nodes)
+    total = np.zeros(n)
+    dominant = None
+    for name, w in args.resourceWeights.items():
+        col = nodes.column(name)
+        if col < 0:
+            s = np.zeros(n)  # allocatable 0: leastUsedScore 0, the weight still counts
+        else:
+            alloc = nodes.allocatable[:, col]
+            pod_est = estimate[pod.resources.index(name)] if name in pod.resources else 0.0
+            used = nodes.usage[:, col] + nodes.pending[:, col] + pod_est
+            # fmax: NaN usage (no measurement) scores 0 without a warning; masked by load_ok
+            s = floor_percent(np.fmax(alloc - used, 0.0), alloc, positive=nodes.stats.alloc_all_positive[col],
+                              alloc_max=nodes.stats.alloc_max[col])
+        total += w * s
+        dominant = s if dominant is None else np.minimum(dominant, s)
+    dw = args.dominantResourceWeight
+    if dw and dominant is not None:
+        total += dw * dominant
+    return np.floor(total / float(sum(args.resourceWeights.values()) + dw)).astype(np.int64)
+
+
+def _cpu_memory(nodes: NodeTable, matrix: FloatArray, *, fill: float = np.nan) -> FloatArray:
+    """(N, 2) the CPU and memory columns of an (N, R) table array; ``fill`` where the table
+    does not carry the resource."""
+    out = np.full((len(nodes), 2), fill)
+    for j, name in enumerate((CPU, MEMORY)):
+        col = nodes.column(name)
+        if col >= 0:
+            out[:, j] = matrix[:, col]
+    return out
+
+
+def _usage_avg(nodes: NodeTable) -> FloatArray:
+    """(N, 2) CPU and memory window-average usage, the latest measurement where the source has
+    no average (Trimaran's collectors read AVG or Latest, whichever the provider gives)."""
+    avg = _cpu_memory(nodes, nodes.usage_avg)
+    return np.where(np.isnan(avg), _cpu_memory(nodes, nodes.usage), avg)
+
+
+def _pod_cpu_memory(pod: PodDemand, vector: FloatArray) -> FloatArray:
+    return np.array([_pod_value(pod, vector, CPU), _pod_value(pod, vector, MEMORY)])
+
+
+CPU_MEMORY_IS_MEMORY = np.array([False, True])
+
+
+def target_load_packing(pod: PodDemand, nodes: NodeTable, args: TargetLoadPackingArgs, *,
+                        estimate: FloatArray) -> IntArray:
+    """Trimaran TargetLoadPacking (``targetloadpacking.go`` ``Score``), CPU only: predicted
+    utilisation of the node's *capacity* with the incoming pod's predicted CPU (per container:
+    limit, else request x multiplier, else the default; plus overhead) and the usage of
+    recently placed pods the measurement does not show yet (``pending``, which the extender
+    estimates with the policy's estimator, not with TLP's predictor); see ``scoring.trimaran``."""
+    col = nodes.column(CPU)
+    if col < 0:
+        return np.zeros(len(nodes), np.int64)
+    pcol = pod.resources.index(CPU) if CPU in pod.resources else -1
+    reqs = pod.container_requests[:, pcol] if pcol >= 0 else np.zeros(1)
+    lims = pod.container_limits[:, pcol] if pcol >= 0 else np.zeros(1)
+    overhead = float(pod.overhead[pcol]) if pcol >= 0 else 0.0
+    pod_cpu = trimaran.tlp_predicted_cpu(reqs, lims, overhead, multiplier=args.defaultRequestsMultiplier,
+                                         default_millis=args.defaultRequestsCpuMillis)
+    return trimaran.target_load_packing(nodes.capacity[:, col], _usage_avg(nodes)[:, 0],
+                                        nodes.pending[:, col], pod_cpu, target=args.targetUtilization)
+
+
+def load_variation_risk_balancing(pod: PodDemand, nodes: NodeTable, args: LoadVariationRiskBalancingArgs, *,
+                                  estimate: FloatArray) -> IntArray:
+    """Trimaran LoadVariationRiskBalancing (``loadvariationriskbalancing.go`` ``Score``,
+    ``analysis.go`` ``computeScore``): per resource ``risk = (μ + margin·σ^(1/sensitivity)) / 2``
+    with μ the average usage plus the pod's request over allocatable and σ the usage std over
+    allocatable (0 where unknown); node = min over CPU and memory of ``(1 − risk)·100``,
+    rounded."""
+    return trimaran.load_variation_risk_balancing(
+        _cpu_memory(nodes, nodes.allocatable, fill=0.0).astype(np.int64), _usage_avg(nodes),
+        np.nan_to_num(_cpu_memory(nodes, nodes.usage_std), nan=0.0), _pod_cpu_memory(pod, pod.requests),
+        margin=args.safeVarianceMargin, sensitivity=args.safeVarianceSensitivity,
+        resource_is_memory=CPU_MEMORY_IS_MEMORY)
+
+
+def low_risk_over_commitment(pod: PodDemand, nodes: NodeTable, args: LowRiskOverCommitmentArgs, *,
+                             estimate: FloatArray) -> IntArray | None:
+    """Trimaran LowRiskOverCommitment (``lowriskovercommitment.go`` ``Score``): per resource
+    ``risk = w·riskLimit + (1 − w)·riskLoad`` (limits over allocatable; a Beta distribution
+    fitted to the usage mean and std); node = ``round(100·(1 − max_r risk_r))``. None for a
+    best-effort pod (upstream scores it 0 on every node: it does not rank the nodes).
+    ``NodeTable.limits`` must hold the per-pod ``max(limits, requests)`` sums."""
+    pod_request = _pod_cpu_memory(pod, pod.requests)
+    pod_limit = _pod_cpu_memory(pod, pod.limits)
+    if not (pod_request.any() or pod_limit.any()):
+        return None
+    weights = np.array([args.riskLimitWeights.get(r, 0.5) for r in (CPU, MEMORY)])
+    return trimaran.low_risk_over_commitment(
+        _cpu_memory(nodes, nodes.allocatable, fill=0.0).astype(np.int64),
+        _cpu_memory(nodes, nodes.requested, fill=0.0).astype(np.int64),
+        _cpu_memory(nodes, nodes.limits, fill=0.0).astype(np.int64), pod_request, pod_limit,
+        _usage_avg(nodes), np.nan_to_num(_cpu_memory(nodes, nodes.usage_std), nan=0.0),
+        smoothing_window_size=args.smoothingWindowSize, risk_limit_weights=weights,
+        resource_is_memory=CPU_MEMORY_IS_MEMORY, best_effort=False)
+
+
+RequestsStrategy = Callable[[PodDemand, NodeTable, StrategyArgs], "IntArray | None"]
+LoadStrategy = Callable[..., "IntArray | None"]
+
+REQUESTS_STRATEGIES: Mapping[str, RequestsStrategy] = MappingProxyType({
     "LeastAllocated": least_allocated,  # type: ignore[dict-item]
     "MostAllocated": most_allocated,  # type: ignore[dict-item]
+    "RequestedToCapacityRatio": requested_to_capacity_ratio,  # type: ignore[dict-item]
     "BalancedAllocation": balanced_allocation,  # type: ignore[dict-item]
+})
+
+LOAD_STRATEGIES: Mapping[str, LoadStrategy] = MappingProxyType({
+    "LoadAware": load_aware,
+    "TargetLoadPacking": target_load_packing,
+    "LoadVariationRiskBalancing": load_variation_risk_balancing,
+    "LowRiskOverCommitment": low_risk_over_commitment,
 })

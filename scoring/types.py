@@ -6,12 +6,16 @@ objects or time: it is a pure function of these arrays and a validated Policy.
 
 Resource axis: column ``r`` of every (N, R) array is the resource ``resources[r]``. CPU is in
 millicores, memory and other resources in base units (bytes, count), exactly the integers
-kube-scheduler uses (``Quantity.MilliValue()`` for CPU, ``Value()`` otherwise).
+kube-scheduler uses (``Quantity.MilliValue()`` for CPU, ``Value()`` otherwise). Quantities are
+integers in 0..``MAX_QUANTITY`` (2**53, about 9 PB of memory): float64 holds every one of them
+exactly, and the integer formulas (int64, as in Go) cannot overflow when multiplied by 100.
+The extender refuses larger values at its boundary as absurd.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +27,7 @@ CPU = "cpu"
 MEMORY = "memory"
 PODS = "pods"
 BASE_RESOURCES: tuple[str, ...] = (CPU, MEMORY, PODS)
+MAX_QUANTITY = 2**53  # the largest quantity the core accepts (exact in float64)
 
 
 def _readonly(*arrays: np.ndarray) -> None:
@@ -30,12 +35,30 @@ def _readonly(*arrays: np.ndarray) -> None:
         a.flags.writeable = False
 
 
+ARRAY_FIELDS: tuple[str, ...] = (
+    "allocatable", "capacity", "requested", "nonzero_requested", "limits", "usage", "usage_avg",
+    "usage_std", "usage_p95", "pending", "threshold_override")
+
+
+@dataclasses.dataclass(frozen=True)
+class TableStats:
+    """Per column of a NodeTable: every node has allocatable > 0; the largest allocatable;
+    some node overrides the usage threshold."""
+
+    alloc_all_positive: tuple[bool, ...]
+    alloc_max: tuple[float, ...]
+    has_threshold_override: tuple[bool, ...]
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class NodeTable:
     """N candidate nodes, aligned with ``names``.
 
-    ``usage`` is measured usage (NaN where no measurement exists); ``usage_std`` and
-    ``usage_p95`` likewise. ``load_age_s`` is the age of the newest measurement in seconds
+    ``usage`` is the latest measured usage (NaN where no measurement exists); ``usage_avg``
+    the window average (NaN where the source has none: the Trimaran strategies then read
+    ``usage``); ``usage_std`` and ``usage_p95`` likewise. ``limits`` is the sum over the node's
+    pods of ``max(pod limits, pod requests)`` per resource (Trimaran ``SetMaxLimits``: a pod
+    without limits counts its requests). ``load_age_s`` is the age of the newest measurement in seconds
     (+inf where none). ``pending`` is usage of recently placed pods that the measurement does
     not show yet (zeros when unknown). ``threshold_override`` holds per-node usage thresholds
     in percent (NaN where the policy's value applies).
@@ -47,7 +70,9 @@ class NodeTable:
     capacity: FloatArray  # (N, R)
     requested: FloatArray  # (N, R) sum of pod requests on the node (fit semantics)
     nonzero_requested: FloatArray  # (N, R) same with kube-scheduler's non-zero defaults
+    limits: FloatArray  # (N, R) sum over pods of max(limits, requests)
     usage: FloatArray  # (N, R) NaN = unknown
+    usage_avg: FloatArray  # (N, R) NaN = unknown
     usage_std: FloatArray  # (N, R) NaN = unknown
     usage_p95: FloatArray  # (N, R) NaN = unknown
     load_age_s: FloatArray  # (N,) +inf = unknown
@@ -56,19 +81,32 @@ class NodeTable:
 
     def __post_init__(self) -> None:
         n, r = len(self.names), len(self.resources)
-        for field in ("allocatable", "capacity", "requested", "nonzero_requested", "usage",
-                      "usage_std", "usage_p95", "pending", "threshold_override"):
+        for field in ARRAY_FIELDS:
             arr = getattr(self, field)
             if arr.shape != (n, r) or arr.dtype != np.float64:
                 raise ValueError(f"NodeTable.{field}: expected float64 ({n}, {r}), got {arr.dtype} {arr.shape}")
+            if not arr.flags.f_contiguous:
+                # resource-major memory: every column the strategies read is contiguous
+                object.__setattr__(self, field, np.asfortranarray(arr))
         if self.load_age_s.shape != (n,):
             raise ValueError(f"NodeTable.load_age_s: expected ({n},), got {self.load_age_s.shape}")
-        _readonly(self.allocatable, self.capacity, self.requested, self.nonzero_requested,
-                  self.usage, self.usage_std, self.usage_p95, self.load_age_s, self.pending,
-                  self.threshold_override)
+        _readonly(self.load_age_s, *(getattr(self, f) for f in ARRAY_FIELDS))
 
     def __len__(self) -> int:
         return len(self.names)
+
+    @functools.cached_property
+    def stats(self) -> TableStats:
+        """Facts about the table's columns, computed once per table (tables are immutable and
+        are scored many times): they let the strategies skip masks that change nothing."""
+        alloc = self.allocatable
+        n = len(self.names)
+        return TableStats(
+            alloc_all_positive=tuple(bool((alloc[:, c] > 0).all()) for c in range(alloc.shape[1])),
+            alloc_max=tuple(float(alloc[:, c].max()) if n else 0.0 for c in range(alloc.shape[1])),
+            has_threshold_override=tuple(bool((~np.isnan(self.threshold_override[:, c])).any())
+                                         for c in range(alloc.shape[1])),
+        )
 
     def column(self, resource: str) -> int:
         """Index of ``resource`` on the resource axis, or -1 if the table does not carry it."""
@@ -80,7 +118,8 @@ class NodeTable:
     @classmethod
     def build(cls, *, names: tuple[str, ...], resources: tuple[str, ...], allocatable: FloatArray,
               capacity: FloatArray | None = None, requested: FloatArray | None = None,
-              nonzero_requested: FloatArray | None = None, usage: FloatArray | None = None,
+              nonzero_requested: FloatArray | None = None, limits: FloatArray | None = None,
+              usage: FloatArray | None = None, usage_avg: FloatArray | None = None,
               usage_std: FloatArray | None = None, usage_p95: FloatArray | None = None,
               load_age_s: FloatArray | None = None, pending: FloatArray | None = None,
               threshold_override: FloatArray | None = None) -> NodeTable:
@@ -96,7 +135,9 @@ class NodeTable:
             requested=req,
             nonzero_requested=req.copy() if nonzero_requested is None
             else np.asarray(nonzero_requested, dtype=np.float64),
+            limits=req.copy() if limits is None else np.asarray(limits, dtype=np.float64),
             usage=nans() if usage is None else np.asarray(usage, dtype=np.float64),
+            usage_avg=nans() if usage_avg is None else np.asarray(usage_avg, dtype=np.float64),
             usage_std=nans() if usage_std is None else np.asarray(usage_std, dtype=np.float64),
             usage_p95=nans() if usage_p95 is None else np.asarray(usage_p95, dtype=np.float64),
             load_age_s=np.full(len(names), np.inf) if load_age_s is None
@@ -115,6 +156,11 @@ class PodDemand:
     largest init container, plus overhead; ``pods`` = 1). ``nonzero_requests`` is the same with
     the scheduler's defaults for containers without requests (100m CPU, 200 MiB). ``limits`` is
     0 where no limit is set. ``qos`` is the pod's QoS class.
+
+    ``container_requests`` / ``container_limits`` (C, R) are the app containers' own values and
+    ``overhead`` (R,) the pod overhead, for strategies that predict usage per container
+    (Trimaran TargetLoadPacking). When omitted the pod counts as one container with the pod's
+    requests and limits and no overhead.
     """
 
     resources: tuple[str, ...]
@@ -122,11 +168,31 @@ class PodDemand:
     nonzero_requests: FloatArray  # (R,)
     limits: FloatArray  # (R,)
     qos: str = "Burstable"
+    container_requests: FloatArray | None = None  # (C, R)
+    container_limits: FloatArray | None = None  # (C, R)
+    overhead: FloatArray | None = None  # (R,)
 
     def __post_init__(self) -> None:
         r = len(self.resources)
-        for field in ("requests", "nonzero_requests", "limits"):
+        if self.container_requests is None:
+            object.__setattr__(self, "container_requests", self.requests.reshape(1, r).copy())
+            object.__setattr__(self, "container_limits", self.limits.reshape(1, r).copy())
+        if self.container_limits is None:
+            object.__setattr__(self, "container_limits", np.zeros_like(self.container_requests))
+        if self.overhead is None:
+            object.__setattr__(self, "overhead", np.zeros(r))
+        for field in ("requests", "nonzero_requests", "limits", "overhead"):
             arr = getattr(self, field)
             if arr.shape != (r,) or arr.dtype != np.float64:
                 raise ValueError(f"PodDemand.{field}: expected float64 ({r},), got {arr.dtype} {arr.shape}")
-        _readonly(self.requests, self.nonzero_requests, self.limits)
+        for field in ("container_requests", "container_limits"):
+            arr = getattr(self, field)
+            if arr.ndim != 2 or arr.shape[1] != r or arr.dtype != np.float64 \
+                    or arr.shape != self.container_requests.shape:
+                raise ValueError(f"PodDemand.{field}: expected float64 (C, {r}), got {arr.dtype} {arr.shape}")
+        _readonly(self.requests, self.nonzero_requests, self.limits, self.container_requests,
+                  self.container_limits, self.overhead)
+
+    @property
+    def best_effort(self) -> bool:
+        return self.qos == "BestEffort"

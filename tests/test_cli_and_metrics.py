@@ -28,12 +28,17 @@ def test_check_policy_accepts_the_shipped_policy() -> None:
 
 @pytest.mark.parametrize(("text", "needle"), [
     ("strategies: [{name: Nope}]", "strategies[0].name: unknown strategy 'Nope'"),
-    ("strategies: [{name: LeastAllocated, weight: -1}]", "strategies[0].weight: must be >= 0"),
-    ("filters: {usageThresholds: {cpu: 150}}", "filters.usageThresholds.cpu: must be in 0..100"),
+    ("strategies: [{name: LeastAllocated, weight: -1}]", "strategies[0].weight: must be an integer in 0..100"),
+    ("filters: {usageThresholds: {cpu: 150}}", "filters.usageThresholds.cpu: must be an integer in 0..100"),
     ("load: {fallback: maybe}", "load.fallback: must be one of requests, zero, reject"),
     ("strategies: [{name: LoadAware, args: {bogus: 1}}]", "strategies[0].args.bogus: unknown field"),
+    ("strategies: [{name: RequestedToCapacityRatio, args: {shape: [{utilization: 50, score: 1}, "
+     "{utilization: 20, score: 5}]}}]", "strategies[0].args.shape[1].utilization: must be greater"),
+    ("strategies: [{name: TargetLoadPacking, args: {targetUtilization: 0}}]",
+     "strategies[0].args.targetUtilization: must be an integer in 1..100"),
     ("key: [unclosed", "not valid YAML"),
-], ids=["unknown-strategy", "negative-weight", "threshold-range", "fallback", "unknown-arg", "yaml"])
+], ids=["unknown-strategy", "negative-weight", "threshold-range", "fallback", "unknown-arg",
+                            "shape-not-increasing", "target-out-of-range", "yaml"])
 def test_bad_policy_is_refused_at_start_with_the_field(tmp_path: Path, text: str, needle: str) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text(text)

@@ -12,18 +12,24 @@ function named at each function):
   ``least_allocated.go`` (``leastResourceScorer``, ``leastRequestedScore``),
   ``most_allocated.go`` (``mostResourceScorer``, ``mostRequestedScore``),
   ``balanced_allocation.go`` (``PreScore``, ``Score``, ``NewBalancedAllocation``,
-  ``balancedResourceScorer``), ``resource_allocation.go`` (``score``,
+  ``balancedResourceScorer``), ``requested_to_capacity_ratio.go``
+  (``buildRequestedToCapacityRatioScorerFunction``, ``scaledUtilization``,
+  ``requestedToCapacityRatioScorer``), ``resource_allocation.go`` (``score``,
   ``calculateResourceAllocatableRequest``, ``calculatePodResourceRequest``,
-  ``isBestEffortPod``), ``fit.go`` (``fitsRequest``).
+  ``isBestEffortPod``), ``fit.go`` (``fitsRequest``, ``nodeResourceStrategyTypeMap``: the Fit
+  strategies do not set ``useRequested``); ``pkg/scheduler/framework/plugins/helper/
+  shape_score.go`` (``BuildBrokenLinearFunction``).
 * Koordinator, ``koordinator-sh/koordinator`` ``pkg/scheduler/plugins/loadaware/``:
   ``load_aware.go`` (``Filter``, ``filterNodeUsage``, ``Score``, ``loadAwareSchedulingScorer``
   with ``dominantResourceWeight`` as of v1.7, ``leastUsedScore``), ``helper.go``
   (``isNodeMetricExpired``, ``getResourceValue``),
   ``estimator/default_estimator.go`` (``estimatedPodUsed``, ``estimatedUsedByResource``),
   defaults from ``pkg/scheduler/apis/config/v1/defaults.go``.
-* The extender's own combination rules, from the module docstring of ``scoring/evaluate.py``
-  (weighted mean, fallback for stale or missing load, spread, ``floor(x / 10 + 0.5)`` clipped
-  to 0..10) and the verdict codes / precedence documented in ``scoring/filters.py``.
+* The extender's own rules: the combination from the module docstring of ``scoring/evaluate.py``
+  (strategies of weight 0 and strategies that do not apply take no part; weighted mean;
+  fallback for stale or missing load; infeasible nodes 0; spread; ``floor(x / 10 + 0.5)``), the
+  verdict codes / precedence documented in ``scoring/filters.py``, and which resources' usage
+  must be known for load data to be usable (``Policy.load_resources`` in ``scoring/policy.py``).
 
 Mapping of the core's inputs onto the upstream ones (as the project defines them):
 
@@ -32,8 +38,10 @@ Mapping of the core's inputs onto the upstream ones (as the project defines them
   ``NodeTable.nonzero_requested``, ``nodeInfo.Requested`` is ``NodeTable.requested``; the
   incoming pod's ``calculatePodResourceRequest`` is ``PodDemand.nonzero_requests`` (CPU and
   memory defaults substituted: ``NonMissingContainerRequests``) or ``PodDemand.requests`` when
-  the plugin sets ``useRequested``. ``AllowedPodNumber`` is the ``pods`` column of
-  allocatable and ``len(nodeInfo.Pods)`` the ``pods`` column of ``requested``.
+  the plugin sets ``useRequested``, except for ``pods``: ``PodDemand.requests`` carries 1 there
+  for the fit check, but ``PodRequests`` (the containers' requests) never holds a ``pods``
+  entry, so the scorers see 0. ``AllowedPodNumber`` is the ``pods`` column of allocatable and
+  ``len(nodeInfo.Pods)`` the ``pods`` column of ``requested``.
 * Koordinator's ``NodeMetric`` node usage is ``NodeTable.usage`` (NaN = no NodeMetric, i.e. no
   data), the estimated usage of assigned-but-unreported pods is ``NodeTable.pending``, the age
   of ``NodeMetric.Status.UpdateTime`` is ``NodeTable.load_age_s`` (+inf = never reported), and
@@ -51,6 +59,8 @@ from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
+from tests.scoring import reference_trimaran as rt
+
 MAX_NODE_SCORE = 100  # k8s.io/kube-scheduler/framework MaxNodeScore
 MAX_EXTENDER_PRIORITY = 10  # k8s.io/kube-scheduler/extender/v1 MaxExtenderPriority
 
@@ -66,8 +76,16 @@ KOORD_DEFAULT_SCALING_FACTORS = {CPU: 85, MEMORY: 70}
 # Verdict codes and their precedence (first failing check wins), scoring/filters.py.
 OK, INSUFFICIENT, NO_ALLOCATABLE, USAGE_THRESHOLD, NO_FRESH_LOAD = 0, 1, 2, 3, 4
 
-REQUESTS_STRATEGIES = ("LeastAllocated", "MostAllocated", "BalancedAllocation")
-LOAD_STRATEGIES = ("LoadAware",)
+# kube-scheduler MaxCustomPriorityScore: the range of a RequestedToCapacityRatio shape's scores.
+MAX_CUSTOM_PRIORITY_SCORE = 10
+MAX_UTILIZATION = 100  # requested_to_capacity_ratio.go maxUtilization
+
+REQUESTS_STRATEGIES = ("LeastAllocated", "MostAllocated", "RequestedToCapacityRatio", "BalancedAllocation")
+LOAD_STRATEGIES = ("LoadAware", "TargetLoadPacking", "LoadVariationRiskBalancing", "LowRiskOverCommitment")
+# The resources whose measured usage each Trimaran strategy reads (scoring/policy.py): TLP CPU only,
+# LVRB and LROC CPU and memory.
+TRIMARAN_RESOURCES = {"TargetLoadPacking": (CPU,), "LoadVariationRiskBalancing": (CPU, MEMORY),
+                      "LowRiskOverCommitment": (CPU, MEMORY)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,7 +156,10 @@ def is_scalar_resource_name(name: str) -> bool:
 def k8s_pod_request(pod: Any, name: str, *, use_requested: bool) -> int:
     """``resource_allocation.go`` ``calculatePodResourceRequest``: ``PodRequests`` with
     ``NonMissingContainerRequests`` (100m CPU / 200 MiB for a container that sets no CPU or
-    memory request) unless ``useRequested``; only CPU and memory get defaults."""
+    memory request) unless ``useRequested``; only CPU and memory get defaults. ``PodRequests``
+    sums container requests, which cannot name ``pods``: 0 for it."""
+    if name == PODS:
+        return 0
     if not use_requested and name in (CPU, MEMORY):
         return go_int(pod_value(pod.nonzero_requests, pod, name))
     return go_int(pod_value(pod.requests, pod, name))
@@ -278,18 +299,92 @@ def is_best_effort_for(pod: Any, names: Sequence[str]) -> bool:
     return all(k8s_pod_request(pod, n, use_requested=True) == 0 for n in names)
 
 
-def balanced_allocation(pod: Any, nodes: Any, args: Any) -> list[int]:
+def balanced_allocation(pod: Any, nodes: Any, args: Any) -> list[int] | None:
     """NodeResourcesBalancedAllocation per node. ``NewBalancedAllocation`` sets
     ``useRequested: true``: the node's ``Requested`` and the pod's plain requests, no non-zero
-    defaults. A best-effort pod is skipped (``PreScore`` returns ``Skip``; ``Score`` without
-    pre-score state returns 0), modelled here as 0 on every node. Weights are not used."""
+    defaults. A best-effort pod (no request for any of the resources) is skipped: ``PreScore``
+    returns ``Skip``, so the plugin takes no part in the pod's scoring: None. Weights are not
+    used."""
     names = [r.name for r in args.resources]
     if is_best_effort_for(pod, names):
-        return [0] * node_count(nodes)
+        return None
     out = []
     for i in range(node_count(nodes)):
         requested, allocatable = k8s_vectors(pod, nodes, i, names, use_requested=True)
         out.append(balanced_resource_scorer(requested, allocatable))
+    return out
+
+
+def scaled_utilization(requested: int, capacity: int, maximum: int) -> int:
+    """``requested_to_capacity_ratio.go`` ``scaledUtilization``: ``requested * max / capacity``
+    exact (Go widens to 128 bits; Python ints are exact anyway), requested clamped to
+    ``[0, capacity]``."""
+    if capacity <= 0 or requested <= 0:
+        return 0
+    if requested >= capacity:
+        return maximum
+    return go_div(requested * maximum, capacity)
+
+
+def broken_linear_function(shape: Sequence[tuple[int, int]]):
+    """``helper/shape_score.go`` ``BuildBrokenLinearFunction`` over ``(utilization, score)``
+    points: ``shape[0].Score`` up to the first point, ``shape[-1].Score`` past the last, linear
+    in between with Go's int64 arithmetic (``*`` then ``/``, truncating toward zero: a falling
+    segment rounds up)."""
+    def f(p: int) -> int:
+        for i in range(len(shape)):
+            if p <= shape[i][0]:
+                if i == 0:
+                    return shape[0][1]
+                (u0, s0), (u1, s1) = shape[i - 1], shape[i]
+                return s0 + go_div((s1 - s0) * (p - u0), u1 - u0)
+        return shape[-1][1]
+    return f
+
+
+def rtcr_shape(args: Any) -> list[tuple[int, int]]:
+    """``requestedToCapacityRatioScorer``: the configured shape, scores scaled by
+    ``MaxNodeScore / MaxCustomPriorityScore`` (integer division: 10)."""
+    scale = MAX_NODE_SCORE // MAX_CUSTOM_PRIORITY_SCORE
+    return [(go_int(p.utilization), go_int(p.score) * scale) for p in args.shape]
+
+
+def requested_to_capacity_ratio_scorer(shape: Sequence[tuple[int, int]], weights: Sequence[int],
+                                       requested: Sequence[int], allocatable: Sequence[int]) -> int:
+    """``buildRequestedToCapacityRatioScorerFunction``: resources with allocatable 0 are
+    skipped; ``resourceScoringFunction`` is the shape at ``maxUtilization`` when
+    ``requested > capacity`` (or capacity 0), else at ``scaledUtilization``; a resource scoring
+    0 leaves both sums; ``int64(math.Round(float64(nodeScore) / float64(weightSum)))``."""
+    raw = broken_linear_function(shape)
+
+    def resource_score(req: int, cap: int) -> int:
+        if cap == 0 or req > cap:
+            return raw(MAX_UTILIZATION)
+        return raw(scaled_utilization(req, cap, MAX_UTILIZATION))
+
+    node_score = weight_sum = 0
+    for w, req, alloc in zip(weights, requested, allocatable, strict=True):
+        if alloc == 0:
+            continue
+        score = resource_score(req, alloc)
+        if score > 0:
+            node_score += score * w
+            weight_sum += w
+    if weight_sum == 0:
+        return 0
+    return go_float_to_int64(go_round(float(node_score) / float(weight_sum)))
+
+
+def requested_to_capacity_ratio(pod: Any, nodes: Any, args: Any) -> list[int]:
+    """NodeResourcesFit ``RequestedToCapacityRatio`` per node over ``resource_allocation.go``
+    ``score`` (non-zero requests for CPU and memory: the Fit plugin does not set
+    ``useRequested``)."""
+    names, weights = _names_weights(args)
+    shape = rtcr_shape(args)
+    out = []
+    for i in range(node_count(nodes)):
+        requested, allocatable = k8s_vectors(pod, nodes, i, names, use_requested=False)
+        out.append(requested_to_capacity_ratio_scorer(shape, weights, requested, allocatable))
     return out
 
 
@@ -361,15 +456,28 @@ def load_aware_args(policy: Any) -> tuple[dict[str, float], dict[str, float], fl
     return dict(KOORD_DEFAULT_RESOURCE_WEIGHTS), dict(KOORD_DEFAULT_SCALING_FACTORS), 0
 
 
+def load_resources(policy: Any) -> set[str]:
+    """The resources whose measured usage the policy reads (``Policy.load_resources``): the
+    usage thresholds' keys (a 0 included: a per-node override may enable it), LoadAware's
+    ``resourceWeights`` keys when the policy lists LoadAware (whatever its weight), CPU for
+    TargetLoadPacking, CPU and memory for LoadVariationRiskBalancing and LowRiskOverCommitment.
+    Koordinator's defaults play no part when the policy has no LoadAware strategy."""
+    names = set(policy.filters.usageThresholds)
+    for spec in policy.strategies:
+        if spec.name == "LoadAware":
+            names |= set(spec.args.resourceWeights)
+        names |= set(TRIMARAN_RESOURCES.get(spec.name, ()))
+    return names
+
+
 def load_usable(nodes: Any, i: int, policy: Any) -> bool:
-    """Node ``i`` has a fresh measurement of every resource the load strategy and the usage
-    thresholds use (that the table carries). Freshness is Koordinator's: not expired after
-    ``load.staleAfterSeconds`` (``isNodeMetricExpired``)."""
+    """Node ``i`` has a finite measured usage of every resource in ``load_resources`` that the
+    table carries, and it is not expired after ``load.staleAfterSeconds`` (Koordinator's
+    ``isNodeMetricExpired``: an age equal to the limit is expired)."""
     if is_node_metric_expired(float(nodes.load_age_s[i]), policy.load.staleAfterSeconds):
         return False
-    weights, _, _ = load_aware_args(policy)
-    for name in set(policy.filters.usageThresholds) | set(weights):
-        if name in nodes.resources and math.isnan(node_value(nodes.usage, nodes, i, name)):
+    for name in load_resources(policy):
+        if name in nodes.resources and not math.isfinite(node_value(nodes.usage, nodes, i, name)):
             return False
     return True
 
@@ -409,23 +517,110 @@ def load_aware_scheduling_scorer(dominant_weight: int, weights: Sequence[int], u
     return go_div(node_score, weight_sum)
 
 
-def load_aware(pod: Any, nodes: Any, args: Any, *, estimate: Mapping[str, int],
-               usable: Sequence[bool]) -> list[int | None]:
-    """Koordinator LoadAwareScheduling ``Score`` per node; None where the node has no usable
-    metric (Koordinator scores such nodes 0; the project leaves the decision to the
-    fallback)."""
+def load_aware(pod: Any, nodes: Any, args: Any, *, estimate: Mapping[str, int]) -> list[int | None]:
+    """Koordinator LoadAwareScheduling ``Score`` per node, whether or not the metric is fresh
+    (staleness is the combination's business: ``load_usable``); None where the node has no
+    measured usage of one of the weighted resources the table carries (no NodeMetric: nothing to
+    compute from). A weighted resource the table lacks has allocatable 0: score 0, its weight
+    counts (``leastUsedScore`` with capacity 0)."""
     names = list(args.resourceWeights)
     weights = [go_int(args.resourceWeights[n]) for n in names]
     dominant = go_int(args.dominantResourceWeight)
     out: list[int | None] = []
     for i in range(node_count(nodes)):
-        if not usable[i]:
+        if any(n in nodes.resources and not math.isfinite(node_value(nodes.usage, nodes, i, n))
+               for n in names):
             out.append(None)
             continue
         used = [estimated_used(nodes, i, n, estimate) for n in names]
         alloc = [go_int(node_value(nodes.allocatable, nodes, i, n)) for n in names]
         out.append(load_aware_scheduling_scorer(dominant, weights, used, alloc))
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Trimaran over the project's NodeTable (scalar formulas in reference_trimaran.py)
+#
+# Mapping (the project's definition): the measured average is ``usage_avg``, the latest
+# ``usage`` where the average is NaN (Trimaran reads AVG or Latest); an unknown std is 0; TLP
+# reads the node's ``capacity`` and ``pending`` (the not-yet-measured usage of recent pods) and
+# the pod's per-container CPU; LVRB/LROC read CPU and memory; a resource the table lacks has
+# allocatable 0 and no metric. LROC does not apply to a pod with no CPU or memory request or
+# limit (upstream scores it 0 on every node).
+
+
+def avg_or_latest(nodes: Any, i: int, name: str) -> float:
+    if name not in nodes.resources:
+        return math.nan
+    avg = node_value(nodes.usage_avg, nodes, i, name)
+    return node_value(nodes.usage, nodes, i, name) if math.isnan(avg) else avg
+
+
+def known_std(nodes: Any, i: int, name: str) -> float:
+    std = node_value(nodes.usage_std, nodes, i, name)
+    return 0.0 if math.isnan(std) else std
+
+
+def target_load_packing(pod: Any, nodes: Any, args: Any) -> list[int]:
+    """Trimaran TargetLoadPacking per node (``targetloadpacking.go`` ``Score``)."""
+    if CPU not in nodes.resources:
+        return [0] * node_count(nodes)
+    if CPU in pod.resources:
+        c = pod.resources.index(CPU)
+        reqs = [go_int(v) for v in pod.container_requests[:, c]]
+        lims = [go_int(v) for v in pod.container_limits[:, c]]
+        overhead = go_int(pod.overhead[c])
+    else:
+        reqs, lims, overhead = [0], [0], 0
+    pod_cpu = rt.tlp_pod_cpu(reqs, lims, overhead, args.defaultRequestsMultiplier,
+                             int(args.defaultRequestsCpuMillis))
+    return [rt.tlp_score(go_int(node_value(nodes.capacity, nodes, i, CPU)), avg_or_latest(nodes, i, CPU),
+                         node_value(nodes.pending, nodes, i, CPU), float(pod_cpu), args.targetUtilization)
+            for i in range(node_count(nodes))]
+
+
+def load_variation_risk_balancing(pod: Any, nodes: Any, args: Any) -> list[int]:
+    """Trimaran LoadVariationRiskBalancing per node (``loadvariationriskbalancing.go``)."""
+    out = []
+    for i in range(node_count(nodes)):
+        per = []
+        for name in (CPU, MEMORY):
+            avg = avg_or_latest(nodes, i, name)
+            score = rt.lvrb_resource_score(go_int(node_value(nodes.allocatable, nodes, i, name)), avg,
+                                           known_std(nodes, i, name), pod_value(pod.requests, pod, name),
+                                           args.safeVarianceMargin, args.safeVarianceSensitivity,
+                                           name == MEMORY)
+            per.append((not math.isnan(avg), score))
+        out.append(rt.lvrb_score(per))
+    return out
+
+
+def low_risk_over_commitment(pod: Any, nodes: Any, args: Any) -> list[int] | None:
+    """Trimaran LowRiskOverCommitment per node (``lowriskovercommitment.go``); None for a pod
+    without CPU or memory requests and limits."""
+    req = {n: go_int(pod_value(pod.requests, pod, n)) for n in (CPU, MEMORY)}
+    lim = {n: go_int(pod_value(pod.limits, pod, n)) for n in (CPU, MEMORY)}
+    if not any(req.values()) and not any(lim.values()):
+        return None
+    out = []
+    for i in range(node_count(nodes)):
+        risks = []
+        for name in (CPU, MEMORY):
+            avg = avg_or_latest(nodes, i, name)
+            risks.append(rt.lroc_risk(
+                go_int(node_value(nodes.allocatable, nodes, i, name)),
+                go_int(node_value(nodes.requested, nodes, i, name)),
+                go_int(node_value(nodes.limits, nodes, i, name)), req[name], lim[name],
+                avg, known_std(nodes, i, name), window=args.smoothingWindowSize,
+                weight=args.riskLimitWeights.get(name, 0.5), is_memory=name == MEMORY,
+                present=not math.isnan(avg)))
+        out.append(rt.lroc_score(risks))
+    return out
+
+
+TRIMARAN = {"TargetLoadPacking": target_load_packing,
+            "LoadVariationRiskBalancing": load_variation_risk_balancing,
+            "LowRiskOverCommitment": low_risk_over_commitment}
 
 
 def usage_threshold_violation(nodes: Any, i: int, policy: Any,
@@ -492,8 +687,9 @@ def to_extender_score(x: Fraction | float) -> int:
     return max(0, min(MAX_EXTENDER_PRIORITY, v))
 
 
-def requests_component(name: str, pod: Any, nodes: Any, args: Any) -> list[int]:
+def requests_component(name: str, pod: Any, nodes: Any, args: Any) -> list[int] | None:
     return {"LeastAllocated": least_allocated, "MostAllocated": most_allocated,
+            "RequestedToCapacityRatio": requested_to_capacity_ratio,
             "BalancedAllocation": balanced_allocation}[name](pod, nodes, args)
 
 
@@ -502,66 +698,86 @@ class Evaluation:
     estimate: dict[str, int]
     usable: list[bool]
     verdicts: list[Verdict]
-    components: dict[str, list[int | None]]
+    components: dict[str, list[int | None] | None]  # None: the strategy does not apply
     fallback: list[bool]  # the requests fallback replaced the load strategies
     combined: list[Fraction]  # exact
     scores: list[int]
+    implicit: list[int] | None  # the implicit LeastAllocated, when the fallback used it
 
 
-def default_least_allocated_args() -> Any:
-    """kube-scheduler's default scoring resources: cpu=1, memory=1."""
-    @dataclasses.dataclass
-    class _RW:
-        name: str
-        weight: int
+@dataclasses.dataclass(frozen=True)
+class _ResourceSpec:
+    name: str
+    weight: int
 
-    @dataclasses.dataclass
-    class _Args:
-        resources: tuple
 
-    return _Args((_RW(CPU, 1), _RW(MEMORY, 1)))
+@dataclasses.dataclass(frozen=True)
+class _ResourcesArgs:
+    resources: tuple[_ResourceSpec, ...]
+
+
+# kube-scheduler's default scoring resources (cpu=1, memory=1): the implicit LeastAllocated.
+DEFAULT_RESOURCES_ARGS = _ResourcesArgs((_ResourceSpec(CPU, 1), _ResourceSpec(MEMORY, 1)))
 
 
 def evaluate(pod: Any, nodes: Any, policy: Any) -> Evaluation:
     """Filter, score and combine as documented in ``scoring/evaluate.py``, in exact
-    arithmetic: the weighted mean of the strategies' 0..100 scores; where load data is stale or
-    missing, ``requests`` takes the weighted mean of the requests-based strategies only (the
-    implicit LeastAllocated cpu=1, memory=1 when there is none with a positive weight),
-    ``zero`` scores the load strategies 0, ``reject`` has failed the node; infeasible nodes
-    score 0; ``spread`` stretches the feasible nodes linearly to 0..100; then
-    ``floor(x / 10 + 0.5)`` clipped to 0..10."""
+    arithmetic (Fractions).
+
+    A strategy takes part when its weight is > 0 and it applies to the pod (not None). A node's
+    combined score is the weighted mean of the taking-part strategies' scores (0 when none
+    takes part). Where load data is not usable and a load strategy takes part, the fallback
+    decides: ``requests`` takes the weighted mean of the taking-part requests-based strategies
+    (the implicit LeastAllocated cpu=1, memory=1 when none takes part) and flags the node,
+    ``zero`` counts the load strategies as 0, ``reject`` has failed the node. Infeasible nodes
+    0; ``spread`` stretches the feasible nodes linearly to 0..100 (at least two of them and two
+    distinct values); then ``floor(x / 10 + 0.5)``."""
     n = node_count(nodes)
     _, factors, _ = load_aware_args(policy)
     estimate = estimate_pod(pod, factors)
     usable = [load_usable(nodes, i, policy) for i in range(n)]
     verdicts = [verdict(pod, nodes, i, policy, estimate, usable[i]) for i in range(n)]
-    components: dict[str, list[int | None]] = {}
+    components: dict[str, list[int | None] | None] = {}
     for spec in policy.strategies:
-        if spec.name in LOAD_STRATEGIES:
-            components[spec.name] = load_aware(pod, nodes, spec.args, estimate=estimate, usable=usable)
+        if spec.name == "LoadAware":
+            components[spec.name] = load_aware(pod, nodes, spec.args, estimate=estimate)
+        elif spec.name in TRIMARAN:
+            components[spec.name] = TRIMARAN[spec.name](pod, nodes, spec.args)
         else:
-            components[spec.name] = list(requests_component(spec.name, pod, nodes, spec.args))
-    has_load = any(s.name in LOAD_STRATEGIES for s in policy.strategies)
-    req_specs = [s for s in policy.strategies if s.name in REQUESTS_STRATEGIES]
-    implicit = least_allocated(pod, nodes, default_least_allocated_args())
+            components[spec.name] = requests_component(spec.name, pod, nodes, spec.args)
+    taking = [s for s in policy.strategies if s.weight > 0 and components[s.name] is not None]
+    load = [s for s in taking if s.name in LOAD_STRATEGIES]
+    req = [s for s in taking if s.name not in LOAD_STRATEGIES]
+    w_all = sum(go_int(s.weight) for s in taking)
+    w_req = sum(go_int(s.weight) for s in req)
+    implicit = None
+    if load and not req and policy.load.fallback == "requests" and not all(usable):
+        implicit = least_allocated(pod, nodes, DEFAULT_RESOURCES_ARGS)
+
+    def weighted(specs, i: int, *, load_as_zero: bool = False) -> Fraction:
+        total = Fraction(0)
+        for s in specs:
+            v = 0 if load_as_zero and s.name in LOAD_STRATEGIES else components[s.name][i]
+            assert v is not None, (s.name, i)  # a load score is read only where usable
+            total += go_int(s.weight) * v
+        return total
+
     combined: list[Fraction] = []
     fallback: list[bool] = []
     for i in range(n):
-        use_fallback = not usable[i] and policy.load.fallback == "requests"
-        fallback.append(use_fallback and has_load)
-        if use_fallback:
-            weight = sum(Fraction(s.weight) for s in req_specs)
-            if weight > 0:
-                c = sum(Fraction(s.weight) * components[s.name][i] for s in req_specs) / weight
-            else:
-                c = Fraction(implicit[i])
+        fb = bool(load) and not usable[i] and policy.load.fallback == "requests"
+        fallback.append(fb)
+        if w_all == 0:
+            c = Fraction(0)
+        elif fb and req:
+            c = weighted(req, i) / w_req
+        elif fb:
+            c = Fraction(implicit[i])
+        elif load and not usable[i]:  # "zero" (or "reject": the node is infeasible anyway)
+            c = weighted(taking, i, load_as_zero=True) / w_all
         else:
-            total = Fraction(0)
-            for s in policy.strategies:
-                v = components[s.name][i]
-                total += Fraction(s.weight) * (0 if v is None else v)
-            c = total / sum(Fraction(s.weight) for s in policy.strategies)
-        c = min(max(c, Fraction(0)), Fraction(MAX_NODE_SCORE))
+            c = weighted(taking, i) / w_all
+        assert 0 <= c <= MAX_NODE_SCORE
         combined.append(c if verdicts[i].code == OK else Fraction(0))
     if policy.score.spread:
         feasible = [i for i in range(n) if verdicts[i].code == OK]
@@ -572,11 +788,4 @@ def evaluate(pod: Any, nodes: Any, policy: Any) -> Evaluation:
                 for i in feasible:
                     combined[i] = (combined[i] - lo) * MAX_NODE_SCORE / (hi - lo)
     scores = [to_extender_score(c) for c in combined]
-    return Evaluation(estimate, usable, verdicts, components, fallback, combined, scores)
-
-
-def near_rounding_tie(x: Fraction, eps: float = 1e-9) -> bool:
-    """True when ``x / 10 + 0.5`` is within ``eps`` of an integer, i.e. where a float error in
-    a computed score can move it across a 0..10 level boundary."""
-    v = x / 10 + Fraction(1, 2)
-    return abs(v - round(v)) < eps
+    return Evaluation(estimate, usable, verdicts, components, fallback, combined, scores, implicit)

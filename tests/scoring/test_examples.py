@@ -2,7 +2,10 @@
 
 Each case runs against the core and against tests/scoring/reference.py (which must reproduce the
 upstream expectation: that validates the reference itself). A case on which the core departs
-from upstream is a strict xfail for the core only, with the reason.
+from upstream would be a strict xfail for the core only, with the reason (none at present: the
+cases that were, skipped resources, plain requests and best-effort pods in BalancedAllocation,
+expiry at the limit and thresholds of 0, now pass). RequestedToCapacityRatio's cases are in
+test_rtcr.py.
 
 Sources:
 * kube-scheduler ``pkg/scheduler/framework/plugins/noderesources/least_allocated_test.go``
@@ -29,7 +32,7 @@ import numpy as np
 import pytest
 
 from scoring import evaluate, parse_policy, to_extender_scores
-from scoring.estimate import estimate_pod
+from scoring.estimate import estimate_pod, go_round, go_round_scalar
 from scoring.filters import (INSUFFICIENT, NO_ALLOCATABLE, NO_FRESH_LOAD, OK, USAGE_THRESHOLD, filter_nodes,
                              load_usable)
 from scoring.strategies import balanced_allocation, least_allocated, load_aware, most_allocated
@@ -69,10 +72,6 @@ def resources_args(name: str, resources: list | None):
     return parse_policy({"strategies": [doc]}).strategies[0].args
 
 
-SKIP_ZERO_ALLOC = ("kube-scheduler skips resources with allocatable 0 and scalar resources the pod does "
-                   "not request (resource_allocation.go score / calculateResourceAllocatableRequest); "
-                   "the core scores them 0 and keeps their weight")
-
 # --------------------------------------------------------------------------------------------
 # LeastAllocated: least_allocated_test.go TestLeastAllocatedScoringStrategy
 
@@ -108,18 +107,24 @@ LEAST = [
     Case("nothing scheduled, resources requested with different weight on CPU and memory",
          table(CM, [[4000, 10000], [6000, 10000]]), pod(CM, [3000, 5000]), [41, 50],
          resources=[("memory", 2), ("cpu", 1)]),
-    # the extended resource is bypassed: (50 + 50) / 2 = 50 on both (core: node1 100/3 = 33, node2 200/3 = 66)
+    # the extended resource is bypassed (resource_allocation.go calculateResourceAllocatableRequest:
+    # a scalar resource the pod does not request -> (0, 0)): (50 + 50) / 2 = 50 on both
     Case("bypass extended resource if the pod does not request",
          table(CME, [[6000, 10000, 0], [6000, 10000, 4]]), pod(CME, [3000, 5000, 0]), [50, 50],
-         resources=[("cpu", 1), ("memory", 1), (EXT, 1)], bug=SKIP_ZERO_ALLOC),
+         resources=[("cpu", 1), ("memory", 1), (EXT, 1)]),
     # node1 extended (4 - 2) * 100 / 4 = 50 -> 50; node2 (10 - 2) * 100 / 10 = 80 -> (50 + 50 + 80) / 3 = 60
     Case("honor extended resource if the pod requests",
          table(CME, [[6000, 10000, 4], [6000, 10000, 10]]), pod(CME, [3000, 5000, 2]), [50, 60],
          resources=[("cpu", 1), ("memory", 1), (EXT, 1)]),
-    # cpu 50, memory (10000 - 4000) / 100 = 60 -> 55 on both (core: node1 (0 + 50 + 60) / 4 = 27, node2 77)
+    # the extended resource is left out of both sums (weight 2 included): cpu 50, memory
+    # (10000 - 4000) / 100 = 60 -> 55 on both (keeping its weight would give node1 27, node2 77)
     Case("if the node doesn't have a resource",
          table(CME, [[6000, 10000, 0], [6000, 10000, 4]]), pod(CME, [3000, 4000, 0]), [55, 55],
-         resources=[(EXT, 2), ("cpu", 1), ("memory", 1)], bug=SKIP_ZERO_ALLOC),
+         resources=[(EXT, 2), ("cpu", 1), ("memory", 1)]),
+    # not upstream: memory above 2**53 / 100 takes the core's int64 path; (999999999999999 - 1e13)
+    # * 100 // 999999999999999 = 98 (float64 would give 99); cpu 100 -> 99
+    Case("huge memory (int64 path)", table(CM, [[1000, 999_999_999_999_999]], requested=[[0, 10**13]]),
+         pod(CM, [0, 0]), [99]),
 ]
 
 
@@ -163,7 +168,7 @@ MOST = [
          pod(CM, [0, 0], nonzero=[100, 200 * Mi]), [80, 30]),
     Case("bypass extended resource if the pod does not request",
          table(CME, [[6000, 10000, 0], [6000, 10000, 4]]), pod(CME, [3000, 5000, 0]), [50, 50],
-         resources=[("cpu", 1), ("memory", 1), (EXT, 1)], bug=SKIP_ZERO_ALLOC),
+         resources=[("cpu", 1), ("memory", 1), (EXT, 1)]),
     # extended: node1 2 * 100 / 4 = 50 -> 50; node2 2 * 100 / 10 = 20 -> (50 + 50 + 20) / 3 = 40
     Case("honor extended resource if the pod request",
          table(CME, [[6000, 10000, 4], [6000, 10000, 10]]), pod(CME, [3000, 5000, 2]), [50, 40],
@@ -171,7 +176,10 @@ MOST = [
     # cpu 3000 * 100 / 6000 = 50, memory 40 -> 45 on both
     Case("if the node doesn't have a resource",
          table(CME, [[6000, 10000, 0], [6000, 10000, 4]]), pod(CME, [3000, 4000, 0]), [45, 45],
-         resources=[(EXT, 2), ("cpu", 1), ("memory", 1)], bug=SKIP_ZERO_ALLOC),
+         resources=[(EXT, 2), ("cpu", 1), ("memory", 1)]),
+    # not upstream: the int64 path at 2**53: (2**53 - 1) * 100 // 2**53 = 99; cpu 0 -> 49
+    Case("2**53 memory (int64 path)", table(CM, [[1000, 2**53]], requested=[[0, 2**53 - 1]]),
+         pod(CM, [0, 0]), [49]),
 ]
 
 
@@ -187,16 +195,11 @@ def test_most_allocated_examples(case: Case, impl: str):
 # BalancedAllocation: balanced_allocation_test.go TestNodeResourcesBalancedAllocation
 
 CMG = ("cpu", "memory", GPU)
-USE_REQUESTED = ("current kube-scheduler scores BalancedAllocation on plain requests "
-                 "(NewBalancedAllocation: useRequested: true); the core adds the pod's non-zero "
-                 "default (100m CPU for a container without a CPU request)")
 BALANCED = [
-    # a best-effort pod: PreScore returns Skip (Score without pre-score state returns 0); the core
-    # scores fractions 0 and 0 -> 100
+    # a best-effort pod: PreScore returns Skip, the plugin takes no part: None (with the
+    # non-zero defaults it would score fractions 100/4000 and 200Mi/10000 instead)
     Case("nothing scheduled, nothing requested, skip in PreScore",
-         table(CM, [[4000, 10000], [4000, 10000]]), pod(CM, [0, 0]), [0, 0],
-         bug="best-effort pods are skipped by BalancedAllocation (balanced_allocation.go PreScore: "
-             "isBestEffortPod -> Skip); the core scores them"),
+         table(CM, [[4000, 10000], [4000, 10000]]), pod(CM, [0, 0], nonzero=[100, 200 * Mi]), None),
     # node1: 3000 / 4000 = 0.75, 5000 / 10000 = 0.5, std (0.75 - 0.5) / 2 = 0.125 -> 87
     # node2: 0.5, 0.5 -> std 0 -> 100
     Case("nothing scheduled, resources requested, differently sized nodes",
@@ -215,26 +218,28 @@ BALANCED = [
          pod(CM, [3000, 0]), [50, 75]),
     # the pod sets memory "0" and one GPU, no CPU request (plain 0; non-zero 100m).
     # node1: 3000 / 3500 = 0.857, 5000 / 40000 = 0.125, (3 + 1) / 8 = 0.5 -> std 0.300 -> 70
-    # node2: 0.857, 0.125, 1 / 8 = 0.125 -> std 0.345 -> 65 (core, with 3100 / 3500: 68, 64)
+    # node2: 0.857, 0.125, 1 / 8 = 0.125 -> std 0.345 -> 65 (plain requests: useRequested; with the
+    # non-zero 100m, 3100 / 3500, it would be 68, 64)
     Case("include scalar resource on a node for balanced resource allocation",
          table(CMG, [[3500, 40000, 8], [3500, 40000, 8]], requested=[[3000, 5000, 3], [3000, 5000, 0]]),
          pod(CMG, [0, 0, 1], nonzero=[100, 0, 1]), [70, 65],
-         resources=[("cpu", 1), ("memory", 1), (GPU, 1)], bug=USE_REQUESTED),
+         resources=[("cpu", 1), ("memory", 1), (GPU, 1)]),
     # the pod does not request the GPU: skipped; 0.857, 0.125 -> std 0.366 -> 63 on both
-    # (core: node1 keeps the GPU fraction 0 / 8 -> three fractions, std 0.35 -> 62)
+    # (keeping the GPU fraction 0 / 8 on node1 would give three fractions, std 0.35 -> 62)
     Case("node without the scalar resource should skip the scalar resource",
          table(CMG, [[3500, 40000, 8], [3500, 40000, 0]]), pod(CMG, [3000, 5000, 0]), [63, 63],
-         resources=[("cpu", 1), ("memory", 1), (GPU, 1)],
-         bug="scalar resources the pod does not request are skipped by kube-scheduler "
-             "(calculateResourceAllocatableRequest returns (0, 0)); the core keeps them"),
+         resources=[("cpu", 1), ("memory", 1), (GPU, 1)]),
 ]
 
 
 @pytest.mark.parametrize(("case", "impl"), params(BALANCED))
 def test_balanced_allocation_examples(case: Case, impl: str):
     args = resources_args("BalancedAllocation", case.resources)
-    got = (balanced_allocation(case.pod, case.nodes, args).tolist() if impl == "core"
-           else ref.balanced_allocation(case.pod, case.nodes, args))
+    if impl == "core":
+        core = balanced_allocation(case.pod, case.nodes, args)
+        got = None if core is None else core.tolist()
+    else:
+        got = ref.balanced_allocation(case.pod, case.nodes, args)
     assert got == case.expected
 
 
@@ -278,32 +283,44 @@ def test_koordinator_estimator_examples(requests, limits, factors, expected, imp
 
 NODE96 = [[96_000, 512 * Gi]]
 BIG_POD = pod(CM, [16_000, 32 * Gi], limits=[16_000, 32 * Gi])  # estimate 13600, 24051816858
-KOORD_EXPIRY = ("load_usable keeps age == staleAfterSeconds fresh; Koordinator's isNodeMetricExpired "
-                "(time.Since(updateTime) >= nodeMetricExpirationSeconds) expires it")
+# expected: per node (score, usable). The score is computed whatever the metric's age (None: no
+# measurement to compute from); ``usable`` is False where Koordinator scores the node 0 because
+# its NodeMetric is expired or missing (the project leaves such nodes to the fallback instead).
 LOAD_SCORES = [
     # cpu (96000 - 13600) * 100 / 96000 = 85 (85.8); memory (512Gi - 24051816858) * 100 / 512Gi = 95
     # (95.6) -> (85 + 95) / 2 = 90
-    Case("score empty node", table(CM, NODE96, usage=[[0, 0]], age=[0.0]), BIG_POD, [90]),
+    Case("score empty node", table(CM, NODE96, usage=[[0, 0]], age=[0.0]), BIG_POD, [(90, True)]),
     # cpu 32000 + 13600 = 45600 -> 52 (52.5); memory 10Gi + 24051816858 -> 93 (93.7) -> 72
-    Case("score load node", table(CM, NODE96, usage=[[32_000, 10 * Gi]], age=[0.0]), BIG_POD, [72]),
+    Case("score load node", table(CM, NODE96, usage=[[32_000, 10 * Gi]], age=[0.0]), BIG_POD, [(72, True)]),
     # plus the just-assigned pod's estimate: cpu 59200 -> 38 (38.3); memory 58841051956 -> 89 (89.3) -> 63
     Case("score load node with just assigned pod",
          table(CM, NODE96, usage=[[32_000, 10 * Gi]], pending=[[13_600, 24051816858]], age=[0.0]),
-         BIG_POD, [63]),
+         BIG_POD, [(63, True)]),
     # estimate 250m / 200Mi: cpu (96000 - 250) * 100 / 96000 = 99; memory 99 -> 99
-    Case("score empty pod", table(CM, NODE96, usage=[[0, 0]], age=[0.0]), pod(CM, [0, 0]), [99]),
-    # Koordinator scores a node with an expired NodeMetric 0; the project leaves it to the fallback
+    Case("score empty pod", table(CM, NODE96, usage=[[0, 0]], age=[0.0]), pod(CM, [0, 0]), [(99, True)]),
+    # Koordinator scores a node with an expired NodeMetric 0 (isNodeMetricExpired:
+    # time.Since(updateTime) >= nodeMetricExpirationSeconds, the limit itself included)
     Case("score node with expired nodeMetric (181s)", table(CM, NODE96, usage=[[0, 0]], age=[181.0]),
-         pod(CM, [0, 0]), [None]),
+         pod(CM, [0, 0]), [(99, False)]),
     Case("score node with expired nodeMetric (180s, the limit)",
-         table(CM, NODE96, usage=[[0, 0]], age=[180.0]), pod(CM, [0, 0]), [None], bug=KOORD_EXPIRY),
-    Case("score node missing NodeMetrics", table(CM, NODE96), BIG_POD, [None]),
+         table(CM, NODE96, usage=[[0, 0]], age=[180.0]), pod(CM, [0, 0]), [(99, False)]),
+    Case("score node with a fresh nodeMetric (179.999s)",
+         table(CM, NODE96, usage=[[0, 0]], age=[179.999]), pod(CM, [0, 0]), [(99, True)]),
+    Case("score node missing NodeMetrics", table(CM, NODE96), BIG_POD, [(None, False)]),
     # not upstream: dominantResourceWeight 1, estimates 0 (factor 0, requests > 0). cpu (1000 - 900)
     # * 100 / 1000 = 10, memory 100; (10 + 100 + 1 * min(10, 100)) / (1 + 1 + 1) = 40 (55 without)
     Case("dominant resource weight (hand-computed)",
-         table(CM, [[1000, 1000]], usage=[[900, 0]], age=[0.0]), pod(CM, [1, 1]), [40],
+         table(CM, [[1000, 1000]], usage=[[900, 0]], age=[0.0]), pod(CM, [1, 1]), [(40, True)],
          policy={"strategies": [{"name": "LoadAware", "args": {
              "dominantResourceWeight": 1, "estimatedScalingFactors": {"cpu": 0, "memory": 0}}}]}),
+    # not upstream: a resource weight of 0 still takes part in the dominant minimum; memory above
+    # 2**53 / 100 (int64 path): (999999999999999 - 1e13) * 100 // 999999999999999 = 98; cpu 100:
+    # (0 * 100 + 1 * 98 + 2 * 98) / (0 + 1 + 2) = 98
+    Case("zero weight and huge memory (hand-computed)",
+         table(CM, [[1000, 999_999_999_999_999]], usage=[[0, 10**13]], age=[0.0]), pod(CM, [1, 1]),
+         [(98, True)], policy={"strategies": [{"name": "LoadAware", "args": {
+             "resourceWeights": {"cpu": 0, "memory": 1}, "dominantResourceWeight": 2,
+             "estimatedScalingFactors": {"cpu": 0, "memory": 0}}}]}),
 ]
 
 
@@ -311,15 +328,19 @@ LOAD_SCORES = [
 def test_koordinator_load_aware_score_examples(case: Case, impl: str):
     policy = parse_policy(case.policy or {"strategies": [{"name": "LoadAware"}]})
     args = policy.strategies[0].args
+    n = len(case.nodes)
     if impl == "core":
         est = estimate_pod(case.pod, args.estimatedScalingFactors)
-        raw = load_aware(case.pod, case.nodes, args, estimate=est, load_ok=load_usable(case.nodes, policy))
-        got = [None if math.isnan(x) else x for x in raw.tolist()]
+        raw = load_aware(case.pod, case.nodes, args, estimate=est)
+        assert raw.dtype == np.int64 and raw.shape == (n,)
+        usable = load_usable(case.nodes, policy).tolist()
+        scores = [int(x) if want is not None else None
+                  for x, (want, _) in zip(raw, case.expected, strict=True)]
     else:
         est = ref.estimate_pod(case.pod, args.estimatedScalingFactors)
-        usable = [ref.load_usable(case.nodes, i, policy) for i in range(len(case.nodes))]
-        got = ref.load_aware(case.pod, case.nodes, args, estimate=est, usable=usable)
-    assert got == case.expected
+        usable = [ref.load_usable(case.nodes, i, policy) for i in range(n)]
+        scores = ref.load_aware(case.pod, case.nodes, args, estimate=est)
+    assert list(zip(scores, usable, strict=True)) == case.expected
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,9 +368,14 @@ FILTERS = [
          [(USAGE_THRESHOLD, "memory")], policy={"filters": {"usageThresholds": KOORD_THRESHOLDS}}),
     # usageThresholds {memory: 0}: 0 disables the check (cpu is not checked: the map replaces defaults)
     Case("disable filter exceed memory usage", table(CM, NODE96, usage=[[30_000, 500 * Gi]], age=[0.0]),
-         EMPTY_POD, [(OK, None)], policy={"filters": {"usageThresholds": {"memory": 0}}},
-         bug="a usage threshold of 0 rejects any usage in the core; Koordinator's filterNodeUsage "
-             "skips it (`if value == 0 { continue }`)"),
+         EMPTY_POD, [(OK, None)], policy={"filters": {"usageThresholds": {"memory": 0}}}),
+    # not upstream: a per-node override of 0 disables the resource on that node only (the
+    # project's per-cell override); node 2 keeps the policy's 65 and fails at 73%
+    Case("per-node threshold override of 0",
+         table(CM, NODE96 * 2, usage=[[70_000, 0]] * 2, age=[0.0, 0.0],
+               override=[[0, math.nan], [math.nan] * 2]),
+         EMPTY_POD, [(OK, None), (USAGE_THRESHOLD, "cpu")],
+         policy={"filters": {"usageThresholds": KOORD_THRESHOLDS}}),
     # FilterExpiredNodeMetrics with EnableScheduleWhenNodeMetricsExpired false = fallback reject
     Case("filter healthy nodeMetrics", table(CM, NODE96, usage=[[0, 0]], age=[0.0]), EMPTY_POD,
          [(OK, None)], policy={"load": {"fallback": "reject"}}),
@@ -357,7 +383,7 @@ FILTERS = [
          [(NO_FRESH_LOAD, None)], policy={"load": {"fallback": "reject"}}),
     Case("filter unhealthy nodeMetric with expired updateTime (-180s)",
          table(CM, NODE96, usage=[[0, 0]], age=[180.0]), EMPTY_POD, [(NO_FRESH_LOAD, None)],
-         policy={"load": {"fallback": "reject"}}, bug=KOORD_EXPIRY),
+         policy={"load": {"fallback": "reject"}}),
     # fit.go fitsRequest (hand-computed): one more pod than AllowedPodNumber -> "Too many pods"
     Case("fit: too many pods", table(CMP, [[1000, 1000, 110]], requested=[[0, 0, 110]]),
          pod(CMP, [1, 1, 1]), [(INSUFFICIENT, "pods")], policy=NO_THRESHOLDS),
@@ -434,6 +460,25 @@ COMBINATIONS = [
     # LoadAware only, stale: the implicit LeastAllocated cpu=1, memory=1 -> 40 -> 4
     ("LoadAware only, stale, implicit LeastAllocated", combo_nodes(500.0),
      {"strategies": [{"name": "LoadAware"}]}, [40.0], [4]),
+    # age 180 = staleAfterSeconds: stale (Koordinator isNodeMetricExpired)
+    ("load exactly at the staleness limit, fallback requests", combo_nodes(180.0), {}, [70.0], [7]),
+    ("LoadAware only, stale, fallback zero", combo_nodes(500.0),
+     {"strategies": [{"name": "LoadAware"}], "load": {"fallback": "zero"}}, [0.0], [0]),
+    # a strategy of weight 0 takes no part: LoadAware 0 -> no fallback either, (40 + 100) / 2 = 70
+    ("LoadAware of weight 0, stale", combo_nodes(500.0),
+     {"strategies": [{"name": "LoadAware", "weight": 0}, {"name": "LeastAllocated"},
+                     {"name": "BalancedAllocation"}]}, [70.0], [7]),
+    ("LeastAllocated of weight 0, fresh", combo_nodes(10.0),
+     {"strategies": [{"name": "LoadAware", "weight": 2}, {"name": "LeastAllocated", "weight": 0},
+                     {"name": "BalancedAllocation", "weight": 1}]}, [(180 + 100) / 3], [9]),
+    # RequestedToCapacityRatio bin packing: cpu 600 / 1000 -> 60, memory 60 -> 60; with LoadAware 1:
+    # (90 + 60) / 2 = 75 -> floor(7.5 + 0.5) = 8; stale: 60 alone -> 6
+    ("RequestedToCapacityRatio beside LoadAware, fresh", combo_nodes(10.0),
+     {"strategies": [{"name": "LoadAware"}, {"name": "RequestedToCapacityRatio", "args": {
+         "shape": [{"utilization": 0, "score": 0}, {"utilization": 100, "score": 10}]}}]}, [75.0], [8]),
+    ("RequestedToCapacityRatio beside LoadAware, stale", combo_nodes(500.0),
+     {"strategies": [{"name": "LoadAware"}, {"name": "RequestedToCapacityRatio", "args": {
+         "shape": [{"utilization": 0, "score": 0}, {"utilization": 100, "score": 10}]}}]}, [60.0], [6]),
     # LeastAllocated on cpu only: 500 + 100 of 1000 -> 40, 400 + 100 -> 50, 100 + 100 -> 80, and a
     # node without memory (infeasible). Spread over the feasible: 0, (50 - 40) * 100 / 40 = 25 -> 3, 100.
     ("spread", table(CMP, [[1000, Gi, 110]] * 3 + [[1000, 0, 110]],
@@ -486,9 +531,13 @@ def test_reference_go_division_truncates(a, b, quotient):
 @pytest.mark.parametrize(("x", "rounded"), [
     (0.5, 1.0), (1.5, 2.0), (2.5, 3.0), (-2.5, -3.0), (-0.5, -1.0), (0.49999999999999994, 0.0),
     (2.0**52 + 1, 2.0**52 + 1), (-(2.0**52) - 1, -(2.0**52) - 1), (1e300, 1e300)])
-def test_reference_go_round_is_math_round(x, rounded):
-    """Go's math.Round: halves away from zero (numpy's round is half to even: 2.5 -> 2)."""
+def test_go_round_is_math_round(x, rounded):
+    """Go's math.Round: halves away from zero (numpy's round is half to even: 2.5 -> 2), exact
+    for every float64 (floor(|x| + 0.5) would round 0.49999999999999994 up and move odd
+    integers above 2**52)."""
     assert ref.go_round(x) == rounded
+    assert go_round(np.array([x])).tolist() == [rounded]
+    assert go_round_scalar(x) == rounded
 
 
 def test_core_estimate_rounds_halves_away_from_zero():

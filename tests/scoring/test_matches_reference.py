@@ -1,14 +1,17 @@
 """The vectorised core against the scalar references (tests/scoring/reference.py), exactly.
 
-Each property runs 500 generated examples. The passing properties cover the inputs on which the
-published definitions and the core agree (``compatible`` generation, values within the range the
-core documents as exact, see generators.py). Every known divergence has its own strict xfail
-property over the full input domain, with an explicit ``@example`` that shows it, so it fails
-deterministically and starts passing (and so alerts) the day the core is fixed.
+Each property runs 500 generated examples over the core's whole documented input domain
+(quantities up to 2**53, zero allocatable, unrequested extended resources, best-effort pods,
+missing and stale metrics, ages exactly at the limit, thresholds and strategy weights of 0; see
+generators.py). Each keeps, as an explicit ``@example``, the counterexample that showed a
+divergence the core has since fixed. A divergence the core still has is a strict xfail with its
+own counterexample, so it fails deterministically and alerts (XPASS) the day the core is fixed.
+RequestedToCapacityRatio has its own file, test_rtcr.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from fractions import Fraction
 
@@ -17,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from scoring import NodeTable, PodDemand, evaluate, parse_policy
-from scoring.estimate import estimate_pod, go_round
+from scoring import NodeTable, PodDemand, evaluate
+from scoring.estimate import estimate_pod, estimate_usage, go_round, go_round_scalar
 from scoring.filters import filter_nodes, load_usable
 from scoring.strategies import balanced_allocation, least_allocated, load_aware, most_allocated
 from tests.scoring import generators as gen
@@ -26,69 +29,44 @@ from tests.scoring import reference as ref
 from tests.scoring.generators import pod, table
 
 PROPERTY = settings(max_examples=500, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                           HealthCheck.filter_too_much])
 
 
 # --------------------------------------------------------------------------------------------
 # inputs
 
 
-def strategy_args(name: str, args: dict | None):
-    doc = {"name": name, "weight": 1}
-    if args is not None:
-        doc["args"] = args
-    return parse_policy({"strategies": [doc]}).strategies[0].args
+strategy_args = gen.strategy_args
+requests_cases = gen.requests_cases
 
 
-@st.composite
-def requests_cases(draw, name: str, *, compatible: bool, max_value: int = gen.SAFE_MAX):
-    """(nodes, pod, args) for one requests-based strategy."""
-    resources = (gen.CPU, gen.MEMORY, gen.PODS, *draw(gen.EXTENDED_SETS))
-    rng = np.random.default_rng(draw(gen.SEEDS))
-    nonzero_equal = compatible and name == "BalancedAllocation"
-    p = gen.rand_pod(rng, resources, max_value=max_value, nonzero_equal=nonzero_equal,
-                     min_request=1 if compatible else 0)
-    ext = [r for r in resources if r not in (gen.CPU, gen.MEMORY, gen.PODS)]
-    if compatible:
-        candidates = (gen.CPU, gen.MEMORY, *[r for r in ext if p.requests[resources.index(r)] > 0])
-    else:
-        candidates = (gen.CPU, gen.MEMORY, *ext, gen.ABSENT, gen.PODS)
-    args = strategy_args(name, gen.rand_resources_args(rng, candidates))
-    nodes = draw(gen.node_tables(resources, max_value=max_value, nonzero_equal=nonzero_equal))
-    return nodes, p, args
-
-
-def partially_skipped(p, nodes, i, args, *, use_requested: bool) -> bool:
-    """kube-scheduler leaves some, but not all, of the weighted resources out of node i's score
-    (allocatable 0, or a scalar resource the pod does not request)."""
-    names = [r.name for r in args.resources]
-    skipped = ref.k8s_skipped_resources(p, nodes, i, names, use_requested=use_requested)
-    return 0 < len(skipped) < len(names)
-
-
-def assert_matches(core: np.ndarray, expected: list, nodes: NodeTable, *, only=None) -> None:
-    assert core.shape == (len(nodes),) and core.dtype == np.float64
+def assert_matches(core: np.ndarray | None, expected: list | None, nodes: NodeTable) -> None:
+    """The core's (N,) int64 scores equal the reference's wherever the reference has a value
+    (None: nothing to compare, e.g. LoadAware without a measurement); None (the strategy does
+    not apply) on both sides or neither."""
+    if expected is None or core is None:
+        assert core is None and expected is None, f"core {core!r}, reference {expected!r}"
+        return
+    assert core.shape == (len(nodes),) and core.dtype == np.int64, (core.shape, core.dtype)
     for i, want in enumerate(expected):
-        if only is not None and not only(i):
-            continue
-        got = core[i]
-        if want is None:
-            assert math.isnan(got), f"node {i}: expected NaN (no usable load), got {got}"
-        else:
-            assert got == want, f"node {i}: core {got} != reference {want}"
+        if want is not None:
+            assert core[i] == want, f"node {i}: core {core[i]} != reference {want}"
 
 
-# Known counterexamples (the explicit @example of each xfail property).
+# Counterexamples of divergences the core has fixed (kept as explicit examples).
 HUGE = table(("cpu", "memory"), [[1000, 999_999_999_999_999]], requested=[[0, 10_000_000_000_000]])
 HUGE_POD = pod(("cpu", "memory"), [0, 0])
 MEMORY_ONLY = {"resources": [{"name": "memory", "weight": 1}]}
 HUGE_MOST = table(("cpu", "memory"), [[1000, 999_999_999_999_999]], requested=[[0, 989_999_999_999_999]])
+# 2**53 itself, with requested one below it (the int64 path at its top)
+TOP = table(("cpu", "memory"), [[1000, 2**53]], requested=[[0, 2**53 - 1]])
 # kube-scheduler least_allocated_test.go "if the node doesn't have a resource"
 EXT = "abc.com/xyz"
 NO_EXT_NODES = table(("cpu", "memory", EXT), [[6000, 10000, 0], [6000, 10000, 4]])
 NO_EXT_POD = pod(("cpu", "memory", EXT), [3000, 4000, 0])
-NO_EXT_ARGS = strategy_args("LeastAllocated", {"resources": [
-    {"name": EXT, "weight": 2}, {"name": "cpu", "weight": 1}, {"name": "memory", "weight": 1}]})
+NO_EXT_RESOURCES = {"resources": [{"name": EXT, "weight": 2}, {"name": "cpu", "weight": 1},
+                                  {"name": "memory", "weight": 1}]}
 # kube-scheduler balanced_allocation_test.go "include scalar resource on a node for balanced
 # resource allocation": the pod sets no CPU request (non-zero default 100m, plain 0).
 GPU = "nvidia.com/gpu"
@@ -97,6 +75,8 @@ SCALAR_NODES = table(("cpu", "memory", GPU), [[3500, 40000, 8], [3500, 40000, 8]
 SCALAR_POD = pod(("cpu", "memory", GPU), [0, 0, 1], nonzero=[100, 0, 1])
 SCALAR_ARGS = strategy_args("BalancedAllocation", {"resources": [
     {"name": "cpu", "weight": 1}, {"name": "memory", "weight": 1}, {"name": GPU, "weight": 1}]})
+# balanced_allocation_test.go "nothing scheduled, nothing requested, skip in PreScore"
+BEST_EFFORT_POD = pod(("cpu", "memory"), [0, 0], nonzero=[100, 200 * 2**20])
 
 
 # --------------------------------------------------------------------------------------------
@@ -104,97 +84,60 @@ SCALAR_ARGS = strategy_args("BalancedAllocation", {"resources": [
 
 
 @PROPERTY
-@given(case=requests_cases("LeastAllocated", compatible=True))
+@given(case=requests_cases("LeastAllocated"))
+@example(case=(NO_EXT_NODES, NO_EXT_POD, strategy_args("LeastAllocated", NO_EXT_RESOURCES)))  # [55, 55]
+@example(case=(HUGE, HUGE_POD, strategy_args("LeastAllocated", MEMORY_ONLY)))  # 98 (float: 99)
+@example(case=(TOP, HUGE_POD, strategy_args("LeastAllocated", MEMORY_ONLY)))
 def test_least_allocated_matches_kube_scheduler(case):
-    nodes, p, args = case
-    assert_matches(least_allocated(p, nodes, args), ref.least_allocated(p, nodes, args), nodes,
-                   only=lambda i: not partially_skipped(p, nodes, i, args, use_requested=False))
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "least_allocated/most_allocated score a weighted resource with allocatable 0 (and an extended "
-    "resource the pod does not request) as 0 and keep its weight; kube-scheduler skips it "
-    "(resource_allocation.go score(): `if alloc == 0 { continue }`; calculateResourceAllocatableRequest: "
-    "`podRequest == 0 && IsScalarResourceName` -> (0, 0); leastResourceScorer/mostResourceScorer skip "
-    "allocable[i] == 0 from nodeScore and weightSum)"))
-@PROPERTY
-@given(case=requests_cases("LeastAllocated", compatible=False))
-@example(case=(NO_EXT_NODES, NO_EXT_POD, NO_EXT_ARGS))  # k8s expects [55, 55]; core [27, 77]
-def test_least_allocated_matches_kube_scheduler_with_skipped_resources(case):
+    """Exact, skipped resources (allocatable 0, unrequested scalar resources, ``pods``)
+    included, on both sides of the float/int64 switch up to 2**53."""
     nodes, p, args = case
     assert_matches(least_allocated(p, nodes, args), ref.least_allocated(p, nodes, args), nodes)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "(alloc - req) * 100 / alloc is computed in float64: above 2**53 / 100 (~9.0e13, ~90 TB of "
-    "memory) the product is rounded and floor() can land one above Go's int64 division "
-    "(least_allocated.go leastRequestedScore: ((capacity - requested) * MaxNodeScore) / capacity)"))
 @PROPERTY
-@given(case=requests_cases("LeastAllocated", compatible=True, max_value=gen.HUGE_MAX))
-@example(case=(HUGE, HUGE_POD, strategy_args("LeastAllocated", MEMORY_ONLY)))
-def test_least_allocated_matches_kube_scheduler_beyond_2_53(case):
-    nodes, p, args = case  # example: (999999999999999 - 1e13) * 100 // 999999999999999 = 98, core 99
-    assert_matches(least_allocated(p, nodes, args), ref.least_allocated(p, nodes, args), nodes,
-                   only=lambda i: not partially_skipped(p, nodes, i, args, use_requested=False))
-
-
-@PROPERTY
-@given(case=requests_cases("MostAllocated", compatible=True))
+@given(case=requests_cases("MostAllocated"))
+@example(case=(NO_EXT_NODES, NO_EXT_POD, strategy_args("MostAllocated", NO_EXT_RESOURCES)))  # [45, 45]
+@example(case=(HUGE_MOST, HUGE_POD, strategy_args("MostAllocated", MEMORY_ONLY)))
+@example(case=(TOP, HUGE_POD, strategy_args("MostAllocated", MEMORY_ONLY)))
 def test_most_allocated_matches_kube_scheduler(case):
     nodes, p, args = case
-    assert_matches(most_allocated(p, nodes, args), ref.most_allocated(p, nodes, args), nodes,
-                   only=lambda i: not partially_skipped(p, nodes, i, args, use_requested=False))
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "most_allocated keeps the weight of resources kube-scheduler skips (allocatable 0, or a scalar "
-    "resource the pod does not request); see most_allocated.go mostResourceScorer"))
-@PROPERTY
-@given(case=requests_cases("MostAllocated", compatible=False))
-@example(case=(NO_EXT_NODES, NO_EXT_POD, strategy_args("MostAllocated", {"resources": [
-    {"name": EXT, "weight": 2}, {"name": "cpu", "weight": 1}, {"name": "memory", "weight": 1}]})))
-def test_most_allocated_matches_kube_scheduler_with_skipped_resources(case):
-    nodes, p, args = case  # most_allocated_test.go "if the node doesn't have a resource": [45, 45]
     assert_matches(most_allocated(p, nodes, args), ref.most_allocated(p, nodes, args), nodes)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "min(req, alloc) * 100 / alloc in float64 is not Go's int64 division above 2**53 / 100"))
-@PROPERTY
-@given(case=requests_cases("MostAllocated", compatible=True, max_value=gen.HUGE_MAX))
-@example(case=(HUGE_MOST, HUGE_POD, strategy_args("MostAllocated", MEMORY_ONLY)))
-def test_most_allocated_matches_kube_scheduler_beyond_2_53(case):
-    nodes, p, args = case
-    assert_matches(most_allocated(p, nodes, args), ref.most_allocated(p, nodes, args), nodes,
-                   only=lambda i: not partially_skipped(p, nodes, i, args, use_requested=False))
-
-
 # --------------------------------------------------------------------------------------------
-# kube-scheduler BalancedAllocation (float64 in Go too: exact up to HUGE_MAX)
+# kube-scheduler BalancedAllocation (float64 in Go too)
 
 
 @PROPERTY
-@given(case=requests_cases("BalancedAllocation", compatible=True, max_value=gen.HUGE_MAX))
-def test_balanced_allocation_matches_kube_scheduler(case):
-    nodes, p, args = case
-    assert_matches(balanced_allocation(p, nodes, args), ref.balanced_allocation(p, nodes, args), nodes)
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "balanced_allocation uses nonzero_requested + the pod's non-zero requests; current "
-    "kube-scheduler's NewBalancedAllocation sets useRequested: true (node Requested, the pod's "
-    "requests without the 100m/200Mi defaults), skips best-effort pods (PreScore -> Skip) and skips "
-    "scalar resources the pod does not request (calculateResourceAllocatableRequest)"))
-@PROPERTY
-@given(case=requests_cases("BalancedAllocation", compatible=False))
+@given(case=requests_cases("BalancedAllocation"))
 @example(case=(SCALAR_NODES, SCALAR_POD, SCALAR_ARGS))  # k8s expects [70, 65]
-def test_balanced_allocation_matches_kube_scheduler_requested_semantics(case):
+@example(case=(table(("cpu", "memory"), [[4000, 10000]]), BEST_EFFORT_POD,
+               strategy_args("BalancedAllocation", None)))  # skipped: None
+def test_balanced_allocation_matches_kube_scheduler(case):
+    """Plain requests (``useRequested``), None (PreScore Skip) for a best-effort pod."""
+    nodes, p, args = case
+    assert_matches(balanced_allocation(p, nodes, args), ref.balanced_allocation(p, nodes, args), nodes)
+
+
+PODS_ONLY_NODES = table(("cpu", "memory", "pods"), [[4000, 10000, 110]])
+PODS_ONLY_POD = pod(("cpu", "memory", "pods"), [0, 0, 1], nonzero=[100, 200 * 2**20, 1])
+
+
+# Once a divergence: the pod slot (`pods` = 1 in PodDemand.requests, the extender's fit
+# semantics) must not make a pod that requests nothing else "not best-effort"; kube-scheduler's
+# isBestEffortPod reads the containers' requests, which never hold `pods`.
+@PROPERTY
+@given(case=requests_cases("BalancedAllocation"))
+@example(case=(PODS_ONLY_NODES, PODS_ONLY_POD, strategy_args("BalancedAllocation", {"resources": [
+    {"name": "cpu", "weight": 1}, {"name": "memory", "weight": 1}, {"name": "pods", "weight": 1}]})))
+def test_balanced_allocation_does_not_count_the_pod_slot_as_a_request(case):
     nodes, p, args = case
     assert_matches(balanced_allocation(p, nodes, args), ref.balanced_allocation(p, nodes, args), nodes)
 
 
 # --------------------------------------------------------------------------------------------
-# Koordinator estimator, load freshness, LoadAware score
+# Koordinator estimator and Go's math.Round
 
 
 def core_estimate(p: PodDemand, est: dict[str, int]) -> np.ndarray:
@@ -221,76 +164,74 @@ def test_estimate_matches_koordinator_default_estimator(case):
     assert got.shape == (len(p.resources),)
     for r, name in enumerate(p.resources):
         assert got[r] == expected.get(name, 0), name
+    # the batch form (the estimate of the pods a preemption would evict) agrees, one row a pod
+    batch = estimate_usage(np.stack([p.requests, p.limits]), np.stack([p.limits, p.requests]),
+                           p.resources, factors)
+    assert batch[0].tolist() == got.tolist()
+    swapped = ref.estimate_pod(dataclasses.replace(p, requests=p.limits, limits=p.requests), factors)
+    assert batch[1].tolist() == [float(swapped.get(name, 0)) for name in p.resources]
 
 
-ROUND_BREAKERS = (0.49999999999999994, -0.49999999999999994, 2.0**52 + 1, -(2.0**52 + 1))
+ROUND_EDGES = (0.49999999999999994, -0.49999999999999994, 0.5, -0.5, 1.5, 2.5, -2.5,
+               2.0**52 + 1, -(2.0**52 + 1), 2.0**52 - 0.5, 2.0**53 - 1, 4503599627370495.5, 5e-324,
+               1.7976931348623157e308)
 
 
 @PROPERTY
-@given(x=st.floats(allow_nan=False, allow_infinity=False, min_value=-(2.0**52), max_value=2.0**52))
-def test_go_round_matches_math_round_below_2_52(x):
-    if x in ROUND_BREAKERS:
-        return  # the two known counterexamples are the next test's
-    assert go_round(np.array([x]))[0] == ref.go_round(x)
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "estimate.go_round is floor(|x| + 0.5): the addition rounds, so 0.49999999999999994 gives 1 "
-    "(Go's math.Round gives 0) and odd integers in [2**52, 2**53) move to the next even one"))
-@PROPERTY
-@given(x=st.floats(allow_nan=False, allow_infinity=False))
-@example(x=0.49999999999999994)
-@example(x=2.0**52 + 1)
+@given(x=st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from(ROUND_EDGES))
+@example(x=0.49999999999999994)  # floor(x + 0.5) gives 1; Go 0
+@example(x=2.0**52 + 1)  # floor(x + 0.5) gives 2**52 + 2; Go keeps it
+@example(x=-0.3)  # Go: -0 (the sign survives)
 def test_go_round_matches_math_round(x):
-    assert go_round(np.array([x]))[0] == ref.go_round(x)
+    want = ref.go_round(x)
+    for got in (go_round(np.array([x]))[0], go_round_scalar(x)):
+        assert got == want and math.copysign(1.0, got) == math.copysign(1.0, want)
+
+
+@pytest.mark.parametrize("x", [math.inf, -math.inf, math.nan, 0.0, -0.0])
+def test_go_round_passes_specials_through(x):
+    for got in (go_round(np.array([x]))[0], go_round_scalar(x)):
+        assert (math.isnan(got) and math.isnan(x)) or got == x
+
+
+# --------------------------------------------------------------------------------------------
+# Load freshness and the LoadAware score
+
+
+AT_THE_LIMIT = gen.scenario(table(("cpu", "memory"), [[1000, 1000]], usage=[[0, 0]], age=[180.0]),
+                            pod(("cpu", "memory"), [0, 0]), {})
 
 
 @PROPERTY
-@given(sc=gen.scenarios(compatible=True))
-def test_load_usable_matches_koordinator_expiry(sc):
+@given(sc=gen.scenarios())
+@example(sc=AT_THE_LIMIT)  # isNodeMetricExpired: age == limit is expired
+@example(sc=gen.scenario(  # no LoadAware, no thresholds: only the age matters
+    table(("cpu", "memory"), [[1000, 1000]] * 2, age=[0.0, 180.0]), pod(("cpu", "memory"), [0, 0]),
+    {"filters": {"usageThresholds": {}}, "strategies": [{"name": "LeastAllocated"}]}))
+def test_load_usable_matches_koordinator_expiry_and_policy_resources(sc):
     got = load_usable(sc.nodes, sc.policy)
     assert got.dtype == np.bool_
     assert got.tolist() == [ref.load_usable(sc.nodes, i, sc.policy) for i in range(len(sc.nodes))]
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "load_usable treats age == load.staleAfterSeconds as fresh (age <= stale); Koordinator's "
-    "isNodeMetricExpired (helper.go) expires it: time.Since(updateTime) >= expiration"))
-@PROPERTY
-@given(sc=gen.scenarios(compatible=False))
-@example(sc=gen.Scenario(table(("cpu", "memory"), [[1000, 1000]], usage=[[0, 0]], age=[180.0]),
-                         pod(("cpu", "memory"), [0, 0]), parse_policy({}), {}))
-def test_load_usable_matches_koordinator_expiry_at_the_limit(sc):
-    got = load_usable(sc.nodes, sc.policy)
-    assert got.tolist() == [ref.load_usable(sc.nodes, i, sc.policy) for i in range(len(sc.nodes))]
+    assert set(sc.policy.load_resources) == ref.load_resources(sc.policy)
 
 
 def check_load_aware(sc) -> None:
     est = ref.estimate_pod(sc.pod, ref.load_aware_args(sc.policy)[1])
-    usable = [ref.load_usable(sc.nodes, i, sc.policy) for i in range(len(sc.nodes))]
     args = sc.policy.strategies[0].args
-    got = load_aware(sc.pod, sc.nodes, args, estimate=core_estimate(sc.pod, est), load_ok=np.array(usable))
-    assert_matches(got, ref.load_aware(sc.pod, sc.nodes, args, estimate=est, usable=usable), sc.nodes)
+    got = load_aware(sc.pod, sc.nodes, args, estimate=core_estimate(sc.pod, est))
+    assert_matches(got, ref.load_aware(sc.pod, sc.nodes, args, estimate=est), sc.nodes)
 
 
 @PROPERTY
-@given(sc=gen.scenarios(compatible=True, only=("LoadAware",)))
-def test_load_aware_matches_koordinator(sc):
-    check_load_aware(sc)
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "load_aware computes (alloc - used) * 100 / alloc in float64: beyond 2**53 / 100 it is not "
-    "Koordinator's int64 leastUsedScore"))
-@PROPERTY
-@given(sc=gen.scenarios(compatible=True, only=("LoadAware",), max_value=gen.HUGE_MAX))
-@example(sc=gen.Scenario(
+@given(sc=gen.scenarios(only=("LoadAware",)))
+@example(sc=gen.scenario(
     table(("cpu", "memory"), [[1000, 999_999_999_999_999]], usage=[[0, 10_000_000_000_000]], age=[0.0]),
     pod(("cpu", "memory"), [0, 1]),  # memory estimate round(1 * 0 / 100) = 0
-    parse_policy({"strategies": [{"name": "LoadAware", "args": {
-        "resourceWeights": {"memory": 1}, "estimatedScalingFactors": {"memory": 0}}}]}), {}))
-def test_load_aware_matches_koordinator_beyond_2_53(sc):
-    # example: Koordinator (999999999999999 - 1e13) * 100 / 999999999999999 = 98, core 99
+    {"strategies": [{"name": "LoadAware", "args": {
+        "resourceWeights": {"memory": 1}, "estimatedScalingFactors": {"memory": 0}}}]}))
+def test_load_aware_matches_koordinator(sc):
+    """Exact on every node with a measurement (fresh or not), up to 2**53. Example:
+    Koordinator (999999999999999 - 1e13) * 100 / 999999999999999 = 98 (float64: 99)."""
     check_load_aware(sc)
 
 
@@ -315,21 +256,15 @@ def check_filter(sc) -> None:
 
 
 @PROPERTY
-@given(sc=gen.scenarios(compatible=True))
-def test_filter_matches_fit_and_koordinator_thresholds(sc):
-    check_filter(sc)
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "a usage threshold of 0 (policy or per-node override) rejects every node with any usage; "
-    "Koordinator's filterNodeUsage skips it (`if value == 0 { continue }`, load_aware_test.go "
-    "'disable filter exceed memory usage')"))
-@PROPERTY
-@given(sc=gen.scenarios(compatible=False))
-@example(sc=gen.Scenario(  # load_aware_test.go TestFilterUsage "disable filter exceed memory usage"
+@given(sc=gen.scenarios())
+@example(sc=gen.scenario(  # load_aware_test.go TestFilterUsage "disable filter exceed memory usage"
     table(("cpu", "memory"), [[96_000, 512 * 2**30]], usage=[[30_000, 500 * 2**30]], age=[0.0]),
-    pod(("cpu", "memory"), [0, 0]), parse_policy({"filters": {"usageThresholds": {"memory": 0}}}), {}))
-def test_filter_matches_koordinator_thresholds_including_zero(sc):
+    pod(("cpu", "memory"), [0, 0]), {"filters": {"usageThresholds": {"memory": 0}}}))
+@example(sc=gen.scenario(  # a per-node override of 0 disables the resource on that node only
+    table(("cpu", "memory"), [[1000, 1000]] * 2, usage=[[990, 0]] * 2, age=[0.0, 0.0],
+          override=[[0, math.nan], [math.nan, math.nan]]),
+    pod(("cpu", "memory"), [0, 0]), {"filters": {"usageThresholds": {"cpu": 50}}}))
+def test_filter_matches_fit_and_koordinator_thresholds(sc):
     check_filter(sc)
 
 
@@ -348,67 +283,105 @@ def check_evaluate(sc) -> None:
         col = int(ev.verdict.resource[i])
         assert (int(ev.verdict.code[i]), sc.nodes.resources[col] if col >= 0 else None) == (
             want.verdicts[i].code, want.verdicts[i].resource), f"node {i}"
-    for spec in sc.policy.strategies:
-        def comparable(i, a=spec.args, u=spec.name == "BalancedAllocation"):
-            return not partially_skipped(sc.pod, sc.nodes, i, a, use_requested=u)
-        assert_matches(ev.components[spec.name], want.components[spec.name], sc.nodes,
-                       only=None if spec.name == "LoadAware" else comparable)
-    assert ev.scores.dtype == np.int64
-    for i in range(n):
-        assert ev.combined[i] == pytest.approx(float(want.combined[i]), rel=1e-12, abs=1e-9), f"node {i}"
-        if sc.policy.score.spread and ref.near_rounding_tie(want.combined[i]):
-            # a float error can cross the .5 boundary; test_spread_rounds_exact_ties_half_up
-            assert abs(int(ev.scores[i]) - want.scores[i]) <= 1, f"node {i}"
-        else:
-            assert int(ev.scores[i]) == want.scores[i], f"node {i}"
-
-
-@PROPERTY
-@given(sc=gen.scenarios(compatible=True))
-def test_evaluate_matches_reference(sc):
-    check_evaluate(sc)
+    assert set(ev.components) == set(want.components)
+    for name, expected in want.components.items():
+        assert_matches(ev.components[name], expected, sc.nodes)
+    if want.implicit is None:
+        assert ev.implicit is None
+    else:
+        assert ev.implicit is not None and ev.implicit.tolist() == want.implicit
+    assert ev.scores.dtype == np.int64 and ev.combined.dtype == np.float64
+    # combined is num / den in float64: the correctly rounded value of the exact rational
+    assert ev.combined.tolist() == [float(c) for c in want.combined]
+    assert ev.scores.tolist() == want.scores
 
 
 def _spread_tie_scenario() -> gen.Scenario:
     # LeastAllocated w1 + MostAllocated w2 on memory (alloc 100): combined = (100 + r) / 3 for a
     # node with r requested. r = 0, 4, 1 -> 100/3, 104/3, 101/3; spread: (1/3) * 100 / (4/3) = 25
-    # exactly -> floor(2.5 + 0.5) = 3; in float64 it is 24.999999999999734 -> 2.
+    # exactly -> floor(2.5 + 0.5) = 3 (a float64 mean stretched gives 24.999999999999734 -> 2).
     doc = {"filters": {"usageThresholds": {}}, "score": {"spread": True}, "strategies": [
         {"name": "LeastAllocated", "weight": 1, "args": {"resources": [{"name": "memory", "weight": 1}]}},
         {"name": "MostAllocated", "weight": 2, "args": {"resources": [{"name": "memory", "weight": 1}]}}]}
     nodes = table(("cpu", "memory", "pods"), [[1000, 100, 110]] * 3,
                   requested=[[0, 0, 0], [0, 4, 0], [0, 1, 0]])
-    return gen.Scenario(nodes, pod(("cpu", "memory", "pods"), [0, 0, 1]), parse_policy(doc), doc)
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "spread stretches float64 means: an exact .5 tie (stretched score 25) comes out as "
-    "24.999999999999734 and floor(x / 10 + 0.5) rounds it down to 2 instead of 3"))
-def test_spread_rounds_exact_ties_half_up():
-    sc = _spread_tie_scenario()
-    want = ref.evaluate(sc.pod, sc.nodes, sc.policy)
-    assert want.combined[2] == Fraction(25) and want.scores == [0, 10, 3]
-    assert evaluate(pod=sc.pod, nodes=sc.nodes, policy=sc.policy).scores.tolist() == want.scores
+    return gen.scenario(nodes, pod(("cpu", "memory", "pods"), [0, 0, 1]), doc)
 
 
 def _zero_weight_fallback_scenario() -> gen.Scenario:
-    # LoadAware w1 and LeastAllocated w0; node 1 has no load data. "requests" fallback: the
-    # weighted mean of the requests-based strategies is undefined (weights sum to 0), so the
-    # documented implicit LeastAllocated cpu=1, memory=1 applies to node 2: cpu (1000 - 100) * 100
-    # / 1000 = 90, memory (2**30 - 2**20) * 100 / 2**30 = 99 (99.9), (90 + 99) / 2 = 94 -> 9.
+    # LoadAware w1 and LeastAllocated w0; node 2 has no load data. "requests" fallback: no
+    # requests-based strategy takes part, so the implicit LeastAllocated cpu=1, memory=1 applies:
+    # cpu (1000 - 100) * 100 / 1000 = 90, memory (2**30 - 2**20) * 100 / 2**30 = 99 (99.9),
+    # (90 + 99) / 2 = 94 -> 9. Node 1: LoadAware (91 + 99) / 2 = 95 -> 10.
     doc = {"filters": {"usageThresholds": {}}, "load": {"fallback": "requests"}, "strategies": [
         {"name": "LoadAware", "weight": 1}, {"name": "LeastAllocated", "weight": 0}]}
     nodes = table(("cpu", "memory", "pods"), [[1000, 2**30, 110]] * 2, usage=[[0, 0, 0], [math.nan] * 3],
                   age=[0.0, math.inf])
-    return gen.Scenario(nodes, pod(("cpu", "memory", "pods"), [100, 2**20, 1]), parse_policy(doc), doc)
+    return gen.scenario(nodes, pod(("cpu", "memory", "pods"), [100, 2**20, 1]), doc)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "with fallback 'requests' and requests-based strategies whose weights are all 0, _combine "
-    "divides by nothing and uses zeros: nodes without load data score 0 instead of the implicit "
-    "LeastAllocated (cpu=1, memory=1) documented in scoring/evaluate.py"))
+def _best_effort_balanced_fallback_scenario() -> gen.Scenario:
+    # LoadAware w1 and BalancedAllocation w3, a best-effort pod: BalancedAllocation takes no part,
+    # so node 1 (fresh) is LoadAware alone and node 2 (stale) the implicit LeastAllocated.
+    doc = {"filters": {"usageThresholds": {}}, "strategies": [
+        {"name": "LoadAware", "weight": 1}, {"name": "BalancedAllocation", "weight": 3}]}
+    nodes = table(("cpu", "memory", "pods"), [[1000, 2**30, 110]] * 2, requested=[[500, 0, 0]] * 2,
+                  nonzero=[[500, 0, 0]] * 2, usage=[[0, 0, 0]] * 2, age=[0.0, 180.0])
+    return gen.scenario(nodes, pod(("cpu", "memory", "pods"), [0, 0, 1], nonzero=[100, 200 * 2**20, 1]), doc)
+
+
+def _overshoot_scenario() -> gen.Scenario:
+    # combined = (100 + r) / 3 with r = 0 and 32: a float64 stretch gives 100.00000000000001
+    doc = {"filters": {"usageThresholds": {}}, "score": {"spread": True}, "strategies": [
+        {"name": "LeastAllocated", "weight": 1, "args": {"resources": [{"name": "memory", "weight": 1}]}},
+        {"name": "MostAllocated", "weight": 2, "args": {"resources": [{"name": "memory", "weight": 1}]}}]}
+    nodes = table(("cpu", "memory", "pods"), [[1000, 100, 110]] * 2, requested=[[0, 0, 0], [0, 32, 0]])
+    return gen.scenario(nodes, pod(("cpu", "memory", "pods"), [0, 0, 1]), doc)
+
+
+@PROPERTY
+@given(sc=gen.scenarios())
+@example(sc=_spread_tie_scenario())
+@example(sc=_zero_weight_fallback_scenario())
+@example(sc=_best_effort_balanced_fallback_scenario())
+@example(sc=_overshoot_scenario())
+@example(sc=AT_THE_LIMIT)
+def test_evaluate_matches_reference(sc):
+    """Everything ``evaluate`` returns equals the exact reference: verdicts, components, the
+    fallback and implicit scores, ``combined`` to the last bit and the 0..10 levels."""
+    check_evaluate(sc)
+
+
+def test_spread_rounds_exact_ties_half_up():
+    sc = _spread_tie_scenario()
+    want = ref.evaluate(sc.pod, sc.nodes, sc.policy)
+    assert want.combined[2] == Fraction(25) and want.scores == [0, 10, 3]
+    ev = evaluate(pod=sc.pod, nodes=sc.nodes, policy=sc.policy)
+    assert ev.scores.tolist() == want.scores and ev.combined.tolist() == [0.0, 100.0, 25.0]
+
+
 def test_requests_fallback_with_zero_weight_requests_strategies():
     sc = _zero_weight_fallback_scenario()
     want = ref.evaluate(sc.pod, sc.nodes, sc.policy)
-    assert want.scores == [10, 9]  # node 1: LoadAware (91 + 99) / 2 = 95 -> 10
-    assert evaluate(pod=sc.pod, nodes=sc.nodes, policy=sc.policy).scores.tolist() == want.scores
+    assert want.scores == [10, 9] and want.implicit == [94, 94]
+    ev = evaluate(pod=sc.pod, nodes=sc.nodes, policy=sc.policy)
+    assert ev.scores.tolist() == want.scores
+    assert ev.fallback.tolist() == [False, True]
+    assert ev.implicit is not None and ev.implicit.tolist() == [94, 94]
+
+
+def test_best_effort_pod_leaves_balanced_allocation_out_of_the_mean():
+    sc = _best_effort_balanced_fallback_scenario()
+    ev = evaluate(pod=sc.pod, nodes=sc.nodes, policy=sc.policy)
+    assert ev.components["BalancedAllocation"] is None
+    # node 1: LoadAware cpu (1000 - 250) -> 75, memory (2**30 - 200Mi) -> 80 (80.4): 77;
+    # node 2 (age 180 = the limit: stale): implicit LeastAllocated cpu (1000 - 600) -> 40,
+    # memory (2**30 - 200Mi) -> 80: 60
+    assert ev.combined.tolist() == [77.0, 60.0] and ev.scores.tolist() == [8, 6]
+    assert ev.combined.tolist() == [float(c) for c in ref.evaluate(sc.pod, sc.nodes, sc.policy).combined]
+
+
+def test_spread_keeps_the_top_at_exactly_100():
+    sc = _overshoot_scenario()
+    ev = evaluate(pod=sc.pod, nodes=sc.nodes, policy=sc.policy)
+    assert ev.combined.tolist() == [0.0, 100.0] and ev.scores.tolist() == [0, 10]
