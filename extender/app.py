@@ -86,6 +86,12 @@ def create_app(settings: Settings, *, source: NodeSource | None = None, binder: 
         app.add_url_rule(f"{prefix}/{verb}", f"verb_{verb}", _bind_view(serve, verb, handler),
                          methods=["POST"])
 
+    # Not a scheduler verb: POST the ExtenderArgs of a filter/prioritize call (optionally
+    # ?node=NAME, repeatable) to see each node's verdict, strategy scores and inputs.
+    app.add_url_rule(f"{prefix}/explain", "explain", lambda: serve(
+        "explain", lambda body: verbs.explain(body, request.args.getlist("node") or None)),
+        methods=["POST"])
+
     @app.get("/livez")
     def livez() -> Response:
         return Response("ok\n", mimetype="text/plain")

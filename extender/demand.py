@@ -18,6 +18,7 @@ import numpy as np
 from extender.quantity import QuantityError, base_units, cpu_millis
 from extender.wire import BadRequest, Container, Pod, ResourceList
 from scoring import CPU, MEMORY, PODS, PodDemand
+from scoring.types import MAX_QUANTITY
 
 DEFAULT_MILLI_CPU_REQUEST = 100.0  # kube-scheduler pkg/scheduler/util DefaultMilliCPURequest
 DEFAULT_MEMORY_REQUEST = 200.0 * 1024 * 1024  # kube-scheduler DefaultMemoryRequest (200 MiB)
@@ -38,6 +39,9 @@ def nonnegative(convert: Callable[[str | int | float], float], value: str | int 
         raise error(f"{where}: {exc}") from None
     if amount < 0:
         raise error(f"{where}: negative quantity {value!r}")
+    if amount > MAX_QUANTITY:
+        raise error(f"{where}: quantity {value!r} is absurd (more than {MAX_QUANTITY} "
+                    f"{'millicores' if convert is cpu_millis else 'units'})")
     return amount
 
 
@@ -120,6 +124,19 @@ def _qos(pod: Pod, requests: np.ndarray, limits: np.ndarray) -> str:
     return "Guaranteed" if guaranteed else "Burstable"
 
 
+def _per_container(resources: tuple[str, ...], pod: Pod) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(C, R) requests and limits of the app containers (at least one row) and (R,) overhead,
+    for strategies that predict usage container by container (Trimaran TargetLoadPacking)."""
+    spec = pod.spec
+    containers = (spec.containers or []) if spec else []
+    req = [_container_amounts(resources, c, f"Pod.spec.containers[{i}]", limits=False, nonzero=False)
+           for i, c in enumerate(containers)] or [np.zeros(len(resources))]
+    lim = [_container_amounts(resources, c, f"Pod.spec.containers[{i}]", limits=True, nonzero=False)
+           for i, c in enumerate(containers)] or [np.zeros(len(resources))]
+    overhead = _amounts(resources, spec.overhead if spec else None, "Pod.spec.overhead")
+    return np.array(req), np.array(lim), overhead
+
+
 def pod_demand(pod: Pod, resources: tuple[str, ...]) -> PodDemand:
     """The pod's PodDemand on ``resources``; BadRequest names the field of a bad quantity."""
     requests = _aggregate(resources, pod, limits=False, nonzero=False)
@@ -127,5 +144,11 @@ def pod_demand(pod: Pod, resources: tuple[str, ...]) -> PodDemand:
     limits = _aggregate(resources, pod, limits=True, nonzero=False)
     if PODS in resources:
         requests[resources.index(PODS)] = nonzero[resources.index(PODS)] = 1.0
+    for name, values in (("requests", requests), ("limits", limits)):
+        if values.max(initial=0.0) > MAX_QUANTITY:
+            raise BadRequest(f"Pod: total {name} of {resources[int(values.argmax())]} exceed "
+                             f"{MAX_QUANTITY}, the largest quantity the extender scores")
+    c_req, c_lim, overhead = _per_container(resources, pod)
     return PodDemand(resources=resources, requests=requests, nonzero_requests=nonzero,
-                     limits=limits, qos=_qos(pod, requests, limits))
+                     limits=limits, qos=_qos(pod, requests, limits), container_requests=c_req,
+                     container_limits=c_lim, overhead=overhead)

@@ -22,11 +22,13 @@ from extender.wire import (
     decode_preemption_request,
     decode_scheduling_request,
     encode_error,
+    encode_explanation,
     encode_filter_result,
     encode_host_priorities,
     encode_preemption_result,
 )
 from scoring import Evaluation, PodDemand, Policy, describe, evaluate, release
+from scoring.explain import explain, ranking
 from scoring.estimate import estimate_usage
 
 
@@ -87,6 +89,22 @@ class Verbs:
         return Answer(encode_host_priorities(request.names, scores.tolist()), nodes=len(request.names),
                       fallback_nodes=int(ev.fallback.sum()))
 
+    def explain(self, body: bytes, only: list[str] | None = None) -> Answer:
+        """The extender's own debugging verb: the ExtenderArgs of a filter or prioritize call
+        in, why each node (or each node named in ``only``) scores what it scores out, best
+        first. Same decode, node source and evaluation as the verbs, so it cannot disagree."""
+        request, demand, cands, ev = self._evaluate(body)
+        order = ranking(ev)
+        rows = explain(ev, pod=demand, nodes=cands.table, policy=self._policy, only=only)
+        by_name = {row["node"]: row for row in rows}
+        nodes = [by_name[cands.table.names[i]] for i in order if cands.table.names[i] in by_name]
+        for name, reason in cands.unresolved.items():
+            if only is None or name in only:
+                nodes.append({"node": name, "score": 0, "verdict": "invalid_node_data", "reason": reason})
+        meta = request.pod.metadata
+        pod = f"{meta.namespace or ''}/{meta.name or ''}" if meta else "/"
+        return Answer(encode_explanation(pod, self._source.mode, nodes), nodes=len(request.names))
+
     def bind(self, body: bytes) -> Answer:
         req = decode_binding_request(body)
         result = self._binder.bind(BindTarget(pod_name=req.pod_name, namespace=req.namespace,
@@ -115,12 +133,13 @@ class Verbs:
                                  cands: Candidates) -> Evaluation:
         table = cands.table
         r = len(table.resources)
-        freed_req, freed_use = np.zeros((len(table), r)), np.zeros((len(table), r))
+        freed_req, freed_use, freed_lim = (np.zeros((len(table), r)) for _ in range(3))
         factors = self._policy.estimator.estimatedScalingFactors
         for i, name in enumerate(table.names):
             for victim in req.candidates[name].pods:
                 d = pod_demand(victim, table.resources)
                 freed_req[i] += d.requests
+                freed_lim[i] += np.maximum(d.limits, d.requests)  # NodeTable.limits semantics
                 freed_use[i] += estimate_usage(d.requests, d.limits, table.resources, factors)
-        after = release(table, freed_requests=freed_req, freed_usage=freed_use)
+        after = release(table, freed_requests=freed_req, freed_usage=freed_use, freed_limits=freed_lim)
         return evaluate(pod=demand, nodes=after, policy=self._policy)

@@ -319,3 +319,9 @@ def encode_preemption_result(kept: Mapping[str, Victims]) -> bytes:
     return _encoder.encode(_PreemptionResult({
         node: _MetaVictimsOut([_MetaPodOut(u) for u in v.uids], v.pdb_violations)
         for node, v in kept.items()}))
+
+
+def encode_explanation(pod: str, mode: str, nodes: Sequence[Mapping[str, object]]) -> bytes:
+    """The extender's own explain answer (not part of kube-scheduler's protocol):
+    ``{"pod": "namespace/name", "mode": ..., "nodes": [...]}``, nodes best first."""
+    return _encoder.encode({"pod": pod, "mode": mode, "nodes": list(nodes)})

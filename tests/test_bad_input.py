@@ -49,6 +49,11 @@ CASES = [
     ("absurd-pod-quantity", "prioritize", json.dumps({"Pod": {"spec": {"containers": [
         {"resources": {"requests": {"memory": "1e400"}}}]}}, "Nodes": {"items": []}}).encode(),
      "Pod.spec.containers[0].resources.requests.memory"),
+    ("pod-quantity-over-2**53", "filter", json.dumps({"Pod": {"spec": {"containers": [
+        {"resources": {"requests": {"memory": "9Pi"}}}]}}, "Nodes": {"items": []}}).encode(), "is absurd"),
+    ("pod-total-over-2**53", "filter", json.dumps({"Pod": {"spec": {"containers": [
+        {"resources": {"requests": {"memory": "5Pi"}}}, {"resources": {"requests": {"memory": "5Pi"}}}]}},
+        "Nodes": {"items": []}}).encode(), "total requests of memory exceed"),
     ("negative-pod-quantity", "filter", json.dumps({"Pod": {"spec": {"containers": [
         {"resources": {"requests": {"cpu": "-1"}}}]}}, "Nodes": {"items": []}}).encode(), "negative"),
     ("names-without-cache", "filter", json.dumps({"Pod": VALID_POD, "NodeNames": ["a"]}).encode(), "stateless mode"),
@@ -69,6 +74,17 @@ def test_bad_request_gets_400_with_error(extender_url: str, verb: str, body: byt
     assert status == 400, answer
     assert list(answer) == ["Error"]
     assert needle in answer["Error"]
+
+
+@pytest.mark.timeout(60)
+def test_absurd_node_quantity_fails_that_node_only(extender_url: str) -> None:
+    nodes = [{"metadata": {"name": "huge"}, "status": {"allocatable": {"cpu": "4", "memory": "9Pi", "pods": "110"}}},
+             {"metadata": {"name": "ok"}, "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}}}]
+    status, answer = post(f"{extender_url}/filter", json.dumps({"Pod": VALID_POD, "Nodes": {"items": nodes}}).encode())
+    assert status == 200, answer
+    assert [n["metadata"]["name"] for n in answer["Nodes"]["items"]] == ["ok"]
+    reason = answer["FailedAndUnresolvableNodes"]["huge"]
+    assert "status.allocatable.memory" in reason and "absurd" in reason
 
 
 @pytest.mark.timeout(60)
