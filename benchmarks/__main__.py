@@ -9,8 +9,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from typing import Any
 
-from benchmarks import latency
+from benchmarks import core, latency
+
+
+def _add(sub: Any, name: str, run: Callable[[argparse.Namespace], int],
+         add_arguments: Callable[[argparse.ArgumentParser], None], help_text: str) -> None:
+    parser = sub.add_parser(name, help=help_text, description=run.__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    parser.set_defaults(run=run)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -18,19 +28,14 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Benchmarks of the load-aware extender (see benchmarks/README.md).")
     sub = p.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
 
-    lat = sub.add_parser("latency", help="stateless-mode HTTP latency of filter and prioritize "
-                         "(full Node objects) against the orjson.loads floor",
-                         description=latency.run_latency.__doc__,
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    latency.add_latency_arguments(lat)
-    lat.set_defaults(run=latency.run_latency)
-
-    workers = sub.add_parser("workers", help="filter latency while a slow bind is in flight, "
-                             "gunicorn --threads 1 vs the default 4",
-                             description=latency.run_workers.__doc__,
-                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    latency.add_workers_arguments(workers)
-    workers.set_defaults(run=latency.run_workers)
+    _add(sub, "latency", latency.run_latency, latency.add_latency_arguments,
+         "stateless-mode HTTP latency of filter and prioritize (full Node objects) against the "
+         "orjson.loads floor")
+    _add(sub, "workers", latency.run_workers, latency.add_workers_arguments,
+         "filter latency while a slow bind is in flight, gunicorn --threads 1 vs the default 4")
+    _add(sub, "core", core.run, core.add_arguments,
+         "the numpy scoring core per strategy and for the default policy at 100..10,000 nodes, "
+         "against the scalar reference")
 
     # Further benchmarks register here, each as one subparser with its own module:
     #   placement  - placement quality of the scores on a simulated cluster (not written yet)

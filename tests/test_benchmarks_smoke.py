@@ -40,3 +40,20 @@ def test_latency_quick_run_writes_consistent_json(tmp_path: Path) -> None:
     assert sum(rows["filter"]["answer"].values()) == 100
     assert set(rows["filter"]["answer"]) == {"passing", "failed", "unresolvable"}
     assert rows["prioritize"]["answer"] == {"scored": 100}
+
+
+@pytest.mark.timeout(180)
+def test_core_benchmark_agrees_with_the_reference_and_writes_json(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "core", "--sizes", "60", "--min-calls", "3",
+         "--min-seconds", "0", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=150)
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # 1 = the core disagreed with the reference
+    (result,) = tmp_path.glob("core-*.json")
+    record = json.loads(result.read_text())
+    rows = record["rows"]
+    assert {r["policy"] for r in rows} >= {"default policy", "LoadAware", "LowRiskOverCommitment"}
+    for row in rows:
+        assert row["nodes"] == 60 and row["calls"] >= 3 and row["core_ms"] > 0
+        assert row["agree"] == 60 and row["ratio"] > 0
+        assert sum(row["score_histogram"]) == 60
