@@ -20,9 +20,11 @@ from extender.binding import Binder, load_api_client
 from extender.metrics import Metrics
 from extender.policy_file import load_policy
 from extender.settings import Settings
+from extender.cache import Cache, CachedBinder, CacheNotReady, CacheSource, cache_config
+from extender.decisions import DecisionLog
 from extender.source import NamesFormUnsupported, NodeSource, StatelessSource
 from extender.verbs import Answer, Verbs
-from extender.wire import BadRequest, encode_error
+from extender.wire import BadRequest, encode_error, encode_json
 
 JSON = "application/json"
 VERBS = ("filter", "prioritize", "bind", "preempt")
@@ -34,19 +36,34 @@ def create_app(settings: Settings, *, source: NodeSource | None = None, binder: 
     cache; by default the stateless source and a binder with whatever API access exists."""
     log = logging.getLogger("extender")
     policy = load_policy(settings.policy)
+    client = None
+    if binder is None or source is None:
+        client = load_api_client(kubeconfig=settings.kubeconfig) if settings.api_access else None
+    cache = None
+    metrics = Metrics(mode="cache" if source is None and client is not None and settings.cache
+                      else getattr(source, "mode", "stateless"))
+    if source is None and client is not None and settings.cache:
+        cache = Cache(client, policy, cache_config(settings), metrics=metrics, logger=log, clock=clock)
+        cache.set_stale_after(policy.load.staleAfterSeconds)
+        source = CacheSource(cache, clock=clock)
     source = source or StatelessSource(annotation_prefix=settings.annotation_prefix, clock=clock)
     if binder is None:
-        client = load_api_client(kubeconfig=settings.kubeconfig) if settings.api_access else None
         binder = Binder(client, timeout_s=settings.bind_timeout_s, logger=log)
-    verbs = Verbs(policy=policy, source=source, binder=binder, logger=log)
-    metrics = Metrics(mode=source.mode)
-    log.info("extender ready to serve: mode=%s policy=%s strategies=%s prefix=%r", source.mode,
+        if cache is not None:
+            binder = CachedBinder(binder, cache.state, logger=log)
+    decisions = DecisionLog(capacity=settings.decisions, clock=clock) if settings.decisions else None
+    verbs = Verbs(policy=policy, source=source, binder=binder, logger=log, decisions=decisions)
+    log.info("extender ready to serve: mode=%s (%s) policy=%s strategies=%s prefix=%r", source.mode,
+             "watch-fed cluster cache, nodeCacheCapable: true" if cache is not None else
+             "node data from each request, nodeCacheCapable: false" if source.mode == "stateless" else "custom",
              settings.policy, ",".join(s.name for s in policy.strategies), settings.url_prefix or "/")
+    if cache is not None:
+        cache.start()
 
     app = Flask("extender")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["extender"] = {"settings": settings, "metrics": metrics, "source": source,
-                                  "verbs": verbs, "policy": policy}
+                                  "verbs": verbs, "policy": policy, "cache": cache, "decisions": decisions}
 
     def serve(verb: str, handler: Callable[[bytes], Answer]) -> Response:
         start = time.perf_counter()
@@ -61,6 +78,8 @@ def create_app(settings: Settings, *, source: NodeSource | None = None, binder: 
             # for operators comparing it with the scheduler's view of the call.
             response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - start) * 1e3:.3f}"
             return response
+        except CacheNotReady as exc:
+            status, kind, message = 503, "cache_not_ready", str(exc)
         except NamesFormUnsupported as exc:
             status, kind, message = 400, "names_without_cache", str(exc)
         except BadRequest as exc:
@@ -91,6 +110,17 @@ def create_app(settings: Settings, *, source: NodeSource | None = None, binder: 
     app.add_url_rule(f"{prefix}/explain", "explain", lambda: serve(
         "explain", lambda body: verbs.explain(body, request.args.getlist("node") or None)),
         methods=["POST"])
+
+    @app.get("/debug/decisions")
+    def decisions_list() -> Response:
+        return Response(encode_json({"decisions": decisions.list() if decisions else []}), mimetype=JSON)
+
+    @app.get("/debug/decisions/<uid>")
+    def decisions_one(uid: str) -> Response:
+        found = decisions.get(uid) if decisions else None
+        if found is None:
+            return Response(encode_error(f"no decision kept for pod uid {uid!r}"), status=404, mimetype=JSON)
+        return Response(encode_json(found), mimetype=JSON)
 
     @app.get("/livez")
     def livez() -> Response:

@@ -31,6 +31,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--kubeconfig", help="kubeconfig for bind (default: in-cluster, then KUBECONFIG)")
     serve.add_argument("--no-api", action="store_true", help="never use Kubernetes API credentials")
     serve.add_argument("--threads", type=int, help="worker threads (default 4)")
+    serve.add_argument("--no-cache", action="store_true",
+                       help="stateless mode even with API access (nodeCacheCapable: false)")
+    serve.add_argument("--load-sources", help="annotations,metrics-server,prometheus (default annotations)")
+    serve.add_argument("--prometheus-url", help="Prometheus base URL, e.g. http://prometheus:9090")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     check = sub.add_parser("check-policy", help="validate a policy file and exit")
     check.add_argument("policy", type=Path, nargs="?", default=DEFAULT_POLICY_PATH)
@@ -47,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides = {k: v for k, v in {
             "host": args.host, "port": args.port, "policy": args.policy, "url_prefix": args.url_prefix,
             "kubeconfig": args.kubeconfig, "threads": args.threads, "log_level": args.log_level,
-            "api_access": False if args.no_api else None}.items() if v is not None}
+            "api_access": False if args.no_api else None, "cache": False if args.no_cache else None,
+            "load_sources": args.load_sources, "prometheus_url": args.prometheus_url}.items() if v is not None}
         settings = dataclasses.replace(Settings.from_env(), **overrides).validated()
         load_policy(settings.policy)
     except (SettingsError, PolicyError) as exc:

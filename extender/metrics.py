@@ -33,6 +33,27 @@ class Metrics:
                                 "Nodes scored by the stale-load fallback (requests-based).",
                                 registry=r)
         self.binds = Counter("extender_bind_total", "Bind calls by outcome.", ["outcome"], registry=r)
+        # cluster-cache mode
+        self.informer_events = Counter("extender_informer_events_total",
+                                       "Informer activity by kind (nodes, pods) and what happened: event, "
+                                       "bookmark, relist, restart, error, malformed.", ["kind", "what"], registry=r)
+        self.snapshot_age = Gauge("extender_cache_snapshot_age_seconds",
+                                  "Age of the snapshot the verbs answer from.", registry=r)
+        self.cache_objects = Gauge("extender_cache_objects", "Nodes known and pods counted on them.",
+                                   ["kind"], registry=r)
+        self.load_source_age = Gauge("extender_load_source_age_seconds",
+                                     "Time since the last successful poll of each load source.", ["source"],
+                                     registry=r)
+        self.load_polls = Counter("extender_load_polls_total", "Load source polls by outcome.",
+                                  ["source", "outcome"], registry=r)
+        self.stale_nodes = Gauge("extender_load_stale_nodes",
+                                 "Known nodes whose newest load sample is older than load.staleAfterSeconds.",
+                                 registry=r)
+        self.compensated_pods = Gauge("extender_compensated_pods",
+                                      "Recently bound pods whose estimated usage is added to their node "
+                                      "until the load shows them.", registry=r)
+        self.decisions = Counter("extender_decisions_recorded_total",
+                                 "Scheduling decisions kept for /debug/decisions.", registry=r)
         info = Gauge("extender_info", "Constant 1, labelled with the node-data mode.", ["mode"], registry=r)
         info.labels(mode=mode).set(1)
 

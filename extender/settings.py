@@ -46,6 +46,22 @@ class Settings:
     threads: int = 4
     """gunicorn gthread threads of the single worker (benchmarks/README.md has the measurement)."""
     log_level: str = "info"
+    cache: bool = True
+    """With API access: keep the watch-fed cluster cache (nodeCacheCapable: true). False: stateless."""
+    load_sources: str = "annotations"
+    """Comma-separated: annotations, metrics-server, prometheus (cache mode)."""
+    metrics_interval_s: float = 15.0
+    """Poll period of metrics-server / Prometheus."""
+    prometheus_url: str | None = None
+    prometheus_node_label: str = "node"
+    """Which label names the node: node, instance, or internal-ip."""
+    load_window_s: float = 300.0
+    """Rolling window of load samples (average, std, p95)."""
+    compensation_lag_s: float = 60.0
+    """A load sample must be this much newer than a bind before it is trusted to include the pod."""
+    compensation_max_s: float = 300.0
+    decisions: int = 256
+    """Pods kept for /debug/decisions (0: off)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -77,7 +93,19 @@ class Settings:
         for name in ("max_body_bytes", "threads"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be >= 1")
-        for name in ("read_timeout_s", "bind_timeout_s"):
+        try:
+            from extender.load import parse_load_sources
+            parse_load_sources(self.load_sources)
+        except ValueError as exc:
+            raise SettingsError(f"{ENV_PREFIX}LOAD_SOURCES: {exc}") from None
+        if "prometheus" in self.load_sources and not self.prometheus_url:
+            raise SettingsError(f"{ENV_PREFIX}PROMETHEUS_URL: required with load source prometheus")
+        if self.prometheus_node_label not in ("node", "instance", "internal-ip"):
+            raise SettingsError(f"{ENV_PREFIX}PROMETHEUS_NODE_LABEL: one of node, instance, internal-ip")
+        if self.decisions < 0:
+            raise SettingsError(f"{ENV_PREFIX}DECISIONS: must be >= 0")
+        for name in ("read_timeout_s", "bind_timeout_s", "metrics_interval_s", "load_window_s",
+                     "compensation_lag_s", "compensation_max_s"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be > 0")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):

@@ -13,9 +13,12 @@ import logging
 import numpy as np
 
 from extender.binding import Binder, BindTarget
+from extender.cache import CacheNotReady
+from extender.decisions import DecisionLog
 from extender.demand import pod_demand, requested_resources
 from extender.source import Candidates, NamesFormUnsupported, NodeSource
 from extender.wire import (
+    Pod,
     PreemptionRequest,
     SchedulingRequest,
     decode_binding_request,
@@ -23,6 +26,7 @@ from extender.wire import (
     decode_scheduling_request,
     encode_error,
     encode_explanation,
+    encode_filter_error,
     encode_filter_result,
     encode_host_priorities,
     encode_preemption_result,
@@ -44,6 +48,12 @@ class Answer:
     fallback_nodes: int = 0
 
 
+def _pod_key(pod: Pod) -> tuple[str, str]:
+    """(uid, "namespace/name") of a pod."""
+    meta = pod.metadata
+    return (meta.uid, f"{meta.namespace}/{meta.name}") if meta else ("", "/")
+
+
 _REASON_NAMES = {1: "insufficient_resources", 2: "no_allocatable", 3: "usage_threshold",
                  4: "no_fresh_load"}
 
@@ -52,11 +62,12 @@ class Verbs:
     """Answers filter, prioritize, bind and preempt for one policy and one node source."""
 
     def __init__(self, *, policy: Policy, source: NodeSource, binder: Binder,
-                 logger: logging.Logger) -> None:
+                 logger: logging.Logger, decisions: DecisionLog | None = None) -> None:
         self._policy = policy
         self._source = source
         self._binder = binder
         self._log = logger
+        self._decisions = decisions
 
     def _evaluate(self, body: bytes) -> tuple[SchedulingRequest, PodDemand, Candidates, Evaluation]:
         request = decode_scheduling_request(body)
@@ -66,7 +77,10 @@ class Verbs:
         return request, demand, cands, evaluate(pod=demand, nodes=cands.table, policy=self._policy)
 
     def filter(self, body: bytes) -> Answer:
-        request, demand, cands, ev = self._evaluate(body)
+        try:
+            request, demand, cands, ev = self._evaluate(body)
+        except CacheNotReady as exc:  # the scheduler logs ExtenderFilterResult.Error; a 503 it would not
+            return Answer(encode_filter_error(None, str(exc)), outcome="not_ready")
         feasible = ev.verdict.feasible
         passing = cands.rows[feasible].tolist()
         failed: dict[str, str] = {}
@@ -78,14 +92,20 @@ class Verbs:
         rejections = tuple((_REASON_NAMES.get(int(c), str(c)), int(k)) for c, k in zip(codes, counts, strict=True))
         if cands.unresolved:
             rejections += (("invalid_node_data", len(cands.unresolved)),)
+        if self._decisions is not None:
+            uid, key = _pod_key(request.pod)
+            self._decisions.record_filter(uid, key, ev, cands.table, demand, self._policy, len(cands.unresolved))
         return Answer(encode_filter_result(request, passing, failed, unresolvable),
                       nodes=len(request.names), rejections=rejections,
                       fallback_nodes=int(ev.fallback.sum()))
 
     def prioritize(self, body: bytes) -> Answer:
-        request, _, cands, ev = self._evaluate(body)
+        request, demand, cands, ev = self._evaluate(body)
         scores = np.zeros(len(request.names), np.int64)
         scores[cands.rows] = ev.scores
+        if self._decisions is not None:
+            uid, key = _pod_key(request.pod)
+            self._decisions.record_prioritize(uid, key, ev, cands.table, demand, self._policy)
         return Answer(encode_host_priorities(request.names, scores.tolist()), nodes=len(request.names),
                       fallback_nodes=int(ev.fallback.sum()))
 
@@ -101,14 +121,15 @@ class Verbs:
         for name, reason in cands.unresolved.items():
             if only is None or name in only:
                 nodes.append({"node": name, "score": 0, "verdict": "invalid_node_data", "reason": reason})
-        meta = request.pod.metadata
-        pod = f"{meta.namespace or ''}/{meta.name or ''}" if meta else "/"
-        return Answer(encode_explanation(pod, self._source.mode, nodes), nodes=len(request.names))
+        return Answer(encode_explanation(_pod_key(request.pod)[1], self._source.mode, nodes),
+                      nodes=len(request.names))
 
     def bind(self, body: bytes) -> Answer:
         req = decode_binding_request(body)
         result = self._binder.bind(BindTarget(pod_name=req.pod_name, namespace=req.namespace,
                                               pod_uid=req.pod_uid, node=req.node))
+        if self._decisions is not None:
+            self._decisions.record_bind(req.pod_uid, f"{req.namespace}/{req.pod_name}", req.node, result.error)
         return Answer(encode_error(result.error), nodes=1, outcome=result.outcome.name.lower())
 
     def preempt(self, body: bytes) -> Answer:

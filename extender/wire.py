@@ -29,6 +29,8 @@ class ObjectMeta(msgspec.Struct, frozen=True):
     namespace: str = ""
     uid: str = ""
     annotations: dict[str, str] | None = None
+    resourceVersion: str = ""  # noqa: N815
+    deletionTimestamp: str | None = None  # noqa: N815
 
 
 class ResourceRequirements(msgspec.Struct, frozen=True):
@@ -60,9 +62,15 @@ class Pod(msgspec.Struct, frozen=True):
     status: PodStatus | None = None
 
 
+class NodeAddress(msgspec.Struct, frozen=True):
+    type: str = ""
+    address: str = ""
+
+
 class NodeStatus(msgspec.Struct, frozen=True):
     capacity: ResourceList | None = None
     allocatable: ResourceList | None = None
+    addresses: list[NodeAddress] | None = None
 
 
 class Node(msgspec.Struct, frozen=True):
@@ -245,6 +253,114 @@ def decode_preemption_request(body: bytes) -> PreemptionRequest:
     return PreemptionRequest(pod, full, False)
 
 
+# --- Kubernetes API objects (lists and watch events of the cluster cache) -------------------
+
+
+class _ListMeta(msgspec.Struct, frozen=True):
+    resourceVersion: str = ""  # noqa: N815
+    # "continue" is a Python keyword: renamed on the wire
+    continue_: str = msgspec.field(default="", name="continue")
+
+
+class _ObjectList(msgspec.Struct, frozen=True):
+    metadata: _ListMeta = _ListMeta()
+    items: list[msgspec.Raw] | None = None
+
+
+class _WatchEvent(msgspec.Struct, frozen=True):
+    type: str = ""
+    object: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class _MetaOnly(msgspec.Struct, frozen=True):
+    metadata: ObjectMeta | None = None
+
+
+class _StatusObject(msgspec.Struct, frozen=True):
+    code: int = 0
+    reason: str = ""
+    message: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectList:
+    """A list answer (NodeList, PodList): its resourceVersion, continue token and raw items."""
+
+    resource_version: str
+    continue_token: str
+    items: tuple[bytes, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class WatchEvent:
+    """One watch line: ``type`` ADDED / MODIFIED / DELETED / BOOKMARK / ERROR and the raw object
+    (for ERROR a ``metav1.Status``: ``code`` 410 means the resourceVersion is too old)."""
+
+    type: str
+    raw: bytes
+
+
+class MalformedObject(ValueError):
+    """An API answer or watch line that is not what the API server sends."""
+
+
+_list_decoder = msgspec.json.Decoder(_ObjectList)
+_event_decoder = msgspec.json.Decoder(_WatchEvent)
+_meta_decoder = msgspec.json.Decoder(_MetaOnly)
+_status_decoder = msgspec.json.Decoder(_StatusObject)
+_pod_decoder = msgspec.json.Decoder(Pod)
+
+
+def decode_object_list(body: bytes) -> ObjectList:
+    try:
+        lst = _list_decoder.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise MalformedObject(f"list answer: {exc}") from None
+    return ObjectList(lst.metadata.resourceVersion, lst.metadata.continue_,
+                      tuple(bytes(i) for i in lst.items or ()))
+
+
+def decode_watch_event(line: bytes) -> WatchEvent:
+    try:
+        ev = _event_decoder.decode(line)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise MalformedObject(f"watch line: {exc}") from None
+    if not ev.type:
+        raise MalformedObject("watch line without a type")
+    return WatchEvent(ev.type, bytes(ev.object))
+
+
+def decode_meta(raw: bytes) -> ObjectMeta:
+    """The metadata of any API object (name, namespace, uid, resourceVersion, ...)."""
+    try:
+        meta = _meta_decoder.decode(raw).metadata
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise MalformedObject(f"object: {exc}") from None
+    return meta or ObjectMeta()
+
+
+def decode_status_code(raw: bytes) -> int:
+    """``code`` of a ``metav1.Status`` (watch ERROR events); 0 if absent or unreadable."""
+    try:
+        return _status_decoder.decode(raw).code
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return 0
+
+
+def decode_node(raw: bytes) -> Node:
+    try:
+        return _node_decoder.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise MalformedObject(f"Node: {exc}") from None
+
+
+def decode_pod(raw: bytes) -> Pod:
+    try:
+        return _pod_decoder.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise MalformedObject(f"Pod: {exc}") from None
+
+
 # --- encoded answers ------------------------------------------------------------------------
 
 
@@ -325,3 +441,8 @@ def encode_explanation(pod: str, mode: str, nodes: Sequence[Mapping[str, object]
     """The extender's own explain answer (not part of kube-scheduler's protocol):
     ``{"pod": "namespace/name", "mode": ..., "nodes": [...]}``, nodes best first."""
     return _encoder.encode({"pod": pod, "mode": mode, "nodes": list(nodes)})
+
+
+def encode_json(obj: object) -> bytes:
+    """Plain JSON for the extender's own debug routes (not part of kube-scheduler's protocol)."""
+    return _encoder.encode(obj)

@@ -79,13 +79,16 @@ def _inputs(ev: Evaluation, i: int, nodes: NodeTable, pod: PodDemand) -> dict[st
 
 
 def explain(ev: Evaluation, *, pod: PodDemand, nodes: NodeTable, policy: Policy,
-            only: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """One dict per node of ``nodes`` (or only the nodes named in ``only``), in table order."""
-    wanted = None if only is None else set(only)
+            only: Sequence[str] | None = None, rows: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """One dict per node of ``nodes``, in table order; or only the nodes named in ``only``; or
+    only the table rows ``rows``, in that order."""
+    if rows is None:
+        wanted = None if only is None else set(only)
+        rows = [i for i, name in enumerate(nodes.names) if wanted is None or name in wanted]
     out = []
-    for i, name in enumerate(nodes.names):
-        if wanted is not None and name not in wanted:
-            continue
+    for i in rows:
+        i = int(i)
+        name = nodes.names[i]
         code = int(ev.verdict.code[i])
         out.append({
             "node": name,
@@ -103,6 +106,13 @@ def explain(ev: Evaluation, *, pod: PodDemand, nodes: NodeTable, policy: Policy,
     return out
 
 
-def ranking(ev: Evaluation) -> np.ndarray:
-    """Row indices from best to worst: score, then the combined value, then table order."""
-    return np.lexsort((np.arange(len(ev.scores)), -ev.combined, -ev.scores))
+def ranking(ev: Evaluation, top: int | None = None) -> np.ndarray:
+    """Row indices from best to worst: score, then the combined value, then table order; only
+    the best ``top`` when given (without sorting the rest)."""
+    n = len(ev.scores)
+    candidates = np.arange(n)
+    if top is not None and top < n:
+        key = ev.scores * 1000.0 + ev.combined  # scores 0..10, combined 0..100: one sortable key
+        candidates = np.argpartition(-key, top - 1)[:top]
+    order = np.lexsort((candidates, -ev.combined[candidates], -ev.scores[candidates]))
+    return candidates[order]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 
 from benchmarks.latency import running_server
+from tests.kubeapi import FakeKubeAPI
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,8 +24,32 @@ def running_extender(*args: str, env: dict[str, str] | None = None,
         yield server.url
 
 
+def write_kubeconfig(path: Path, server_url: str) -> Path:
+    """A kubeconfig for the in-test API server (token auth, plain HTTP)."""
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+        "clusters": [{"name": "fake", "cluster": {"server": server_url}}],
+        "users": [{"name": "u", "user": {"token": "test-token"}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "u"}}]}))
+    return path
+
+
 @pytest.fixture(scope="session")
 def extender_url() -> Iterator[str]:
     """One stateless extender under real gunicorn for the whole session (no API access)."""
     with running_extender("--no-api") as url:
         yield url
+
+
+@pytest.fixture()
+def api() -> Iterator[FakeKubeAPI]:
+    """The in-test Kubernetes API server (tests/kubeapi), one per test."""
+    with FakeKubeAPI() as server:
+        yield server
+
+
+@pytest.fixture()
+def api_client(api: FakeKubeAPI) -> Iterator[client.ApiClient]:
+    """The official client, configured for ``api``."""
+    with client.ApiClient(configuration=client.Configuration(host=api.url)) as c:
+        yield c

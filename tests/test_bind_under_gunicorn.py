@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from benchmarks import k8s_objects
-from tests.conftest import running_extender
+from tests.conftest import running_extender, write_kubeconfig
 from tests.kubeapi import FakeKubeAPI
 
 BINDING = r"/pods/[^/]+/binding$"
@@ -37,13 +37,9 @@ def bind_body(name: str, uid: str, node: str) -> bytes:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeKubeAPI, str]]:
     with FakeKubeAPI() as api:
-        kubeconfig = Path(tmp_path_factory.mktemp("kube")) / "config"
-        kubeconfig.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-            "clusters": [{"name": "fake", "cluster": {"server": api.url}}],
-            "users": [{"name": "u", "user": {"token": "test-token"}}],
-            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "u"}}]}))
-        with running_extender("--kubeconfig", str(kubeconfig)) as url:
+        kubeconfig = write_kubeconfig(Path(tmp_path_factory.mktemp("kube")) / "config", api.url)
+        # stateless scoring with API access for bind only: what these tests are about
+        with running_extender("--kubeconfig", str(kubeconfig), "--no-cache") as url:
             yield api, url
 
 

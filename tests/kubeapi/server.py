@@ -48,7 +48,7 @@ class AuditEntry(NamedTuple):
 class _Fault:
     """A one-shot (or n-shot) misbehaviour, consumed by matching requests."""
 
-    kind: str  # fail | delay | drop | w_close | w_410 | w_http410 | w_malformed | w_stall
+    kind: str  # fail | delay | drop | w_close | w_410 | w_http410 | w_malformed | w_stall | l_410
     method: str
     path_re: re.Pattern[str]
     times: int
@@ -237,6 +237,7 @@ class FakeKubeAPI:
         self._prom: dict[str, list[JSON]] = {}
         self._conns: set[socket.socket] = set()
         self._closing = threading.Event()
+        self._watching: dict[socket.socket, str] = {}  # connections streaming a watch -> path
         self.audit: list[AuditEntry] = []
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -394,6 +395,11 @@ class FakeKubeAPI:
             self._prom[query] = copy.deepcopy(result)
 
     # ---- faults ------------------------------------------------------------------------------
+    def clear_faults(self) -> None:
+        """Forget every fault switch still armed."""
+        with self._cond:
+            self._faults = []
+
     def _add_fault(self, kind: str, method: str, path_regex: str, times: int, **kw: Any) -> None:
         with self._cond:
             self._faults.append(_Fault(kind, method.upper(), re.compile(path_regex), times, **kw))
@@ -427,6 +433,23 @@ class FakeKubeAPI:
 
     def watch_inject_malformed_line(self, path_regex: str = ".*", times: int = 1) -> None:
         self._add_fault("w_malformed", "GET", path_regex, times)
+
+    def drop_watches(self, path_regex: str = ".*") -> int:
+        """Cut every watch stream in progress now, without the clean end of the chunked body
+        (an apiserver restart, a proxy's idle cut); returns how many were cut."""
+        with self._cond:
+            conns = [c for c, p in self._watching.items() if re.search(path_regex, p)]
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        return len(conns)
+
+    def list_continue_expired(self, path_regex: str = ".*", times: int = 1) -> None:
+        """Answer the next `times` list requests that carry a `continue` token with 410 Expired
+        (the token outlived etcd compaction); the client must restart its list."""
+        self._add_fault("l_410", "GET", path_regex, times)
 
     def watch_stall(self, seconds: float, path_regex: str = ".*", times: int = 1) -> None:
         """Send headers, then nothing for `seconds`, before the first event."""
@@ -535,6 +558,13 @@ class FakeKubeAPI:
     def _route(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, JSON]:
         m = self._LIST_RE.fullmatch(path)
         if m and method == "GET" and not (m.group(1) and m.group(2) == "nodes"):
+            if query.get("continue") and self._take(("l_410",), "GET", path):
+                raise _Reply(
+                    410,
+                    "Expired",
+                    "The provided continue parameter is too old to display a consistent list result. "
+                    "You can start a new list without the continue parameter.",
+                )
             return 200, self._list(m.group(2), m.group(1), query)
         m2 = re.fullmatch(r"/api/v1/(?:namespaces/([^/]+)/)?(pods|nodes)/([^/]+)", path)
         if m2 and method == "GET":
@@ -692,18 +722,24 @@ class FakeKubeAPI:
             raise _Reply(400, "BadRequest", f"invalid resource version {rv_param!r}")
         timeout = float(query.get("timeoutSeconds") or self.default_watch_timeout_s)
         bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
+        with self._cond:  # registered before the audit says 200, so drop_watches() can see it
+            self._watching[h.connection] = path
         self._audit(idx, 200)
-        h.send_response(200)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Transfer-Encoding", "chunked")
-        h.end_headers()
-        h.close_connection = True
         try:
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Transfer-Encoding", "chunked")
+            h.send_header("Connection", "close")  # the connection ends with the watch: say so
+            h.end_headers()
+            h.close_connection = True
             for line in self._watch_lines(kind, match, rv_param, timeout, bookmarks, wf):
                 h.write_chunk(line)
             h.write_chunk(b"")  # clean end of the chunked stream
         except OSError:
             pass  # client went away
+        finally:
+            with self._cond:
+                self._watching.pop(h.connection, None)
 
     def _watch_lines(
         self,

@@ -1,0 +1,239 @@
+"""Cluster-cache mode (``nodeCacheCapable: true``): informers, load pollers and the publisher
+around one ``ClusterState``, the ``NodeSource`` that answers from its snapshots, and the binder
+that records our binds in it at once.
+
+Turned on when the extender has API access; ``/readyz`` fails until the first full list of
+nodes and pods (and the first poll of each configured load source) has been applied.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from extender.binding import Binder, BindOutcome, BindResult, BindTarget
+from extender.cluster import ClusterState, CompensationSpec, Snapshot
+from extender.informer import Informer
+from extender.load import LoadWindow, MetricsServerSource, PrometheusSource, default_prom_queries
+from extender.metrics import Metrics
+from extender.source import Candidates
+from extender.wire import BadRequest, SchedulingRequest
+from scoring import Policy
+
+
+class CacheNotReady(BadRequest):
+    """The cache has not finished its first sync; the message says what is missing."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheConfig:
+    load_sources: tuple[str, ...] = ("annotations",)
+    annotation_prefix: str = "load.extender.scheduling/"
+    metrics_interval_s: float = 15.0
+    prometheus_url: str | None = None
+    prometheus_node_label: str = "node"
+    load_window_s: float = 300.0
+    compensation: CompensationSpec = CompensationSpec()
+    publish_interval_s: float = 0.05
+    resync_s: float = 0.0
+
+
+def cache_config(settings: object) -> CacheConfig:
+    """The CacheConfig of the service's Settings."""
+    from extender.load import parse_load_sources
+
+    s = settings
+    return CacheConfig(
+        load_sources=parse_load_sources(s.load_sources), annotation_prefix=s.annotation_prefix,  # type: ignore[attr-defined]
+        metrics_interval_s=s.metrics_interval_s, prometheus_url=s.prometheus_url,  # type: ignore[attr-defined]
+        prometheus_node_label=s.prometheus_node_label, load_window_s=s.load_window_s,  # type: ignore[attr-defined]
+        compensation=CompensationSpec(s.compensation_lag_s, s.compensation_max_s))  # type: ignore[attr-defined]
+
+
+class Cache:
+    """Owns the store and every thread that feeds it."""
+
+    def __init__(self, api_client: object, policy: Policy, config: CacheConfig, *, metrics: Metrics | None = None,
+                 logger: logging.Logger | None = None, clock: Callable[[], float] = time.time) -> None:
+        self._log = logger or logging.getLogger("extender.cache")
+        self._metrics = metrics
+        self._config = config
+        self._clock = clock
+        self.window = LoadWindow(("cpu", "memory"), window_s=config.load_window_s)
+        self.state = ClusterState(
+            estimator_factors=policy.estimator.estimatedScalingFactors,
+            annotation_prefix=config.annotation_prefix if "annotations" in config.load_sources else None,
+            load=self.window, compensation=config.compensation, clock=clock, logger=self._log)
+        on_event = self._count_event if metrics is not None else None
+        self.informers = {
+            kind: Informer(kind, _own_client(api_client), handler, on_event=on_event,
+                           resync_s=config.resync_s, logger=self._log)
+            for kind, handler in (("nodes", self.state.nodes_handler), ("pods", self.state.pods_handler))}
+        self.pollers: list = []
+        on_poll = self._count_poll if metrics is not None else None
+        if "metrics-server" in config.load_sources:
+            self.pollers.append(MetricsServerSource(_own_client(api_client), self.window,
+                                                    interval_s=config.metrics_interval_s,
+                                                    on_poll=on_poll, logger=self._log))
+        if "prometheus" in config.load_sources:
+            if not config.prometheus_url:
+                raise ValueError("load source prometheus needs EXTENDER_PROMETHEUS_URL")
+            label = "node" if config.prometheus_node_label == "node" else "instance"
+            self.pollers.append(PrometheusSource(
+                config.prometheus_url, self.window, queries=default_prom_queries(label),
+                node_label=config.prometheus_node_label, node_by_ip=self.state.node_by_ip,
+                interval_s=config.metrics_interval_s, on_poll=on_poll, logger=self._log))
+        self._stop = threading.Event()
+        self._publisher = threading.Thread(target=self._publish_loop, name="cache-publisher", daemon=True)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for t in (*self.informers.values(), *self.pollers):
+            t.start()
+        self._publisher.start()
+        self._log.info("cluster cache started: informers nodes, pods; load sources %s",
+                       ",".join(self._config.load_sources) or "none")
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in (*self.informers.values(), *self.pollers):
+            t.stop()
+
+    def _publish_loop(self) -> None:
+        while not self._stop.wait(self._config.publish_interval_s):
+            try:
+                snap = self.state.publish()
+            except Exception:  # never let the publisher die: the next round retries
+                self._log.exception("snapshot publish failed")
+                continue
+            if self._metrics is not None:
+                self._observe(snap)
+
+    def _observe(self, snap: Snapshot) -> None:
+        m = self._metrics
+        assert m is not None
+        now = self._clock()
+        m.snapshot_age.set(max(0.0, now - snap.built_at))
+        m.cache_objects.labels("nodes").set(len(snap.names))
+        m.cache_objects.labels("pods").set(snap.pods)
+        m.compensated_pods.set(snap.compensated_pods)
+        stale_after = self._stale_after
+        if stale_after is not None and len(snap.names):
+            m.stale_nodes.set(int(np.count_nonzero(now - snap.newest_sample >= stale_after)))
+        for name, status in self.window.sources().items():
+            if status.last_success is not None:
+                m.load_source_age.labels(name).set(max(0.0, now - status.last_success))
+
+    _stale_after: float | None = None
+    _published_after_sync = False
+
+    def set_stale_after(self, seconds: float) -> None:
+        self._stale_after = seconds
+
+    def _count_event(self, kind: str, what: str) -> None:
+        assert self._metrics is not None
+        self._metrics.informer_events.labels(kind, what).inc()
+
+    def _count_poll(self, source: str, ok: bool) -> None:
+        assert self._metrics is not None
+        self._metrics.load_polls.labels(source, "ok" if ok else "error").inc()
+
+    # --- readiness ---------------------------------------------------------------------------
+
+    def readiness(self) -> tuple[bool, str]:
+        waiting = [f"{kind} informer" for kind, i in self.informers.items() if not i.synced]
+        waiting += [f"load source {type(p).__name__}" for p in self.pollers if not p.synced]
+        if waiting:
+            return False, "cluster cache: waiting for the first sync of " + ", ".join(waiting)
+        if not self._published_after_sync:  # the first answer after the sync sees all of it
+            self.state.publish(force=True)
+            self._published_after_sync = True
+        nodes, pods = self.state.counts()
+        return True, f"cluster cache synced: {nodes} nodes, {pods} pods"
+
+
+def _own_client(api_client: object) -> object:
+    """A separate ApiClient per thread-owning user (each keeps its own connection pool and may
+    change its own retry settings) built from a copy of the configuration."""
+    from kubernetes import client as k8s_client
+
+    conf = getattr(api_client, "configuration", None)
+    return k8s_client.ApiClient(copy.copy(conf)) if conf is not None else api_client
+
+
+class CacheSource:
+    """NodeSource over the cache's snapshots (names form, and Nodes form by name)."""
+
+    mode = "cache"
+
+    def __init__(self, cache: Cache, *, clock: Callable[[], float] = time.time) -> None:
+        self._cache = cache
+        self._clock = clock
+        self._last: tuple[int, tuple[str, ...], Candidates] | None = None
+
+    def _snapshot(self) -> Snapshot:
+        ready, why = self._cache.readiness()
+        if not ready:
+            raise CacheNotReady(why)
+        return self._cache.state.snapshot
+
+    def _candidates(self, names: Sequence[str]) -> Candidates:
+        snap = self._snapshot()
+        names = tuple(names)
+        last = self._last
+        if last is not None and last[0] == snap.generation and last[1] == names:
+            return last[2]
+        index = snap.index
+        rows, positions, unresolved = [], [], {}
+        for pos, name in enumerate(names):
+            row = index.get(name)
+            if row is None:
+                unresolved[name] = (f"node {name} is not in the extender's cluster cache (the cache "
+                                    "is behind the scheduler, or the node was deleted)")
+            else:
+                rows.append(row)
+                positions.append(pos)
+        table = snap.table(np.asarray(rows, dtype=np.intp), self._clock())
+        result = Candidates(table, np.asarray(positions, dtype=np.intp), unresolved)
+        self._last = (snap.generation, names, result)
+        return result
+
+    def candidates(self, request: SchedulingRequest, resources: tuple[str, ...]) -> Candidates:
+        return self._candidates(request.names)
+
+    def known_nodes(self, names: Sequence[str], resources: tuple[str, ...]) -> Candidates:
+        return self._candidates(names)
+
+    def readiness(self) -> tuple[bool, str]:
+        return self._cache.readiness()
+
+
+class CachedBinder:
+    """Binds through the API and records the pod in the cache at once. A retried bind of a pod
+    the cache already has on that node succeeds without a second Binding; on another node it
+    is refused."""
+
+    def __init__(self, binder: Binder, state: ClusterState, *, logger: logging.Logger | None = None) -> None:
+        self._binder = binder
+        self._state = state
+        self._log = logger or logging.getLogger("extender.cache")
+
+    def bind(self, target: BindTarget) -> BindResult:
+        if target.pod_uid:
+            node = self._state.bound_node(target.pod_uid)
+            if node == target.node:
+                return BindResult(BindOutcome.ALREADY_BOUND, "")
+            if node is not None:
+                return BindResult(BindOutcome.CONFLICT, f"pod {target.namespace}/{target.pod_name} is "
+                                                        f"already bound to node {node}, not {target.node}")
+        result = self._binder.bind(target)
+        if result.ok and target.pod_uid:
+            self._state.assume(uid=target.pod_uid, node=target.node)
+        return result

@@ -1,0 +1,480 @@
+"""The cluster as kube-scheduler's cache sees it: nodes, the pods bound to them, live load and
+the pods placed too recently for the load to show, published as immutable snapshots.
+
+Writers (the informers' threads, the binder, the load pollers) change a mutable store under one
+lock; each event costs what it changes (a pod event adds and subtracts one row of R numbers; a
+node event writes one row). A publisher copies the store into a new ``Snapshot`` (numpy arrays,
+read-only) when something changed, at most every ``publish_interval_s`` and at once after a bind
+through the extender, and swaps it in with one attribute assignment. The request path only
+reads ``ClusterState.snapshot`` (no lock) and takes the rows it needs.
+
+Pod accounting is kube-scheduler's (``extender.demand``: ``PodRequests`` with restartable init
+containers and overhead; non-zero requests for scoring): a pod counts on ``spec.nodeName``
+from the moment it is bound (or assumed by our bind) until it is deleted or finishes
+(``status.phase`` Succeeded or Failed). Pods whose node is not known yet are kept and counted
+as soon as the node appears.
+
+Recent-bind compensation (Koordinator ``pod_assign_cache.go``, simplified: no per-pod usage is
+reported to us): a pod bound at ``t`` adds its estimated usage (Koordinator's estimator) to its
+node's ``pending`` while the node's newest load sample is older than ``t + report_lag_s`` (the
+measurement cannot show it yet), and never longer than ``max_s``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from extender.demand import nonnegative, pod_demand, requested_resources, to_units
+from extender.source import parse_rfc3339
+from extender.wire import MalformedObject, Node, Pod, decode_meta, decode_node, decode_pod
+from scoring import NodeTable
+from scoring.estimate import estimate_usage
+from scoring.types import MAX_QUANTITY
+
+BASE_AXIS = ("cpu", "memory", "pods", "ephemeral-storage")
+FINISHED_PHASES = ("Succeeded", "Failed")
+# Node fields on the resource axis (N, R) that the store keeps per node row.
+NODE_FIELDS = ("allocatable", "capacity", "requested", "nonzero_requested", "limits")
+
+
+@dataclasses.dataclass(frozen=True)
+class CompensationSpec:
+    report_lag_s: float = 60.0  # a sample must be this much newer than the bind to include the pod
+    max_s: float = 300.0  # never compensate longer than this
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Snapshot:
+    """Known nodes at one instant. Arrays are resource-major: (R, N) C-ordered, so that
+    ``arr[:, rows].T`` is an (n, R) Fortran-ordered NodeTable column block without a copy."""
+
+    generation: int
+    built_at: float  # wall clock
+    names: tuple[str, ...]
+    index: Mapping[str, int]
+    resources: tuple[str, ...]
+    arrays: Mapping[str, npt.NDArray[np.float64]]  # NODE_FIELDS + usage, usage_avg, usage_std, usage_p95, pending, threshold_override: (R, N)
+    newest_sample: npt.NDArray[np.float64]  # (N,) wall time of the newest load sample, -inf = none
+    pods: int  # pods counted on known nodes
+    compensated_pods: int
+
+    def table(self, rows: npt.NDArray[np.intp], now: float) -> NodeTable:
+        """The NodeTable of the given snapshot rows (load age computed at ``now``)."""
+        names = tuple(self.names[i] for i in rows)
+        fields = {f: a[:, rows].T for f, a in self.arrays.items()}
+        age = np.maximum(now - self.newest_sample[rows], 0.0)
+        return NodeTable(names=names, resources=self.resources, load_age_s=age, **fields)
+
+
+EMPTY_FIELDS = ("usage", "usage_avg", "usage_std", "usage_p95", "pending", "threshold_override")
+
+
+@dataclasses.dataclass
+class _PodRecord:
+    node: str
+    requests: npt.NDArray[np.float64]  # (R_at_record,)
+    nonzero: npt.NDArray[np.float64]
+    limits: npt.NDArray[np.float64]  # max(limits, requests) per resource (Trimaran SetMaxLimits)
+    estimate: npt.NDArray[np.float64]
+    bound_at: float | None  # wall time we first saw it bound (None: it was bound before we started)
+
+
+class LoadProvider:
+    """What the store needs of the load window (extender.load.LoadWindow implements it)."""
+
+    def view(self, names: Sequence[str], resources: Sequence[str], now: float): ...  # noqa: ANN201
+    def record(self, node: str, t: float, values: Mapping[str, float], *, source: str) -> None: ...
+    def forget(self, node: str) -> None: ...
+
+
+class ClusterState:
+    """The store and its snapshots (see the module docstring)."""
+
+    def __init__(self, *, estimator_factors: Mapping[str, float], annotation_prefix: str | None = None,
+                 load: LoadProvider | None = None, compensation: CompensationSpec = CompensationSpec(),
+                 clock: Callable[[], float] = time.time, logger: logging.Logger | None = None) -> None:
+        self._factors = dict(estimator_factors)
+        self._prefix = annotation_prefix
+        self._load = load
+        self._comp = compensation
+        self._clock = clock
+        self._log = logger or logging.getLogger("extender.cluster")
+        self._lock = threading.Lock()
+        self._resources: list[str] = list(BASE_AXIS)
+        self._rows: dict[str, int] = {}  # node name -> store row (known or not)
+        self._known = np.zeros(0, bool)  # (capacity,) the Node object exists
+        self._used = 0  # rows handed out so far (free rows are reused first)
+        self._node_pods: dict[str, int] = {}  # node name -> pods counted on it
+        self._recent: dict[str, _PodRecord] = {}  # uid -> pods bound since we started (compensation)
+        self._ips: dict[str, str] = {}  # InternalIP -> node name (Prometheus instance labels)
+        # (namespace, name) -> resourceVersion of every object the informers delivered
+        self._rvs: dict[str, dict[tuple[str, str], str]] = {"nodes": {}, "pods": {}}
+        self._arrays = {f: np.zeros((len(self._resources), 0)) for f in NODE_FIELDS}
+        self._free: list[int] = []
+        self._pods: dict[str, _PodRecord] = {}
+        self._pod_keys: dict[tuple[str, str], str] = {}  # (namespace, name) -> uid
+        self._unbound: dict[str, Pod] = {}  # uid -> pending pod spec (for assume at bind)
+        self._dirty = True
+        self._generation = 0
+        self.events_applied = 0
+        self.snapshot = self._build()
+        self.nodes_handler = _Handler(self._replace_nodes, self._upsert_node, self._delete_node)
+        self.pods_handler = _Handler(self._replace_pods, self._upsert_pod, self._delete_pod)
+
+    # --- rows and columns ------------------------------------------------------------------
+
+    def _row(self, name: str) -> int:
+        row = self._rows.get(name)
+        if row is not None:
+            return row
+        if self._free:
+            row = self._free.pop()
+        else:
+            row = self._used
+            self._used += 1
+            if row >= self._known.shape[0]:
+                self._grow(max(16, 2 * row))
+        self._rows[name] = row
+        return row
+
+    def _grow(self, capacity: int) -> None:
+        for f, a in self._arrays.items():
+            b = np.zeros((a.shape[0], capacity))
+            b[:, :a.shape[1]] = a
+            self._arrays[f] = b
+        known = np.zeros(capacity, bool)
+        known[:self._known.shape[0]] = self._known
+        self._known = known
+
+    def _ensure_columns(self, names: Sequence[str]) -> None:
+        new = [n for n in names if n not in self._resources]
+        if not new:
+            return
+        self._resources.extend(new)
+        for f, a in self._arrays.items():
+            self._arrays[f] = np.vstack([a, np.zeros((len(new), a.shape[1]))])
+
+    def _vec(self, v: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """A stored per-pod vector padded to the current resource axis."""
+        r = len(self._resources)
+        return v if v.shape[0] == r else np.concatenate([v, np.zeros(r - v.shape[0])])
+
+    # --- nodes -----------------------------------------------------------------------------
+
+    def _node_row_values(self, node: Node) -> tuple[str, dict[str, float], dict[str, float]]:
+        name = node.metadata.name if node.metadata else ""
+        if not name:
+            raise MalformedObject("Node without metadata.name")
+        status = node.status
+        for addr in (status.addresses if status else None) or ():
+            if addr.type == "InternalIP" and addr.address:
+                self._ips[addr.address] = name
+        alloc_raw = (status.allocatable if status else None) or {}
+        cap_raw = (status.capacity if status else None) or alloc_raw
+        self._ensure_columns(list(alloc_raw) + list(cap_raw))
+        alloc, cap = {}, {}
+        for target, raw, field in ((alloc, alloc_raw, "allocatable"), (cap, cap_raw, "capacity")):
+            for res, q in raw.items():
+                try:
+                    target[res] = nonnegative(to_units(res), q, f"node {name}: status.{field}.{res}", ValueError)
+                except ValueError as exc:
+                    # a node with an unreadable quantity gets 0 there: it fails fit, and says why in the log
+                    self._log.warning("%s", exc)
+                    target[res] = 0.0
+        return name, alloc, cap
+
+    def _set_node(self, node: Node) -> str:
+        """Write one node's row (allocatable, capacity, known) and its load annotations."""
+        name, alloc, cap = self._node_row_values(node)
+        row = self._row(name)
+        for field, values in (("allocatable", alloc), ("capacity", cap)):
+            col = self._arrays[field][:, row]
+            col[:] = 0.0
+            for res, v in values.items():
+                col[self._resources.index(res)] = v
+        self._known[row] = True
+        self._record_annotations(name, node)
+        return name
+
+    def _upsert_node(self, raw: bytes) -> None:
+        node = decode_node(raw)
+        with self._lock:
+            self._remember("nodes", node.metadata)
+            self._set_node(node)
+            self._touch()
+
+    def _record_annotations(self, name: str, node: Node) -> None:
+        """Stateless mode's load annotations as one more load source."""
+        if self._load is None or self._prefix is None or node.metadata is None:
+            return
+        ann = node.metadata.annotations or {}
+        stamp = ann.get(self._prefix + "updated")
+        if stamp is None:
+            return
+        try:
+            t = parse_rfc3339(stamp)  # the same rules as stateless mode
+        except ValueError:
+            self._log.warning("node %s: annotation %supdated %r is not an RFC 3339 time", name, self._prefix, stamp)
+            return
+        values = {}
+        for res in ("cpu", "memory"):
+            v = ann.get(self._prefix + res)
+            if v is not None:
+                try:
+                    values[res] = nonnegative(to_units(res), v, f"node {name}: annotation {self._prefix}{res}", ValueError)
+                except ValueError as exc:
+                    self._log.warning("%s", exc)
+        if values:
+            self._load.record(name, t, values, source="annotations")
+
+    def _delete_node(self, raw: bytes) -> None:
+        meta = decode_meta(raw)
+        name = meta.name
+        with self._lock:
+            self._rvs["nodes"].pop((meta.namespace, name), None)
+            self._forget_node(name)
+            self._touch()
+
+    def _forget_node(self, name: str) -> None:
+        row = self._rows.get(name)
+        if row is None:
+            return
+        self._known[row] = False
+        for field in ("allocatable", "capacity"):
+            self._arrays[field][:, row] = 0.0
+        if self._load is not None:
+            self._load.forget(name)
+        if not self._node_pods.get(name):
+            self._release_row(name, row)
+
+    def _release_row(self, name: str, row: int) -> None:
+        for a in self._arrays.values():
+            a[:, row] = 0.0
+        del self._rows[name]
+        self._free.append(row)
+
+    def _replace_nodes(self, items: Sequence[bytes]) -> None:
+        nodes = [decode_node(raw) for raw in items]
+        with self._lock:
+            self._rvs["nodes"] = {}
+            for node in nodes:
+                self._remember("nodes", node.metadata)
+            seen = {self._set_node(node) for node in nodes}
+            for name in [n for n, r in self._rows.items() if self._known[r] and n not in seen]:
+                self._forget_node(name)
+            self._touch()
+
+    def _remember(self, kind: str, meta: object) -> None:
+        if meta is not None:
+            self._rvs[kind][(meta.namespace, meta.name)] = meta.resourceVersion  # type: ignore[attr-defined]
+
+    def objects(self, kind: str) -> dict[tuple[str, str], str]:
+        """(namespace, name) -> resourceVersion of every node or pod the informers delivered."""
+        with self._lock:
+            return dict(self._rvs[kind])
+
+    # --- pods ------------------------------------------------------------------------------
+
+    def _record_for(self, pod: Pod, node: str, bound_at: float | None) -> _PodRecord:
+        self._ensure_columns(requested_resources(pod, ()))
+        axis = tuple(self._resources)
+        d = pod_demand(pod, axis)
+        limits = np.maximum(d.limits, d.requests)
+        est = estimate_usage(d.requests, d.limits, axis, self._factors)
+        return _PodRecord(node, np.array(d.requests), np.array(d.nonzero_requests), limits, est, bound_at)
+
+    def _apply(self, rec: _PodRecord, sign: float) -> None:
+        row = self._row(rec.node)
+        self._node_pods[rec.node] = self._node_pods.get(rec.node, 0) + int(sign)
+        self._arrays["requested"][:, row] += sign * self._vec(rec.requests)
+        self._arrays["nonzero_requested"][:, row] += sign * self._vec(rec.nonzero)
+        self._arrays["limits"][:, row] += sign * self._vec(rec.limits)
+
+    def _drop_pod(self, uid: str) -> None:
+        old = self._pods.pop(uid, None)
+        self._recent.pop(uid, None)
+        if old is not None:
+            self._apply(old, -1.0)
+            row = self._rows.get(old.node)
+            if row is not None and not self._known[row] and not self._node_pods.get(old.node):
+                del self._node_pods[old.node]
+                self._release_row(old.node, row)
+
+    def _set_pod(self, pod: Pod, *, now: float, initial: bool) -> None:
+        meta, spec, status = pod.metadata, pod.spec, pod.status
+        if meta is None or not meta.uid:
+            raise MalformedObject("Pod without metadata.uid")
+        uid = meta.uid
+        self._pod_keys[(meta.namespace, meta.name)] = uid
+        node = spec.nodeName if spec else ""
+        finished = status is not None and status.phase in FINISHED_PHASES
+        old = self._pods.get(uid)
+        if not node or finished:
+            self._drop_pod(uid)
+            if not node and not finished:
+                self._unbound[uid] = pod
+            else:
+                self._unbound.pop(uid, None)
+            return
+        self._unbound.pop(uid, None)
+        bound_at = old.bound_at if old is not None and old.node == node else (None if initial else now)
+        rec = self._record_for(pod, node, bound_at)
+        if old is not None:
+            self._apply(old, -1.0)
+        self._pods[uid] = rec
+        self._apply(rec, +1.0)
+        if bound_at is not None:
+            self._recent[uid] = rec
+
+    def _upsert_pod(self, raw: bytes) -> None:
+        pod = decode_pod(raw)
+        with self._lock:
+            self._remember("pods", pod.metadata)
+            self._set_pod(pod, now=self._clock(), initial=False)
+            self.events_applied += 1
+            self._touch()
+
+    def _delete_pod(self, raw: bytes) -> None:
+        meta = decode_meta(raw)
+        with self._lock:
+            self._rvs["pods"].pop((meta.namespace, meta.name), None)
+            uid = meta.uid or self._pod_keys.get((meta.namespace, meta.name), "")
+            self._drop_pod(uid)
+            self._unbound.pop(uid, None)
+            self._pod_keys.pop((meta.namespace, meta.name), None)
+            self.events_applied += 1
+            self._touch()
+
+    def _replace_pods(self, items: Sequence[bytes]) -> None:
+        pods = [decode_pod(raw) for raw in items]
+        with self._lock:
+            self._rvs["pods"] = {}
+            for pod in pods:
+                self._remember("pods", pod.metadata)
+            first = not self._pods and not self._unbound
+            now = self._clock()
+            seen = set()
+            for pod in pods:
+                self._set_pod(pod, now=now, initial=first)
+                seen.add(pod.metadata.uid if pod.metadata else "")
+            for uid in [u for u in self._pods if u not in seen]:
+                self._drop_pod(uid)
+            for uid in [u for u in self._unbound if u not in seen]:
+                del self._unbound[uid]
+            self._pod_keys = {k: u for k, u in self._pod_keys.items() if u in seen}
+            self._touch()
+
+    # --- the extender's own binds ----------------------------------------------------------
+
+    def node_by_ip(self, ip: str) -> str | None:
+        """The node whose InternalIP is ``ip`` (for Prometheus series labelled by address)."""
+        return self._ips.get(ip)
+
+    def bound_node(self, uid: str) -> str | None:
+        rec = self._pods.get(uid)
+        return rec.node if rec is not None else None
+
+    def assume(self, *, uid: str, node: str) -> bool:
+        """Count a pod we just bound on ``node`` at once (before the watch shows it) and
+        publish. False when the pod's spec is unknown (it counts when the watch shows it)."""
+        with self._lock:
+            pod = self._unbound.pop(uid, None)
+            if pod is None:
+                return uid in self._pods
+            rec = self._record_for(pod, node, self._clock())
+            self._pods[uid] = rec
+            self._recent[uid] = rec
+            self._apply(rec, +1.0)
+            self._touch()
+        self.publish()
+        return True
+
+    # --- snapshots -------------------------------------------------------------------------
+
+    def _touch(self) -> None:
+        self._dirty = True
+
+    def publish(self, *, force: bool = False) -> Snapshot:
+        """Build and swap in a new snapshot if anything changed (or ``force``)."""
+        with self._lock:
+            if self._dirty or force or self._compensating():
+                self.snapshot = self._build()
+                self._dirty = False
+            return self.snapshot
+
+    def _compensating(self) -> bool:
+        return bool(self._recent) and self._load is not None
+
+    def _build(self) -> Snapshot:
+        now = self._clock()
+        known_rows = np.flatnonzero(self._known) if self._known.size else np.zeros(0, np.intp)
+        inv = {r: n for n, r in self._rows.items()}
+        names = tuple(inv[r] for r in known_rows)
+        r = len(self._resources)
+        arrays = {f: np.ascontiguousarray(a[:, known_rows]) for f, a in self._arrays.items()}
+        n = len(names)
+        for f in EMPTY_FIELDS:
+            arrays[f] = np.full((r, n), np.nan) if f != "pending" else np.zeros((r, n))
+        newest = np.full(n, -np.inf)
+        compensated = 0
+        if self._load is not None and n:
+            view = self._load.view(names, self._resources, now)
+            arrays["usage"] = np.ascontiguousarray(view.usage.T)
+            arrays["usage_avg"] = np.ascontiguousarray(view.usage_avg.T)
+            arrays["usage_std"] = np.ascontiguousarray(view.usage_std.T)
+            arrays["usage_p95"] = np.ascontiguousarray(view.usage_p95.T)
+            newest = np.asarray(view.newest, dtype=np.float64)
+            compensated = self._pending(arrays["pending"], names, newest, now)
+        for a in arrays.values():
+            np.clip(a, None, MAX_QUANTITY, out=a)
+            a.flags.writeable = False
+        newest.flags.writeable = False
+        self._generation += 1
+        counted = int(arrays["requested"][self._resources.index("pods")].sum()) if n else 0
+        return Snapshot(self._generation, now, names, {name: i for i, name in enumerate(names)},
+                        tuple(self._resources), arrays, newest, counted, compensated)
+
+    def _pending(self, pending: npt.NDArray[np.float64], names: tuple[str, ...],
+                 newest: npt.NDArray[np.float64], now: float) -> int:
+        """Add the estimates of recently bound pods the load cannot show yet; their count."""
+        index = {name: i for i, name in enumerate(names)}
+        count = 0
+        for uid, p in list(self._recent.items()):
+            if p.bound_at is None or now - p.bound_at > self._comp.max_s:
+                del self._recent[uid]
+                continue
+            i = index.get(p.node)
+            if i is None or newest[i] >= p.bound_at + self._comp.report_lag_s:
+                continue
+            pending[:, i] += self._vec(p.estimate)
+            count += 1
+        return count
+
+    # --- queries ---------------------------------------------------------------------------
+
+    def counts(self) -> tuple[int, int]:
+        """(known nodes, counted pods) of the current store."""
+        with self._lock:
+            return int(self._known.sum()), len(self._pods)
+
+    def view(self) -> dict[str, dict[str, float]]:
+        """Per known node, the requested sums by resource (tests and /debug)."""
+        snap = self.publish(force=True)
+        req = snap.arrays["requested"]
+        return {name: {res: float(req[j, i]) for j, res in enumerate(snap.resources)}
+                for i, name in enumerate(snap.names)}
+
+
+class _Handler:
+    """InformerHandler adapter: replace / upsert / delete to the store's methods."""
+
+    def __init__(self, replace: Callable[[Sequence[bytes]], None], upsert: Callable[[bytes], None],
+                 delete: Callable[[bytes], None]) -> None:
+        self.replace, self.upsert, self.delete = replace, upsert, delete

@@ -1,0 +1,130 @@
+"""The last scheduling decisions, kept for "why did my pod land there?" (``/debug/decisions``).
+
+Bounded memory: at most ``capacity`` pods (oldest dropped first); per pod the filter's verdict
+counts and most frequent reasons, the ``top`` best nodes of prioritize fully explained (each
+strategy's score, verdict, data age; ``scoring.explain``), every candidate's 0..10 score as one
+byte, and the node our bind put it on. Recording costs a partial sort and ``top`` small dicts,
+not a pass over every node in Python.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from scoring import Evaluation, NodeTable, PodDemand, Policy, describe
+from scoring.explain import VERDICT_NAMES, explain, ranking
+
+
+@dataclasses.dataclass
+class Decision:
+    uid: str
+    pod: str
+    first_seen: float
+    updated: float
+    filter: dict[str, Any] | None = None
+    prioritize: dict[str, Any] | None = None
+    scores: npt.NDArray[np.int8] | None = None  # (N,) prioritize's 0..10 per candidate
+    names: tuple[str, ...] = ()
+    bound_node: str | None = None
+    bind_error: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        best = self.prioritize["top"][0]["node"] if self.prioritize and self.prioritize["top"] else None
+        return {"uid": self.uid, "pod": self.pod, "updated": _iso(self.updated), "bestNode": best,
+                "boundNode": self.bound_node,
+                "candidates": len(self.names) if self.names else (self.filter or {}).get("nodes")}
+
+    def full(self) -> dict[str, Any]:
+        out = self.summary()
+        out.update({"firstSeen": _iso(self.first_seen), "filter": self.filter, "prioritize": self.prioritize,
+                    "bindError": self.bind_error})
+        if self.bound_node and self.scores is not None and self.bound_node in self.names:
+            i = self.names.index(self.bound_node)
+            score = int(self.scores[i])
+            out["boundNodeScore"] = score
+            out["boundNodeRank"] = int(np.count_nonzero(self.scores > score)) + 1
+        return out
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+
+
+class DecisionLog:
+    """Thread-safe ring of the last decisions, by pod UID."""
+
+    def __init__(self, *, capacity: int = 256, top: int = 10, reasons: int = 5,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._capacity, self._top, self._reasons = capacity, top, reasons
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._items: collections.OrderedDict[str, Decision] = collections.OrderedDict()
+
+    def _entry(self, uid: str, pod: str) -> Decision:
+        now = self._clock()
+        d = self._items.get(uid)
+        if d is None:
+            d = Decision(uid, pod, now, now)
+            self._items[uid] = d
+            while len(self._items) > self._capacity:
+                self._items.popitem(last=False)
+        else:
+            d.updated = now
+            self._items.move_to_end(uid)
+        return d
+
+    def record_filter(self, uid: str, pod: str, ev: Evaluation, nodes: NodeTable, demand: PodDemand,
+                      policy: Policy, unresolved: int) -> None:
+        if not uid:
+            return
+        codes = ev.verdict.code
+        counts = {VERDICT_NAMES.get(int(c), str(c)): int(k) for c, k in zip(*np.unique(codes, return_counts=True),
+                                                                             strict=True)}
+        failing = np.flatnonzero(codes != 0)
+        reasons = collections.Counter(describe(ev.verdict, int(i), nodes, demand, policy)
+                                      for i in failing[:2000])
+        with self._lock:
+            d = self._entry(uid, pod)
+            d.filter = {"nodes": int(len(codes)) + unresolved, "verdicts": counts,
+                        "unresolved": unresolved,
+                        "topReasons": [{"reason": r, "nodes": n} for r, n in reasons.most_common(self._reasons)]}
+
+    def record_prioritize(self, uid: str, pod: str, ev: Evaluation, nodes: NodeTable, demand: PodDemand,
+                          policy: Policy) -> None:
+        if not uid:
+            return
+        best = ranking(ev, self._top)
+        top = explain(ev, pod=demand, nodes=nodes, policy=policy, rows=best.tolist())
+        hist = np.bincount(ev.scores, minlength=11).tolist()
+        with self._lock:
+            d = self._entry(uid, pod)
+            d.prioritize = {"nodes": len(nodes), "scoreHistogram": hist, "top": top}
+            d.scores = ev.scores.astype(np.int8)
+            d.names = nodes.names
+
+    def record_bind(self, uid: str, pod: str, node: str, error: str) -> None:
+        if not uid:
+            return
+        with self._lock:
+            d = self._entry(uid, pod)
+            if error:
+                d.bind_error = error
+            else:
+                d.bound_node, d.bind_error = node, None
+
+    def list(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [d.summary() for d in reversed(self._items.values())]
+
+    def get(self, uid: str) -> dict[str, Any] | None:
+        with self._lock:
+            d = self._items.get(uid)
+            return d.full() if d is not None else None

@@ -1,0 +1,242 @@
+"""ClusterState: kube-scheduler's pod accounting, incremental updates, snapshots and the
+recent-bind compensation, driven through the informer handler protocol with raw API JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+
+from extender.cluster import ClusterState, CompensationSpec
+
+GI = 1024.0**3
+
+
+def node(name: str, cpu: str = "4", memory: str = "8Gi", pods: str = "110", rv: str = "1", **ann: str) -> bytes:
+    return json.dumps({"metadata": {"name": name, "resourceVersion": rv, "annotations": ann},
+                       "status": {"allocatable": {"cpu": cpu, "memory": memory, "pods": pods},
+                                  "capacity": {"cpu": cpu, "memory": memory, "pods": pods},
+                                  "addresses": [{"type": "InternalIP", "address": f"10.0.0.{len(name)}"}]}}).encode()
+
+
+def pod(uid: str, node_name: str = "", cpu: str | None = "500m", memory: str | None = "1Gi",
+        phase: str = "Running", init_cpu: str | None = None, limits: dict | None = None) -> bytes:
+    res: dict[str, Any] = {"requests": {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v}}
+    if limits:
+        res["limits"] = limits
+    spec: dict[str, Any] = {"containers": [{"name": "c", "resources": res}]}
+    if init_cpu:
+        spec["initContainers"] = [{"name": "i", "resources": {"requests": {"cpu": init_cpu}}}]
+    if node_name:
+        spec["nodeName"] = node_name
+    return json.dumps({"metadata": {"name": f"p-{uid}", "namespace": "ns", "uid": uid},
+                       "spec": spec, "status": {"phase": phase}}).encode()
+
+
+class FakeLoad:
+    def __init__(self) -> None:
+        self.samples: dict[str, tuple[float, dict[str, float]]] = {}
+
+    def record(self, node: str, t: float, values: dict[str, float], *, source: str) -> None:
+        self.samples[node] = (t, dict(values))
+
+    def forget(self, node: str) -> None:
+        self.samples.pop(node, None)
+
+    def view(self, names, resources, now):  # noqa: ANN001, ANN201
+        n, r = len(names), len(resources)
+        usage = np.full((n, r), np.nan)
+        newest = np.full(n, -np.inf)
+        for i, name in enumerate(names):
+            if name in self.samples:
+                t, values = self.samples[name]
+                newest[i] = t
+                for j, res in enumerate(resources):
+                    if res in values:
+                        usage[i, j] = values[res]
+        class V:  # noqa: N801
+            pass
+        v = V()
+        v.usage, v.usage_avg, v.usage_std, v.usage_p95, v.newest = usage, usage.copy(), np.full((n, r), np.nan), usage.copy(), newest
+        return v
+
+
+def requested(state: ClusterState) -> dict[str, dict[str, float]]:
+    return state.view()
+
+
+def test_pod_accounting_follows_kube_scheduler() -> None:
+    s = ClusterState(estimator_factors={"cpu": 85, "memory": 70})
+    s.nodes_handler.replace([node("a"), node("b")])
+    s.pods_handler.replace([pod("1", "a"), pod("2", "a", init_cpu="2"), pod("3", ""), pod("4", "b", phase="Succeeded")])
+    view = requested(s)
+    # pod 1: 500m; pod 2: max(500m, init 2000m) = 2000m; pod 3 unbound; pod 4 finished
+    assert view["a"]["cpu"] == 2500 and view["a"]["memory"] == 2 * GI and view["a"]["pods"] == 2
+    assert view["b"]["cpu"] == 0 and view["b"]["pods"] == 0
+    s.pods_handler.upsert(pod("3", "b"))  # bound by someone
+    s.pods_handler.upsert(pod("1", "a", phase="Failed"))  # finished: frees its node
+    s.pods_handler.delete(pod("2", "a"))
+    view = requested(s)
+    assert view["a"] == {"cpu": 0.0, "memory": 0.0, "pods": 0.0, "ephemeral-storage": 0.0}
+    assert view["b"]["cpu"] == 500 and view["b"]["pods"] == 1
+
+
+def test_pods_before_their_node_and_node_deletion() -> None:
+    s = ClusterState(estimator_factors={})
+    s.pods_handler.replace([pod("1", "later")])
+    assert requested(s) == {}
+    s.nodes_handler.upsert(node("later"))
+    assert requested(s)["later"]["cpu"] == 500
+    s.nodes_handler.delete(node("later"))
+    assert requested(s) == {}
+    s.nodes_handler.upsert(node("later"))  # comes back: its pod still counts
+    assert requested(s)["later"]["cpu"] == 500
+    s.pods_handler.delete(pod("1", "later"))
+    assert requested(s)["later"]["cpu"] == 0
+
+
+def test_relist_replaces_everything() -> None:
+    s = ClusterState(estimator_factors={})
+    s.nodes_handler.replace([node("a"), node("b")])
+    s.pods_handler.replace([pod("1", "a"), pod("2", "b")])
+    s.nodes_handler.replace([node("b"), node("c", cpu="8")])
+    s.pods_handler.replace([pod("2", "b"), pod("5", "c")])
+    view = requested(s)
+    assert set(view) == {"b", "c"} and view["b"]["cpu"] == 500 and view["c"]["cpu"] == 500
+    snap = s.publish(force=True)
+    assert snap.arrays["allocatable"][snap.resources.index("cpu"), snap.index["c"]] == 8000
+
+
+def test_extended_resources_grow_the_axis() -> None:
+    s = ClusterState(estimator_factors={})
+    s.nodes_handler.replace([node("a")])
+    gpu_node = json.loads(node("g"))
+    gpu_node["status"]["allocatable"]["example.com/gpu"] = "4"
+    s.nodes_handler.upsert(json.dumps(gpu_node).encode())
+    gpu_pod = json.loads(pod("1", "g"))
+    gpu_pod["spec"]["containers"][0]["resources"]["requests"]["example.com/gpu"] = "1"
+    s.pods_handler.upsert(json.dumps(gpu_pod).encode())
+    s.pods_handler.upsert(pod("2", "g"))
+    view = requested(s)
+    assert view["g"]["example.com/gpu"] == 1 and view["g"]["cpu"] == 1000 and view["a"]["example.com/gpu"] == 0
+
+
+def test_snapshot_table_rows_and_limits() -> None:
+    s = ClusterState(estimator_factors={})
+    s.nodes_handler.replace([node("a"), node("b")])
+    s.pods_handler.replace([pod("1", "b", limits={"cpu": "2"}), pod("2", "b")])
+    snap = s.publish(force=True)
+    t = snap.table(np.array([snap.index["b"]]), now=0.0)
+    assert t.names == ("b",) and t.allocatable.flags.f_contiguous
+    cpu = t.column("cpu")
+    assert t.requested[0, cpu] == 1000 and t.limits[0, cpu] == 2500  # max(limit, request) per pod
+    assert np.isnan(t.usage).all() and t.load_age_s[0] == np.inf
+
+
+def test_assume_counts_a_bound_pod_at_once_and_compensates_until_the_load_catches_up() -> None:
+    now = [1000.0]
+    load = FakeLoad()
+    s = ClusterState(estimator_factors={"cpu": 85, "memory": 70}, load=load, clock=lambda: now[0],
+                     compensation=CompensationSpec(report_lag_s=60, max_s=300), annotation_prefix="x/")
+    s.nodes_handler.replace([node("a", **{"x/cpu": "1", "x/updated": "1970-01-01T00:16:00Z"})])  # t=960
+    s.pods_handler.replace([pod("1", "")])
+    assert s.assume(uid="1", node="a")
+    snap = s.snapshot  # published by assume
+    i, cpu = snap.index["a"], snap.resources.index("cpu")
+    assert snap.arrays["requested"][cpu, i] == 500
+    assert snap.arrays["pending"][cpu, i] == 425  # 500m x 85 %
+    assert snap.arrays["usage"][cpu, i] == 1000 and snap.compensated_pods == 1
+    assert s.bound_node("1") == "a" and s.node_by_ip("10.0.0.1") == "a"
+    # a sample newer than bind + lag: the measurement includes the pod now
+    load.record("a", 1000.0 + 61, {"cpu": 1500.0}, source="test")
+    now[0] = 1062.0
+    snap = s.publish(force=True)
+    assert snap.arrays["pending"][cpu, i] == 0 and snap.compensated_pods == 0
+    # the watch later shows the same pod bound: still one pod, no double count
+    s.pods_handler.upsert(pod("1", "a"))
+    assert requested(s)["a"]["pods"] == 1
+
+
+def test_compensation_expires_after_max() -> None:
+    now = [0.0]
+    s = ClusterState(estimator_factors={"cpu": 100}, load=FakeLoad(), clock=lambda: now[0],
+                     compensation=CompensationSpec(report_lag_s=60, max_s=300))
+    s.nodes_handler.replace([node("a")])
+    s.pods_handler.replace([])
+    s.pods_handler.upsert(pod("1", "a"))  # the watch shows a new binding
+    snap = s.publish(force=True)
+    assert snap.arrays["pending"][snap.resources.index("cpu"), 0] == 500
+    now[0] = 301.0
+    snap = s.publish(force=True)
+    assert snap.arrays["pending"][snap.resources.index("cpu"), 0] == 0
+
+
+def test_malformed_objects_raise_for_the_informer_to_handle() -> None:
+    from extender.wire import MalformedObject
+    s = ClusterState(estimator_factors={})
+    with pytest.raises(MalformedObject):
+        s.nodes_handler.upsert(b'{"metadata": 3}')
+    with pytest.raises(MalformedObject):
+        s.pods_handler.upsert(b'{"metadata": {"name": "x"}}')  # no uid
+
+
+# --------------------------------------------------------------------------------------------
+# Incremental accounting equals a recount from scratch, after any sequence of events
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+NODE_NAMES = ("a", "b", "c")
+UIDS = tuple(str(i) for i in range(6))
+OPS = st.lists(st.one_of(
+    st.tuples(st.just("node+"), st.sampled_from(NODE_NAMES), st.sampled_from(["2", "4", "8"])),
+    st.tuples(st.just("node-"), st.sampled_from(NODE_NAMES), st.just("")),
+    st.tuples(st.just("pod+"), st.sampled_from(UIDS),
+              st.tuples(st.sampled_from(("",) + NODE_NAMES), st.sampled_from(["100m", "1", "2500m"]),
+                        st.sampled_from(["Running", "Pending", "Succeeded", "Failed"]),
+                        st.sampled_from([None, "3"]))),
+    st.tuples(st.just("pod-"), st.sampled_from(UIDS), st.just("")),
+    st.tuples(st.just("relist"), st.just(""), st.just("")),
+), max_size=40)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=OPS)
+def test_incremental_accounting_equals_a_recount(ops) -> None:  # noqa: ANN001
+    s = ClusterState(estimator_factors={})
+    s.nodes_handler.replace([])
+    s.pods_handler.replace([])
+    nodes: dict[str, bytes] = {}
+    pods: dict[str, bytes] = {}
+    for op, key, arg in ops:
+        if op == "node+":
+            nodes[key] = node(key, cpu=arg)
+            s.nodes_handler.upsert(nodes[key])
+        elif op == "node-" and key in nodes:
+            s.nodes_handler.delete(nodes.pop(key))
+        elif op == "pod+":
+            node_name, cpu, phase, init = arg
+            pods[key] = pod(key, node_name, cpu=cpu, phase=phase, init_cpu=init)
+            s.pods_handler.upsert(pods[key])
+        elif op == "pod-" and key in pods:
+            s.pods_handler.delete(pods.pop(key))
+        elif op == "relist":
+            s.nodes_handler.replace(list(nodes.values()))
+            s.pods_handler.replace(list(pods.values()))
+    fresh = ClusterState(estimator_factors={})
+    fresh.nodes_handler.replace(list(nodes.values()))
+    fresh.pods_handler.replace(list(pods.values()))
+    assert s.view() == fresh.view()
+    # and the recount by hand: cpu per node
+    want = {name: 0.0 for name in nodes}
+    for raw in pods.values():
+        obj = json.loads(raw)
+        n = obj["spec"].get("nodeName", "")
+        if n in want and obj["status"]["phase"] not in ("Succeeded", "Failed"):
+            c = obj["spec"]["containers"][0]["resources"]["requests"]["cpu"]
+            c = float(c[:-1]) if c.endswith("m") else float(c) * 1000
+            init = obj["spec"].get("initContainers")
+            want[n] += max(c, 3000.0) if init else c
+    assert {k: v["cpu"] for k, v in s.view().items()} == want
