@@ -214,6 +214,10 @@ class CacheSource:
     def readiness(self) -> tuple[bool, str]:
         return self._cache.readiness()
 
+    def victim(self, uid: str, resources: tuple[str, ...]) -> tuple[np.ndarray, ...] | None:
+        """(requests, limits, estimated usage) of a pod the cache counts, by UID."""
+        return self._cache.state.pod_vectors(uid, resources)
+
 
 class CachedBinder:
     """Binds through the API and records the pod in the cache at once. A retried bind of a pod

@@ -373,6 +373,18 @@ class ClusterState:
 
     # --- the extender's own binds ----------------------------------------------------------
 
+    def pod_vectors(self, uid: str, resources: Sequence[str]) -> tuple[npt.NDArray[np.float64], ...] | None:
+        """(requests, max(limits, requests), estimated usage) of a counted pod on ``resources``
+        (the preempt verb's victims given by UID only)."""
+        with self._lock:
+            rec = self._pods.get(uid)
+            if rec is None:
+                return None
+            axis = self._resources
+            pick = [axis.index(r) if r in axis else -1 for r in resources]
+            return tuple(np.array([self._vec(v)[j] if j >= 0 else 0.0 for j in pick])
+                         for v in (rec.requests, rec.limits, rec.estimate))
+
     def node_by_ip(self, ip: str) -> str | None:
         """The node whose InternalIP is ``ip`` (for Prometheus series labelled by address)."""
         return self._ips.get(ip)

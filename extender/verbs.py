@@ -156,11 +156,21 @@ class Verbs:
         r = len(table.resources)
         freed_req, freed_use, freed_lim = (np.zeros((len(table), r)) for _ in range(3))
         factors = self._policy.estimator.estimatedScalingFactors
+        victim = getattr(self._source, "victim", None)  # the cache knows pods by UID
         for i, name in enumerate(table.names):
-            for victim in req.candidates[name].pods:
-                d = pod_demand(victim, table.resources)
-                freed_req[i] += d.requests
-                freed_lim[i] += np.maximum(d.limits, d.requests)  # NodeTable.limits semantics
-                freed_use[i] += estimate_usage(d.requests, d.limits, table.resources, factors)
+            victims = req.candidates[name]
+            if victims.pods:
+                for v in victims.pods:
+                    d = pod_demand(v, table.resources)
+                    freed_req[i] += d.requests
+                    freed_lim[i] += np.maximum(d.limits, d.requests)  # NodeTable.limits semantics
+                    freed_use[i] += estimate_usage(d.requests, d.limits, table.resources, factors)
+            elif victim is not None:
+                for uid in victims.uids:
+                    vectors = victim(uid, table.resources)
+                    if vectors is not None:  # a victim the cache no longer counts frees nothing
+                        freed_req[i] += vectors[0]
+                        freed_lim[i] += vectors[1]
+                        freed_use[i] += vectors[2]
         after = release(table, freed_requests=freed_req, freed_usage=freed_use, freed_limits=freed_lim)
         return evaluate(pod=demand, nodes=after, policy=self._policy)

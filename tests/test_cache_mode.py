@@ -215,3 +215,56 @@ def test_stale_and_missing_load_fall_back_and_metrics_show_it(api: FakeKubeAPI, 
         rows = {r["node"]: r for r in explained["nodes"]}
         assert rows["fresh"]["fallback"] is False and rows["stale"]["fallback"] is True
         assert rows["none"]["loadAgeSeconds"] is None and rows["stale"]["loadAgeSeconds"] >= 240
+
+
+@pytest.mark.timeout(120)
+def test_no_lost_and_no_duplicate_bindings_under_bind_faults(api: FakeKubeAPI, tmp_path: Path) -> None:
+    api.add_node(node_obj("n0"))
+    api.add_node(node_obj("n1"))
+    with start(api, tmp_path) as url:
+        wait_ready(url)
+        pods = [api.add_pod(pod_obj(f"f-{k}")) for k in range(20)]
+        time.sleep(0.5)
+        binding = r"/pods/[^/]+/binding$"
+        api.fail("POST", binding, status=500, times=3)
+        api.drop("POST", binding, times=3, after_processing=True)  # bound, reply lost
+        api.fail("POST", binding, status=429, times=2)
+        for k, p in enumerate(pods):
+            target = f"n{k % 2}"
+            for _attempt in range(6):  # the scheduler retries a failed bind (a new cycle)
+                if bind(url, p["metadata"]["name"], p["metadata"]["uid"], target) == {"Error": ""}:
+                    break
+            else:
+                raise AssertionError(f"{p['metadata']['name']} never bound")
+        for k, p in enumerate(pods):
+            name = p["metadata"]["name"]
+            sent = api.requests("POST", rf"/pods/{name}/binding$")
+            # the API server refuses a second Binding (409), so "no duplicate" means: every request
+            # for this pod named the same node, and at most one was answered 201 (a dropped reply
+            # may hide the one that took effect); "no loss": the pod sits where we said it does
+            assert {e.body["target"]["name"] for e in sent} == {f"n{k % 2}"}, sent
+            assert sum(e.status == 201 for e in sent) <= 1 and len(sent) <= 4, sent
+            assert api.get_pod("default", name)["spec"]["nodeName"] == f"n{k % 2}"
+
+
+@pytest.mark.timeout(90)
+def test_preempt_by_uid_uses_the_cache(api: FakeKubeAPI, tmp_path: Path) -> None:
+    """NodeNameToMetaVictims (nodeCacheCapable: true): victims come as UIDs only; the cache
+    knows their requests, so a candidate whose victims free enough is kept, the other dropped."""
+    api.add_node(node_obj("n0", cpu="4"))
+    api.add_node(node_obj("n1", cpu="4"))
+    big = api.add_pod(pod_obj("big", "n0", cpu="3500m"))
+    api.add_pod(pod_obj("big1", "n1", cpu="3500m"))
+    tiny = api.add_pod(pod_obj("tiny", "n1", cpu="100m", memory="64Mi"))
+    with start(api, tmp_path) as url:
+        wait_ready(url)
+        incoming = pod_obj("urgent", cpu="2")
+        status, answer = call(f"{url}/filter", args(incoming, ["n0", "n1"]))
+        assert status == 200 and answer["NodeNames"] == [] and set(answer["FailedNodes"]) == {"n0", "n1"}
+        body = json.dumps({"Pod": incoming, "NodeNameToMetaVictims": {
+            "n0": {"Pods": [{"UID": big["metadata"]["uid"]}], "NumPDBViolations": 0},
+            "n1": {"Pods": [{"UID": tiny["metadata"]["uid"]}], "NumPDBViolations": 0}}}).encode()
+        status, answer = call(f"{url}/preempt", body)
+        assert status == 200, answer
+        assert set(answer["NodeNameToMetaVictims"]) == {"n0"}
+        assert answer["NodeNameToMetaVictims"]["n0"]["Pods"] == [{"UID": big["metadata"]["uid"]}]
