@@ -22,6 +22,7 @@ measurement cannot show it yet), and never longer than ``max_s``.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import threading
@@ -35,13 +36,13 @@ from extender.demand import nonnegative, pod_demand, requested_resources, to_uni
 from extender.source import parse_rfc3339
 from extender.wire import MalformedObject, Node, Pod, decode_meta, decode_node, decode_pod
 from scoring import NodeTable
-from scoring.estimate import estimate_usage
+from scoring.estimate import estimate_pod
 from scoring.types import MAX_QUANTITY
 
 BASE_AXIS = ("cpu", "memory", "pods", "ephemeral-storage")
 FINISHED_PHASES = ("Succeeded", "Failed")
 # Node fields on the resource axis (N, R) that the store keeps per node row.
-NODE_FIELDS = ("allocatable", "capacity", "requested", "nonzero_requested", "limits")
+NODE_FIELDS = ("allocatable", "capacity", "requested", "nonzero_requested", "limits", "pending")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +74,7 @@ class Snapshot:
         return NodeTable(names=names, resources=self.resources, load_age_s=age, **fields)
 
 
-EMPTY_FIELDS = ("usage", "usage_avg", "usage_std", "usage_p95", "pending", "threshold_override")
+EMPTY_FIELDS = ("usage", "usage_avg", "usage_std", "usage_p95", "threshold_override")
 
 
 @dataclasses.dataclass
@@ -112,7 +113,15 @@ class ClusterState:
         self._known = np.zeros(0, bool)  # (capacity,) the Node object exists
         self._used = 0  # rows handed out so far (free rows are reused first)
         self._node_pods: dict[str, int] = {}  # node name -> pods counted on it
-        self._recent: dict[str, _PodRecord] = {}  # uid -> pods bound since we started (compensation)
+        # Recent-bind compensation, kept incrementally: uid -> record of the pods whose estimate
+        # is in the "pending" rows now; a global queue in bind order (expiry after max_s) and
+        # one per node (cleared as the node's load samples catch up). Queues are lazy: an entry
+        # whose uid left _recent is skipped.
+        self._recent: dict[str, _PodRecord] = {}
+        self._recent_q: collections.deque[tuple[float, str]] = collections.deque()
+        self._recent_by_node: dict[str, collections.deque[tuple[float, str]]] = {}
+        self._node_gen = 0  # bumped whenever the set of known nodes changes
+        self._names_cache: tuple[int, npt.NDArray[np.intp], tuple[str, ...], dict[str, int]] | None = None
         self._ips: dict[str, str] = {}  # InternalIP -> node name (Prometheus instance labels)
         # (namespace, name) -> resourceVersion of every object the informers delivered
         self._rvs: dict[str, dict[tuple[str, str], str]] = {"nodes": {}, "pods": {}}
@@ -142,6 +151,7 @@ class ClusterState:
             if row >= self._known.shape[0]:
                 self._grow(max(16, 2 * row))
         self._rows[name] = row
+        self._node_gen += 1
         return row
 
     def _grow(self, capacity: int) -> None:
@@ -154,7 +164,7 @@ class ClusterState:
         self._known = known
 
     def _ensure_columns(self, names: Sequence[str]) -> None:
-        new = [n for n in names if n not in self._resources]
+        new = [n for n in dict.fromkeys(names) if n not in self._resources]
         if not new:
             return
         self._resources.extend(new)
@@ -199,7 +209,9 @@ class ClusterState:
             col[:] = 0.0
             for res, v in values.items():
                 col[self._resources.index(res)] = v
-        self._known[row] = True
+        if not self._known[row]:
+            self._known[row] = True
+            self._node_gen += 1
         self._record_annotations(name, node)
         return name
 
@@ -247,6 +259,7 @@ class ClusterState:
         if row is None:
             return
         self._known[row] = False
+        self._node_gen += 1
         for field in ("allocatable", "capacity"):
             self._arrays[field][:, row] = 0.0
         if self._load is not None:
@@ -255,6 +268,8 @@ class ClusterState:
             self._release_row(name, row)
 
     def _release_row(self, name: str, row: int) -> None:
+        self._node_gen += 1
+        self._recent_by_node.pop(name, None)
         for a in self._arrays.values():
             a[:, row] = 0.0
         del self._rows[name]
@@ -285,9 +300,9 @@ class ClusterState:
     def _record_for(self, pod: Pod, node: str, bound_at: float | None) -> _PodRecord:
         self._ensure_columns(requested_resources(pod, ()))
         axis = tuple(self._resources)
-        d = pod_demand(pod, axis)
+        d = pod_demand(pod, axis, containers=False)
         limits = np.maximum(d.limits, d.requests)
-        est = estimate_usage(d.requests, d.limits, axis, self._factors)
+        est = estimate_pod(d, self._factors)
         return _PodRecord(node, np.array(d.requests), np.array(d.nonzero_requests), limits, est, bound_at)
 
     def _apply(self, rec: _PodRecord, sign: float) -> None:
@@ -299,7 +314,7 @@ class ClusterState:
 
     def _drop_pod(self, uid: str) -> None:
         old = self._pods.pop(uid, None)
-        self._recent.pop(uid, None)
+        self._uncompensate(uid)
         if old is not None:
             self._apply(old, -1.0)
             row = self._rows.get(old.node)
@@ -328,10 +343,11 @@ class ClusterState:
         rec = self._record_for(pod, node, bound_at)
         if old is not None:
             self._apply(old, -1.0)
+        was_recent = self._uncompensate(uid)
         self._pods[uid] = rec
         self._apply(rec, +1.0)
-        if bound_at is not None:
-            self._recent[uid] = rec
+        if bound_at is not None and (was_recent or old is None or old.node != node):
+            self._compensate(uid, rec)
 
     def _upsert_pod(self, raw: bytes) -> None:
         pod = decode_pod(raw)
@@ -402,8 +418,8 @@ class ClusterState:
                 return uid in self._pods
             rec = self._record_for(pod, node, self._clock())
             self._pods[uid] = rec
-            self._recent[uid] = rec
             self._apply(rec, +1.0)
+            self._compensate(uid, rec)
             self._touch()
         self.publish()
         return True
@@ -424,50 +440,80 @@ class ClusterState:
     def _compensating(self) -> bool:
         return bool(self._recent) and self._load is not None
 
-    def _build(self) -> Snapshot:
-        now = self._clock()
+    def _compensate(self, uid: str, rec: _PodRecord) -> None:
+        """Add a just-bound pod's estimate to its node's pending row."""
+        if self._load is None or rec.bound_at is None:
+            return
+        self._recent[uid] = rec
+        self._arrays["pending"][:, self._row(rec.node)] += self._vec(rec.estimate)
+        entry = (rec.bound_at, uid)
+        self._recent_q.append(entry)
+        self._recent_by_node.setdefault(rec.node, collections.deque()).append(entry)
+
+    def _uncompensate(self, uid: str) -> bool:
+        rec = self._recent.pop(uid, None)
+        if rec is None:
+            return False
+        row = self._rows.get(rec.node)
+        if row is not None:
+            pending = self._arrays["pending"][:, row]
+            pending -= self._vec(rec.estimate)
+            np.maximum(pending, 0.0, out=pending)  # float dust from += / -= never goes negative
+        return True
+
+    def _expire(self, names: tuple[str, ...], newest: npt.NDArray[np.float64], now: float) -> None:
+        """Drop compensation that is too old, or that the node's load samples now include."""
+        q, max_s, lag = self._recent_q, self._comp.max_s, self._comp.report_lag_s
+        while q and (now - q[0][0] > max_s or q[0][1] not in self._recent):
+            self._uncompensate(q.popleft()[1])
+        if not self._recent_by_node:
+            return
+        index = self._names_cache[3] if self._names_cache is not None else {}
+        for node in list(self._recent_by_node):
+            dq = self._recent_by_node[node]
+            i = index.get(node)
+            seen = newest[i] if i is not None else -np.inf
+            while dq and (dq[0][1] not in self._recent or dq[0][0] + lag <= seen):
+                self._uncompensate(dq.popleft()[1])
+            if not dq:
+                del self._recent_by_node[node]
+
+    def _node_set(self) -> tuple[npt.NDArray[np.intp], tuple[str, ...], dict[str, int]]:
+        """Known rows, their names and name -> position, recomputed only when nodes change."""
+        cached = self._names_cache
+        if cached is not None and cached[0] == self._node_gen:
+            return cached[1], cached[2], cached[3]
         known_rows = np.flatnonzero(self._known) if self._known.size else np.zeros(0, np.intp)
         inv = {r: n for n, r in self._rows.items()}
         names = tuple(inv[r] for r in known_rows)
-        r = len(self._resources)
-        arrays = {f: np.ascontiguousarray(a[:, known_rows]) for f, a in self._arrays.items()}
-        n = len(names)
-        for f in EMPTY_FIELDS:
-            arrays[f] = np.full((r, n), np.nan) if f != "pending" else np.zeros((r, n))
+        index = {name: i for i, name in enumerate(names)}
+        self._names_cache = (self._node_gen, known_rows, names, index)
+        return known_rows, names, index
+
+    def _build(self) -> Snapshot:
+        now = self._clock()
+        known_rows, names, index = self._node_set()
+        r, n = len(self._resources), len(names)
         newest = np.full(n, -np.inf)
-        compensated = 0
+        view = None
         if self._load is not None and n:
             view = self._load.view(names, self._resources, now)
-            arrays["usage"] = np.ascontiguousarray(view.usage.T)
-            arrays["usage_avg"] = np.ascontiguousarray(view.usage_avg.T)
-            arrays["usage_std"] = np.ascontiguousarray(view.usage_std.T)
-            arrays["usage_p95"] = np.ascontiguousarray(view.usage_p95.T)
             newest = np.asarray(view.newest, dtype=np.float64)
-            compensated = self._pending(arrays["pending"], names, newest, now)
+            self._expire(names, newest, now)
+        arrays = {f: np.ascontiguousarray(a[:, known_rows]) for f, a in self._arrays.items()}
+        for f in EMPTY_FIELDS:
+            arrays[f] = np.full((r, n), np.nan)
+        if view is not None:
+            for f in ("usage", "usage_avg", "usage_std", "usage_p95"):
+                arrays[f] = np.ascontiguousarray(getattr(view, f).T)
         for a in arrays.values():
-            np.clip(a, None, MAX_QUANTITY, out=a)
+            np.minimum(a, MAX_QUANTITY, out=a)
             a.flags.writeable = False
         newest.flags.writeable = False
         self._generation += 1
         counted = int(arrays["requested"][self._resources.index("pods")].sum()) if n else 0
-        return Snapshot(self._generation, now, names, {name: i for i, name in enumerate(names)},
-                        tuple(self._resources), arrays, newest, counted, compensated)
-
-    def _pending(self, pending: npt.NDArray[np.float64], names: tuple[str, ...],
-                 newest: npt.NDArray[np.float64], now: float) -> int:
-        """Add the estimates of recently bound pods the load cannot show yet; their count."""
-        index = {name: i for i, name in enumerate(names)}
-        count = 0
-        for uid, p in list(self._recent.items()):
-            if p.bound_at is None or now - p.bound_at > self._comp.max_s:
-                del self._recent[uid]
-                continue
-            i = index.get(p.node)
-            if i is None or newest[i] >= p.bound_at + self._comp.report_lag_s:
-                continue
-            pending[:, i] += self._vec(p.estimate)
-            count += 1
-        return count
+        return Snapshot(self._generation, now, names, index, tuple(self._resources), arrays, newest,
+                        counted, len(self._recent))
 
     # --- queries ---------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from scoring import Evaluation, NodeTable, PodDemand, Policy, describe
+from scoring import Evaluation, NodeTable, PodDemand, Policy
 from scoring.explain import VERDICT_NAMES, explain, ranking
 
 
@@ -81,16 +81,16 @@ class DecisionLog:
             self._items.move_to_end(uid)
         return d
 
-    def record_filter(self, uid: str, pod: str, ev: Evaluation, nodes: NodeTable, demand: PodDemand,
-                      policy: Policy, unresolved: int) -> None:
+    def record_filter(self, uid: str, pod: str, ev: Evaluation, failed: dict[str, str],
+                      unresolvable: dict[str, str], unresolved: int) -> None:
+        """Verdict counts and the most frequent reasons (the reasons the filter answered with)."""
         if not uid:
             return
         codes = ev.verdict.code
         counts = {VERDICT_NAMES.get(int(c), str(c)): int(k) for c, k in zip(*np.unique(codes, return_counts=True),
                                                                              strict=True)}
-        failing = np.flatnonzero(codes != 0)
-        reasons = collections.Counter(describe(ev.verdict, int(i), nodes, demand, policy)
-                                      for i in failing[:2000])
+        reasons = collections.Counter(failed.values())
+        reasons.update(unresolvable.values())
         with self._lock:
             d = self._entry(uid, pod)
             d.filter = {"nodes": int(len(codes)) + unresolved, "verdicts": counts,

@@ -45,17 +45,17 @@ def nonnegative(convert: Callable[[str | int | float], float], value: str | int 
     return amount
 
 
-def _amounts(resources: tuple[str, ...], values: ResourceList | None, where: str) -> np.ndarray:
-    out = np.zeros(len(resources))
-    for r, name in enumerate(resources):
-        v = values.get(name) if values else None
-        if v is not None:
-            out[r] = nonnegative(to_units(name), v, f"{where}.{name}", BadRequest)
-    return out
+def _amounts(resources: tuple[str, ...], values: ResourceList | None, where: str) -> list[float]:
+    # Plain lists, not numpy: a handful of resources per container, where numpy's per-call
+    # overhead would dominate (the cluster cache runs this for every pod event).
+    if not values:
+        return [0.0] * len(resources)
+    return [nonnegative(to_units(name), v, f"{where}.{name}", BadRequest) if (v := values.get(name)) is not None
+            else 0.0 for name in resources]
 
 
 def _container_amounts(resources: tuple[str, ...], c: Container, where: str, *, limits: bool,
-                       nonzero: bool) -> np.ndarray:
+                       nonzero: bool) -> list[float]:
     res = c.resources
     values = (res.limits if limits else res.requests) if res is not None else None
     out = _amounts(resources, values, f"{where}.resources.{'limits' if limits else 'requests'}")
@@ -66,29 +66,35 @@ def _container_amounts(resources: tuple[str, ...], c: Container, where: str, *, 
     return out
 
 
+def _add(a: list[float], b: list[float]) -> list[float]:
+    return [x + y for x, y in zip(a, b, strict=True)]
+
+
 def _aggregate(resources: tuple[str, ...], pod: Pod, *, limits: bool, nonzero: bool) -> np.ndarray:
     """PodRequests / PodLimits over containers, init containers and overhead."""
     spec = pod.spec
     containers = (spec.containers or []) if spec else []
-    total = np.zeros(len(resources))
+    zero = [0.0] * len(resources)
+    total = zero
     for i, c in enumerate(containers):
-        total += _container_amounts(resources, c, f"Pod.spec.containers[{i}]", limits=limits, nonzero=nonzero)
-    sidecars = np.zeros(len(resources))
-    init_max = np.zeros(len(resources))
+        total = _add(total, _container_amounts(resources, c, f"Pod.spec.containers[{i}]", limits=limits,
+                                               nonzero=nonzero))
+    sidecars = zero
+    init_max = zero
     for i, c in enumerate((spec.initContainers or []) if spec else []):
         amounts = _container_amounts(resources, c, f"Pod.spec.initContainers[{i}]", limits=limits,
                                      nonzero=nonzero)
         if c.restartPolicy == SIDECAR_RESTART_POLICY:
-            total += amounts
-            sidecars += amounts
-            amounts = sidecars.copy()
+            total = _add(total, amounts)
+            sidecars = _add(sidecars, amounts)
+            amounts = sidecars
         else:
-            amounts = amounts + sidecars
-        init_max = np.maximum(init_max, amounts)
-    total = np.maximum(total, init_max)
+            amounts = _add(amounts, sidecars)
+        init_max = [max(x, y) for x, y in zip(init_max, amounts, strict=True)]
+    total = [max(x, y) for x, y in zip(total, init_max, strict=True)]
     if spec is not None and spec.overhead:
-        total += _amounts(resources, spec.overhead, "Pod.spec.overhead")
-    return total
+        total = _add(total, _amounts(resources, spec.overhead, "Pod.spec.overhead"))
+    return np.array(total, dtype=np.float64)
 
 
 def requested_resources(pod: Pod, base: Iterable[str] = (CPU, MEMORY, PODS)) -> tuple[str, ...]:
@@ -134,11 +140,13 @@ def _per_container(resources: tuple[str, ...], pod: Pod) -> tuple[np.ndarray, np
     lim = [_container_amounts(resources, c, f"Pod.spec.containers[{i}]", limits=True, nonzero=False)
            for i, c in enumerate(containers)] or [np.zeros(len(resources))]
     overhead = _amounts(resources, spec.overhead if spec else None, "Pod.spec.overhead")
-    return np.array(req), np.array(lim), overhead
+    return np.array(req), np.array(lim), np.array(overhead, dtype=np.float64)
 
 
-def pod_demand(pod: Pod, resources: tuple[str, ...]) -> PodDemand:
-    """The pod's PodDemand on ``resources``; BadRequest names the field of a bad quantity."""
+def pod_demand(pod: Pod, resources: tuple[str, ...], *, containers: bool = True) -> PodDemand:
+    """The pod's PodDemand on ``resources``; BadRequest names the field of a bad quantity.
+    ``containers=False`` skips the per-container values (the cluster cache's pods on nodes,
+    which no strategy predicts container by container)."""
     requests = _aggregate(resources, pod, limits=False, nonzero=False)
     nonzero = _aggregate(resources, pod, limits=False, nonzero=True)
     limits = _aggregate(resources, pod, limits=True, nonzero=False)
@@ -148,6 +156,9 @@ def pod_demand(pod: Pod, resources: tuple[str, ...]) -> PodDemand:
         if values.max(initial=0.0) > MAX_QUANTITY:
             raise BadRequest(f"Pod: total {name} of {resources[int(values.argmax())]} exceed "
                              f"{MAX_QUANTITY}, the largest quantity the extender scores")
+    if not containers:
+        return PodDemand(resources=resources, requests=requests, nonzero_requests=nonzero,
+                         limits=limits, qos=_qos(pod, requests, limits))
     c_req, c_lim, overhead = _per_container(resources, pod)
     return PodDemand(resources=resources, requests=requests, nonzero_requests=nonzero,
                      limits=limits, qos=_qos(pod, requests, limits), container_requests=c_req,

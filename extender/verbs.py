@@ -32,6 +32,7 @@ from extender.wire import (
     encode_preemption_result,
 )
 from scoring import Evaluation, PodDemand, Policy, describe, evaluate, release
+from scoring.filters import USAGE_THRESHOLD
 from scoring.explain import explain, ranking
 from scoring.estimate import estimate_usage
 
@@ -85,16 +86,21 @@ class Verbs:
         passing = cands.rows[feasible].tolist()
         failed: dict[str, str] = {}
         unresolvable = dict(cands.unresolved)
+        v, names = ev.verdict, cands.table.names
+        reasons: dict[tuple[int, int, float], str] = {}  # many nodes fail for the same reason
         for i in np.flatnonzero(~feasible).tolist():
-            target = unresolvable if ev.verdict.unresolvable[i] else failed
-            target[cands.table.names[i]] = describe(ev.verdict, i, cands.table, demand, self._policy)
+            key = (int(v.code[i]), int(v.resource[i]), float(v.value[i]))
+            reason = reasons.get(key)
+            if reason is None or key[0] == USAGE_THRESHOLD:  # a threshold may differ per node
+                reason = reasons[key] = describe(v, i, cands.table, demand, self._policy)
+            (unresolvable if v.unresolvable[i] else failed)[names[i]] = reason
         codes, counts = np.unique(ev.verdict.code[~feasible], return_counts=True)
         rejections = tuple((_REASON_NAMES.get(int(c), str(c)), int(k)) for c, k in zip(codes, counts, strict=True))
         if cands.unresolved:
             rejections += (("invalid_node_data", len(cands.unresolved)),)
         if self._decisions is not None:
             uid, key = _pod_key(request.pod)
-            self._decisions.record_filter(uid, key, ev, cands.table, demand, self._policy, len(cands.unresolved))
+            self._decisions.record_filter(uid, key, ev, failed, unresolvable, len(cands.unresolved))
         return Answer(encode_filter_result(request, passing, failed, unresolvable),
                       nodes=len(request.names), rejections=rejections,
                       fallback_nodes=int(ev.fallback.sum()))

@@ -191,6 +191,9 @@ def _require_pod(pod: Pod | None, what: str) -> Pod:
 
 
 def _unique(names: Sequence[str], where: str) -> tuple[str, ...]:
+    unique = set(names)
+    if len(unique) == len(names) and "" not in unique:  # the common case, at C speed
+        return tuple(names)
     seen: set[str] = set()
     for name in names:
         if not name:
@@ -422,8 +425,10 @@ def encode_filter_error(request: SchedulingRequest | None, error: str) -> bytes:
 
 
 def encode_host_priorities(names: Sequence[str], scores: Sequence[int]) -> bytes:
-    """HostPriorityList: a bare JSON array of {Host, Score}."""
-    return _encoder.encode([_HostPriority(n, int(s)) for n, s in zip(names, scores, strict=True)])
+    """HostPriorityList: a bare JSON array of {Host, Score} (``scores`` are Python ints)."""
+    if len(names) != len(scores):
+        raise ValueError("names and scores differ in length")
+    return _encoder.encode(list(map(_HostPriority, names, scores)))
 
 
 def encode_error(error: str) -> bytes:
