@@ -22,6 +22,9 @@ timeout = 30  # worker heartbeat; longer than the scheduler's 5 s default extend
 graceful_timeout = 10
 max_requests = 0  # no recycling: keeps caches warm
 worker_tmp_dir = "/dev/shm"
+# gunicorn 27's control socket wants a writable home directory; the container's root file
+# system is read-only, and nothing here uses the socket.
+control_socket_disable = True
 accesslog = None  # probes and scrapes would swamp the log; the metrics count requests
 loglevel = _settings.log_level
 logconfig_dict = {
