@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import core, latency
+from benchmarks import core, latency, names
 
 
 def _add(sub: Any, name: str, run: Callable[[argparse.Namespace], int],
@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     _add(sub, "core", core.run, core.add_arguments,
          "the numpy scoring core per strategy and for the default policy at 100..10,000 nodes, "
          "against the scalar reference")
+    _add(sub, "names", names.run, names.add_arguments,
+         "cluster-cache mode (NodeNames only): readiness, latency steady and under pod churn")
 
     # Further benchmarks register here, each as one subparser with its own module:
     #   placement  - placement quality of the scores on a simulated cluster (not written yet)

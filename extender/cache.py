@@ -40,7 +40,7 @@ class CacheConfig:
     prometheus_node_label: str = "node"
     load_window_s: float = 300.0
     compensation: CompensationSpec = CompensationSpec()
-    publish_interval_s: float = 0.05
+    publish_interval_s: float = 0.2  # binds through the extender publish at once
     resync_s: float = 0.0
 
 
@@ -177,6 +177,7 @@ class CacheSource:
         self._cache = cache
         self._clock = clock
         self._last: tuple[int, tuple[str, ...], Candidates] | None = None
+        self._rows_memo: tuple[object, tuple[str, ...], tuple[np.ndarray, np.ndarray, dict[str, str]]] | None = None
 
     def _snapshot(self) -> Snapshot:
         ready, why = self._cache.readiness()
@@ -190,6 +191,18 @@ class CacheSource:
         last = self._last
         if last is not None and last[0] == snap.generation and last[1] == names:
             return last[2]
+        rows = self._rows(snap, names)
+        result = Candidates(snap.table(rows[0], self._clock()), rows[1], rows[2])
+        self._last = (snap.generation, names, result)
+        return result
+
+    def _rows(self, snap: Snapshot, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
+        """(snapshot rows, positions in the request, unresolved) of the request's names; reused
+        while the node set is the same (snapshots share their index until a node changes),
+        so pod churn does not redo the per-name work of every call."""
+        memo = self._rows_memo
+        if memo is not None and memo[0] is snap.index and memo[1] == names:
+            return memo[2]
         index = snap.index
         rows, positions, unresolved = [], [], {}
         for pos, name in enumerate(names):
@@ -200,10 +213,9 @@ class CacheSource:
             else:
                 rows.append(row)
                 positions.append(pos)
-        table = snap.table(np.asarray(rows, dtype=np.intp), self._clock())
-        result = Candidates(table, np.asarray(positions, dtype=np.intp), unresolved)
-        self._last = (snap.generation, names, result)
-        return result
+        out = (np.asarray(rows, dtype=np.intp), np.asarray(positions, dtype=np.intp), unresolved)
+        self._rows_memo = (index, names, out)
+        return out
 
     def candidates(self, request: SchedulingRequest, resources: tuple[str, ...]) -> Candidates:
         return self._candidates(request.names)

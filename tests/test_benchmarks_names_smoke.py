@@ -1,0 +1,59 @@
+"""The names benchmark (cluster-cache mode, fake API server in its own process, pod churn) runs
+end to end on a small cluster and writes sane figures.
+
+No timing assertions: this machine's numbers mean nothing in CI; what must hold are the
+benchmark's own answer checks (every node named once by filter, every host scored 0..10 by
+prioritize) and that the cache saw the churn.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.timeout(150)
+def test_names_small_run_writes_consistent_json(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "names", "--sizes", "200", "--pods-per-node", "5",
+         "--calls", "10", "--events-per-s", "500", "--churn-seconds", "2",
+         # its own timeouts well inside ours, so that it stops the extender and the fake itself
+         "--ready-timeout", "45", "--drain-timeout", "15", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "| nodes | phase | verb |" in proc.stdout and "| nodes | pods |" in proc.stdout
+
+    (result,) = tmp_path.glob("names-*.json")
+    assert len(list(tmp_path.glob("names-*.md"))) == 1
+    record = json.loads(result.read_text())
+    assert record["benchmark"] == "names" and record["machine"]["cpu_count"] >= 1
+    rows = {(r["phase"], r["verb"]): r for r in record["rows"]}
+    assert set(rows) == {(p, v) for p in ("steady", "churn") for v in ("filter", "prioritize")}
+    for (phase, verb), row in rows.items():
+        assert row["nodes"] == 200
+        assert row["calls"] == 10 if phase == "steady" else row["calls"] >= 10
+        for stats in (row["client_ms"], row["server_ms"]):
+            assert 0 < stats["p50"] <= stats["p99"] <= stats["max"]
+        if verb == "filter":
+            assert set(row["answer"]) == {"passing", "failed", "unresolvable"}
+            assert sum(row["answer"].values()) == 200 and row["answer"]["unresolvable"] == 0
+        else:
+            assert row["answer"] == {"scored": 200}
+
+    (cache,) = record["cache"]
+    assert cache["nodes"] == 200 and cache["pods"] == 1000 and cache["ready_s"] > 0
+    assert cache["target_per_s"] == 500 and cache["emitted"] > 0 and cache["applied"] > 0
+    assert cache["relists"] == 0 and cache["unresolvable_max"] == 0
+    (size,) = record["sizes"]
+    samples = size["churn"]["samples"]
+    assert len(samples) >= 2 and samples[-1]["fake"]["churn"]["emitted"] >= cache["emitted"]
+    applied = samples[-1]["metrics"]['extender_informer_events_total{kind="pods",what="event"}']
+    # the extender cannot have applied events the fake never sent (its counter is read first)
+    assert 0 < applied - size["churn"]["events_base"] <= samples[-1]["fake"]["churn"]["emitted"]
+    assert len(size["steady"]["client_ms"]["filter"]) == 10
