@@ -44,7 +44,6 @@ def create_app(settings: Settings, *, source: NodeSource | None = None, binder: 
                       else getattr(source, "mode", "stateless"))
     if source is None and client is not None and settings.cache:
         cache = Cache(client, policy, cache_config(settings), metrics=metrics, logger=log, clock=clock)
-        cache.set_stale_after(policy.load.staleAfterSeconds)
         source = CacheSource(cache, clock=clock)
     source = source or StatelessSource(annotation_prefix=settings.annotation_prefix, clock=clock)
     if binder is None:

@@ -42,6 +42,19 @@ _RETRY_PAUSE_S = 0.1  # pause before the single retry when the server gave no Re
 _MAX_MESSAGE = 300  # cap on API messages copied into errors
 
 
+def no_retry_client(api_client: k8s_client.ApiClient) -> k8s_client.ApiClient:
+    """A new ApiClient from a deep copy of ``api_client``'s configuration (cookie and default
+    headers kept) with urllib3's retries off: every user that decides its own retries and
+    deadlines (binder, informers, metrics poller) gets its own, and the caller's client is left
+    as it was."""
+    cfg = copy.deepcopy(api_client.configuration)
+    cfg.retries = False
+    cfg.client_go_retries = False
+    own = k8s_client.ApiClient(configuration=cfg, cookie=api_client.cookie)
+    own.default_headers.update(api_client.default_headers)
+    return own
+
+
 class BindOutcome(enum.Enum):
     """How a bind ended; only BOUND and ALREADY_BOUND are successes."""
 
@@ -129,11 +142,8 @@ class Binder:
         self._log = logger or _LOG
         self._api: k8s_client.CoreV1Api | None = None
         if api_client is not None:
-            cfg = copy.deepcopy(api_client.configuration)
-            cfg.retries = False  # urllib3 must not re-send behind our back (deadline, POST semantics)
-            own = k8s_client.ApiClient(configuration=cfg, cookie=api_client.cookie)
-            own.default_headers.update(api_client.default_headers)
-            self._api = k8s_client.CoreV1Api(own)
+            # urllib3 must not re-send behind our back (deadline, POST semantics)
+            self._api = k8s_client.CoreV1Api(no_retry_client(api_client))
 
     def close(self) -> None:
         """Release the Binder's connection pool."""

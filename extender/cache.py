@@ -8,7 +8,6 @@ nodes and pods (and the first poll of each configured load source) has been appl
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
 import threading
@@ -65,6 +64,8 @@ class Cache:
         self._metrics = metrics
         self._config = config
         self._clock = clock
+        self._stale_after = policy.load.staleAfterSeconds
+        self._synced = False  # set once, after the first sync has been published
         self.window = LoadWindow(("cpu", "memory"), window_s=config.load_window_s)
         self.state = ClusterState(
             estimator_factors=policy.estimator.estimatedScalingFactors,
@@ -72,13 +73,13 @@ class Cache:
             load=self.window, compensation=config.compensation, clock=clock, logger=self._log)
         on_event = self._count_event if metrics is not None else None
         self.informers = {
-            kind: Informer(kind, _own_client(api_client), handler, on_event=on_event,
+            kind: Informer(kind, api_client, handler, on_event=on_event,
                            resync_s=config.resync_s, logger=self._log)
             for kind, handler in (("nodes", self.state.nodes_handler), ("pods", self.state.pods_handler))}
         self.pollers: list = []
         on_poll = self._count_poll if metrics is not None else None
         if "metrics-server" in config.load_sources:
-            self.pollers.append(MetricsServerSource(_own_client(api_client), self.window,
+            self.pollers.append(MetricsServerSource(api_client, self.window,
                                                     interval_s=config.metrics_interval_s,
                                                     on_poll=on_poll, logger=self._log))
         if "prometheus" in config.load_sources:
@@ -124,18 +125,11 @@ class Cache:
         m.cache_objects.labels("nodes").set(len(snap.names))
         m.cache_objects.labels("pods").set(snap.pods)
         m.compensated_pods.set(snap.compensated_pods)
-        stale_after = self._stale_after
-        if stale_after is not None and len(snap.names):
-            m.stale_nodes.set(int(np.count_nonzero(now - snap.newest_sample >= stale_after)))
+        if len(snap.names):
+            m.stale_nodes.set(int(np.count_nonzero(now - snap.newest_sample >= self._stale_after)))
         for name, status in self.window.sources().items():
             if status.last_success is not None:
                 m.load_source_age.labels(name).set(max(0.0, now - status.last_success))
-
-    _stale_after: float | None = None
-    _published_after_sync = False
-
-    def set_stale_after(self, seconds: float) -> None:
-        self._stale_after = seconds
 
     def _count_event(self, kind: str, what: str) -> None:
         assert self._metrics is not None
@@ -147,25 +141,24 @@ class Cache:
 
     # --- readiness ---------------------------------------------------------------------------
 
-    def readiness(self) -> tuple[bool, str]:
+    @property
+    def synced(self) -> bool:
+        """True once every informer and load source has synced and that state is published:
+        a flag read on every request, so the checks below run only until it is set."""
+        if not self._synced and not self._waiting():
+            self.state.publish(force=True)  # the first answer after the sync sees all of it
+            self._synced = True
+        return self._synced
+
+    def _waiting(self) -> list[str]:
         waiting = [f"{kind} informer" for kind, i in self.informers.items() if not i.synced]
-        waiting += [f"load source {type(p).__name__}" for p in self.pollers if not p.synced]
-        if waiting:
-            return False, "cluster cache: waiting for the first sync of " + ", ".join(waiting)
-        if not self._published_after_sync:  # the first answer after the sync sees all of it
-            self.state.publish(force=True)
-            self._published_after_sync = True
+        return waiting + [f"load source {type(p).__name__}" for p in self.pollers if not p.synced]
+
+    def readiness(self) -> tuple[bool, str]:
+        if not self.synced:
+            return False, "cluster cache: waiting for the first sync of " + ", ".join(self._waiting())
         nodes, pods = self.state.counts()
         return True, f"cluster cache synced: {nodes} nodes, {pods} pods"
-
-
-def _own_client(api_client: object) -> object:
-    """A separate ApiClient per thread-owning user (each keeps its own connection pool and may
-    change its own retry settings) built from a copy of the configuration."""
-    from kubernetes import client as k8s_client
-
-    conf = getattr(api_client, "configuration", None)
-    return k8s_client.ApiClient(copy.copy(conf)) if conf is not None else api_client
 
 
 class CacheSource:
@@ -180,9 +173,8 @@ class CacheSource:
         self._rows_memo: tuple[object, tuple[str, ...], tuple[np.ndarray, np.ndarray, dict[str, str]]] | None = None
 
     def _snapshot(self) -> Snapshot:
-        ready, why = self._cache.readiness()
-        if not ready:
-            raise CacheNotReady(why)
+        if not self._cache.synced:
+            raise CacheNotReady(self._cache.readiness()[1])
         return self._cache.state.snapshot
 
     def _candidates(self, names: Sequence[str]) -> Candidates:

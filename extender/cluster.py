@@ -28,6 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -87,7 +88,7 @@ class _PodRecord:
     bound_at: float | None  # wall time we first saw it bound (None: it was bound before we started)
 
 
-class LoadProvider:
+class LoadProvider(Protocol):
     """What the store needs of the load window (extender.load.LoadWindow implements it)."""
 
     def view(self, names: Sequence[str], resources: Sequence[str], now: float): ...  # noqa: ANN201

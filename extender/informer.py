@@ -30,7 +30,6 @@ Why this module looks the way it does (kubernetes client 37, urllib3 2):
 
 from __future__ import annotations
 
-import copy
 import enum
 import logging
 import math
@@ -44,6 +43,7 @@ import urllib3
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
+from extender.binding import no_retry_client
 from extender.wire import (
     MalformedObject,
     decode_meta,
@@ -147,11 +147,7 @@ class Informer:
 
         # Our own ApiClient: urllib3 must not retry behind our back, and the caller's client
         # (shared with other users) must not change.
-        cfg = copy.deepcopy(api_client.configuration)
-        cfg.retries = False
-        cfg.client_go_retries = False
-        self._api_client = k8s_client.ApiClient(configuration=cfg, cookie=api_client.cookie)
-        self._api_client.default_headers.update(api_client.default_headers)
+        self._api_client = no_retry_client(api_client)
         core = k8s_client.CoreV1Api(self._api_client)
         self._list_fn: Callable[..., Any] = getattr(core, _LIST_METHOD[kind])
 

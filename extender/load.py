@@ -54,7 +54,6 @@ answers, e.g. from Thanos/Mimir store failures) are logged; ``data.resultType`` 
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import datetime
 import functools
@@ -77,6 +76,7 @@ import urllib3
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
+from extender.binding import no_retry_client
 from extender.quantity import QuantityError, base_units, cpu_millis
 
 __all__ = [
@@ -846,11 +846,8 @@ class MetricsServerSource(_Poller):
         super().__init__(window, interval_s=interval_s, timeout_s=timeout_s, on_poll=on_poll,
                          logger=logger, backoff_base_s=backoff_base_s, backoff_max_s=backoff_max_s,
                          clock=clock, rng=rng)
-        cfg = copy.deepcopy(api_client.configuration)
-        cfg.retries = False  # one attempt per poll, bounded by timeout_s; the poller retries
-        own = k8s_client.ApiClient(configuration=cfg, cookie=api_client.cookie)
-        own.default_headers.update(api_client.default_headers)
-        self._api = k8s_client.CustomObjectsApi(own)
+        # one attempt per poll, bounded by timeout_s; the poller retries
+        self._api = k8s_client.CustomObjectsApi(no_retry_client(api_client))
         self.skipped_total = 0  # malformed items over all polls
         self.last_skipped = 0  # malformed items in the last successful poll
 
