@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import core, latency, names
+from benchmarks import core, latency, names, placement
 
 
 def _add(sub: Any, name: str, run: Callable[[argparse.Namespace], int],
@@ -21,6 +21,21 @@ def _add(sub: Any, name: str, run: Callable[[argparse.Namespace], int],
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     parser.set_defaults(run=run)
+
+
+def _all_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="each benchmark's --quick mode")
+    p.add_argument("--out", default="benchmarks/results", help="results folder (default benchmarks/results)")
+
+
+def _run_all(args: argparse.Namespace) -> int:
+    """Run ``latency`` and then ``placement`` with their own defaults (or ``--quick``); the
+    exit status is non-zero if either failed."""
+    status = 0
+    for name in ("latency", "placement"):
+        sub = _parser().parse_args([name, "--out", args.out, *(["--quick"] if args.quick else [])])
+        status |= int(sub.run(sub))
+    return status
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,9 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     _add(sub, "names", names.run, names.add_arguments,
          "cluster-cache mode (NodeNames only): readiness, latency steady and under pod churn")
 
-    # Further benchmarks register here, each as one subparser with its own module:
-    #   placement  - placement quality of the scores on a simulated cluster (not written yet)
-    #   all        - every benchmark in turn with its default arguments (once placement exists)
+    _add(sub, "all", _run_all, _all_arguments,
+         "latency, then placement (the issue-6 harness), each with its defaults or --quick")
+    _add(sub, "placement", placement.run, placement.add_arguments,
+         "placement quality: the openb trace replayed under kube-scheduler's defaults, Trimaran, "
+         "Koordinator and this extender's default policy")
     return p
 
 

@@ -1,0 +1,214 @@
+"""``python -m benchmarks placement``: placement quality under load, on the openb trace.
+
+Four ways of scheduling the same pods on the same cluster, with the same usage draws
+(``benchmarks.loadmodel``), side by side, over several seeds and load levels:
+
+* ``kube-scheduler``: its default scoring (requests only), ``benchmarks/policies/kube-scheduler-default.yaml``;
+* ``trimaran-tlp``: Trimaran TargetLoadPacking as its README deploys it, ``.../trimaran-targetloadpacking.yaml``;
+* ``koordinator``: Koordinator LoadAwareScheduling with its defaults, ``.../koordinator-loadaware.yaml``;
+* ``extender``: our default policy (``config/extender-policy.yaml``, the file the extender
+  loads) as an extender with the weight of ``config/scheduler/secondary-scheduler.yaml``,
+  behind kube-scheduler's default scoring.
+
+Every policy is a policy file of the scoring core, evaluated by ``scoring.evaluate``: the
+comparison runs the product's code, not a copy of it. How the scheduler is emulated is in
+``benchmarks/simulate.py``; how the trace is replayed in ``benchmarks/trace.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import multiprocessing
+import os
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from benchmarks import loadmodel, simulate, trace
+from extender.policy_file import load_policy
+from extender.settings import DEFAULT_POLICY_PATH
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "benchmarks" / "results"
+POLICIES = ROOT / "benchmarks" / "policies"
+SCHEDULER_CONFIG = ROOT / "config" / "scheduler" / "secondary-scheduler.yaml"
+DEFAULT_LEVELS = (1000.0, 10000.0, 100000.0)
+QUICK_LEVELS = (10000.0,)
+DEFAULT_SEEDS = 3
+BASELINE, OURS = "kube-scheduler", "extender"
+TARGET_HOTSPOT_REDUCTION, TARGET_UNSCHEDULABLE_EXCESS = 0.50, 0.05
+
+
+def extender_weight(config: Path = SCHEDULER_CONFIG) -> int:
+    """The ``weight`` of the extender in the shipped KubeSchedulerConfiguration."""
+    doc = yaml.safe_load(config.read_text(encoding="utf-8"))
+    return int(doc["extenders"][0]["weight"])
+
+
+def contenders() -> tuple[simulate.Contender, ...]:
+    kube = load_policy(POLICIES / "kube-scheduler-default.yaml")
+    return (
+        simulate.Contender(BASELINE, "kube-scheduler defaults (LeastAllocated + BalancedAllocation, requests only)",
+                           kube, "plugins"),
+        simulate.Contender("trimaran-tlp", "Trimaran TargetLoadPacking (target 40 %)",
+                           load_policy(POLICIES / "trimaran-targetloadpacking.yaml"), "plugins"),
+        simulate.Contender("koordinator", "Koordinator LoadAwareScheduling (thresholds cpu 65 / memory 95)",
+                           load_policy(POLICIES / "koordinator-loadaware.yaml"), "plugins"),
+        simulate.Contender(OURS, "this extender, default policy, behind kube-scheduler's defaults",
+                           load_policy(DEFAULT_POLICY_PATH), "extender", extender_weight(), kube),
+    )
+
+
+POLICY_FILES = {
+    BASELINE: "benchmarks/policies/kube-scheduler-default.yaml",
+    "trimaran-tlp": "benchmarks/policies/trimaran-targetloadpacking.yaml",
+    "koordinator": "benchmarks/policies/koordinator-loadaware.yaml",
+    OURS: "config/extender-policy.yaml (+ benchmarks/policies/kube-scheduler-default.yaml in-tree)",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    compression: float
+    keep_every: int
+    seed: int
+    contender: str
+    params: simulate.SimParams
+    model: loadmodel.LoadModel
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """One contender at one load level and seed (in a worker process: loads its own inputs)."""
+    replay = trace.Replay(compression=job.compression, keep_every=job.keep_every)
+    nodes, pods = trace.load_nodes(replay), trace.load_pods(replay)
+    usage = loadmodel.generate(job.model, pods, ticks=simulate.ticks_for(pods, job.params),
+                               tick_s=job.params.tick_s, seed=job.seed)
+    contender = next(c for c in contenders() if c.name == job.contender)
+    result = simulate.run(contender, nodes, pods, usage, job.params, job.seed)
+    out = result.summary()
+    out["compression"] = job.compression
+    out["nodes"] = len(nodes.names)
+    out["series"] = result.series if job.seed == 0 else None
+    return out
+
+
+def check_consistent(results: Sequence[dict[str, Any]], names: Sequence[str], levels: Sequence[float],
+                     seeds: int) -> list[str]:
+    """What is wrong with a set of results (empty when they add up): every contender at every
+    level and seed, and placed + unschedulable = pods in each run."""
+    problems = []
+    for level in levels:
+        for name in names:
+            runs = [r for r in results if r["compression"] == level and r["contender"] == name]
+            if len(runs) != seeds:
+                problems.append(f"{name} at x{level:g}: {len(runs)} runs, expected {seeds}")
+    for r in results:
+        total = r["placed_first_try"] + r["placed_after_wait"] + r["unschedulable"]
+        if total != r["pods"]:
+            problems.append(f"{r['contender']} x{r['compression']:g} seed {r['seed']}: "
+                            f"placed + unschedulable = {total} != {r['pods']} pods")
+    return problems
+
+
+def aggregate(results: Sequence[dict[str, Any]], level: float, name: str) -> dict[str, Any]:
+    """Mean, min and max over seeds of every numeric figure of one contender at one level."""
+    runs = [r for r in results if r["compression"] == level and r["contender"] == name]
+    out: dict[str, Any] = {"contender": name, "compression": level, "seeds": len(runs)}
+    for key, value in runs[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("seed", "compression"):
+            xs = np.array([r[key] for r in runs], dtype=np.float64)
+            out[key] = {"mean": float(xs.mean()), "min": float(xs.min()), "max": float(xs.max())}
+    return out
+
+
+def target_check(agg: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Ours against kube-scheduler's defaults at one level: hotspot node-minutes reduction and
+    unschedulable pods (means over seeds)."""
+    base, ours = agg[BASELINE], agg[OURS]
+    b_hot, o_hot = base["hotspot_node_minutes"]["mean"], ours["hotspot_node_minutes"]["mean"]
+    b_un, o_un = base["unschedulable"]["mean"], ours["unschedulable"]["mean"]
+    reduction = (b_hot - o_hot) / b_hot if b_hot > 0 else None
+    excess = (o_un - b_un) / max(b_un, 1.0)
+    multi = [a["hotspot_node_minutes"]["mean"] - a["hotspot_node_minutes_single_pod"]["mean"] for a in (base, ours)]
+    return {
+        "hotspot_reduction": reduction,
+        "multi_pod_hotspot_reduction": (multi[0] - multi[1]) / multi[0] if multi[0] > 0 else None,
+        "unschedulable_excess": excess,
+        "hotspot_target_met": reduction is not None and reduction >= TARGET_HOTSPOT_REDUCTION,
+        "unschedulable_target_met": excess <= TARGET_UNSCHEDULABLE_EXCESS,
+    }
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true",
+                   help="a quarter of the nodes and pods, one seed, one load level (x10,000): < 1 min")
+    p.add_argument("--seeds", type=int, help=f"seeds per level (default {DEFAULT_SEEDS}; --quick 1)")
+    p.add_argument("--compression", type=lambda s: tuple(float(x) for x in s.split(",")),
+                   help="arrival-time compressions, comma-separated (default 1000,10000,100000)")
+    p.add_argument("--keep-every", type=int, help="replay every k-th node and pod (default 1; --quick 4)")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes (default 2)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (default benchmarks/results)")
+
+
+def _settings(args: argparse.Namespace) -> tuple[tuple[float, ...], int, int]:
+    levels = args.compression or (QUICK_LEVELS if args.quick else DEFAULT_LEVELS)
+    seeds = args.seeds or (1 if args.quick else DEFAULT_SEEDS)
+    keep = args.keep_every or (4 if args.quick else 1)
+    return levels, seeds, keep
+
+
+def run(args: argparse.Namespace) -> int:
+    """Replay the openb trace under kube-scheduler's defaults, Trimaran TargetLoadPacking,
+    Koordinator LoadAware and this extender's default policy; write a Markdown report, PNG
+    plots and JSON into a results folder (see benchmarks/README.md)."""
+    from benchmarks import placement_report  # matplotlib is imported only when reporting
+
+    levels, seeds, keep = _settings(args)
+    params, model = simulate.SimParams(), loadmodel.LoadModel()
+    names = [c.name for c in contenders()]
+    jobs = [Job(level, keep, seed, name, params, model) for level in levels for seed in range(seeds)
+            for name in names]
+    started = time.perf_counter()
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(max(1, args.jobs)) as pool:
+        results = pool.map(run_job, jobs, chunksize=1)
+    wall = time.perf_counter() - started
+    problems = check_consistent(results, names, levels, seeds)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder = args.out / f"placement-{stamp}"
+    folder.mkdir(parents=True, exist_ok=True)
+    aggregates = {level: {n: aggregate(results, level, n) for n in names} for level in levels}
+    doc = {
+        "command": "python -m benchmarks placement " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["placement"] else []),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
+                    "loadavg": os.getloadavg()},
+        "wall_s": wall, "replay": {"compressions": list(levels), "keep_every": keep, "seeds": seeds},
+        "sim": params.as_dict(), "load_model": model.as_dict(),
+        "contenders": [{"name": c.name, "title": c.title, "mode": c.mode, "extender_weight": c.extender_weight,
+                        "policy_file": POLICY_FILES[c.name]} for c in contenders()],
+        "aggregates": {f"{level:g}": {n: a for n, a in per.items()} for level, per in aggregates.items()},
+        "targets": {f"{level:g}": target_check(per) for level, per in aggregates.items()},
+        "runs": results, "problems": problems,
+    }
+    (folder / "results.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    report = placement_report.markdown(doc)
+    if not args.no_plots:
+        report += placement_report.plots(doc, folder)
+    (folder / "report.md").write_text(report, encoding="utf-8")
+    print(report)
+    print(f"\nwritten: {folder}/report.md, results.json" + ("" if args.no_plots else ", *.png"))
+    if problems:
+        print("INCONSISTENT RESULTS:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,142 @@
+"""The placement benchmark: its scheduler emulation, trace replay and load model, and a smoke
+run of ``python -m benchmarks placement --quick`` (report produced and consistent; no timings)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import loadmodel, placement, simulate, trace
+from benchmarks.__main__ import main
+
+
+# --- kube-scheduler's node sampling ---------------------------------------------------------
+
+@pytest.mark.parametrize("nodes, expected", [
+    (50, 50),  # fewer than 100 nodes: all
+    (100, 100),  # 50 - 0 = 50 % of 100 = 50 -> at least 100
+    (1523, 578),  # 50 - 12 = 38 %
+    (5000, 500),  # 50 - 40 = 10 %
+    (10000, 500),  # 50 - 80 < 5 -> 5 %
+])
+def test_num_feasible_nodes_to_find_matches_kube_scheduler(nodes: int, expected: int) -> None:
+    assert simulate.num_feasible_nodes_to_find(nodes) == expected
+
+
+def test_num_feasible_nodes_to_find_with_a_set_percentage() -> None:
+    assert simulate.num_feasible_nodes_to_find(1000, 30) == 300
+    assert simulate.num_feasible_nodes_to_find(1000, 5) == 100  # never below 100
+
+
+def test_sampling_starts_where_the_last_search_stopped_and_wraps() -> None:
+    feasible = np.array([True, False, True, True, False, True])
+    picked, examined = simulate.sample_feasible(feasible, start=3, want=3)
+    assert picked.tolist() == [3, 5, 0]
+    assert examined == 4  # nodes 3, 4, 5, 0
+    picked, examined = simulate.sample_feasible(feasible, start=0, want=10)
+    assert picked.tolist() == [0, 2, 3, 5] and examined == 6
+
+
+# --- the cluster: GPUs, compensation, accounting ----------------------------------------------
+
+def _tiny(gpus: list[int], pod_gpus: list[tuple[int, int]]) -> simulate.Cluster:
+    n, p = len(gpus), len(pod_gpus)
+    nodes = trace.Nodes(names=tuple(f"n{i}" for i in range(n)), cpu=np.full(n, 8000.0),
+                        memory=np.full(n, 32.0 * 2**30), gpus=np.array(gpus))
+    pods = trace.Pods(names=tuple(f"p{i}" for i in range(p)), cpu=np.full(p, 1000.0),
+                      memory=np.full(p, 2.0**30), gpus=np.array([g for g, _ in pod_gpus]),
+                      gpu_milli=np.array([m for _, m in pod_gpus]), qos=np.zeros(p, np.int64),
+                      arrival=np.zeros(p), departure=np.full(p, np.inf), phase=("Running",) * p)
+    usage = loadmodel.Usage(cpu_fraction=np.full((4, p), 0.5, np.float32), memory_fraction=np.full(p, 0.5))
+    return simulate.Cluster(nodes, pods, usage, simulate.SimParams())
+
+
+def test_gpu_shares_are_packed_best_fit_and_returned() -> None:
+    cl = _tiny([2, 1], [(1, 600), (1, 300), (1, 500), (2, 1000)])
+    est = np.array([850.0, 1.0, 0.0])
+    cl.bind(0, 0, 0.0, est)  # GPU 0 of node 0: 400 left
+    cl.bind(1, 0, 0.0, est)  # best fit: the 400 left on GPU 0, not the whole GPU 1
+    assert cl.gpu_free[0, :2].tolist() == [100, 1000]
+    assert not cl.gpu_fit(3)[0]  # two whole GPUs no longer free on node 0
+    assert cl.gpu_fit(2).tolist() == [True, True]
+    cl.release(0)
+    assert cl.gpu_free[0, :2].tolist() == [700, 1000]
+    assert cl.gpu_fit(3).tolist() == [False, False]
+    cl.release(1)
+    assert cl.gpu_fit(3).tolist() == [True, False]
+    assert cl.requested.sum() == 0.0 and cl.pending.sum() == 0.0
+
+
+def test_compensation_lasts_until_a_report_covers_the_bind() -> None:
+    cl = _tiny([0], [(0, 0)])
+    cl.bind(0, 0, 30.0, np.array([850.0, 100.0, 0.0]))
+    assert cl.pending[0, 0] == 850.0
+    cl.publish(60.0)  # the report of [0, 60] does not cover a bind at 30 fully
+    assert cl.pending[0, 0] == 850.0
+    cl.measure(0)
+    cl.publish(90.0)  # 30 + 60 <= 90: covered
+    assert cl.pending[0, 0] == 0.0
+    assert cl.reported[0, 0] == pytest.approx(500.0)  # one tick of 0.5 x 1000m
+
+
+# --- trace and load model ----------------------------------------------------------------------
+
+def test_trace_replay_compresses_arrivals_and_keeps_lifetimes() -> None:
+    pods = trace.load_pods(trace.Replay(compression=1000.0))
+    nodes = trace.load_nodes(trace.Replay())
+    assert len(pods) == 8152 and len(nodes.names) == 1523
+    assert np.all(np.diff(pods.arrival) >= 0)
+    finite = np.isfinite(pods.departure)
+    assert finite.sum() < len(pods)  # pods still running at the trace's end run to the end
+    assert np.all(pods.departure[finite] >= pods.arrival[finite])
+    assert pods.arrival.max() == pytest.approx(12901761 / 1000.0)
+
+
+def test_usage_depends_on_seed_and_pod_only() -> None:
+    pods = trace.load_pods(trace.Replay(keep_every=16))
+    model = loadmodel.LoadModel()
+    a = loadmodel.generate(model, pods, ticks=20, tick_s=15.0, seed=3)
+    b = loadmodel.generate(model, pods, ticks=20, tick_s=15.0, seed=3)
+    c = loadmodel.generate(model, pods, ticks=20, tick_s=15.0, seed=4)
+    assert np.array_equal(a.cpu_fraction, b.cpu_fraction)
+    assert not np.array_equal(a.cpu_fraction, c.cpu_fraction)
+    caps = np.array([q.cap for q in model.by_class()])[pods.qos]
+    assert np.all(a.cpu_fraction <= caps[None, :] + 1e-6)
+    assert np.all(a.cpu_fraction >= model.floor - 1e-6)
+
+
+# --- the report -----------------------------------------------------------------------------------
+
+def test_consistency_check_catches_missing_runs_and_bad_counts() -> None:
+    good = {"contender": "a", "compression": 10.0, "seed": 0, "pods": 5, "placed_first_try": 3,
+            "placed_after_wait": 1, "unschedulable": 1}
+    assert placement.check_consistent([good], ["a"], [10.0], 1) == []
+    bad = dict(good, unschedulable=0)
+    assert "4 != 5" in placement.check_consistent([bad], ["a"], [10.0], 1)[0]
+    assert placement.check_consistent([good], ["a", "b"], [10.0], 1) == ["b at x10: 0 runs, expected 1"]
+
+
+def test_extender_weight_comes_from_the_shipped_scheduler_config() -> None:
+    assert placement.extender_weight() >= 1
+    ours = next(c for c in placement.contenders() if c.name == placement.OURS)
+    assert ours.mode == "extender" and ours.extender_weight == placement.extender_weight()
+
+
+def test_quick_placement_writes_a_consistent_report(tmp_path: Path) -> None:
+    assert main(["placement", "--quick", "--out", str(tmp_path)]) == 0
+    (folder,) = tmp_path.glob("placement-*")
+    doc = json.loads((folder / "results.json").read_text())
+    names = {c.name for c in placement.contenders()}
+    assert doc["problems"] == []
+    assert {r["contender"] for r in doc["runs"]} == names
+    for r in doc["runs"]:
+        assert r["placed_first_try"] + r["placed_after_wait"] + r["unschedulable"] == r["pods"] > 0
+        assert len(r["series"]["t_s"]) > 10
+    report = (folder / "report.md").read_text()
+    for name in names:
+        assert f"| {name} |" in report
+    for png in ("hotspots.png", "timeline-x10000.png"):
+        assert (folder / png).stat().st_size > 1000
