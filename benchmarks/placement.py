@@ -36,6 +36,7 @@ import yaml
 
 from benchmarks import loadmodel, simulate, trace
 from extender.policy_file import load_policy
+from scoring import PolicyError
 from extender.settings import DEFAULT_POLICY_PATH
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,8 +56,12 @@ def extender_weight(config: Path = SCHEDULER_CONFIG) -> int:
     return int(doc["extenders"][0]["weight"])
 
 
-def contenders() -> tuple[simulate.Contender, ...]:
+def contenders(extra: tuple[tuple[str, str], ...] = ()) -> tuple[simulate.Contender, ...]:
+    """The four policies compared, then ``extra`` ((name, policy file) pairs given with
+    ``--policy``), each run as the extender is, behind kube-scheduler's defaults."""
     kube = load_policy(POLICIES / "kube-scheduler-default.yaml")
+    added = tuple(simulate.Contender(name, f"extender with {path}", load_policy(Path(path)), "extender",
+                                     extender_weight(), kube) for name, path in extra)
     return (
         simulate.Contender(BASELINE, "kube-scheduler defaults (LeastAllocated + BalancedAllocation, requests only)",
                            kube, "plugins"),
@@ -66,7 +71,7 @@ def contenders() -> tuple[simulate.Contender, ...]:
                            load_policy(POLICIES / "koordinator-loadaware.yaml"), "plugins"),
         simulate.Contender(OURS, "this extender, default policy, behind kube-scheduler's defaults",
                            load_policy(DEFAULT_POLICY_PATH), "extender", extender_weight(), kube),
-    )
+    ) + added
 
 
 POLICY_FILES = {
@@ -85,6 +90,7 @@ class Job:
     contender: str
     params: simulate.SimParams
     model: loadmodel.LoadModel
+    extra: tuple[tuple[str, str], ...] = ()
 
 
 def run_job(job: Job) -> dict[str, Any]:
@@ -93,7 +99,7 @@ def run_job(job: Job) -> dict[str, Any]:
     nodes, pods = trace.load_nodes(replay), trace.load_pods(replay)
     usage = loadmodel.generate(job.model, pods, ticks=simulate.ticks_for(pods, job.params),
                                tick_s=job.params.tick_s, seed=job.seed)
-    contender = next(c for c in contenders() if c.name == job.contender)
+    contender = next(c for c in contenders(job.extra) if c.name == job.contender)
     result = simulate.run(contender, nodes, pods, usage, job.params, job.seed)
     out = result.summary()
     out["compression"] = job.compression
@@ -156,9 +162,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compression", type=lambda s: tuple(float(x) for x in s.split(",")),
                    help="arrival-time compressions, comma-separated (default 1000,10000,100000)")
     p.add_argument("--keep-every", type=int, help="replay every k-th node and pod (default 1; --quick 4)")
+    p.add_argument("--policy", action="append", default=[], metavar="NAME=FILE", type=_named_policy,
+                   help="also run this policy file as the extender (repeatable), e.g. "
+                        "--policy strict=my-policy.yaml")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes (default 2)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (default benchmarks/results)")
+
+
+def _named_policy(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=FILE, got {text!r}")
+    if name in POLICY_FILES:
+        raise argparse.ArgumentTypeError(f"{name!r} is taken by a built-in contender")
+    try:
+        load_policy(Path(path))
+    except PolicyError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return name, path
 
 
 def _settings(args: argparse.Namespace) -> tuple[tuple[float, ...], int, int]:
@@ -176,8 +198,12 @@ def run(args: argparse.Namespace) -> int:
 
     levels, seeds, keep = _settings(args)
     params, model = simulate.SimParams(), loadmodel.LoadModel()
-    names = [c.name for c in contenders()]
-    jobs = [Job(level, keep, seed, name, params, model) for level in levels for seed in range(seeds)
+    extra = tuple(args.policy)
+    if len({n for n, _ in extra}) != len(extra):
+        print("--policy: each NAME once", file=sys.stderr)
+        return 2
+    names = [c.name for c in contenders(extra)]
+    jobs = [Job(level, keep, seed, name, params, model, extra) for level in levels for seed in range(seeds)
             for name in names]
     started = time.perf_counter()
     ctx = multiprocessing.get_context("fork")
@@ -196,7 +222,8 @@ def run(args: argparse.Namespace) -> int:
         "wall_s": wall, "replay": {"compressions": list(levels), "keep_every": keep, "seeds": seeds},
         "sim": params.as_dict(), "load_model": model.as_dict(),
         "contenders": [{"name": c.name, "title": c.title, "mode": c.mode, "extender_weight": c.extender_weight,
-                        "policy_file": POLICY_FILES[c.name]} for c in contenders()],
+                        "policy_file": POLICY_FILES.get(c.name, dict(extra).get(c.name))}
+                       for c in contenders(extra)],
         "aggregates": {f"{level:g}": {n: a for n, a in per.items()} for level, per in aggregates.items()},
         "targets": {f"{level:g}": target_check(per) for level, per in aggregates.items()},
         "runs": results, "problems": problems,

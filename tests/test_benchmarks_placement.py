@@ -140,3 +140,14 @@ def test_quick_placement_writes_a_consistent_report(tmp_path: Path) -> None:
         assert f"| {name} |" in report
     for png in ("hotspots.png", "timeline-x10000.png"):
         assert (folder / png).stat().st_size > 1000
+
+
+def test_extra_policies_run_as_the_extender_and_names_are_checked(tmp_path: Path) -> None:
+    import argparse
+    extra = (("mine", "config/extender-policy.yaml"),)
+    added = placement.contenders(extra)[-1]
+    assert added.name == "mine" and added.mode == "extender" and added.in_tree is not None
+    assert placement._named_policy("mine=config/extender-policy.yaml") == extra[0]
+    for bad in ("no-equals-sign", "kube-scheduler=config/extender-policy.yaml", f"x={tmp_path / 'missing.yaml'}"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            placement._named_policy(bad)
