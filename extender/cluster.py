@@ -33,7 +33,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from extender.demand import nonnegative, pod_demand, requested_resources, to_units
+from extender.demand import accounting_key, nonnegative, pod_demand, requested_resources, to_units
 from extender.source import parse_rfc3339
 from extender.wire import MalformedObject, Node, Pod, decode_meta, decode_node, decode_pod
 from scoring import NodeTable
@@ -78,14 +78,40 @@ class Snapshot:
 EMPTY_FIELDS = ("usage", "usage_avg", "usage_std", "usage_p95", "threshold_override")
 
 
-@dataclasses.dataclass
-class _PodRecord:
-    node: str
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Accounting:
+    """What one pod adds to its node, on the resource axis at the time it was computed (shared,
+    read-only, by every pod of the same resources: see ``ClusterState._accounting``)."""
+
     requests: npt.NDArray[np.float64]  # (R_at_record,)
     nonzero: npt.NDArray[np.float64]
     limits: npt.NDArray[np.float64]  # max(limits, requests) per resource (Trimaran SetMaxLimits)
     estimate: npt.NDArray[np.float64]
+    # (field, ((resource index, amount), ...)) for the non-zero amounts: applied with scalar
+    # updates, cheaper than numpy column arithmetic for a handful of resources
+    deltas: tuple[tuple[str, tuple[tuple[int, float], ...]], ...]
+
+
+ACCOUNTING_MEMO_SIZE = 4096  # distinct pod resource shapes remembered (a cluster has few)
+
+
+@dataclasses.dataclass
+class _PodRecord:
+    node: str
+    acct: _Accounting
     bound_at: float | None  # wall time we first saw it bound (None: it was bound before we started)
+
+    @property
+    def requests(self) -> npt.NDArray[np.float64]:
+        return self.acct.requests
+
+    @property
+    def limits(self) -> npt.NDArray[np.float64]:
+        return self.acct.limits
+
+    @property
+    def estimate(self) -> npt.NDArray[np.float64]:
+        return self.acct.estimate
 
 
 class LoadProvider(Protocol):
@@ -129,6 +155,7 @@ class ClusterState:
         self._arrays = {f: np.zeros((len(self._resources), 0)) for f in NODE_FIELDS}
         self._free: list[int] = []
         self._pods: dict[str, _PodRecord] = {}
+        self._accounting_memo: dict[tuple[object, ...], _Accounting] = {}
         self._pod_keys: dict[tuple[str, str], str] = {}  # (namespace, name) -> uid
         self._unbound: dict[str, Pod] = {}  # uid -> pending pod spec (for assume at bind)
         self._dirty = True
@@ -298,20 +325,41 @@ class ClusterState:
 
     # --- pods ------------------------------------------------------------------------------
 
-    def _record_for(self, pod: Pod, node: str, bound_at: float | None) -> _PodRecord:
+    def _accounting(self, pod: Pod) -> _Accounting:
+        """The pod's requests, non-zero requests, limits and estimate, computed once per
+        distinct set of container resources (``demand.accounting_key``) and resource axis:
+        pods of one template, the common case under churn, cost a dict lookup."""
+        key = (accounting_key(pod), len(self._resources))
+        acct = self._accounting_memo.get(key)
+        if acct is not None:
+            return acct
         self._ensure_columns(requested_resources(pod, ()))
         axis = tuple(self._resources)
         d = pod_demand(pod, axis, containers=False)
-        limits = np.maximum(d.limits, d.requests)
-        est = estimate_pod(d, self._factors)
-        return _PodRecord(node, np.array(d.requests), np.array(d.nonzero_requests), limits, est, bound_at)
+        vectors = {"requested": np.array(d.requests), "nonzero_requested": np.array(d.nonzero_requests),
+                   "limits": np.maximum(d.limits, d.requests)}
+        deltas = tuple((f, tuple((r, float(x)) for r, x in enumerate(v.tolist()) if x)) for f, v in vectors.items())
+        acct = _Accounting(vectors["requested"], vectors["nonzero_requested"], vectors["limits"],
+                           estimate_pod(d, self._factors), deltas)
+        for a in (acct.requests, acct.nonzero, acct.limits, acct.estimate):
+            a.flags.writeable = False
+        if len(self._accounting_memo) >= ACCOUNTING_MEMO_SIZE:
+            self._accounting_memo.clear()
+        if len(axis) == key[1]:  # the axis did not grow while computing: the key is right
+            self._accounting_memo[key] = acct
+        return acct
+
+    def _record_for(self, pod: Pod, node: str, bound_at: float | None) -> _PodRecord:
+        return _PodRecord(node, self._accounting(pod), bound_at)
 
     def _apply(self, rec: _PodRecord, sign: float) -> None:
         row = self._row(rec.node)
         self._node_pods[rec.node] = self._node_pods.get(rec.node, 0) + int(sign)
-        self._arrays["requested"][:, row] += sign * self._vec(rec.requests)
-        self._arrays["nonzero_requested"][:, row] += sign * self._vec(rec.nonzero)
-        self._arrays["limits"][:, row] += sign * self._vec(rec.limits)
+        arrays = self._arrays
+        for field, amounts in rec.acct.deltas:
+            a = arrays[field]
+            for r, x in amounts:
+                a[r, row] += sign * x
 
     def _drop_pod(self, uid: str) -> None:
         old = self._pods.pop(uid, None)

@@ -1,10 +1,11 @@
 """The last scheduling decisions, kept for "why did my pod land there?" (``/debug/decisions``).
 
 Bounded memory: at most ``capacity`` pods (oldest dropped first); per pod the filter's verdict
-counts and most frequent reasons, the ``top`` best nodes of prioritize fully explained (each
-strategy's score, verdict, data age; ``scoring.explain``), every candidate's 0..10 score as one
-byte, and the node our bind put it on. Recording costs a partial sort and ``top`` small dicts,
-not a pass over every node in Python.
+counts and most frequent reasons, the ``top`` best nodes of prioritize (their rows of the
+evaluation and node table, explained with ``scoring.explain`` when the decision is read: each
+strategy's score, verdict, data age), every candidate's 0..10 score as one byte, and the node
+our bind put it on. Recording costs a partial sort and copies of ``top`` rows, nothing per node
+in Python.
 """
 
 from __future__ import annotations
@@ -31,20 +32,24 @@ class Decision:
     updated: float
     filter: dict[str, Any] | None = None
     prioritize: dict[str, Any] | None = None
+    best: _Best | None = None  # prioritize's best nodes, explained when the decision is read
     scores: npt.NDArray[np.int8] | None = None  # (N,) prioritize's 0..10 per candidate
     names: tuple[str, ...] = ()
     bound_node: str | None = None
     bind_error: str | None = None
 
     def summary(self) -> dict[str, Any]:
-        best = self.prioritize["top"][0]["node"] if self.prioritize and self.prioritize["top"] else None
+        best = self.best.nodes.names[0] if self.best is not None and len(self.best.nodes) else None
         return {"uid": self.uid, "pod": self.pod, "updated": _iso(self.updated), "bestNode": best,
                 "boundNode": self.bound_node,
                 "candidates": len(self.names) if self.names else (self.filter or {}).get("nodes")}
 
     def full(self) -> dict[str, Any]:
         out = self.summary()
-        out.update({"firstSeen": _iso(self.first_seen), "filter": self.filter, "prioritize": self.prioritize,
+        prioritize = None
+        if self.prioritize is not None:
+            prioritize = dict(self.prioritize, top=self.best.explain() if self.best is not None else [])
+        out.update({"firstSeen": _iso(self.first_seen), "filter": self.filter, "prioritize": prioritize,
                     "bindError": self.bind_error})
         if self.bound_node and self.scores is not None and self.bound_node in self.names:
             i = self.names.index(self.bound_node)
@@ -52,6 +57,20 @@ class Decision:
             out["boundNodeScore"] = score
             out["boundNodeRank"] = int(np.count_nonzero(self.scores > score)) + 1
         return out
+
+
+@dataclasses.dataclass(frozen=True)
+class _Best:
+    """The best nodes of one prioritize call: their rows of the evaluation and of the table
+    (a few rows copied; the explanation is built only when someone reads it)."""
+
+    ev: Evaluation
+    nodes: NodeTable
+    pod: PodDemand
+    policy: Policy
+
+    def explain(self) -> list[dict[str, Any]]:
+        return explain(self.ev, pod=self.pod, nodes=self.nodes, policy=self.policy, rows=range(len(self.nodes)))
 
 
 def _iso(t: float) -> str:
@@ -81,16 +100,15 @@ class DecisionLog:
             self._items.move_to_end(uid)
         return d
 
-    def record_filter(self, uid: str, pod: str, ev: Evaluation, failed: dict[str, str],
-                      unresolvable: dict[str, str], unresolved: int) -> None:
-        """Verdict counts and the most frequent reasons (the reasons the filter answered with)."""
+    def record_filter(self, uid: str, pod: str, ev: Evaluation, reasons: collections.Counter[str],
+                      unresolved: int) -> None:
+        """Verdict counts and the most frequent reasons (``reasons``: the reasons the filter
+        answered with, counted over nodes)."""
         if not uid:
             return
         codes = ev.verdict.code
         counts = {VERDICT_NAMES.get(int(c), str(c)): int(k) for c, k in zip(*np.unique(codes, return_counts=True),
                                                                              strict=True)}
-        reasons = collections.Counter(failed.values())
-        reasons.update(unresolvable.values())
         with self._lock:
             d = self._entry(uid, pod)
             d.filter = {"nodes": int(len(codes)) + unresolved, "verdicts": counts,
@@ -101,12 +119,13 @@ class DecisionLog:
                           policy: Policy) -> None:
         if not uid:
             return
-        best = ranking(ev, self._top)
-        top = explain(ev, pod=demand, nodes=nodes, policy=policy, rows=best.tolist())
+        rows = ranking(ev, self._top)
+        best = _Best(ev.take(rows), nodes.take(rows), demand, policy)
         hist = np.bincount(ev.scores, minlength=11).tolist()
         with self._lock:
             d = self._entry(uid, pod)
-            d.prioritize = {"nodes": len(nodes), "scoreHistogram": hist, "top": top}
+            d.prioritize = {"nodes": len(nodes), "scoreHistogram": hist}
+            d.best = best
             d.scores = ev.scores.astype(np.int8)
             d.names = nodes.names
 

@@ -97,6 +97,25 @@ def _aggregate(resources: tuple[str, ...], pod: Pod, *, limits: bool, nonzero: b
     return np.array(total, dtype=np.float64)
 
 
+def _resources_key(c: Container) -> tuple[object, ...]:
+    res = c.resources
+    if res is None:
+        return ()
+    return (tuple(res.requests.items()) if res.requests else (), tuple(res.limits.items()) if res.limits else ())
+
+
+def accounting_key(pod: Pod) -> tuple[object, ...]:
+    """Everything ``pod_demand(..., containers=False)``'s requests and limits depend on: the
+    containers' and init containers' resources (and restart policy), and the overhead. Pods
+    of one template share it, so the cluster cache computes their accounting once."""
+    spec = pod.spec
+    if spec is None:
+        return ()
+    return (tuple(_resources_key(c) for c in spec.containers or ()),
+            tuple((_resources_key(c), c.restartPolicy) for c in spec.initContainers or ()),
+            tuple(spec.overhead.items()) if spec.overhead else ())
+
+
 def requested_resources(pod: Pod, base: Iterable[str] = (CPU, MEMORY, PODS)) -> tuple[str, ...]:
     """The resource axis for this pod: the base resources, then every extended resource any of
     its containers requests or limits, in first-seen order."""

@@ -7,6 +7,7 @@ together, so that the HTTP layer only moves bytes and records metrics.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 
@@ -31,8 +32,8 @@ from extender.wire import (
     encode_host_priorities,
     encode_preemption_result,
 )
-from scoring import Evaluation, PodDemand, Policy, describe, evaluate, release
-from scoring.filters import USAGE_THRESHOLD
+from scoring import Evaluation, PodDemand, Policy, evaluate, release
+from scoring.filters import USAGE_THRESHOLD, reason_groups
 from scoring.explain import explain, ranking
 from scoring.estimate import estimate_usage
 
@@ -83,25 +84,26 @@ class Verbs:
         except CacheNotReady as exc:  # the scheduler logs ExtenderFilterResult.Error; a 503 it would not
             return Answer(encode_filter_error(None, str(exc)), outcome="not_ready")
         feasible = ev.verdict.feasible
-        passing = cands.rows[feasible].tolist()
+        passing = np.zeros(len(request.names), bool)
+        passing[cands.rows[feasible]] = True
         failed: dict[str, str] = {}
         unresolvable = dict(cands.unresolved)
         v, names = ev.verdict, cands.table.names
-        reasons: dict[tuple[int, int, float], str] = {}  # many nodes fail for the same reason
-        for i in np.flatnonzero(~feasible).tolist():
-            key = (int(v.code[i]), int(v.resource[i]), float(v.value[i]))
-            reason = reasons.get(key)
-            if reason is None or key[0] == USAGE_THRESHOLD:  # a threshold may differ per node
-                reason = reasons[key] = describe(v, i, cands.table, demand, self._policy)
-            (unresolvable if v.unresolvable[i] else failed)[names[i]] = reason
+        reasons = collections.Counter(cands.unresolved.values())
+        for reason, rows in reason_groups(v, cands.table, demand, self._policy):
+            unres = v.unresolvable[rows]
+            for target, sel in ((unresolvable, rows[unres]), (failed, rows[~unres])):
+                if len(sel):
+                    target.update(dict.fromkeys([names[i] for i in sel.tolist()], reason))
+            reasons[reason] += len(rows)
         codes, counts = np.unique(ev.verdict.code[~feasible], return_counts=True)
         rejections = tuple((_REASON_NAMES.get(int(c), str(c)), int(k)) for c, k in zip(codes, counts, strict=True))
         if cands.unresolved:
             rejections += (("invalid_node_data", len(cands.unresolved)),)
         if self._decisions is not None:
             uid, key = _pod_key(request.pod)
-            self._decisions.record_filter(uid, key, ev, failed, unresolvable, len(cands.unresolved))
-        return Answer(encode_filter_result(request, passing, failed, unresolvable),
+            self._decisions.record_filter(uid, key, ev, reasons, len(cands.unresolved))
+        return Answer(encode_filter_result(request, passing.tolist(), failed, unresolvable),
                       nodes=len(request.names), rejections=rejections,
                       fallback_nodes=int(ev.fallback.sum()))
 

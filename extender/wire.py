@@ -12,9 +12,12 @@ in ``Nodes`` form echoes the scheduler's own objects byte for byte.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Mapping, Sequence
 
 import msgspec
+
+from scoring import MAX_EXTENDER_PRIORITY
 
 Quantity = str | int | float  # Go sends strings ("100m"); hand-written requests use numbers
 ResourceList = dict[str, Quantity]
@@ -407,15 +410,16 @@ class _PreemptionResult(msgspec.Struct):
 _encoder = msgspec.json.Encoder()
 
 
-def encode_filter_result(request: SchedulingRequest, passing: Sequence[int], failed: Mapping[str, str],
+def encode_filter_result(request: SchedulingRequest, passing: Sequence[bool], failed: Mapping[str, str],
                          unresolvable: Mapping[str, str], error: str = "") -> bytes:
     """ExtenderFilterResult in the form the request used: ``Nodes`` (the scheduler's own
-    objects, echoed) for the Nodes form, ``NodeNames`` for the NodeNames form."""
+    objects, echoed) for the Nodes form, ``NodeNames`` for the NodeNames form. ``passing`` is
+    one flag per request node, in request order."""
     if request.objects is None:
-        nodes, names = None, [request.names[i] for i in passing]
+        nodes, names = None, list(itertools.compress(request.names, passing))
     else:
         raw = request.objects.raw
-        nodes, names = _NodeListOut(request.objects.list_metadata, [raw[i] for i in passing]), None
+        nodes, names = _NodeListOut(request.objects.list_metadata, list(itertools.compress(raw, passing))), None
     return _encoder.encode(_FilterResult(nodes, names, dict(failed), dict(unresolvable), error))
 
 
@@ -424,11 +428,29 @@ def encode_filter_error(request: SchedulingRequest | None, error: str) -> bytes:
     return _encoder.encode(_FilterResult(None, None, {}, {}, error))
 
 
+_HOST_OPEN = b',{"Host":"'
+# '","Score":K},{"Host":"' for K = 0..10: closes one entry and opens the next
+_SCORE_JOINS = tuple(b'","Score":%d}' % k + _HOST_OPEN for k in range(MAX_EXTENDER_PRIORITY + 1))
+
+
 def encode_host_priorities(names: Sequence[str], scores: Sequence[int]) -> bytes:
-    """HostPriorityList: a bare JSON array of {Host, Score} (``scores`` are Python ints)."""
+    """HostPriorityList: a bare JSON array of {Host, Score} (``scores`` are Python ints).
+
+    Built from the encoded name list: ``["a","b"]`` split at its ``","`` separators gives each
+    name's JSON string contents (an escaped name never contains ``","``), interleaved with a
+    table of score joints (scores are 0..10): no object per node. Out-of-range scores, which
+    the core never produces, take the plain encoder."""
     if len(names) != len(scores):
         raise ValueError("names and scores differ in length")
-    return _encoder.encode(list(map(_HostPriority, names, scores)))
+    if not names:
+        return b"[]"
+    parts = _encoder.encode(list(names))[2:-2].split(b'","')
+    if len(parts) != len(names) or min(scores) < 0 or max(scores) > MAX_EXTENDER_PRIORITY:
+        return _encoder.encode(list(map(_HostPriority, names, scores)))
+    seq: list[bytes] = [b""] * (2 * len(parts))
+    seq[0::2] = parts
+    seq[1::2] = [_SCORE_JOINS[k] for k in scores]
+    return b'[{"Host":"' + b"".join(seq)[:-len(_HOST_OPEN)] + b"]"
 
 
 def encode_error(error: str) -> bytes:

@@ -56,6 +56,13 @@ class Evaluation:
     estimate: FloatArray
     implicit: IntArray | None = None
 
+    def take(self, rows: npt.NDArray[np.int64]) -> Evaluation:
+        """The evaluation of ``rows`` only, aligned with ``NodeTable.take(rows)``."""
+        return Evaluation(self.verdict.take(rows),
+                          {k: None if c is None else c[rows] for k, c in self.components.items()},
+                          self.combined[rows], self.scores[rows], self.load_ok[rows], self.fallback[rows],
+                          self.estimate, None if self.implicit is None else self.implicit[rows])
+
 
 def to_extender_scores(combined: FloatArray) -> npt.NDArray[np.int64]:
     """(N,) 0..100 float -> (N,) int64 0..10, round half up; NaN -> 0. For callers holding

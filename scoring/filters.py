@@ -38,6 +38,9 @@ class Verdict:
     def feasible(self) -> BoolArray:
         return self.code == OK
 
+    def take(self, rows: npt.NDArray[np.int64]) -> Verdict:
+        return Verdict(self.code[rows], self.resource[rows], self.value[rows], self.unresolvable[rows])
+
 
 def load_usable(nodes: NodeTable, policy: Policy) -> BoolArray:
     """(N,) True where the node has a measurement of every resource in
@@ -139,7 +142,7 @@ def filter_nodes(pod: PodDemand, nodes: NodeTable, policy: Policy, *, estimate: 
 
 
 def describe(v: Verdict, i: int, nodes: NodeTable, pod: PodDemand, policy: Policy) -> str:
-    """One node's verdict as a sentence for the FailedScheduling event."""
+    """One node's verdict as a sentence with that node's own figures (the explanation's)."""
     code, col, value = int(v.code[i]), int(v.resource[i]), float(v.value[i])
     name = nodes.resources[col] if col >= 0 else (pod.resources[-1 - col] if col < -1 else "")
     if code == INSUFFICIENT:
@@ -155,3 +158,58 @@ def describe(v: Verdict, i: int, nodes: NodeTable, pod: PodDemand, policy: Polic
         age = "no load data" if not np.isfinite(value) else f"load data is {value:.0f}s old"
         return f"{age} (stale after {policy.load.staleAfterSeconds:g}s; policy fallback: reject)"
     return ""
+
+
+def _threshold_limits(v: Verdict, rows: npt.NDArray[np.int64], nodes: NodeTable, policy: Policy) -> FloatArray:
+    """(len(rows),) the usage threshold in percent that applied to each of ``rows`` (nodes
+    failing USAGE_THRESHOLD): the node's override, else the policy's."""
+    out = np.zeros(len(rows))
+    cols = v.resource[rows].astype(np.int64)
+    for col in np.unique(cols).tolist():
+        sel = cols == col
+        override = nodes.threshold_override[rows[sel], col]
+        out[sel] = np.where(np.isnan(override), float(policy.filters.usageThresholds[nodes.resources[col]]), override)
+    return out
+
+
+def _group_sentence(code: int, col: int, detail: float, nodes: NodeTable, pod: PodDemand, policy: Policy) -> str:
+    name = nodes.resources[col] if col >= 0 else (pod.resources[-1 - col] if col < -1 else "")
+    if code == USAGE_THRESHOLD:  # Koordinator's "node(s) <res> usage exceed threshold", with the limit
+        return f"node(s) {name} usage exceed threshold {detail:g}% (measured + estimated, with this pod)"
+    if code == NO_FRESH_LOAD:
+        what = "no load data" if detail else "load data stale"
+        return f"{what} (stale after {policy.load.staleAfterSeconds:g}s; policy fallback: reject)"
+    return ""
+
+
+def reason_groups(v: Verdict, nodes: NodeTable, pod: PodDemand,
+                  policy: Policy) -> list[tuple[str, npt.NDArray[np.int64]]]:
+    """The failing nodes grouped by the sentence the filter answers for them, as
+    ``[(reason, rows (K,) int64), ...]``.
+
+    kube-scheduler's FailedScheduling event counts identical reasons ("0/5000 nodes are
+    available: 120 Insufficient cpu, 40 node(s) cpu usage exceed threshold 80% ..."), so these
+    sentences carry no per-node figure (``describe`` and the explanation have them): a few
+    distinct reasons instead of one per node, and one sentence built per group, not per node.
+    """
+    failing = np.flatnonzero(v.code != OK)
+    if not len(failing):
+        return []
+    code = v.code[failing].astype(np.int64)
+    col = v.resource[failing].astype(np.int64)
+    detail = np.zeros(len(failing))
+    threshold = code == USAGE_THRESHOLD
+    if threshold.any():
+        detail[threshold] = _threshold_limits(v, failing[threshold], nodes, policy)
+    stale = code == NO_FRESH_LOAD
+    if stale.any():
+        detail[stale] = ~np.isfinite(v.value[failing[stale]])
+    key = np.stack([code, col, np.round(detail * 1000).astype(np.int64)], axis=1)
+    groups, inverse = np.unique(key, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    out = []
+    for g, (c, r, d) in enumerate(groups.tolist()):
+        rows = failing[inverse == g]
+        sentence = _group_sentence(c, r, d / 1000.0, nodes, pod, policy) or describe(v, int(rows[0]), nodes, pod, policy)
+        out.append((sentence, rows))
+    return out

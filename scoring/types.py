@@ -108,6 +108,13 @@ class NodeTable:
                                          for c in range(alloc.shape[1])),
         )
 
+    def take(self, rows: npt.NDArray[np.int64]) -> NodeTable:
+        """The table of ``rows`` only, in that order (copies: a few rows kept for later, e.g. the
+        decision log's best nodes, without holding on to the whole table)."""
+        return dataclasses.replace(self, names=tuple(self.names[i] for i in rows.tolist()),
+                                   load_age_s=self.load_age_s[rows],
+                                   **{f: getattr(self, f)[rows] for f in ARRAY_FIELDS})
+
     def column(self, resource: str) -> int:
         """Index of ``resource`` on the resource axis, or -1 if the table does not carry it."""
         try:

@@ -118,6 +118,10 @@ def test_names_mode_answers_from_the_cache(api: FakeKubeAPI, tmp_path: Path) -> 
         assert status == 200 and decisions["decisions"][0]["uid"] == "uid-new"
         status, one = call(f"{url}/debug/decisions/uid-new")
         assert one["prioritize"]["top"][0]["node"] == "n2" and one["filter"]["unresolved"] == 1
+        assert [t["node"] for t in one["prioritize"]["top"]] == ["n2", "n1"]  # best first, explained
+        assert one["prioritize"]["top"][0]["strategies"] and one["bestNode"] == "n2"
+        (ghost,) = one["filter"]["topReasons"]
+        assert ghost["nodes"] == 1 and "not in the extender's cluster cache" in ghost["reason"]
         assert call(f"{url}/debug/decisions/nope")[0] == 404
 
 

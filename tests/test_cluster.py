@@ -123,6 +123,32 @@ def test_extended_resources_grow_the_axis() -> None:
     assert view["g"]["example.com/gpu"] == 1 and view["g"]["cpu"] == 1000 and view["a"]["example.com/gpu"] == 0
 
 
+def test_pods_of_one_template_share_their_accounting() -> None:
+    """Accounting is computed once per distinct set of container resources (the churn path):
+    pods of one template share it, any difference in resources gives another, and an extended
+    resource that grows the axis does not reuse an entry made for the shorter axis."""
+    s = ClusterState(estimator_factors={"cpu": 85, "memory": 70})
+    s.nodes_handler.replace([node("a", cpu="64", memory="256Gi")])
+    for k in range(3):
+        s.pods_handler.upsert(pod(f"t{k}", "a"))
+    s.pods_handler.upsert(pod("other", "a", cpu="501m"))
+    s.pods_handler.upsert(pod("init", "a", init_cpu="2"))
+    recs = s._pods  # noqa: SLF001
+    assert recs["t0"].acct is recs["t1"].acct is recs["t2"].acct
+    assert recs["other"].acct is not recs["t0"].acct and recs["init"].acct is not recs["t0"].acct
+    assert requested(s)["a"]["cpu"] == 3 * 500 + 501 + 2000
+    gpu_pod = json.loads(pod("g", "a"))
+    gpu_pod["spec"]["containers"][0]["resources"]["requests"]["example.com/gpu"] = "1"
+    s.pods_handler.upsert(json.dumps(gpu_pod).encode())
+    s.pods_handler.upsert(json.dumps(dict(gpu_pod, metadata={"name": "g2", "namespace": "ns", "uid": "g2"})).encode())
+    view = requested(s)["a"]
+    assert view["example.com/gpu"] == 2 and view["cpu"] == 5 * 500 + 501 + 2000
+    for uid in ("t0", "t1", "g"):
+        s.pods_handler.delete(pod(uid, "a"))
+    view = requested(s)["a"]
+    assert view["example.com/gpu"] == 1 and view["cpu"] == 2 * 500 + 501 + 2000
+
+
 def test_snapshot_table_rows_and_limits() -> None:
     s = ClusterState(estimator_factors={})
     s.nodes_handler.replace([node("a"), node("b")])

@@ -66,7 +66,7 @@ def check_filter_nodes(answer: dict[str, Any], request: bytes) -> None:
     assert answer["NodeNames"] is None
     assert answer["Error"] == ""
     assert answer["FailedNodes"] == {
-        "n2": "node cpu usage too high: 86% of allocatable with this pod (estimated), threshold 80%"}
+        "n2": "node(s) cpu usage exceed threshold 80% (measured + estimated, with this pod)"}
     assert list(answer["FailedAndUnresolvableNodes"]) == ["n3"]
     reason = answer["FailedAndUnresolvableNodes"]["n3"]
     assert reason.startswith("node n3: status.allocatable.cpu:") and "4x" in reason

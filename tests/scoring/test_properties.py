@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from scoring import MAX_EXTENDER_PRIORITY, describe, evaluate
-from scoring.filters import INSUFFICIENT, NO_ALLOCATABLE, NO_FRESH_LOAD, OK, USAGE_THRESHOLD
+from scoring.filters import INSUFFICIENT, NO_ALLOCATABLE, NO_FRESH_LOAD, OK, USAGE_THRESHOLD, reason_groups
 from scoring.policy import LOAD_KIND, strategy_kind
 from scoring.types import ARRAY_FIELDS, MAX_QUANTITY
 from tests.scoring import generators as gen
@@ -236,6 +236,32 @@ def test_verdict_codes_partition_the_nodes_and_infeasible_nodes_score_zero(sc):
 
 
 @PROPERTY
+@given(sc=gen.scenarios())
+def test_reason_groups_cover_each_failing_node_once_with_its_own_reason(sc):
+    """The filter answers one sentence per group of nodes: every failing node is in exactly one
+    group; nodes fail for the same reason in a group (same code and resource, and for the usage
+    threshold the same limit, which the sentence names); the sentences carry no per-node figure,
+    so there are never more groups than distinct (code, resource, limit)."""
+    ev = run(sc)
+    v = ev.verdict
+    groups = reason_groups(v, sc.nodes, sc.pod, sc.policy)
+    rows = np.concatenate([r for _, r in groups]) if groups else np.zeros(0, np.int64)
+    assert sorted(rows.tolist()) == np.flatnonzero(~v.feasible).tolist()
+    assert len({s for s, _ in groups}) == len(groups)
+    for sentence, r in groups:
+        assert sentence and len(set(v.code[r].tolist())) == 1 and len(set(v.resource[r].tolist())) == 1
+        code = int(v.code[r[0]])
+        if code in (INSUFFICIENT, NO_ALLOCATABLE):
+            assert sentence == describe(v, int(r[0]), sc.nodes, sc.pod, sc.policy)
+        if code == USAGE_THRESHOLD:
+            col = int(v.resource[r[0]])
+            for i in r.tolist():
+                own = sc.nodes.threshold_override[i, col]
+                limit = sc.policy.filters.usageThresholds[sc.nodes.resources[col]] if np.isnan(own) else own
+                assert f"threshold {limit:g}%" in sentence
+
+
+@PROPERTY
 @given(sc=gen.scenarios(spread=True))
 @example(sc=_overshoot_scenario())
 def test_spread_maps_the_feasible_range_onto_0_100(sc):
@@ -252,3 +278,17 @@ def test_spread_maps_the_feasible_range_onto_0_100(sc):
         assert (np.diff(after[order]) >= 0).all()
     else:
         assert after.tolist() == before.tolist()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(sc=gen.scenarios(), seed=gen.SEEDS)
+def test_explaining_taken_rows_equals_explaining_those_rows_of_the_whole(sc, seed):
+    """The decision log keeps ``Evaluation.take`` / ``NodeTable.take`` of its best rows and
+    explains them later: that must read exactly as explaining those rows of the whole."""
+    from scoring.explain import explain
+    ev = run(sc)
+    n = len(sc.nodes)
+    rows = np.random.default_rng(seed).permutation(n)[: max(1, n // 2)]
+    whole = explain(ev, pod=sc.pod, nodes=sc.nodes, policy=sc.policy, rows=rows.tolist())
+    part = explain(ev.take(rows), pod=sc.pod, nodes=sc.nodes.take(rows), policy=sc.policy, rows=range(len(rows)))
+    assert part == whole
