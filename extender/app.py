@@ -8,6 +8,7 @@ the log, never to the client).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import time
@@ -22,6 +23,7 @@ from extender.policy_file import load_policy
 from extender.settings import Settings
 from extender.cache import Cache, CachedBinder, CacheNotReady, CacheSource, cache_config
 from extender.decisions import DecisionLog
+from extender.gate import CallGate
 from extender.source import NamesFormUnsupported, NodeSource, StatelessSource
 from extender.verbs import Answer, Verbs
 from extender.wire import BadRequest, encode_error, encode_json
@@ -40,10 +42,11 @@ def create_app(settings: Settings, *, source: NodeSource | None = None, binder: 
     if binder is None or source is None:
         client = load_api_client(kubeconfig=settings.kubeconfig) if settings.api_access else None
     cache = None
+    gate = CallGate()  # filter, prioritize and preempt before the cache's event application
     metrics = Metrics(mode="cache" if source is None and client is not None and settings.cache
                       else getattr(source, "mode", "stateless"))
     if source is None and client is not None and settings.cache:
-        cache = Cache(client, policy, cache_config(settings), metrics=metrics, logger=log, clock=clock)
+        cache = Cache(client, policy, cache_config(settings), metrics=metrics, logger=log, clock=clock, gate=gate)
         source = CacheSource(cache, clock=clock)
     source = source or StatelessSource(annotation_prefix=settings.annotation_prefix, clock=clock)
     if binder is None:
@@ -69,7 +72,8 @@ def create_app(settings: Settings, *, source: NodeSource | None = None, binder: 
         status, kind = 200, ""
         try:
             body = _read_body(settings.read_timeout_s)
-            answer = handler(body)
+            with gate.call() if verb in GATED_VERBS else contextlib.nullcontext():
+                answer = handler(body)
             status = answer.status
             _record_answer(metrics, verb, answer)
             response = Response(answer.body, status=status, mimetype=JSON)
@@ -141,6 +145,11 @@ def create_app(settings: Settings, *, source: NodeSource | None = None, binder: 
                         status=exc.code or 400, mimetype=JSON)
 
     return app
+
+
+# The calls kube-scheduler waits on in its scheduling cycle; bind runs in its binding cycle and
+# mostly waits on the API server, so the cache need not step aside for it.
+GATED_VERBS = frozenset({"filter", "prioritize", "preempt", "explain"})
 
 
 def _bind_view(serve: Callable[[str, Callable[[bytes], Answer]], Response], verb: str,

@@ -19,6 +19,7 @@ import numpy as np
 
 from extender.binding import Binder, BindOutcome, BindResult, BindTarget
 from extender.cluster import ClusterState, CompensationSpec, Snapshot
+from extender.gate import CallGate
 from extender.informer import Informer
 from extender.load import LoadWindow, MetricsServerSource, PrometheusSource, default_prom_queries
 from extender.metrics import Metrics
@@ -60,13 +61,15 @@ class Cache:
     """Owns the store and every thread that feeds it."""
 
     def __init__(self, api_client: object, policy: Policy, config: CacheConfig, *, metrics: Metrics | None = None,
-                 logger: logging.Logger | None = None, clock: Callable[[], float] = time.time) -> None:
+                 logger: logging.Logger | None = None, clock: Callable[[], float] = time.time,
+                 gate: CallGate | None = None) -> None:
         self._log = logger or logging.getLogger("extender.cache")
         self._metrics = metrics
         self._config = config
         self._clock = clock
         self._stale_after = policy.load.staleAfterSeconds
         self._synced = False  # set once, after the first sync has been published
+        self._gate = gate  # scheduling calls in flight: event application and publishing wait
         self.window = LoadWindow(("cpu", "memory"), window_s=config.load_window_s)
         self.state = ClusterState(
             estimator_factors=policy.estimator.estimatedScalingFactors,
@@ -76,6 +79,7 @@ class Cache:
         on_event = self._count_event if metrics is not None else None
         self.informers = {
             kind: Informer(kind, api_client, handler, on_event=on_event,
+                           before_line=gate.feeder() if gate is not None else None,
                            resync_s=config.resync_s, logger=self._log)
             for kind, handler in (("nodes", self.state.nodes_handler), ("pods", self.state.pods_handler))}
         self.pollers: list = []
@@ -110,7 +114,10 @@ class Cache:
             t.stop()
 
     def _publish_loop(self) -> None:
+        publisher_turn = self._gate.feeder() if self._gate is not None else None
         while not self._stop.wait(self._config.publish_interval_s):
+            if publisher_turn is not None:
+                publisher_turn()
             try:
                 snap = self.state.publish()
             except Exception:  # never let the publisher die: the next round retries
@@ -189,7 +196,9 @@ class CacheSource:
         if last is not None and last[0] == snap.generation and last[1] == names:
             return last[2]
         rows = self._rows(snap, names)
-        result = Candidates(snap.table(rows[0], self._clock()), rows[1], rows[2])
+        # every name resolved: the table's names are the request's, in order
+        table_names = names if len(rows[1]) == len(names) else None
+        result = Candidates(snap.table(rows[0], self._clock(), table_names), rows[1], rows[2])
         self._last = (snap.generation, names, result)
         return result
 

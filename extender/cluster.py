@@ -67,10 +67,12 @@ class Snapshot:
     pods: int  # pods counted on known nodes
     compensated_pods: int
 
-    def table(self, rows: npt.NDArray[np.intp], now: float) -> NodeTable:
-        """The NodeTable of the given snapshot rows (load age computed at ``now``)."""
-        names = tuple(self.names[i] for i in rows)
-        fields = {f: a[:, rows].T for f, a in self.arrays.items()}
+    def table(self, rows: npt.NDArray[np.intp], now: float, names: tuple[str, ...] | None = None) -> NodeTable:
+        """The NodeTable of the given snapshot rows (load age computed at ``now``). ``names``:
+        the rows' node names when the caller has them already (the request's own tuple)."""
+        if names is None:
+            names = tuple(map(self.names.__getitem__, rows.tolist()))
+        fields = {f: np.take(a, rows, axis=1).T for f, a in self.arrays.items()}  # 3x a[:, rows]
         age = np.maximum(now - self.newest_sample[rows], 0.0)
         return NodeTable(names=names, resources=self.resources, load_age_s=age, **fields)
 

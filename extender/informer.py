@@ -122,6 +122,7 @@ class Informer:
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30.0,
         on_event: Callable[[str, str], None] | None = None,
+        before_line: Callable[[], object] | None = None,
         logger: logging.Logger | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -142,6 +143,7 @@ class Informer:
         self._backoff_base_s = float(backoff_base_s)
         self._backoff_max_s = float(backoff_max_s)
         self._on_event = on_event
+        self._before_line = before_line  # e.g. a gate.Feeder: scheduling calls first
         self._log = logger or _LOG
         self._rng = rng or random.Random()
 
@@ -363,6 +365,8 @@ class Informer:
         try:
             for line in _lines(resp):
                 lines += 1
+                if self._before_line is not None:
+                    self._before_line()
                 if self._handle_line(line):
                     self._expired()
                     return True
