@@ -49,12 +49,11 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import orjson
 
 from benchmarks import k8s_objects
@@ -72,6 +71,7 @@ from benchmarks.latency import (
     _sizes,
     _write,
     check_prioritize,
+    decode_filter,
     facts_lines,
     machine_facts,
     pct,
@@ -254,11 +254,35 @@ class _Log:
             self.base += cut
 
 
+class _DecodedStore(Mapping[tuple[str, str], dict[str, Any]]):
+    """One kind of the bench fake's encoded store, read as decoded objects (a fresh copy per
+    read), so that the test fake's single-object handlers work on it unchanged."""
+
+    def __init__(self, raw: dict[tuple[str, str], bytes]) -> None:
+        self.raw = raw
+
+    def __getitem__(self, key: tuple[str, str]) -> dict[str, Any]:
+        return orjson.loads(self.raw[key])  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+
 def make_bench_api(**kwargs: Any) -> Any:  # noqa: C901 - one class, kept together
     """A started-later ``FakeKubeAPI`` subclass instance (the class is built here so that
     importing this module does not import the test package)."""
     from tests.kubeapi import FakeKubeAPI
-    from tests.kubeapi.server import _Reply, status_body
+    from tests.kubeapi.server import _Handler, _Reply, status_body
+
+    class _NoDelayHandler(_Handler):
+        """TCP_NODELAY on the fake's connections, as Go's net/http has it: without it a small
+        answer written in two parts (headers, then body) waits for the client's delayed ACK
+        (~40 ms per pods/binding POST)."""
+
+        disable_nagle_algorithm = True
 
     class _BenchKubeAPI(FakeKubeAPI):
         """FakeKubeAPI with encoded objects, snapshot list pages and an rv-ordered watch log
@@ -273,6 +297,21 @@ def make_bench_api(**kwargs: Any) -> Any:  # noqa: C901 - one class, kept togeth
             self._snap_ids = 0
             self.watch_pos: dict[str, int] = {}
             self.served = {"list_requests": 0, "list_bytes": 0, "list_s": 0.0, "watch_lines": 0}
+            # the test fake's handlers that read one object (GET, pods/binding) see the encoded store
+            self._objs = {kind: _DecodedStore(raw) for kind, raw in self.store.items()}  # type: ignore[misc]
+
+        def _emit(self, kind: str, etype: str, key: tuple[str, str], obj: dict[str, Any],
+                  prev: dict[str, Any] | None) -> dict[str, Any]:
+            """The test fake's own writes (a pods/binding POST: ``_bind``) go through ``put``."""
+            self.put(kind, obj, etype)
+            self.notify()
+            return obj
+
+        def start(self) -> Any:
+            out = super().start()
+            assert self._httpd is not None
+            self._httpd.RequestHandlerClass = _NoDelayHandler  # before any client has the URL
+            return out
 
         # ---- the store -------------------------------------------------------------------
         def put(self, kind: str, obj: dict[str, Any], etype: str = "ADDED", *, record: bool = True) -> int:
@@ -461,15 +500,18 @@ class _Churn:
                 "by_type": dict(self.counts)}
 
 
-def _fake_main(conn: Any, nodes: int, pods_per_node: int, seed: int, history: int) -> None:
+def _fake_main(conn: Any, nodes: int, pods_per_node: int, seed: int, history: int, pending: int = 0) -> None:
     """The fake API server's process: build, serve, take commands from ``conn`` until told to
-    exit or the parent goes away (EOF)."""
+    exit or the parent goes away (EOF). ``pending``: also that many unbound pods
+    ``pending_pod(0..pending-1)``, waiting to be scheduled (and bound through pods/binding)."""
     rng = random.Random(seed)
     t0 = time.perf_counter()
     api = make_bench_api(history_limit=history, bookmark_interval_s=5.0, default_watch_timeout_s=600.0)
     live = [new_pod(rng, n * pods_per_node + k, n) for n in range(nodes) for k in range(pods_per_node)]
     for p in live:
         api.put("pods", pod_object(p), record=False)
+    for k in range(pending):
+        api.put("pods", pending_pod(k), record=False)
     updated = _rfc3339(time.time())  # nodes last: their load stamps are as fresh as possible
     node_objs = [node_object(i, rng, updated) for i in range(nodes)]
     for obj in node_objs:
@@ -480,7 +522,8 @@ def _fake_main(conn: Any, nodes: int, pods_per_node: int, seed: int, history: in
     sizes = {kind: sum(map(len, api.store[kind].values())) for kind in ("nodes", "pods")}
     api.start()
     conn.send({"url": api.url, "build_s": build_s, "json_bytes": sizes, "load_updated": updated,
-               "pods": len(api.store["pods"]), "nodes": len(api.store["nodes"]), "pid": os.getpid()})
+               "pods": len(api.store["pods"]), "pending": pending, "nodes": len(api.store["nodes"]),
+               "pid": os.getpid()})
     churn: _Churn | None = None
     try:
         while True:
@@ -528,10 +571,11 @@ class FakeAPIProcess:
     """The fake API server in a child process (spawned: its own interpreter and GIL)."""
 
     def __init__(self, nodes: int, pods_per_node: int, *, seed: int = 11, timeout_s: float = 900.0,
-                 history: int = 100_000) -> None:
+                 history: int = 100_000, pending: int = 0) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_fake_main, args=(child, nodes, pods_per_node, seed, history),
+        self._proc = ctx.Process(target=_fake_main,
+                                 args=(child, nodes, pods_per_node, seed, history, pending),
                                  name=f"fake-kube-api-{nodes}", daemon=True)
         self._proc.start()
         child.close()
@@ -592,36 +636,10 @@ def _kubeconfig(path: Path, url: str) -> Path:
 # --- the client side ------------------------------------------------------------------------------
 
 
-class _NamesFilterAnswer(msgspec.Struct):
-    Nodes: msgspec.Raw | None  # noqa: N815
-    NodeNames: list[str] | None  # noqa: N815
-    FailedNodes: dict[str, str] | None  # noqa: N815
-    FailedAndUnresolvableNodes: dict[str, str] | None  # noqa: N815
-    Error: str  # noqa: N815
-
-
-_names_filter_answer = msgspec.json.Decoder(_NamesFilterAnswer)
-
-
 def check_names_filter(reply: Reply, names: frozenset[str]) -> dict[str, int]:
     """HTTP 200, ``Nodes`` null, no Error; NodeNames, FailedNodes and FailedAndUnresolvableNodes
-    name every request node exactly once between them."""
-    if reply.status != 200:
-        raise BenchmarkError(f"filter: HTTP {reply.status}: {reply.body[:500]!r}")
-    try:
-        ans = _names_filter_answer.decode(reply.body)
-    except msgspec.DecodeError as exc:
-        raise BenchmarkError(f"filter: malformed answer: {exc}") from None
-    if ans.Error or ans.NodeNames is None or (ans.Nodes is not None and bytes(ans.Nodes) != b"null"):
-        raise BenchmarkError(f"filter: expected the NodeNames form and no Error, got Error={ans.Error!r} "
-                             f"NodeNames={'null' if ans.NodeNames is None else len(ans.NodeNames)}")
-    failed, unresolvable = ans.FailedNodes or {}, ans.FailedAndUnresolvableNodes or {}
-    seen = [*ans.NodeNames, *failed, *unresolvable]
-    if len(seen) != len(names) or set(seen) != names:
-        raise BenchmarkError(f"filter: {len(ans.NodeNames)} passing + {len(failed)} failed + "
-                             f"{len(unresolvable)} unresolvable do not name the {len(names)} request nodes "
-                             "exactly once")
-    return {"passing": len(ans.NodeNames), "failed": len(failed), "unresolvable": len(unresolvable)}
+    name every request node exactly once between them (``latency.decode_filter``)."""
+    return decode_filter(reply, names, names_form=True).counts()
 
 
 def metrics_snapshot(server: Server) -> dict[str, float]:

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from benchmarks.driver import find_feasible, next_start_index, num_feasible_nodes_to_find
 from benchmarks.loadmodel import Usage
 from benchmarks.trace import MAX_GPUS, QOS_CLASSES, Nodes, Pods
 from scoring import Policy
@@ -52,31 +53,6 @@ from scoring.types import CPU, MEMORY, PODS, NodeTable, PodDemand
 RESOURCES = (CPU, MEMORY, PODS)
 MAX_PODS_PER_NODE = 110.0  # kubelet's default maxPods
 DEFAULT_MEMORY_REQUEST = 200.0 * 1024 * 1024  # k/k DefaultMemoryRequest, for the non-zero sums
-MIN_FEASIBLE_NODES = 100  # k/k minFeasibleNodesToFind
-MIN_FEASIBLE_PERCENTAGE = 5  # k/k minFeasibleNodesPercentageToFind
-BASE_PERCENTAGE = 50  # k/k basePercentageOfNodesToScore
-
-
-def num_feasible_nodes_to_find(num_all_nodes: int, percentage: int = 0) -> int:
-    """k/k ``Scheduler.numFeasibleNodesToFind`` (int32 arithmetic): every node below 100; else
-    ``percentage`` of them (0 = adaptive ``50 - nodes/125``, at least 5 %), at least 100."""
-    if num_all_nodes < MIN_FEASIBLE_NODES:
-        return num_all_nodes
-    if percentage == 0:
-        percentage = max(BASE_PERCENTAGE - num_all_nodes // 125, MIN_FEASIBLE_PERCENTAGE)
-    return max(num_all_nodes * percentage // 100, MIN_FEASIBLE_NODES)
-
-
-def sample_feasible(feasible: npt.NDArray[np.bool_], start: int, want: int) -> tuple[npt.NDArray[np.int64], int]:
-    """(indices of the first ``want`` feasible nodes from ``start``, wrapping; nodes examined).
-    ``findNodesThatPassFilters`` walks ``nodes[(start + i) % n]`` and stops at ``want``."""
-    n = len(feasible)
-    order = (np.arange(n) + start) % n
-    hits = order[feasible[order]]
-    if len(hits) <= want:
-        return hits, n
-    examined = int(np.flatnonzero(feasible[order])[want - 1]) + 1
-    return hits[:want], examined
 
 
 @dataclasses.dataclass(frozen=True)
@@ -309,8 +285,9 @@ class Scheduler:
         in_tree_policy = c.policy if c.in_tree is None else c.in_tree
         in_tree = evaluate(pod=demand, nodes=table, policy=in_tree_policy)
         own = in_tree if c.in_tree is None else evaluate(pod=demand, nodes=table, policy=c.policy)
-        sample, examined = sample_feasible(in_tree.verdict.feasible & gpu, cl.start, self.want)
-        cl.start = (cl.start + examined) % len(gpu)
+        search = find_feasible(in_tree.verdict.feasible & gpu, cl.start, self.want)
+        sample = search.rows
+        cl.start = next_start_index(cl.start, search.processed, len(gpu))
         if c.mode == "extender":
             sample = sample[own.verdict.feasible[sample]]
         if len(sample) == 0:

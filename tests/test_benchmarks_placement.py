@@ -13,33 +13,6 @@ from benchmarks import loadmodel, placement, simulate, trace
 from benchmarks.__main__ import main
 
 
-# --- kube-scheduler's node sampling ---------------------------------------------------------
-
-@pytest.mark.parametrize("nodes, expected", [
-    (50, 50),  # fewer than 100 nodes: all
-    (100, 100),  # 50 - 0 = 50 % of 100 = 50 -> at least 100
-    (1523, 578),  # 50 - 12 = 38 %
-    (5000, 500),  # 50 - 40 = 10 %
-    (10000, 500),  # 50 - 80 < 5 -> 5 %
-])
-def test_num_feasible_nodes_to_find_matches_kube_scheduler(nodes: int, expected: int) -> None:
-    assert simulate.num_feasible_nodes_to_find(nodes) == expected
-
-
-def test_num_feasible_nodes_to_find_with_a_set_percentage() -> None:
-    assert simulate.num_feasible_nodes_to_find(1000, 30) == 300
-    assert simulate.num_feasible_nodes_to_find(1000, 5) == 100  # never below 100
-
-
-def test_sampling_starts_where_the_last_search_stopped_and_wraps() -> None:
-    feasible = np.array([True, False, True, True, False, True])
-    picked, examined = simulate.sample_feasible(feasible, start=3, want=3)
-    assert picked.tolist() == [3, 5, 0]
-    assert examined == 4  # nodes 3, 4, 5, 0
-    picked, examined = simulate.sample_feasible(feasible, start=0, want=10)
-    assert picked.tolist() == [0, 2, 3, 5] and examined == 6
-
-
 # --- the cluster: GPUs, compensation, accounting ----------------------------------------------
 
 def _tiny(gpus: list[int], pod_gpus: list[tuple[int, int]]) -> simulate.Cluster:
