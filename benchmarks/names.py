@@ -689,22 +689,41 @@ class Phase:
                 "answer": self.answer.get(verb, {})}
 
 
-def _bodies(names: Sequence[str]) -> Callable[[int], bytes]:
-    """ExtenderArgs in the NodeNames form (Go field order Pod, Nodes, NodeNames) for cycle k."""
-    tail = orjson.dumps(list(names))
+Body = Callable[[int], tuple[bytes, frozenset[str]]]
 
-    def body(k: int) -> bytes:
-        return b'{"Pod":' + orjson.dumps(pending_pod(k)) + b',"Nodes":null,"NodeNames":' + tail + b"}"
-    return body
+
+def _bodies(names: Sequence[str], percentage: int = 100) -> Body:
+    """(ExtenderArgs in the NodeNames form, Go field order Pod, Nodes, NodeNames; the names it
+    carries) for cycle k. ``percentage`` 100: every node in every call (kube-scheduler with
+    ``percentageOfNodesToScore: 100``), the same list each time; otherwise kube-scheduler's
+    sample (``benchmarks.driver``; 0 = its adaptive default): ``numFeasibleNodesToFind`` names
+    from a start that moves on by as many each cycle (every node fits the benchmark's pod, so
+    the search examines exactly that many), a different list every call."""
+    from benchmarks.driver import num_feasible_nodes_to_find  # driver imports this module
+
+    n = len(names)
+    want = n if percentage == 100 else num_feasible_nodes_to_find(n, percentage)
+    if want >= n:
+        tail, every = orjson.dumps(list(names)), frozenset(names)
+
+        def body(k: int) -> tuple[bytes, frozenset[str]]:
+            return b'{"Pod":' + orjson.dumps(pending_pod(k)) + b',"Nodes":null,"NodeNames":' + tail + b"}", every
+        return body
+
+    def sampled(k: int) -> tuple[bytes, frozenset[str]]:
+        start = k * want % n
+        window = [names[(start + i) % n] for i in range(want)]
+        return (b'{"Pod":' + orjson.dumps(pending_pod(k)) + b',"Nodes":null,"NodeNames":' + orjson.dumps(window)
+                + b"}", frozenset(window))
+    return sampled
 
 
 def _run_phase(server: Server, client: Client, fake: FakeAPIProcess | None, phase: Phase,
-               names: Sequence[str], body: Callable[[int], bytes], first_cycle: int, calls: int,
+               names: Sequence[str], body: Body, first_cycle: int, calls: int,
                min_seconds: float, max_seconds: float = math.inf) -> int:
     """``calls`` filter + prioritize pairs (and more until ``min_seconds`` passed; fewer if
     ``max_seconds`` passed first), checking each answer; /metrics (and the fake's counters)
     sampled between calls. Returns the next cycle."""
-    name_set = frozenset(names)
     worker = server.worker_pid()
     cpu0 = proc_counters(worker)
     k = first_cycle
@@ -713,7 +732,7 @@ def _run_phase(server: Server, client: Client, fake: FakeAPIProcess | None, phas
     done = 0
     while done == 0 or ((done < calls or time.monotonic() - start < min_seconds)
                         and time.monotonic() - start < max_seconds):
-        data = body(k)
+        data, name_set = body(k)
         k += 1
         for verb in ("filter", "prioritize"):
             reply = client.post(f"/{verb}", data)
@@ -787,15 +806,15 @@ def _measure_size(n: int, args: argparse.Namespace, facts_box: dict[str, Any],
             restamped = _restamp_if_old(server, fake, info, n, args.ready_timeout)
             names = [f"node-{i:05d}" for i in range(n)]
             random.Random(n).shuffle(names)
-            body = _bodies(names)
+            body = _bodies(names, args.percentage)
             client = Client(server.host, server.port, timeout_s=60)
             try:
                 k = 0
                 for _ in range(args.warmup):
-                    data = body(k)
+                    data, sent = body(k)
                     k += 1
-                    check_names_filter(client.post("/filter", data), frozenset(names))
-                    check_prioritize(client.post("/prioritize", data), frozenset(names))
+                    check_names_filter(client.post("/filter", data), sent)
+                    check_prioritize(client.post("/prioritize", data), sent)
                 steady = Phase(n, "steady")
                 k = _run_phase(server, client, None, steady, names, body, k, calls, 0.0)
                 _print_phase(steady)
@@ -915,7 +934,7 @@ PROFILE_STAGES = (
 )
 
 
-def profile_in_process(kubeconfig: Path, names: Sequence[str], body: Callable[[int], bytes], first_cycle: int,
+def profile_in_process(kubeconfig: Path, names: Sequence[str], body: Body, first_cycle: int,
                        calls: int, ready_timeout_s: float = 600.0) -> dict[str, Any]:
     """The server's work for names-form calls without HTTP: ``create_app`` in this process with
     a cache of its own on the same fake API, then ``Verbs.filter`` / ``Verbs.prioritize`` on the
@@ -938,7 +957,7 @@ def profile_in_process(kubeconfig: Path, names: Sequence[str], body: Callable[[i
                 raise BenchmarkError("in-process cache not ready for the profile")
             time.sleep(0.1)
         k = first_cycle
-        data = [body(k + i) for i in range(calls)]
+        data = [body(k + i)[0] for i in range(calls)]
 
         def wall(verb: str, *, cold: bool) -> list[float]:
             fn = getattr(verbs, verb)
@@ -1098,6 +1117,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(default 900)")
     p.add_argument("--drain-timeout", type=float, default=60.0,
                    help="seconds to wait after the churn for the extender to apply the backlog (default 60)")
+    p.add_argument("--percentage", type=int, default=100, choices=range(0, 101), metavar="0..100",
+                   help="percentageOfNodesToScore: 100 (default) sends every node in every call, the "
+                        "worst case; 0 sends kube-scheduler's adaptive sample (500 of 5,000 nodes), "
+                        "a different window each call")
     p.add_argument("--profile", action="store_true",
                    help="also time the server's stages in-process and cProfile them (per size)")
     p.add_argument("--profile-calls", type=_positive, default=50,

@@ -57,3 +57,22 @@ def test_names_small_run_writes_consistent_json(tmp_path: Path) -> None:
     # the extender cannot have applied events the fake never sent (its counter is read first)
     assert 0 < applied - size["churn"]["events_base"] <= samples[-1]["fake"]["churn"]["emitted"]
     assert len(size["steady"]["client_ms"]["filter"]) == 10
+
+
+def test_sampled_bodies_rotate_through_every_node() -> None:
+    """--percentage 0: kube-scheduler's adaptive sample (500 of 5,000), a new window each cycle
+    that together cover every node; 100: every node in every call."""
+    import json
+
+    from benchmarks.names import _bodies
+    names = [f"node-{i:05d}" for i in range(5000)]
+    body = _bodies(names, 0)
+    seen: set[str] = set()
+    for k in range(10):
+        data, sent = body(k)
+        listed = json.loads(data)["NodeNames"]
+        assert len(listed) == 500 and set(listed) == sent and not sent & seen
+        seen |= sent
+    assert seen == set(names)
+    data, sent = _bodies(names, 100)(3)
+    assert json.loads(data)["NodeNames"] == names and sent == frozenset(names)
