@@ -146,8 +146,11 @@ def target_check(agg: dict[str, dict[str, Any]]) -> dict[str, Any]:
     reduction = (b_hot - o_hot) / b_hot if b_hot > 0 else None
     excess = (o_un - b_un) / max(b_un, 1.0)
     multi = [a["hotspot_node_minutes"]["mean"] - a["hotspot_node_minutes_single_pod"]["mean"] for a in (base, ours)]
+    pods = base["pods"]["mean"]
     return {
         "hotspot_reduction": reduction,
+        "unschedulable_extra_pods": o_un - b_un,
+        "unschedulable_extra_share_of_pods": (o_un - b_un) / pods if pods else 0.0,
         "multi_pod_hotspot_reduction": (multi[0] - multi[1]) / multi[0] if multi[0] > 0 else None,
         "unschedulable_excess": excess,
         "hotspot_target_met": reduction is not None and reduction >= TARGET_HOTSPOT_REDUCTION,

@@ -86,7 +86,9 @@ def markdown(doc: dict[str, Any]) -> str:
                   f"Extender vs kube-scheduler's defaults: hotspot node-minutes {_pct(None if t['hotspot_reduction'] is None else -t['hotspot_reduction'])} "
                   f"(target −50 %: {'met' if t['hotspot_target_met'] else 'not met'}), unschedulable pods "
                   f"{_pct(t['unschedulable_excess'])} (target at most +5 %: "
-                  f"{'met' if t['unschedulable_target_met'] else 'not met'}). On nodes running two pods "
+                  f"{'met' if t['unschedulable_target_met'] else 'not met'}; that is "
+                  f"{t['unschedulable_extra_pods']:+.0f} pods, {t['unschedulable_extra_share_of_pods'] * 100:+.2f} % "
+                  f"of all pods). On nodes running two pods "
                   f"or more (the hotspots a placement can avoid; a single pod that overruns its node "
                   f"can only be refused): {_pct(None if t['multi_pod_hotspot_reduction'] is None else -t['multi_pod_hotspot_reduction'])}."]
     if doc["problems"]:

@@ -124,3 +124,11 @@ def test_extra_policies_run_as_the_extender_and_names_are_checked(tmp_path: Path
     for bad in ("no-equals-sign", "kube-scheduler=config/extender-policy.yaml", f"x={tmp_path / 'missing.yaml'}"):
         with pytest.raises(argparse.ArgumentTypeError):
             placement._named_policy(bad)
+
+
+def test_every_shipped_benchmark_policy_is_valid() -> None:
+    from extender.policy_file import load_policy
+    files = sorted((Path(__file__).resolve().parent.parent / "benchmarks" / "policies").glob("*.yaml"))
+    assert len(files) >= 4
+    for f in files:
+        assert load_policy(f).strategies, f
