@@ -36,8 +36,8 @@ import yaml
 
 from benchmarks import loadmodel, simulate, trace
 from extender.policy_file import load_policy
-from scoring import PolicyError
 from extender.settings import DEFAULT_POLICY_PATH
+from scoring import PolicyError
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results"

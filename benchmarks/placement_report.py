@@ -129,8 +129,8 @@ def plots(doc: dict[str, Any], folder: Path) -> str:
     width = 0.8 / len(names)
     for i, n in enumerate(names):
         means = [doc["aggregates"][lv][n]["hotspot_node_minutes"]["mean"] for lv in levels]
-        lo = [m - doc["aggregates"][lv][n]["hotspot_node_minutes"]["min"] for lv, m in zip(levels, means)]
-        hi = [doc["aggregates"][lv][n]["hotspot_node_minutes"]["max"] - m for lv, m in zip(levels, means)]
+        lo = [m - doc["aggregates"][lv][n]["hotspot_node_minutes"]["min"] for lv, m in zip(levels, means, strict=True)]
+        hi = [doc["aggregates"][lv][n]["hotspot_node_minutes"]["max"] - m for lv, m in zip(levels, means, strict=True)]
         ax.bar(np.arange(len(levels)) + i * width, means, width, yerr=[lo, hi], label=n, capsize=3)
     ax.set_xticks(np.arange(len(levels)) + width * (len(names) - 1) / 2,
                   [f"x{float(lv):,.0f}" for lv in levels])

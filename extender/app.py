@@ -18,12 +18,12 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from extender.binding import Binder, load_api_client
-from extender.metrics import Metrics
-from extender.policy_file import load_policy
-from extender.settings import Settings
 from extender.cache import Cache, CachedBinder, CacheNotReady, CacheSource, cache_config
 from extender.decisions import DecisionLog
 from extender.gate import CallGate
+from extender.metrics import Metrics
+from extender.policy_file import load_policy
+from extender.settings import Settings
 from extender.source import NamesFormUnsupported, NodeSource, StatelessSource
 from extender.verbs import Answer, Verbs
 from extender.wire import BadRequest, encode_error, encode_json

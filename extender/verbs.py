@@ -33,9 +33,9 @@ from extender.wire import (
     encode_preemption_result,
 )
 from scoring import Evaluation, PodDemand, Policy, evaluate, release
-from scoring.filters import USAGE_THRESHOLD, reason_groups
-from scoring.explain import explain, ranking
 from scoring.estimate import estimate_usage
+from scoring.explain import explain, ranking
+from scoring.filters import reason_groups
 
 
 @dataclasses.dataclass(frozen=True)

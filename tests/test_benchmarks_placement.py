@@ -12,7 +12,6 @@ import pytest
 from benchmarks import loadmodel, placement, simulate, trace
 from benchmarks.__main__ import main
 
-
 # --- the cluster: GPUs, compensation, accounting ----------------------------------------------
 
 def _tiny(gpus: list[int], pod_gpus: list[tuple[int, int]]) -> simulate.Cluster:

@@ -105,4 +105,4 @@ def test_host_priorities_encode_as_the_plain_encoder_would(names: list[str], dat
     from extender.wire import encode_host_priorities
     scores = data.draw(st.lists(st.integers(-3, 13), min_size=len(names), max_size=len(names)))
     got = json.loads(encode_host_priorities(names, scores))
-    assert got == [{"Host": n, "Score": s} for n, s in zip(names, scores)]
+    assert got == [{"Host": n, "Score": s} for n, s in zip(names, scores, strict=True)]
