@@ -79,7 +79,7 @@ class Cache:
         on_event = self._count_event if metrics is not None else None
         self.informers = {
             kind: Informer(kind, api_client, handler, on_event=on_event,
-                           before_line=gate.feeder() if gate is not None else None,
+                           before_line=gate.feeder(self._yield_counter(kind)) if gate is not None else None,
                            resync_s=config.resync_s, logger=self._log)
             for kind, handler in (("nodes", self.state.nodes_handler), ("pods", self.state.pods_handler))}
         self.pollers: list = []
@@ -114,7 +114,7 @@ class Cache:
             t.stop()
 
     def _publish_loop(self) -> None:
-        publisher_turn = self._gate.feeder() if self._gate is not None else None
+        publisher_turn = self._gate.feeder(self._yield_counter("publisher")) if self._gate is not None else None
         while not self._stop.wait(self._config.publish_interval_s):
             if publisher_turn is not None:
                 publisher_turn()
@@ -139,6 +139,9 @@ class Cache:
         for name, status in self.window.sources().items():
             if status.last_success is not None:
                 m.load_source_age.labels(name).set(max(0.0, now - status.last_success))
+
+    def _yield_counter(self, feeder: str) -> Callable[[], None] | None:
+        return self._metrics.cache_yields.labels(feeder).inc if self._metrics is not None else None
 
     def _count_event(self, kind: str, what: str) -> None:
         child = self._event_counters.get((kind, what))

@@ -51,8 +51,9 @@ class CallGate:
     def busy(self) -> bool:
         return not self._idle.is_set()
 
-    def feeder(self) -> Feeder:
-        return Feeder(self)
+    def feeder(self, on_wait: Callable[[], None] | None = None) -> Feeder:
+        """A feeder thread's handle; ``on_wait`` is called each time it steps aside (metrics)."""
+        return Feeder(self, on_wait)
 
     def _wait_idle(self) -> None:
         self._idle.wait(self.max_wait_s)
@@ -61,8 +62,9 @@ class CallGate:
 class Feeder:
     """One feeder thread's side of the gate: call it before each step."""
 
-    def __init__(self, gate: CallGate) -> None:
+    def __init__(self, gate: CallGate, on_wait: Callable[[], None] | None = None) -> None:
         self._gate = gate
+        self._on_wait = on_wait
         self._since = -float("inf")  # when it last stepped aside
         self.waits = 0
 
@@ -75,4 +77,6 @@ class Feeder:
         gate._wait_idle()  # noqa: SLF001
         self._since = gate._clock()  # noqa: SLF001
         self.waits += 1
+        if self._on_wait is not None:
+            self._on_wait()
         return True

@@ -52,6 +52,9 @@ class Metrics:
         self.compensated_pods = Gauge("extender_compensated_pods",
                                       "Recently bound pods whose estimated usage is added to their node "
                                       "until the load shows them.", registry=r)
+        self.cache_yields = Counter("extender_cache_yields_total",
+                                    "Times a cache feeder (informer nodes / pods, publisher) stepped aside "
+                                    "for a scheduling call in flight.", ["feeder"], registry=r)
         self.decisions = Counter("extender_decisions_recorded_total",
                                  "Scheduling decisions kept for /debug/decisions.", registry=r)
         info = Gauge("extender_info", "Constant 1, labelled with the node-data mode.", ["mode"], registry=r)

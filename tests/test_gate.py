@@ -64,3 +64,13 @@ def test_nested_and_concurrent_calls_keep_the_gate_busy_until_the_last_ends() ->
     assert not gate.busy()
     with pytest.raises(ValueError):
         CallGate(max_wait_s=0)
+
+
+def test_each_step_aside_is_reported() -> None:
+    gate = CallGate(quantum_s=0.0, max_wait_s=0.001)
+    seen: list[int] = []
+    feeder = gate.feeder(on_wait=lambda: seen.append(1))
+    with gate.call():
+        assert feeder() and feeder()
+    assert not feeder()
+    assert len(seen) == 2 == feeder.waits
