@@ -107,8 +107,7 @@ class DecisionLog:
         if not uid:
             return
         codes = ev.verdict.code
-        counts = {VERDICT_NAMES.get(int(c), str(c)): int(k) for c, k in zip(*np.unique(codes, return_counts=True),
-                                                                             strict=True)}
+        counts = {VERDICT_NAMES.get(c, str(c)): k for c, k in ev.verdict.counts().items()}
         with self._lock:
             d = self._entry(uid, pod)
             d.filter = {"nodes": int(len(codes)) + unresolved, "verdicts": counts,

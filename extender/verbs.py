@@ -35,7 +35,7 @@ from extender.wire import (
 from scoring import Evaluation, PodDemand, Policy, evaluate, release
 from scoring.estimate import estimate_usage
 from scoring.explain import explain, ranking
-from scoring.filters import reason_groups
+from scoring.filters import OK, reason_groups
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,8 +96,7 @@ class Verbs:
                 if len(sel):
                     target.update(dict.fromkeys([names[i] for i in sel.tolist()], reason))
             reasons[reason] += len(rows)
-        codes, counts = np.unique(ev.verdict.code[~feasible], return_counts=True)
-        rejections = tuple((_REASON_NAMES.get(int(c), str(c)), int(k)) for c, k in zip(codes, counts, strict=True))
+        rejections = tuple((_REASON_NAMES.get(c, str(c)), k) for c, k in v.counts().items() if c != OK)
         if cands.unresolved:
             rejections += (("invalid_node_data", len(cands.unresolved)),)
         if self._decisions is not None:

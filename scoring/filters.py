@@ -38,6 +38,10 @@ class Verdict:
     def feasible(self) -> BoolArray:
         return self.code == OK
 
+    def counts(self) -> dict[int, int]:
+        """Nodes per verdict code (codes with none left out); bincount, codes being 0..4."""
+        return {c: k for c, k in enumerate(np.bincount(self.code.astype(np.intp)).tolist()) if k}
+
     def take(self, rows: npt.NDArray[np.int64]) -> Verdict:
         return Verdict(self.code[rows], self.resource[rows], self.value[rows], self.unresolvable[rows])
 

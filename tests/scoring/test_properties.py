@@ -217,6 +217,7 @@ def test_verdict_codes_partition_the_nodes_and_infeasible_nodes_score_zero(sc):
     groups = {c: set(np.flatnonzero(v.code == c).tolist()) for c in CODES}
     assert sum(len(g) for g in groups.values()) == n  # disjoint and covering
     assert set(np.flatnonzero(v.feasible).tolist()) == groups[OK]
+    assert v.counts() == {c: len(g) for c, g in groups.items() if g}
     assert set(np.flatnonzero(ev.scores > 0).tolist()) <= groups[OK]
     assert (ev.combined[~v.feasible] == 0).all() and (ev.scores[~v.feasible] == 0).all()
     assert ((v.resource >= -1 - len(sc.pod.resources)) & (v.resource < len(sc.nodes.resources))).all()
