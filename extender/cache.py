@@ -9,6 +9,7 @@ nodes and pods (and the first poll of each configured load source) has been appl
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import threading
 import time
@@ -162,6 +163,10 @@ class Cache:
         a flag read on every request, so the checks below run only until it is set."""
         if not self._synced and not self._waiting():
             self.state.publish(force=True)  # the first answer after the sync sees all of it
+            # The first lists made hundreds of thousands of long-lived objects (a record per
+            # pod); a full cyclic collection would walk them all, a pause of tens of ms in
+            # whichever call triggers it. Freeze them out of its reach; refcounting still frees.
+            gc.freeze()
             self._synced = True
         return self._synced
 
