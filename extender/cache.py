@@ -165,7 +165,9 @@ class Cache:
             self.state.publish(force=True)  # the first answer after the sync sees all of it
             # The first lists made hundreds of thousands of long-lived objects (a record per
             # pod); a full cyclic collection would walk them all, a pause of tens of ms in
-            # whichever call triggers it. Freeze them out of its reach; refcounting still frees.
+            # whichever call triggers it. Collect the garbage of the sync once (before ready), then
+            # freeze the rest out of its reach; refcounting still frees what goes away.
+            gc.collect()
             gc.freeze()
             self._synced = True
         return self._synced
