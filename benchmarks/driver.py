@@ -68,6 +68,7 @@ from benchmarks.latency import (
     running_server,
     time_calls,
 )
+from benchmarks.sampling import find_feasible, next_start_index, num_feasible_nodes_to_find
 from extender.demand import pod_demand, to_units
 from extender.wire import decode_node, decode_object_list, decode_pod
 from scoring import MAX_EXTENDER_PRIORITY, NodeTable, PodDemand
@@ -79,56 +80,12 @@ IntArray = npt.NDArray[np.intp]
 Form = Literal["stateless", "names"]
 VERBS = ("filter", "prioritize", "bind")
 
-MIN_FEASIBLE_NODES_TO_FIND = 100  # k/k schedule_one.go minFeasibleNodesToFind
-MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5  # k/k schedule_one.go minFeasibleNodesPercentageToFind
 IN_TREE_WEIGHT = 1  # NodeResourcesFit and NodeResourcesBalancedAllocation in the default profile
 FINISHED_PHASES = ("Succeeded", "Failed")  # the scheduler's pod informer leaves these out
 FALLBACK = "extender_load_fallback_nodes_total"
 
 
 # --- the scheduler's arithmetic (pure) ----------------------------------------------------------
-
-
-def num_feasible_nodes_to_find(num_all_nodes: int, percentage: int = 0) -> int:
-    """How many feasible nodes end the in-tree search (k/k schedule_one.go
-    ``numFeasibleNodesToFind``, int32 arithmetic): every node below 100 nodes; else
-    ``percentageOfNodesToScore`` percent (0 = adaptive: 50 - nodes/125, at least 5), at least
-    100 nodes."""
-    if num_all_nodes < MIN_FEASIBLE_NODES_TO_FIND:
-        return num_all_nodes
-    if percentage == 0:
-        percentage = max(50 - num_all_nodes // 125, MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND)
-    return max(num_all_nodes * percentage // 100, MIN_FEASIBLE_NODES_TO_FIND)
-
-
-@dataclasses.dataclass(frozen=True)
-class Search:
-    """The in-tree search of one cycle: ``rows`` the feasible nodes found, in search order;
-    ``processed`` the nodes that count as examined (found feasible or given a status)."""
-
-    rows: IntArray
-    processed: int
-
-
-def find_feasible(fits: BoolArray, start: int, want: int) -> Search:
-    """Nodes from ``start`` on (wrapping) until ``want`` fit (k/k schedule_one.go
-    ``findNodesThatPassFilters``). Read sequentially: the search is cancelled at the
-    ``want + 1``-th fitting node, which is neither kept nor given a status, so ``processed``
-    is the number of nodes before it (``len(feasibleNodes) + NodeToStatus.Len()`` in
-    ``findNodesThatFitPod``); all nodes if fewer fit. kube-scheduler checks 16 nodes at a time,
-    so it may examine a few more before the cancel lands: this is the least it does."""
-    n = len(fits)
-    order = (start + np.arange(n)) % n if n else np.zeros(0, np.intp)
-    hits = np.flatnonzero(fits[order])
-    if len(hits) > want:
-        return Search(order[hits[:want]], int(hits[want]))
-    return Search(order[hits], n)
-
-
-def next_start_index(start: int, processed: int, num_all_nodes: int) -> int:
-    """``nextStartNodeIndex`` after a cycle (k/k schedule_one.go ``findNodesThatFitPod``): every
-    node gets the same chance of being examined across pods."""
-    return (start + processed) % num_all_nodes if num_all_nodes else 0
 
 
 def in_tree_scores(nodes: NodeTable, pod: PodDemand) -> npt.NDArray[np.int64]:

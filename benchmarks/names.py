@@ -78,6 +78,7 @@ from benchmarks.latency import (
     proc_counters,
     running_server,
 )
+from benchmarks.sampling import num_feasible_nodes_to_find
 
 DEFAULT_SIZES = (1000, 5000, 10000)
 DEFAULT_PODS_PER_NODE = 30
@@ -696,11 +697,9 @@ def _bodies(names: Sequence[str], percentage: int = 100) -> Body:
     """(ExtenderArgs in the NodeNames form, Go field order Pod, Nodes, NodeNames; the names it
     carries) for cycle k. ``percentage`` 100: every node in every call (kube-scheduler with
     ``percentageOfNodesToScore: 100``), the same list each time; otherwise kube-scheduler's
-    sample (``benchmarks.driver``; 0 = its adaptive default): ``numFeasibleNodesToFind`` names
+    sample (``benchmarks.sampling``; 0 = its adaptive default): ``numFeasibleNodesToFind`` names
     from a start that moves on by as many each cycle (every node fits the benchmark's pod, so
     the search examines exactly that many), a different list every call."""
-    from benchmarks.driver import num_feasible_nodes_to_find  # driver imports this module
-
     n = len(names)
     want = n if percentage == 100 else num_feasible_nodes_to_find(n, percentage)
     if want >= n:
@@ -1007,11 +1006,26 @@ def profile_in_process(kubeconfig: Path, names: Sequence[str], body: Body, first
                 buf = io.StringIO()
                 pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(15)
                 result["top"][label] = buf.getvalue()
+        result["gc_ms"] = _gc_pause_ms()
         result["events"] = _events_in_process(cache, verbs, data, len(names))
         return result
     finally:
         if cache is not None:
             cache.stop()
+
+
+def _gc_pause_ms() -> dict[str, float]:
+    """A full cyclic collection with the cache's objects unfrozen (as before the extender froze
+    them after its first sync) and frozen (as it runs): the pause a call pays when it triggers
+    one."""
+    gc.unfreeze()
+    t0 = time.perf_counter()
+    gc.collect()
+    unfrozen = (time.perf_counter() - t0) * 1e3
+    gc.freeze()
+    t0 = time.perf_counter()
+    gc.collect()
+    return {"unfrozen": unfrozen, "frozen": (time.perf_counter() - t0) * 1e3}
 
 
 def _events_in_process(cache: Any, verbs: Any, data: Sequence[bytes], nodes: int) -> dict[str, Any]:
@@ -1081,6 +1095,9 @@ def profile_lines(nodes: int, prof: dict[str, Any]) -> list[str]:
     for label, stages in prof["stages_ms"].items():
         out.append(f"  cProfile {label} (ms per call, cumulative; the profiler inflates Python-heavy "
                    "code): " + ", ".join(f"{k} {_ms(v)}" for k, v in stages.items()))
+    if "gc_ms" in prof:
+        out.append(f"  full GC collection: {_ms(prof['gc_ms']['unfrozen'])} ms with the cache's objects unfrozen, "
+                   f"{_ms(prof['gc_ms']['frozen'])} ms frozen (as the extender runs after its first sync)")
     ev = prof.get("events")
     if ev:
         out.append("  pod events through the informer's line handler in-process: "

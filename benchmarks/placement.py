@@ -87,24 +87,26 @@ class Job:
     compression: float
     keep_every: int
     seed: int
-    contender: str
     params: simulate.SimParams
     model: loadmodel.LoadModel
     extra: tuple[tuple[str, str], ...] = ()
 
 
-def run_job(job: Job) -> dict[str, Any]:
-    """One contender at one load level and seed (in a worker process: loads its own inputs)."""
+def run_job(job: Job) -> list[dict[str, Any]]:
+    """Every contender at one load level and seed, in a worker process: the trace and the usage
+    draws are loaded once and shared by the contenders (common random numbers)."""
     replay = trace.Replay(compression=job.compression, keep_every=job.keep_every)
     nodes, pods = trace.load_nodes(replay), trace.load_pods(replay)
     usage = loadmodel.generate(job.model, pods, ticks=simulate.ticks_for(pods, job.params),
                                tick_s=job.params.tick_s, seed=job.seed)
-    contender = next(c for c in contenders(job.extra) if c.name == job.contender)
-    result = simulate.run(contender, nodes, pods, usage, job.params, job.seed)
-    out = result.summary()
-    out["compression"] = job.compression
-    out["nodes"] = len(nodes.names)
-    out["series"] = result.series if job.seed == 0 else None
+    out = []
+    for contender in contenders(job.extra):
+        result = simulate.run(contender, nodes, pods, usage, job.params, job.seed)
+        row = result.summary()
+        row["compression"] = job.compression
+        row["nodes"] = len(nodes.names)
+        row["series"] = result.series if job.seed == 0 else None
+        out.append(row)
     return out
 
 
@@ -205,13 +207,13 @@ def run(args: argparse.Namespace) -> int:
     if len({n for n, _ in extra}) != len(extra):
         print("--policy: each NAME once", file=sys.stderr)
         return 2
-    names = [c.name for c in contenders(extra)]
-    jobs = [Job(level, keep, seed, name, params, model, extra) for level in levels for seed in range(seeds)
-            for name in names]
+    built = contenders(extra)
+    names = [c.name for c in built]
+    jobs = [Job(level, keep, seed, params, model, extra) for level in levels for seed in range(seeds)]
     started = time.perf_counter()
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(max(1, args.jobs)) as pool:
-        results = pool.map(run_job, jobs, chunksize=1)
+        results = [row for rows in pool.map(run_job, jobs, chunksize=1) for row in rows]
     wall = time.perf_counter() - started
     problems = check_consistent(results, names, levels, seeds)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -226,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
         "sim": params.as_dict(), "load_model": model.as_dict(),
         "contenders": [{"name": c.name, "title": c.title, "mode": c.mode, "extender_weight": c.extender_weight,
                         "policy_file": POLICY_FILES.get(c.name, dict(extra).get(c.name))}
-                       for c in contenders(extra)],
+                       for c in built],
         "aggregates": {f"{level:g}": {n: a for n, a in per.items()} for level, per in aggregates.items()},
         "targets": {f"{level:g}": target_check(per) for level, per in aggregates.items()},
         "runs": results, "problems": problems,

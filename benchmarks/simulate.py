@@ -43,8 +43,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from benchmarks.driver import find_feasible, next_start_index, num_feasible_nodes_to_find
 from benchmarks.loadmodel import Usage
+from benchmarks.sampling import find_feasible, next_start_index, num_feasible_nodes_to_find
 from benchmarks.trace import MAX_GPUS, QOS_CLASSES, Nodes, Pods
 from scoring import Policy
 from scoring.evaluate import MAX_EXTENDER_PRIORITY, MAX_NODE_SCORE, Evaluation, evaluate
@@ -135,8 +135,10 @@ class Cluster:
         self.pod_req = np.stack([pods.cpu, pods.memory, np.ones(len(pods))], 1)
         self.pod_nonzero = self.pod_req.copy()
         self.pod_nonzero[:, 1] = np.where(pods.memory > 0, pods.memory, DEFAULT_MEMORY_REQUEST)
+        # the latest load report, read-only: a new array per report, shared by every table
         self.reported = np.zeros((n, 3), order="F")
         self.reported[:, 2] = np.nan
+        self.reported.flags.writeable = False
         self.report_time = 0.0
         self.window = np.zeros((n, 2))
         self.window_ticks = 0
@@ -156,7 +158,7 @@ class Cluster:
         return NodeTable(
             names=self.nodes.names, resources=RESOURCES, allocatable=self.alloc, capacity=self.alloc,
             requested=requested, nonzero_requested=self.nonzero.copy(order="F"), limits=requested,
-            usage=self.reported_view, usage_avg=self.nan, usage_std=self.nan, usage_p95=self.nan,
+            usage=self.reported, usage_avg=self.nan, usage_std=self.nan, usage_p95=self.nan,
             load_age_s=np.full(n, now - self.report_time), pending=self.pending.copy(order="F"),
             threshold_override=self.nan)
 
@@ -166,10 +168,10 @@ class Cluster:
             return np.ones(len(self.nodes.names), bool)
         return (self.gpu_free >= self.pods.gpu_milli[pod]).sum(axis=1) >= g
 
-    def request_fit(self, pod: int) -> npt.NDArray[np.bool_]:
-        """Requests and devices fit somewhere at all (a cheap test before a full cycle)."""
+    def request_fit(self, pod: int, gpu: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+        """Requests and devices (``gpu``: ``gpu_fit(pod)``) fit: a cheap test before a full cycle."""
         free = self.alloc - self.requested
-        return (free >= self.pod_req[pod]).all(axis=1) & self.gpu_fit(pod)
+        return (free >= self.pod_req[pod]).all(axis=1) & gpu
 
     # --- changes ---------------------------------------------------------------------------
 
@@ -227,7 +229,10 @@ class Cluster:
     def publish(self, now: float) -> None:
         """A new load report: the window's mean; compensation the report covers ends."""
         if self.window_ticks:
-            self.reported[:, :2] = self.window / self.window_ticks
+            reported = self.reported.copy(order="F")
+            reported[:, :2] = self.window / self.window_ticks
+            reported.flags.writeable = False
+            self.reported = reported
         self.window[:] = 0.0
         self.window_ticks = 0
         self.report_time = now
@@ -235,10 +240,6 @@ class Cluster:
         while self.comp_queue and self.comp_queue[0][0] + lag <= now:
             _, pod = self.comp_queue.popleft()
             self._uncompensate(pod)
-
-    @property
-    def reported_view(self) -> npt.NDArray[np.float64]:
-        return self.reported.copy(order="F")
 
 
 def _demand(pods: Pods, cluster: Cluster, pod: int) -> PodDemand:
@@ -277,11 +278,11 @@ class Scheduler:
     def schedule(self, pod: int, now: float) -> bool:
         """One cycle; True when the pod was bound."""
         cl, c = self.cluster, self.c
-        if not cl.request_fit(pod).any():
+        gpu = cl.gpu_fit(pod)
+        if not cl.request_fit(pod, gpu).any():
             return False
         table = cl.table(now)
         demand = _demand(cl.pods, cl, pod)
-        gpu = cl.gpu_fit(pod)
         in_tree_policy = c.policy if c.in_tree is None else c.in_tree
         in_tree = evaluate(pod=demand, nodes=table, policy=in_tree_policy)
         own = in_tree if c.in_tree is None else evaluate(pod=demand, nodes=table, policy=c.policy)

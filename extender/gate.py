@@ -28,7 +28,7 @@ class CallGate:
         if quantum_s < 0 or max_wait_s <= 0:
             raise ValueError("quantum_s must not be negative and max_wait_s must be positive")
         self.quantum_s, self.max_wait_s = quantum_s, max_wait_s
-        self._clock = clock
+        self.clock = clock
         self._lock = threading.Lock()
         self._calls = 0
         self._idle = threading.Event()
@@ -55,7 +55,8 @@ class CallGate:
         """A feeder thread's handle; ``on_wait`` is called each time it steps aside (metrics)."""
         return Feeder(self, on_wait)
 
-    def _wait_idle(self) -> None:
+    def wait_idle(self) -> None:
+        """Until no call is in flight, at most ``max_wait_s`` (the GIL released meanwhile)."""
         self._idle.wait(self.max_wait_s)
 
 
@@ -72,10 +73,10 @@ class Feeder:
         """Step aside if a call is in flight and this feeder has had its quantum; True if it
         waited."""
         gate = self._gate
-        if not gate.busy() or gate._clock() - self._since < gate.quantum_s:  # noqa: SLF001
+        if not gate.busy() or gate.clock() - self._since < gate.quantum_s:
             return False
-        gate._wait_idle()  # noqa: SLF001
-        self._since = gate._clock()  # noqa: SLF001
+        gate.wait_idle()
+        self._since = gate.clock()
         self.waits += 1
         if self._on_wait is not None:
             self._on_wait()

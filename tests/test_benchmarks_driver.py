@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 import pytest
 
-from benchmarks import driver, k8s_objects
+from benchmarks import driver, k8s_objects, sampling
 from benchmarks.latency import BenchmarkError, CallTimeout, Client, Reply, decode_filter, decode_prioritize
 from scoring import PodDemand
 from scoring.types import BASE_RESOURCES
@@ -39,21 +39,21 @@ from tests.test_benchmarks_smoke import run_cli
     (50, 30, 50),  # ... and all nodes under 100
 ])
 def test_num_feasible_nodes_to_find_is_kube_schedulers(nodes: int, percentage: int, expected: int) -> None:
-    assert driver.num_feasible_nodes_to_find(nodes, percentage) == expected
+    assert sampling.num_feasible_nodes_to_find(nodes, percentage) == expected
 
 
 def test_search_starts_at_the_start_index_and_wraps() -> None:
-    search = driver.find_feasible(np.ones(10, bool), start=8, want=4)
+    search = sampling.find_feasible(np.ones(10, bool), start=8, want=4)
     assert search.rows.tolist() == [8, 9, 0, 1] and search.processed == 4
-    assert driver.next_start_index(8, search.processed, 10) == 2
+    assert sampling.next_start_index(8, search.processed, 10) == 2
 
 
 def test_search_counts_the_rejected_nodes_it_examined() -> None:
     fits = np.array([1, 0, 1, 0, 1, 1, 0, 1, 1, 1], bool)
-    search = driver.find_feasible(fits, start=3, want=3)
+    search = sampling.find_feasible(fits, start=3, want=3)
     # nodes 3 (no), 4, 5, 6 (no), 7: three fit; the search stops at node 8, the fourth
     assert search.rows.tolist() == [4, 5, 7] and search.processed == 5
-    few = driver.find_feasible(np.array([0, 1, 0, 0, 1], bool), start=2, want=3)
+    few = sampling.find_feasible(np.array([0, 1, 0, 0, 1], bool), start=2, want=3)
     assert few.rows.tolist() == [4, 1] and few.processed == 5  # fewer fit than wanted: all examined
 
 
@@ -100,7 +100,7 @@ def _pod(cpu: float = 500.0, memory: float = 512 * 2**20) -> driver.PendingPod:
 def test_consecutive_cycles_rotate_over_the_whole_cluster() -> None:
     ext = FakeExtender()
     sched = driver.Scheduler(_view(300), ext, weight=3, rng=random.Random(1))
-    want = driver.num_feasible_nodes_to_find(300)  # 48 % of 300 = 144
+    want = sampling.num_feasible_nodes_to_find(300)  # 48 % of 300 = 144
     for _ in range(3):
         sched.schedule_one(_pod(cpu=1.0))
     assert want == 144
