@@ -23,13 +23,8 @@ BIND = r"/binding$"
 
 
 @pytest.fixture()
-def api() -> Iterator[FakeKubeAPI]:
-    with FakeKubeAPI() as server:
-        yield server
-
-
-@pytest.fixture()
 def api_client(api: FakeKubeAPI) -> Iterator[client.ApiClient]:
+    """conftest's client, with a bearer token (the binder must send it)."""
     cfg = client.Configuration(host=api.url)
     cfg.api_key = {"BearerToken": "s3cr3t-token"}
     cfg.api_key_prefix = {"BearerToken": "Bearer"}
