@@ -122,6 +122,14 @@ class LoadProvider(Protocol):
     def view(self, names: Sequence[str], resources: Sequence[str], now: float): ...  # noqa: ANN201
     def record(self, node: str, t: float, values: Mapping[str, float], *, source: str) -> None: ...
     def forget(self, node: str) -> None: ...
+    @property
+    def version(self) -> int: ...  # changes whenever a view would differ for new samples
+
+
+# A snapshot copies the load window's statistics (average, deviation, p95 over the window),
+# which change as samples age out even when none arrive: rebuilt at least this often while a
+# load source is configured, so a quiet cluster does not serve statistics older than this.
+LOAD_REFRESH_S = 10.0
 
 
 class ClusterState:
@@ -161,6 +169,7 @@ class ClusterState:
         self._pod_keys: dict[tuple[str, str], str] = {}  # (namespace, name) -> uid
         self._unbound: dict[str, Pod] = {}  # uid -> pending pod spec (for assume at bind)
         self._dirty = True
+        self._load_seen = -1  # the load window's version the snapshot copied
         self._generation = 0
         self.events_applied = 0
         self.snapshot = self._build()
@@ -481,15 +490,23 @@ class ClusterState:
         self._dirty = True
 
     def publish(self, *, force: bool = False) -> Snapshot:
-        """Build and swap in a new snapshot if anything changed (or ``force``)."""
+        """Build and swap in a new snapshot if what it copies changed (or ``force``): the store
+        (an event, a bind), the load window (a sample or node accepted or forgotten),
+        compensation past ``max_s``, or window statistics older than ``LOAD_REFRESH_S``. An
+        unchanged snapshot is kept, so the verbs keep the node tables they built from it."""
         with self._lock:
-            if self._dirty or force or self._compensating():
+            if force or self._dirty or self._load_moved():
                 self.snapshot = self._build()
                 self._dirty = False
             return self.snapshot
 
-    def _compensating(self) -> bool:
-        return bool(self._recent) and self._load is not None
+    def _load_moved(self) -> bool:
+        if self._load is None:
+            return False
+        now = self._clock()
+        q = self._recent_q  # bind order: its head is the first to run out
+        return (self._load.version != self._load_seen or (bool(q) and now - q[0][0] > self._comp.max_s)
+                or now - self.snapshot.built_at >= LOAD_REFRESH_S)
 
     def _compensate(self, uid: str, rec: _PodRecord) -> None:
         """Add a just-bound pod's estimate to its node's pending row."""
@@ -547,6 +564,8 @@ class ClusterState:
         r, n = len(self._resources), len(names)
         newest = np.full(n, -np.inf)
         view = None
+        if self._load is not None:
+            self._load_seen = self._load.version  # read first: a sample arriving meanwhile rebuilds again
         if self._load is not None and n:
             view = self._load.view(names, self._resources, now)
             newest = np.asarray(view.newest, dtype=np.float64)

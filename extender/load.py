@@ -280,6 +280,9 @@ class LoadWindow:
         self._lock = threading.Lock()
         self._rows: dict[str, int] = {}
         self._rows_gen = 0  # bumped whenever the node -> row map changes
+        # bumped whenever a sample is accepted or a node forgotten: readers that copy the
+        # window's statistics (the cluster snapshot) know when their copy is out of date
+        self._version = 0
         # the last names sequence looked up, and its rows: a caller that passes the same
         # (immutable) sequence object again skips 10,000 dict lookups
         self._memo: tuple[object, int, npt.NDArray[np.intp]] | None = None
@@ -432,6 +435,7 @@ class LoadWindow:
                 touched.append(row * len(self.resources) + col)
             accepted += 1
         st.samples += accepted
+        self._version += accepted > 0
         return accepted
 
     def _reject(self, st: _SourceState, source: str, node: str, what: str, value: object) -> None:
@@ -457,6 +461,12 @@ class LoadWindow:
             self._names[row] = None
             self._free.append(row)
             self._rows_gen += 1
+            self._version += 1
+
+    @property
+    def version(self) -> int:
+        """Changes whenever a sample is accepted or a node forgotten (never goes back)."""
+        return self._version
 
     def note_poll(self, source: str, ok: bool, *, error: str = "", when: float | None = None) -> None:
         """Record the outcome of one poll of ``source`` for ``sources()``."""

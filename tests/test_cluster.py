@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from extender.cluster import ClusterState, CompensationSpec
+from extender.cluster import LOAD_REFRESH_S, ClusterState, CompensationSpec
 
 GI = 1024.0**3
 
@@ -38,12 +38,15 @@ def pod(uid: str, node_name: str = "", cpu: str | None = "500m", memory: str | N
 class FakeLoad:
     def __init__(self) -> None:
         self.samples: dict[str, tuple[float, dict[str, float]]] = {}
+        self.version = 0
 
     def record(self, node: str, t: float, values: dict[str, float], *, source: str) -> None:
         self.samples[node] = (t, dict(values))
+        self.version += 1
 
     def forget(self, node: str) -> None:
         self.samples.pop(node, None)
+        self.version += 1
 
     def view(self, names, resources, now):  # noqa: ANN001, ANN201
         n, r = len(names), len(resources)
@@ -197,6 +200,47 @@ def test_compensation_expires_after_max() -> None:
     now[0] = 301.0
     snap = s.publish(force=True)
     assert snap.arrays["pending"][snap.resources.index("cpu"), 0] == 0
+
+
+def test_a_polled_sample_reaches_the_next_snapshot_without_any_event() -> None:
+    # metrics-server and Prometheus write into the load window, not through the informers: a
+    # quiet cluster (no pod or node event) must still see them at the next publish
+    from extender.load import LoadWindow
+    now = [1000.0]
+    s = ClusterState(estimator_factors={"cpu": 100}, load=LoadWindow(("cpu", "memory")), clock=lambda: now[0])
+    s.nodes_handler.replace([node("a")])
+    s.pods_handler.replace([])
+    first = s.publish()
+    cpu = first.resources.index("cpu")
+    assert np.isnan(first.arrays["usage"][cpu, 0])
+    assert s.publish() is first  # nothing changed: the same snapshot (tables built from it stay valid)
+    s._load.record("a", 999.0, {"cpu": 1500.0}, source="metrics-server")  # noqa: SLF001 - a poller's write
+    snap = s.publish()
+    assert snap is not first and snap.arrays["usage"][cpu, 0] == 1500 and snap.newest_sample[0] == 999.0
+    assert s.publish() is snap
+    now[0] += LOAD_REFRESH_S  # window statistics age even without samples: rebuilt now and then
+    assert s.publish() is not snap
+
+
+def test_compensation_republishes_only_when_something_runs_out() -> None:
+    now = [0.0]
+    load = FakeLoad()
+    s = ClusterState(estimator_factors={"cpu": 100}, load=load, clock=lambda: now[0],
+                     compensation=CompensationSpec(report_lag_s=60, max_s=8))  # runs out before LOAD_REFRESH_S
+    s.nodes_handler.replace([node("a")])
+    s.pods_handler.replace([])
+    s.pods_handler.upsert(pod("1", "a"))  # compensated from now on
+    snap = s.publish()
+    cpu = snap.resources.index("cpu")
+    assert snap.arrays["pending"][cpu, 0] == 500
+    now[0] = 5.0
+    assert s.publish() is snap  # nothing ran out, no new sample: no rebuild every publish
+    load.record("a", 4.0, {"cpu": 100.0}, source="test")  # a new sample, but not bind + lag
+    snap = s.publish()
+    assert snap.arrays["pending"][cpu, 0] == 500 and snap.arrays["usage"][cpu, 0] == 100
+    now[0] = 8.5  # past max_s
+    snap = s.publish()
+    assert snap.arrays["pending"][cpu, 0] == 0 and snap.compensated_pods == 0
 
 
 def test_malformed_objects_raise_for_the_informer_to_handle() -> None:
