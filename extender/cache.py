@@ -183,6 +183,42 @@ class Cache:
         return True, f"cluster cache synced: {nodes} nodes, {pods} pods"
 
 
+AGE_RESOLUTION_S = 1.0  # a reused node table's load ages are at most this far behind the clock
+
+
+def _same(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    return a is b or a == b
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Rows:
+    """A request's names in one snapshot's index: ``snapshot_rows[k]`` is the row of request
+    position ``positions[k]``; ``whole``: the names are every node of the snapshot."""
+
+    snapshot_rows: np.ndarray
+    positions: np.ndarray
+    unresolved: dict[str, str]
+    whole: bool
+
+    def request_positions_of_snapshot_rows(self) -> np.ndarray:
+        """For ``whole``: the request position of each snapshot row (the inverse permutation)."""
+        inverse = np.empty_like(self.snapshot_rows)
+        inverse[self.snapshot_rows] = self.positions
+        return inverse
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Built:
+    """The last Candidates built: for which snapshot, name list and time; ``table_rows`` the
+    snapshot rows of its table (None: every node, in snapshot order)."""
+
+    generation: int
+    names: tuple[str, ...]
+    now: float
+    table_rows: np.ndarray | None
+    cands: Candidates
+
+
 class CacheSource:
     """NodeSource over the cache's snapshots (names form, and Nodes form by name)."""
 
@@ -191,8 +227,8 @@ class CacheSource:
     def __init__(self, cache: Cache, *, clock: Callable[[], float] = time.time) -> None:
         self._cache = cache
         self._clock = clock
-        self._last: tuple[int, tuple[str, ...], Candidates] | None = None
-        self._rows_memo: tuple[object, tuple[str, ...], tuple[np.ndarray, np.ndarray, dict[str, str]]] | None = None
+        self._last: _Built | None = None
+        self._rows_memo: tuple[object, tuple[str, ...], _Rows] | None = None
 
     def _snapshot(self) -> Snapshot:
         if not self._cache.synced:
@@ -200,36 +236,50 @@ class CacheSource:
         return self._cache.state.snapshot
 
     def _candidates(self, names: Sequence[str]) -> Candidates:
+        """The request's Candidates, built once per snapshot and name list: a scheduler that
+        sends the same list again (``NameListMemo`` hands back the same tuple) gets the same
+        table until a new snapshot is published; only the load ages are renewed, every
+        ``AGE_RESOLUTION_S``."""
         snap = self._snapshot()
-        names = tuple(names)
+        names = names if isinstance(names, tuple) else tuple(names)
+        now = self._clock()
         last = self._last
-        if last is not None and last[0] == snap.generation and last[1] == names:
-            return last[2]
-        rows = self._rows(snap, names)
-        # every name resolved: the table's names are the request's, in order
-        table_names = names if len(rows[1]) == len(names) else None
-        result = Candidates(snap.table(rows[0], self._clock(), table_names), rows[1], rows[2])
-        self._last = (snap.generation, names, result)
+        if last is not None and last.generation == snap.generation and _same(last.names, names):
+            if now - last.now < AGE_RESOLUTION_S:
+                return last.cands
+            table = dataclasses.replace(last.cands.table, load_age_s=snap.ages(last.table_rows, now))
+            result = dataclasses.replace(last.cands, table=table)
+            self._last = dataclasses.replace(last, now=now, cands=result)
+            return result
+        r = self._rows(snap, names)
+        if r.whole:  # every known node, in some order: the snapshot's own arrays, nothing gathered
+            table_rows, result = None, Candidates(snap.table(None, now), r.request_positions_of_snapshot_rows(), {})
+        else:  # the table's names are the request's, in order, when every name resolved
+            table_rows = r.snapshot_rows
+            result = Candidates(snap.table(table_rows, now, names if not r.unresolved else None),
+                                r.positions, r.unresolved)
+        self._last = _Built(snap.generation, names, now, table_rows, result)
         return result
 
-    def _rows(self, snap: Snapshot, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
-        """(snapshot rows, positions in the request, unresolved) of the request's names; reused
-        while the node set is the same (snapshots share their index until a node changes),
-        so pod churn does not redo the per-name work of every call."""
+    def _rows(self, snap: Snapshot, names: tuple[str, ...]) -> _Rows:
+        """Where the request's names are in the snapshot; reused while the node set is the
+        same (snapshots share their index until a node changes), so pod churn does not redo
+        the per-name work of every call."""
         memo = self._rows_memo
-        if memo is not None and memo[0] is snap.index and memo[1] == names:
+        if memo is not None and memo[0] is snap.index and _same(memo[1], names):
             return memo[2]
         index = snap.index
         found = list(map(index.get, names))  # one dict lookup per name, at C speed
         if None not in found:
-            out = (np.array(found, dtype=np.intp), np.arange(len(names), dtype=np.intp), {})
+            out = _Rows(np.array(found, dtype=np.intp), np.arange(len(names), dtype=np.intp), {},
+                        whole=len(names) == len(snap.names))
         else:
             positions = [pos for pos, row in enumerate(found) if row is not None]
             unresolved = {names[pos]: (f"node {names[pos]} is not in the extender's cluster cache (the cache "
                                        "is behind the scheduler, or the node was deleted)")
                           for pos, row in enumerate(found) if row is None}
-            out = (np.array([found[p] for p in positions], dtype=np.intp), np.array(positions, dtype=np.intp),
-                   unresolved)
+            out = _Rows(np.array([found[p] for p in positions], dtype=np.intp), np.array(positions, dtype=np.intp),
+                        unresolved, whole=False)
         self._rows_memo = (index, names, out)
         return out
 

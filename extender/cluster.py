@@ -67,14 +67,24 @@ class Snapshot:
     pods: int  # pods counted on known nodes
     compensated_pods: int
 
-    def table(self, rows: npt.NDArray[np.intp], now: float, names: tuple[str, ...] | None = None) -> NodeTable:
-        """The NodeTable of the given snapshot rows (load age computed at ``now``). ``names``:
-        the rows' node names when the caller has them already (the request's own tuple)."""
+    def table(self, rows: npt.NDArray[np.intp] | None, now: float, names: tuple[str, ...] | None = None) -> NodeTable:
+        """The NodeTable of the given snapshot rows, or of every node in snapshot order when
+        ``rows`` is None (views of the snapshot's arrays: nothing is copied). Load ages are
+        computed at ``now``. ``names``: the rows' node names when the caller has them already
+        (the request's own tuple)."""
+        if rows is None:
+            fields = {f: a.T for f, a in self.arrays.items()}  # (R, N) C-ordered: (N, R) Fortran views
+            return NodeTable(names=self.names, resources=self.resources, load_age_s=self.ages(None, now), **fields)
         if names is None:
             names = tuple(map(self.names.__getitem__, rows.tolist()))
         fields = {f: np.take(a, rows, axis=1).T for f, a in self.arrays.items()}  # 3x a[:, rows]
-        age = np.maximum(now - self.newest_sample[rows], 0.0)
-        return NodeTable(names=names, resources=self.resources, load_age_s=age, **fields)
+        return NodeTable(names=names, resources=self.resources, load_age_s=self.ages(rows, now), **fields)
+
+    def ages(self, rows: npt.NDArray[np.intp] | None, now: float) -> npt.NDArray[np.float64]:
+        """(n,) seconds since the newest load sample of ``rows`` (every node if None), +inf
+        where there is none."""
+        newest = self.newest_sample if rows is None else self.newest_sample[rows]
+        return np.maximum(now - newest, 0.0)
 
 
 EMPTY_FIELDS = ("usage", "usage_avg", "usage_std", "usage_p95", "threshold_override")
@@ -157,6 +167,9 @@ class ClusterState:
         self._recent: dict[str, _PodRecord] = {}
         self._recent_q: collections.deque[tuple[float, str]] = collections.deque()
         self._recent_by_node: dict[str, collections.deque[tuple[float, str]]] = {}
+        # what _expire saw last: (node names, newest sample per node), and the nodes compensated since
+        self._expire_seen: tuple[tuple[str, ...], npt.NDArray[np.float64]] | None = None
+        self._compensated_since: set[str] = set()
         self._node_gen = 0  # bumped whenever the set of known nodes changes
         self._names_cache: tuple[int, npt.NDArray[np.intp], tuple[str, ...], dict[str, int]] | None = None
         self._ips: dict[str, str] = {}  # InternalIP -> node name (Prometheus instance labels)
@@ -517,6 +530,7 @@ class ClusterState:
         entry = (rec.bound_at, uid)
         self._recent_q.append(entry)
         self._recent_by_node.setdefault(rec.node, collections.deque()).append(entry)
+        self._compensated_since.add(rec.node)
 
     def _uncompensate(self, uid: str) -> bool:
         rec = self._recent.pop(uid, None)
@@ -530,14 +544,23 @@ class ClusterState:
         return True
 
     def _expire(self, names: tuple[str, ...], newest: npt.NDArray[np.float64], now: float) -> None:
-        """Drop compensation that is too old, or that the node's load samples now include."""
+        """Drop compensation that is too old, or that the node's load samples now include.
+        Only the nodes whose newest sample moved, or that were compensated, since the last
+        check are looked at: on the others nothing new can have caught up."""
         q, max_s, lag = self._recent_q, self._comp.max_s, self._comp.report_lag_s
         while q and (now - q[0][0] > max_s or q[0][1] not in self._recent):
             self._uncompensate(q.popleft()[1])
+        last, self._expire_seen = self._expire_seen, (names, newest)
+        check, self._compensated_since = self._compensated_since, set()
         if not self._recent_by_node:
             return
+        if last is not None and last[0] is names:  # same node set: compare newest samples
+            check.update(names[i] for i in np.flatnonzero(newest != last[1]).tolist())
+            nodes = [n for n in check if n in self._recent_by_node]
+        else:
+            nodes = list(self._recent_by_node)
         index = self._names_cache[3] if self._names_cache is not None else {}
-        for node in list(self._recent_by_node):
+        for node in nodes:
             dq = self._recent_by_node[node]
             i = index.get(node)
             seen = newest[i] if i is not None else -np.inf
@@ -570,7 +593,10 @@ class ClusterState:
             view = self._load.view(names, self._resources, now)
             newest = np.asarray(view.newest, dtype=np.float64)
             self._expire(names, newest, now)
-        arrays = {f: np.ascontiguousarray(a[:, known_rows]) for f, a in self._arrays.items()}
+        if n and known_rows[-1] == n - 1:  # rows 0..n-1 (sorted, distinct): a slice, not a gather
+            arrays = {f: a[:, :n].copy() for f, a in self._arrays.items()}
+        else:
+            arrays = {f: np.ascontiguousarray(a[:, known_rows]) for f, a in self._arrays.items()}
         for f in EMPTY_FIELDS:
             arrays[f] = np.full((r, n), np.nan)
         if view is not None:

@@ -19,6 +19,7 @@ from extender.decisions import DecisionLog
 from extender.demand import pod_demand, requested_resources
 from extender.source import Candidates, NamesFormUnsupported, NodeSource
 from extender.wire import (
+    NameListMemo,
     Pod,
     PreemptionRequest,
     SchedulingRequest,
@@ -70,9 +71,10 @@ class Verbs:
         self._binder = binder
         self._log = logger
         self._decisions = decisions
+        self._names = NameListMemo()
 
     def _evaluate(self, body: bytes) -> tuple[SchedulingRequest, PodDemand, Candidates, Evaluation]:
-        request = decode_scheduling_request(body)
+        request = decode_scheduling_request(body, self._names)
         resources = requested_resources(request.pod)
         demand = pod_demand(request.pod, resources)
         cands = self._source.candidates(request, resources)
@@ -113,7 +115,7 @@ class Verbs:
         if self._decisions is not None:
             uid, key = _pod_key(request.pod)
             self._decisions.record_prioritize(uid, key, ev, cands.table, demand, self._policy)
-        return Answer(encode_host_priorities(request.names, scores.tolist()), nodes=len(request.names),
+        return Answer(encode_host_priorities(request.names, scores.tolist(), self._names), nodes=len(request.names),
                       fallback_nodes=int(ev.fallback.sum()))
 
     def explain(self, body: bytes, only: list[str] | None = None) -> Answer:

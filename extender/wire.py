@@ -86,10 +86,13 @@ class _NodeList(msgspec.Struct, frozen=True):
     items: list[msgspec.Raw] | None = None
 
 
+_NULL = msgspec.Raw(b"null")
+
+
 class _ExtenderArgs(msgspec.Struct, frozen=True):
     Pod: Pod | None = None  # noqa: N815
     Nodes: _NodeList | None = None  # noqa: N815
-    NodeNames: list[str] | None = None  # noqa: N815
+    NodeNames: msgspec.Raw = _NULL  # noqa: N815  (decoded through NameListMemo)
 
 
 class _BindingArgs(msgspec.Struct, frozen=True):
@@ -171,6 +174,7 @@ class PreemptionRequest:
 
 
 _args_decoder = msgspec.json.Decoder(_ExtenderArgs)
+_names_decoder = msgspec.json.Decoder(list[str] | None)
 _node_decoder = msgspec.json.Decoder(Node)
 _binding_decoder = msgspec.json.Decoder(_BindingArgs)
 _preemption_decoder = msgspec.json.Decoder(_PreemptionArgs)
@@ -207,16 +211,60 @@ def _unique(names: Sequence[str], where: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-def decode_scheduling_request(body: bytes) -> SchedulingRequest:
-    """Decode the ExtenderArgs of filter or prioritize."""
+class NameListMemo:
+    """The last NodeNames list decoded, and its encoding for HostPriorityList.
+
+    With ``percentageOfNodesToScore: 100`` kube-scheduler sends the same list of every
+    feasible node to filter and prioritize, pod after pod. Compared as bytes (a memcmp), a list
+    seen last time is not decoded, checked for duplicates or re-encoded again, and the caller
+    gets the very same tuple, so that the node source can recognise it by identity. One per
+    ``Verbs``; threads may share it (each swap is one attribute store of an immutable pair).
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[bytes, tuple[str, ...]] | None = None
+        self._parts: tuple[tuple[str, ...], list[bytes]] | None = None
+
+    def names(self, raw: msgspec.Raw) -> tuple[str, ...] | None:
+        """The NodeNames of ``raw`` (its JSON), checked; None for ``null``."""
+        data = bytes(raw)
+        last = self._last
+        if last is not None and last[0] == data:
+            return last[1]
+        names = _decode_names(data)
+        if names is not None:
+            self._last = (data, names)
+        return names
+
+    def parts(self, names: tuple[str, ...]) -> list[bytes]:
+        """Each name's JSON string contents (see ``encode_host_priorities``), of the last list."""
+        cached = self._parts
+        if cached is not None and cached[0] is names:
+            return cached[1]
+        parts = _name_parts(names)
+        self._parts = (names, parts)
+        return parts
+
+
+def _decode_names(data: bytes) -> tuple[str, ...] | None:
+    try:
+        names = _names_decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"invalid ExtenderArgs: {exc}".replace("`$", "`NodeNames")) from None
+    return None if names is None else _unique(names, "NodeNames")
+
+
+def decode_scheduling_request(body: bytes, memo: NameListMemo | None = None) -> SchedulingRequest:
+    """Decode the ExtenderArgs of filter or prioritize (``memo``: see ``NameListMemo``)."""
     args = _decode(_args_decoder, body, "ExtenderArgs")
     pod = _require_pod(args.Pod, "ExtenderArgs")
-    if (args.Nodes is None) == (args.NodeNames is None):
+    names = memo.names(args.NodeNames) if memo is not None else _decode_names(bytes(args.NodeNames))
+    if (args.Nodes is None) == (names is None):
         which = "both" if args.Nodes is not None else "neither"
         raise BadRequest(f"ExtenderArgs has {which} of Nodes and NodeNames; exactly one must be set "
                          "(Nodes when nodeCacheCapable is false, NodeNames when it is true)")
-    if args.NodeNames is not None:
-        return SchedulingRequest(pod, _unique(args.NodeNames, "NodeNames"), None)
+    if names is not None:
+        return SchedulingRequest(pod, names, None)
     raw = tuple(args.Nodes.items or ())
     views = []
     for i, item in enumerate(raw):
@@ -224,8 +272,8 @@ def decode_scheduling_request(body: bytes) -> SchedulingRequest:
             views.append(_node_decoder.decode(item))
         except msgspec.ValidationError as exc:
             raise BadRequest(f"invalid ExtenderArgs: {exc}".replace("`$", f"`Nodes.items[{i}]")) from None
-    names = [v.metadata.name if v.metadata else "" for v in views]
-    objects = NodeObjects(_unique(names, "Nodes.items"), tuple(views), raw, args.Nodes.metadata)
+    node_names = [v.metadata.name if v.metadata else "" for v in views]
+    objects = NodeObjects(_unique(node_names, "Nodes.items"), tuple(views), raw, args.Nodes.metadata)
     return SchedulingRequest(pod, objects.names, objects)
 
 
@@ -433,18 +481,23 @@ _HOST_OPEN = b',{"Host":"'
 _SCORE_JOINS = tuple(b'","Score":%d}' % k + _HOST_OPEN for k in range(MAX_EXTENDER_PRIORITY + 1))
 
 
-def encode_host_priorities(names: Sequence[str], scores: Sequence[int]) -> bytes:
+def _name_parts(names: Sequence[str]) -> list[bytes]:
+    """``["a","b"]`` split at its ``","`` separators: each name's JSON string contents (an
+    escaped name never contains ``","``)."""
+    return _encoder.encode(list(names))[2:-2].split(b'","')
+
+
+def encode_host_priorities(names: Sequence[str], scores: Sequence[int], memo: NameListMemo | None = None) -> bytes:
     """HostPriorityList: a bare JSON array of {Host, Score} (``scores`` are Python ints).
 
-    Built from the encoded name list: ``["a","b"]`` split at its ``","`` separators gives each
-    name's JSON string contents (an escaped name never contains ``","``), interleaved with a
-    table of score joints (scores are 0..10): no object per node. Out-of-range scores, which
-    the core never produces, take the plain encoder."""
+    Built from the encoded name list (``_name_parts``; ``memo`` keeps it for a list that
+    comes again), interleaved with a table of score joints (scores are 0..10): no object per
+    node. Out-of-range scores, which the core never produces, take the plain encoder."""
     if len(names) != len(scores):
         raise ValueError("names and scores differ in length")
     if not names:
         return b"[]"
-    parts = _encoder.encode(list(names))[2:-2].split(b'","')
+    parts = memo.parts(names) if memo is not None and isinstance(names, tuple) else _name_parts(names)
     if len(parts) != len(names) or min(scores) < 0 or max(scores) > MAX_EXTENDER_PRIORITY:
         return _encoder.encode(list(map(_HostPriority, names, scores)))
     seq: list[bytes] = [b""] * (2 * len(parts))

@@ -255,7 +255,7 @@ def test_malformed_objects_raise_for_the_informer_to_handle() -> None:
 # --------------------------------------------------------------------------------------------
 # Incremental accounting equals a recount from scratch, after any sequence of events
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 NODE_NAMES = ("a", "b", "c")
@@ -310,3 +310,60 @@ def test_incremental_accounting_equals_a_recount(ops) -> None:  # noqa: ANN001
             init = obj["spec"].get("initContainers")
             want[n] += max(c, 3000.0) if init else c
     assert {k: v["cpu"] for k, v in s.view().items()} == want
+
+
+# --------------------------------------------------------------------------------------------
+# Compensation after any sequence of binds, deletions, samples and clock steps equals a plain
+# recomputation: a pod bound at b on node x is pending until a build at t with t - b > max_s,
+# or with x's newest sample >= b + lag (and never again after).
+
+COMP_OPS = st.lists(st.one_of(
+    st.tuples(st.just("bind"), st.sampled_from(NODE_NAMES[:2]), st.just(0.0)),
+    st.tuples(st.just("delete"), st.integers(0, 30), st.just(0.0)),
+    st.tuples(st.just("sample"), st.sampled_from(NODE_NAMES[:2]), st.floats(-40, 30)),  # < 0: a clock ahead of ours
+    st.tuples(st.just("tick"), st.just(""), st.floats(0, 40)),
+    st.tuples(st.just("publish"), st.booleans(), st.just(0.0)),
+), max_size=60)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=COMP_OPS)
+# a node's sample already covers a pod bound after the last build (a clock ahead of ours)
+@example(ops=[("sample", "a", -40.0), ("publish", True, 0.0), ("bind", "a", 0.0), ("publish", False, 0.0)])
+def test_compensation_equals_a_recomputation(ops) -> None:
+    from extender.load import LoadWindow
+    now = [1000.0]
+    lag, max_s = 20.0, 100.0
+    s = ClusterState(estimator_factors={"cpu": 100}, load=LoadWindow(("cpu",), window_s=10**6),
+                     clock=lambda: now[0], compensation=CompensationSpec(report_lag_s=lag, max_s=max_s))
+    s.nodes_handler.replace([node(n) for n in NODE_NAMES])
+    s.pods_handler.replace([])
+    pending: dict[str, list] = {}  # uid -> [node, bound at, still pending]
+    newest = dict.fromkeys(NODE_NAMES, -np.inf)
+    uids = []
+    snap = s.publish(force=True)
+    for op, a, x in ops:
+        if op == "bind":
+            uid = str(len(uids))
+            uids.append(uid)
+            s.pods_handler.upsert(pod(uid, a, cpu="500m", memory=None))
+            pending[uid] = [a, now[0], True]
+        elif op == "delete" and a < len(uids) and uids[a] in pending:
+            s.pods_handler.delete(pod(uids[a], pending.pop(uids[a])[0], cpu="500m", memory=None))
+        elif op == "sample":
+            s._load.record(a, now[0] - x, {"cpu": 1.0}, source="test")  # noqa: SLF001 - a poller's write
+            newest[a] = max(newest[a], now[0] - x)
+        elif op == "tick":
+            now[0] += x
+        elif op == "publish":
+            before = snap
+            snap = s.publish(force=a)
+            if snap is not before:  # a build: expiry ran at its time
+                for p in pending.values():
+                    if p[2] and (now[0] - p[1] > max_s or newest[p[0]] >= p[1] + lag):
+                        p[2] = False
+                cpu = snap.resources.index("cpu")
+                for n in NODE_NAMES:
+                    want = sum(500.0 for p in pending.values() if p[0] == n and p[2])
+                    assert snap.arrays["pending"][cpu, snap.index[n]] == pytest.approx(want, abs=1e-6)
+                assert snap.compensated_pods == sum(p[2] for p in pending.values())

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from extender.app import create_app
 from extender.settings import Settings
+from extender.wire import BadRequest, NameListMemo, decode_scheduling_request, encode_host_priorities
 
 NOW = 1_800_000_000.0
 P = "load.extender.scheduling/"
@@ -102,7 +104,33 @@ def test_host_priorities_encode_as_the_plain_encoder_would(names: list[str], dat
     """The fast HostPriorityList encoder (split of the encoded name list) gives the same JSON
     as encoding one {Host, Score} object per node, for any names (quotes, commas, escapes,
     non-ASCII, empty) and any scores, in range or not."""
-    from extender.wire import encode_host_priorities
     scores = data.draw(st.lists(st.integers(-3, 13), min_size=len(names), max_size=len(names)))
     got = json.loads(encode_host_priorities(names, scores))
     assert got == [{"Host": n, "Score": s} for n, s in zip(names, scores, strict=True)]
+    memo = NameListMemo()
+    as_tuple = tuple(names)
+    for _ in range(2):  # the second time from the memo's kept parts
+        assert json.loads(encode_host_priorities(as_tuple, scores, memo)) == got
+
+
+def _args(names: object) -> bytes:
+    return json.dumps({"Pod": {"metadata": {"uid": "u"}}, "Nodes": None, "NodeNames": names}).encode()
+
+
+def test_a_name_list_seen_last_time_is_the_same_tuple() -> None:
+    """kube-scheduler sends the same NodeNames call after call: the memo hands back the very
+    tuple it decoded (the node source recognises it by identity); another list, or the same
+    names in another order, is decoded afresh; a bad list is refused every time, never kept."""
+    memo = NameListMemo()
+    first = decode_scheduling_request(_args(["a", "b", "c"]), memo).names
+    assert first == ("a", "b", "c")
+    assert decode_scheduling_request(_args(["a", "b", "c"]), memo).names is first
+    other = decode_scheduling_request(_args(["c", "b", "a"]), memo).names
+    assert other == ("c", "b", "a") and other is not first
+    for bad, why in ((["a", "a"], "appears more than once"), (["a", ""], "empty name"), ([1], "NodeNames")):
+        for _ in range(2):
+            with pytest.raises(BadRequest, match=why):
+                decode_scheduling_request(_args(bad), memo)
+    assert decode_scheduling_request(_args(["c", "b", "a"]), memo).names is other
+    nodes_form = json.dumps({"Pod": {}, "Nodes": {"items": []}}).encode()
+    assert decode_scheduling_request(nodes_form, memo).objects is not None  # NodeNames absent = null
