@@ -8,7 +8,6 @@ the log, never to the client).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 import time
@@ -20,7 +19,7 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException
 from extender.binding import Binder, load_api_client
 from extender.cache import Cache, CachedBinder, CacheNotReady, CacheSource, cache_config
 from extender.decisions import DecisionLog
-from extender.gate import CallGate
+from extender.gate import CallGate, GatedPaths
 from extender.metrics import Metrics
 from extender.policy_file import load_policy
 from extender.settings import Settings
@@ -65,15 +64,15 @@ def create_app(settings: Settings, *, source: NodeSource | None = None, binder: 
     app = Flask("extender")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["extender"] = {"settings": settings, "metrics": metrics, "source": source,
-                                  "verbs": verbs, "policy": policy, "cache": cache, "decisions": decisions}
+                                  "verbs": verbs, "policy": policy, "cache": cache, "decisions": decisions,
+                                  "gate": gate}
 
     def serve(verb: str, handler: Callable[[bytes], Answer]) -> Response:
         start = time.perf_counter()
         status, kind = 200, ""
         try:
             body = _read_body(settings.read_timeout_s)
-            with gate.call() if verb in GATED_VERBS else contextlib.nullcontext():
-                answer = handler(body)
+            answer = handler(body)
             status = answer.status
             _record_answer(metrics, verb, answer)
             response = Response(answer.body, status=status, mimetype=JSON)
@@ -144,6 +143,7 @@ def create_app(settings: Settings, *, source: NodeSource | None = None, binder: 
         return Response(encode_error(f"{exc.code} {exc.name}: {request.method} {request.path}"),
                         status=exc.code or 400, mimetype=JSON)
 
+    app.wsgi_app = GatedPaths(app.wsgi_app, gate, (f"{prefix}/{verb}" for verb in GATED_VERBS))  # type: ignore[method-assign]
     return app
 
 

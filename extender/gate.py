@@ -17,7 +17,10 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from werkzeug.wsgi import ClosingIterator
 
 
 class CallGate:
@@ -34,19 +37,27 @@ class CallGate:
         self._idle = threading.Event()
         self._idle.set()
 
-    @contextlib.contextmanager
-    def call(self) -> Iterator[None]:
-        """Around the answer of one scheduling call."""
+    def enter(self) -> None:
+        """A scheduling call starts being answered."""
         with self._lock:
             self._calls += 1
             self._idle.clear()
+
+    def leave(self) -> None:
+        """The call's answer has been written (each ``enter`` is left once)."""
+        with self._lock:
+            self._calls -= 1
+            if self._calls == 0:
+                self._idle.set()
+
+    @contextlib.contextmanager
+    def call(self) -> Iterator[None]:
+        """Around the answer of one scheduling call."""
+        self.enter()
         try:
             yield
         finally:
-            with self._lock:
-                self._calls -= 1
-                if self._calls == 0:
-                    self._idle.set()
+            self.leave()
 
     def busy(self) -> bool:
         return not self._idle.is_set()
@@ -81,3 +92,26 @@ class Feeder:
         if self._on_wait is not None:
             self._on_wait()
         return True
+
+
+class GatedPaths:
+    """WSGI middleware: requests to ``paths`` count as scheduling calls from the moment the
+    application is called (body read, decode, answer) until the server has written the answer
+    and closed the response (PEP 3333: ``close()`` after the last byte), so the feeders also
+    step aside while the answer is read and written, not only while it is computed."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], gate: CallGate, paths: Iterable[str]) -> None:
+        self._app = app
+        self._gate = gate
+        self._paths = frozenset(paths)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") not in self._paths:
+            return self._app(environ, start_response)
+        self._gate.enter()
+        try:
+            body = self._app(environ, start_response)
+        except BaseException:
+            self._gate.leave()
+            raise
+        return ClosingIterator(body, self._gate.leave)

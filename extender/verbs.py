@@ -104,7 +104,7 @@ class Verbs:
         if self._decisions is not None:
             uid, key = _pod_key(request.pod)
             self._decisions.record_filter(uid, key, ev, reasons, len(cands.unresolved))
-        return Answer(encode_filter_result(request, passing.tolist(), failed, unresolvable),
+        return Answer(encode_filter_result(request, passing.tolist(), failed, unresolvable, memo=self._names),
                       nodes=len(request.names), rejections=rejections,
                       fallback_nodes=int(ev.fallback.sum()))
 

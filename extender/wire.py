@@ -427,7 +427,7 @@ class _FilterResult(msgspec.Struct):
     """Key order as the Go struct: Nodes, NodeNames, FailedNodes, FailedAndUnresolvableNodes, Error."""
 
     Nodes: _NodeListOut | None  # noqa: N815
-    NodeNames: list[str] | None  # noqa: N815
+    NodeNames: list[str] | msgspec.Raw | None  # noqa: N815  (Raw: already encoded)
     FailedNodes: dict[str, str]  # noqa: N815
     FailedAndUnresolvableNodes: dict[str, str]  # noqa: N815
     Error: str  # noqa: N815
@@ -459,15 +459,21 @@ _encoder = msgspec.json.Encoder()
 
 
 def encode_filter_result(request: SchedulingRequest, passing: Sequence[bool], failed: Mapping[str, str],
-                         unresolvable: Mapping[str, str], error: str = "") -> bytes:
+                         unresolvable: Mapping[str, str], error: str = "", memo: NameListMemo | None = None) -> bytes:
     """ExtenderFilterResult in the form the request used: ``Nodes`` (the scheduler's own
-    objects, echoed) for the Nodes form, ``NodeNames`` for the NodeNames form. ``passing`` is
-    one flag per request node, in request order."""
-    if request.objects is None:
-        nodes, names = None, list(itertools.compress(request.names, passing))
-    else:
+    objects, echoed) for the Nodes form, ``NodeNames`` for the NodeNames form (joined from
+    the memo's encoded names when it has them). ``passing`` is one flag per request node, in
+    request order."""
+    names: list[str] | msgspec.Raw | None = None
+    nodes = None
+    if request.objects is not None:
         raw = request.objects.raw
-        nodes, names = _NodeListOut(request.objects.list_metadata, list(itertools.compress(raw, passing))), None
+        nodes = _NodeListOut(request.objects.list_metadata, list(itertools.compress(raw, passing)))
+    elif memo is not None and len(parts := memo.parts(request.names)) == len(request.names):
+        kept = list(itertools.compress(parts, passing))
+        names = msgspec.Raw(b'["' + b'","'.join(kept) + b'"]' if kept else b"[]")
+    else:
+        names = list(itertools.compress(request.names, passing))
     return _encoder.encode(_FilterResult(nodes, names, dict(failed), dict(unresolvable), error))
 
 

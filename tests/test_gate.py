@@ -74,3 +74,63 @@ def test_each_step_aside_is_reported() -> None:
         assert feeder() and feeder()
     assert not feeder()
     assert len(seen) == 2 == feeder.waits
+
+
+def test_gated_paths_hold_the_gate_until_the_answer_is_closed() -> None:
+    """The middleware enters the gate for the listed paths only, and leaves it when the server
+    closes the response (after writing it), also when the application raises."""
+    from extender.gate import GatedPaths
+
+    gate = CallGate()
+    seen: list[bool] = []
+
+    def app(environ: dict, start_response: object) -> list[bytes]:
+        seen.append(gate.busy())
+        if environ["PATH_INFO"] == "/boom":
+            raise RuntimeError("boom")
+        return [b"answer"]
+
+    wrapped = GatedPaths(app, gate, ["/filter", "/boom"])
+    body = wrapped({"PATH_INFO": "/filter"}, None)
+    assert seen == [True] and gate.busy()  # still busy while the server writes the answer
+    assert list(body) == [b"answer"] and gate.busy()
+    body.close()
+    assert not gate.busy()
+    wrapped({"PATH_INFO": "/metrics"}, None)
+    assert seen[-1] is False
+    with pytest.raises(RuntimeError):
+        wrapped({"PATH_INFO": "/boom"}, None)
+    assert seen[-1] is True and not gate.busy()
+
+
+def test_the_app_gates_the_scheduling_verbs_only() -> None:
+    """filter and prioritize are answered with the gate held (the cache's feeders step aside),
+    and it is let go once the answer is closed; bind and the probes are not gated."""
+    from pathlib import Path
+
+    from extender.app import create_app
+    from extender.settings import Settings
+    from extender.source import StatelessSource
+
+    class Spy(StatelessSource):
+        gate: CallGate | None = None
+        seen: list[bool] = []
+
+        def candidates(self, request, resources):  # noqa: ANN001, ANN201
+            assert self.gate is not None
+            self.seen.append(self.gate.busy())
+            return super().candidates(request, resources)
+
+    source = Spy(clock=time.time)
+    app = create_app(Settings(api_access=False), source=source)
+    source.gate = gate = app.extensions["extender"]["gate"]
+    body = (Path(__file__).parent / "golden" / "filter-nodes.request.json").read_bytes()
+    client = app.test_client()
+    for verb in ("filter", "prioritize"):
+        with client.post(f"/{verb}", data=body) as r:
+            assert r.status_code == 200 and source.seen[-1] is True
+            r.get_data()
+        assert not gate.busy()
+    assert len(source.seen) == 2
+    with client.get("/readyz") as r:
+        assert r.status_code == 200 and not gate.busy()

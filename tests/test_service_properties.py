@@ -16,7 +16,15 @@ from hypothesis import strategies as st
 
 from extender.app import create_app
 from extender.settings import Settings
-from extender.wire import BadRequest, NameListMemo, decode_scheduling_request, encode_host_priorities
+from extender.wire import (
+    BadRequest,
+    NameListMemo,
+    Pod,
+    SchedulingRequest,
+    decode_scheduling_request,
+    encode_filter_result,
+    encode_host_priorities,
+)
 
 NOW = 1_800_000_000.0
 P = "load.extender.scheduling/"
@@ -111,6 +119,20 @@ def test_host_priorities_encode_as_the_plain_encoder_would(names: list[str], dat
     as_tuple = tuple(names)
     for _ in range(2):  # the second time from the memo's kept parts
         assert json.loads(encode_host_priorities(as_tuple, scores, memo)) == got
+
+
+@settings(max_examples=300, deadline=None)
+@given(names=st.lists(st.text(max_size=12), max_size=30, unique=True), data=st.data())
+def test_filter_names_joined_from_the_memo_are_the_plain_encoding(names: list[str], data: Any) -> None:
+    """NodeNames joined from the memo's encoded names equal the plain encoding of the passing
+    names, for any names and any passing mask."""
+    passing = data.draw(st.lists(st.booleans(), min_size=len(names), max_size=len(names)))
+    request = SchedulingRequest(Pod(), tuple(names), None)
+    plain = json.loads(encode_filter_result(request, passing, {"x": "why"}, {}))
+    assert plain["NodeNames"] == [n for n, ok in zip(names, passing, strict=True) if ok]
+    memo = NameListMemo()
+    for _ in range(2):
+        assert json.loads(encode_filter_result(request, passing, {"x": "why"}, {}, memo=memo)) == plain
 
 
 def _args(names: object) -> bytes:
