@@ -1107,7 +1107,7 @@ def profile_lines(nodes: int, prof: dict[str, Any]) -> list[str]:
         pub = ev["publish"]
         out.append(f"  snapshot publish: {_ms(pub['before']['ms'])} ms with {pub['before']['recent_pods']:,} "
                    f"recently bound pods, {_ms(pub['after']['ms'])} ms with {pub['after']['recent_pods']:,} "
-                   "after the event flood (every 50 ms while anything changes or a pod is compensated)")
+                   "after the event flood (at most every 200 ms, when anything it copies changed)")
     return out
 
 

@@ -38,7 +38,8 @@ class Metrics:
                                        "Informer activity by kind (nodes, pods) and what happened: event, "
                                        "bookmark, relist, restart, error, malformed.", ["kind", "what"], registry=r)
         self.snapshot_age = Gauge("extender_cache_snapshot_age_seconds",
-                                  "Age of the snapshot the verbs answer from.", registry=r)
+                                  "Age of the snapshot the verbs answer from (kept while nothing it copies changes: "
+                                  "up to 10 s in a quiet cluster).", registry=r)
         self.cache_objects = Gauge("extender_cache_objects", "Nodes known and pods counted on them.",
                                    ["kind"], registry=r)
         self.load_source_age = Gauge("extender_load_source_age_seconds",
