@@ -69,8 +69,8 @@ class Snapshot:
     newest_sample: npt.NDArray[np.float64]  # (N,) wall time of the newest load sample, -inf = none
     pods: int  # pods counted on known nodes
     compensated_pods: int
-    fields: tuple[str, ...] = ()  # the field order of by_node
-    by_node: npt.NDArray[np.float64] | None = None  # (N, len(fields), R)
+    fields: tuple[str, ...]  # the field order of by_node
+    by_node: npt.NDArray[np.float64]  # (N, len(fields), R)
 
     def table(self, rows: npt.NDArray[np.intp] | None, now: float, names: tuple[str, ...] | None = None) -> NodeTable:
         """The NodeTable of the given snapshot rows, or of every node in snapshot order when
@@ -82,11 +82,9 @@ class Snapshot:
             return NodeTable(names=self.names, resources=self.resources, load_age_s=self.ages(None, now), **fields)
         if names is None:
             names = tuple(map(self.names.__getitem__, rows.tolist()))
-        if self.by_node is not None:  # whole rows, then one transposing copy: (F, R, n) C-ordered
-            block = np.ascontiguousarray(self.by_node.take(rows, axis=0).transpose(1, 2, 0))
-            fields = {f: block[k].T for k, f in enumerate(self.fields)}
-        else:
-            fields = {f: np.take(a, rows, axis=1).T for f, a in self.arrays.items()}
+        # whole node records, then one transposing copy: (F, R, n) C-ordered, (n, R) Fortran views
+        block = np.ascontiguousarray(self.by_node.take(rows, axis=0).transpose(1, 2, 0))
+        fields = {f: block[k].T for k, f in enumerate(self.fields)}
         return NodeTable(names=names, resources=self.resources, load_age_s=self.ages(rows, now), **fields)
 
     def ages(self, rows: npt.NDArray[np.intp] | None, now: float) -> npt.NDArray[np.float64]:
