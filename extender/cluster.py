@@ -402,7 +402,9 @@ class ClusterState:
                 del self._node_pods[old.node]
                 self._release_row(old.node, row)
 
-    def _set_pod(self, pod: Pod, *, now: float, initial: bool) -> None:
+    def _set_pod(self, pod: Pod, *, now: float, initial: bool) -> bool:
+        """Count, move or drop one pod; True if what the snapshot copies changed (a status
+        update of a running pod, the most common pod event, changes nothing counted)."""
         meta, spec, status = pod.metadata, pod.spec, pod.status
         if meta is None or not meta.uid:
             raise MalformedObject("Pod without metadata.uid")
@@ -417,10 +419,12 @@ class ClusterState:
                 self._unbound[uid] = pod
             else:
                 self._unbound.pop(uid, None)
-            return
+            return old is not None
         self._unbound.pop(uid, None)
         bound_at = old.bound_at if old is not None and old.node == node else (None if initial else now)
         rec = self._record_for(pod, node, bound_at)
+        if old is not None and old.node == node and old.acct is rec.acct:
+            return False  # same node, same resources: nothing counted changes
         if old is not None:
             self._apply(old, -1.0)
         was_recent = self._uncompensate(uid)
@@ -428,14 +432,15 @@ class ClusterState:
         self._apply(rec, +1.0)
         if bound_at is not None and (was_recent or old is None or old.node != node):
             self._compensate(uid, rec)
+        return True
 
     def _upsert_pod(self, raw: bytes) -> None:
         pod = decode_pod(raw)
         with self._lock:
             self._remember("pods", pod.metadata)
-            self._set_pod(pod, now=self._clock(), initial=False)
+            if self._set_pod(pod, now=self._clock(), initial=False):
+                self._touch()
             self.events_applied += 1
-            self._touch()
 
     def _delete_pod(self, raw: bytes) -> None:
         meta = decode_meta(raw)

@@ -367,3 +367,27 @@ def test_compensation_equals_a_recomputation(ops) -> None:
                     want = sum(500.0 for p in pending.values() if p[0] == n and p[2])
                     assert snap.arrays["pending"][cpu, snap.index[n]] == pytest.approx(want, abs=1e-6)
                 assert snap.compensated_pods == sum(p[2] for p in pending.values())
+
+
+def test_a_status_update_changes_nothing_counted_and_publishes_nothing() -> None:
+    """Most pod events are status updates of running pods: same node, same resources. They
+    leave the counts, the compensation queues and the snapshot as they were; a change of
+    resources or node is applied."""
+    now = [0.0]
+    s = ClusterState(estimator_factors={"cpu": 100}, load=FakeLoad(), clock=lambda: now[0])
+    s.nodes_handler.replace([node("a"), node("b")])
+    s.pods_handler.replace([])
+    s.pods_handler.upsert(pod("1", "a"))  # newly bound: compensated
+    snap = s.publish()
+    queued = len(s._recent_q)  # noqa: SLF001
+    for _ in range(3):
+        s.pods_handler.upsert(pod("1", "a", phase="Running"))  # the kubelet's status updates
+    assert s.publish() is snap and len(s._recent_q) == queued  # noqa: SLF001
+    assert s.events_applied == 4
+    s.pods_handler.upsert(pod("1", "a", cpu="700m"))  # resized: applied
+    snap = s.publish()
+    cpu = snap.resources.index("cpu")
+    assert snap.arrays["requested"][cpu, snap.index["a"]] == 700
+    s.pods_handler.upsert(pod("1", "b", cpu="700m"))  # moved (a delete and re-create in practice)
+    snap = s.publish()
+    assert snap.arrays["requested"][cpu, snap.index["a"]] == 0 and snap.arrays["requested"][cpu, snap.index["b"]] == 700
