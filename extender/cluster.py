@@ -95,6 +95,7 @@ class Snapshot:
 
 
 EMPTY_FIELDS = ("usage", "usage_avg", "usage_std", "usage_p95", "threshold_override")
+LOAD_FIELDS = ("usage", "usage_avg", "usage_std", "usage_p95")  # copied from the load window
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -190,6 +191,10 @@ class ClusterState:
         self._unbound: dict[str, Pod] = {}  # uid -> pending pod spec (for assume at bind)
         self._dirty = True
         self._load_seen = -1  # the load window's version the snapshot copied
+        # the last copy of the window: (version, names, resource axis, time, fields, newest)
+        self._load_copied: tuple[int, tuple[str, ...], tuple[str, ...], float,
+                                 dict[str, npt.NDArray[np.float64]], npt.NDArray[np.float64]] | None = None
+        self._nans: npt.NDArray[np.float64] | None = None
         self._generation = 0
         self.events_applied = 0
         self.snapshot = self._build()
@@ -593,31 +598,58 @@ class ClusterState:
         self._names_cache = (self._node_gen, known_rows, names, index)
         return known_rows, names, index
 
+    def _load_copy(self, names: tuple[str, ...], now: float) -> tuple[dict[str, npt.NDArray[np.float64]],
+                                                                      npt.NDArray[np.float64]] | None:
+        """The load fields, (R, n) each, and the newest sample per node, (n,), for ``names``:
+        read from the window, or the last build's (read-only, shared) while the window's
+        version, the node names and the resource axis are the same and the copy is younger
+        than ``LOAD_REFRESH_S``. Pod events, the common reason for a new snapshot, do not move
+        the load. None without a load source or nodes."""
+        if self._load is None:
+            return None
+        version = self._load_seen = self._load.version  # read first: a sample arriving meanwhile rebuilds again
+        if not names:
+            return None
+        axis = tuple(self._resources)
+        last = self._load_copied
+        if (last is not None and last[0] == version and last[1] is names and last[2] == axis
+                and now - last[3] < LOAD_REFRESH_S):
+            return last[4], last[5]
+        view = self._load.view(names, self._resources, now)
+        fields = {f: np.minimum(np.ascontiguousarray(getattr(view, f).T), MAX_QUANTITY) for f in LOAD_FIELDS}
+        newest = np.asarray(view.newest, dtype=np.float64)
+        for a in (*fields.values(), newest):
+            a.flags.writeable = False
+        self._load_copied = (version, names, axis, now, fields, newest)
+        return fields, newest
+
+    def _nan_block(self, shape: tuple[int, int]) -> npt.NDArray[np.float64]:
+        """A read-only (R, n) block of NaN ("unknown"), shared by snapshots of that shape."""
+        if self._nans is None or self._nans.shape != shape:
+            self._nans = np.full(shape, np.nan)
+            self._nans.flags.writeable = False
+        return self._nans
+
     def _build(self) -> Snapshot:
         now = self._clock()
         known_rows, names, index = self._node_set()
         r, n = len(self._resources), len(names)
-        newest = np.full(n, -np.inf)
-        view = None
-        if self._load is not None:
-            self._load_seen = self._load.version  # read first: a sample arriving meanwhile rebuilds again
-        if self._load is not None and n:
-            view = self._load.view(names, self._resources, now)
-            newest = np.asarray(view.newest, dtype=np.float64)
+        loaded = self._load_copy(names, now)
+        if loaded is not None:
+            load_fields, newest = loaded
             self._expire(names, newest, now)
+        else:
+            load_fields, newest = {}, np.full(n, -np.inf)
+            newest.flags.writeable = False
         if n and known_rows[-1] == n - 1:  # rows 0..n-1 (sorted, distinct): a slice, not a gather
             arrays = {f: a[:, :n].copy() for f, a in self._arrays.items()}
         else:
             arrays = {f: np.ascontiguousarray(a[:, known_rows]) for f, a in self._arrays.items()}
-        for f in EMPTY_FIELDS:
-            arrays[f] = np.full((r, n), np.nan)
-        if view is not None:
-            for f in ("usage", "usage_avg", "usage_std", "usage_p95"):
-                arrays[f] = np.ascontiguousarray(getattr(view, f).T)
         for a in arrays.values():
             np.minimum(a, MAX_QUANTITY, out=a)
             a.flags.writeable = False
-        newest.flags.writeable = False
+        for f in EMPTY_FIELDS:
+            arrays[f] = load_fields.get(f, self._nan_block((r, n)))
         self._generation += 1
         counted = int(arrays["requested"][self._resources.index("pods")].sum()) if n else 0
         fields = tuple(arrays)

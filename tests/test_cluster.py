@@ -391,3 +391,37 @@ def test_a_status_update_changes_nothing_counted_and_publishes_nothing() -> None
     s.pods_handler.upsert(pod("1", "b", cpu="700m"))  # moved (a delete and re-create in practice)
     snap = s.publish()
     assert snap.arrays["requested"][cpu, snap.index["a"]] == 0 and snap.arrays["requested"][cpu, snap.index["b"]] == 700
+
+
+def test_pod_events_reuse_the_load_copy_until_the_load_moves() -> None:
+    """A snapshot rebuilt for pod events shares the previous one's load arrays (the window did
+    not move); a new sample, a new node or LOAD_REFRESH_S later, they are read again, and
+    always equal what the window says."""
+    from extender.load import LoadWindow
+    now = [1000.0]
+    window = LoadWindow(("cpu", "memory"))
+    s = ClusterState(estimator_factors={"cpu": 100}, load=window, clock=lambda: now[0])
+    s.nodes_handler.replace([node("a"), node("b")])
+    s.pods_handler.replace([])
+    window.record("a", 999.0, {"cpu": 1500.0}, source="metrics-server")
+    first = s.publish()
+
+    def fresh(snap: Any) -> np.ndarray:
+        return window.view(snap.names, snap.resources, now[0]).usage.T
+
+    s.pods_handler.upsert(pod("1", "a"))
+    second = s.publish()
+    assert second is not first and second.arrays["usage"] is first.arrays["usage"]
+    assert second.newest_sample is first.newest_sample
+    np.testing.assert_array_equal(second.arrays["usage"], fresh(second))
+    window.record("b", 1000.0, {"cpu": 700.0}, source="metrics-server")
+    third = s.publish()
+    assert third.arrays["usage"] is not second.arrays["usage"]
+    np.testing.assert_array_equal(third.arrays["usage"], fresh(third))
+    s.nodes_handler.upsert(node("c"))
+    fourth = s.publish()
+    assert fourth.arrays["usage"].shape[1] == 3
+    np.testing.assert_array_equal(fourth.arrays["usage"], fresh(fourth))
+    now[0] += LOAD_REFRESH_S
+    s.pods_handler.upsert(pod("2", "b"))
+    assert s.publish().arrays["usage"] is not fourth.arrays["usage"]
