@@ -28,14 +28,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from extender.demand import accounting_key, nonnegative, pod_demand, requested_resources, to_units
 from extender.source import parse_rfc3339
-from extender.wire import MalformedObject, Node, Pod, decode_meta, decode_node, decode_pod
+from extender.wire import MalformedObject, Node, ObjectMeta, Pod, decode_meta, decode_node, decode_pod
 from scoring import NodeTable
 from scoring.estimate import estimate_pod
 from scoring.types import MAX_QUANTITY
@@ -199,7 +199,8 @@ class ClusterState:
         self.events_applied = 0
         self.snapshot = self._build()
         self.nodes_handler = _Handler(self._replace_nodes, self._upsert_node, self._delete_node)
-        self.pods_handler = _Handler(self._replace_pods, self._upsert_pod, self._delete_pod)
+        self.pods_handler = _Handler(self._replace_pods, self._upsert_pod, self._delete_pod,
+                                     decoded=(decode_pod, self._upsert_decoded_pod, self._delete_decoded_pod))
 
     # --- rows and columns ------------------------------------------------------------------
 
@@ -440,7 +441,9 @@ class ClusterState:
         return True
 
     def _upsert_pod(self, raw: bytes) -> None:
-        pod = decode_pod(raw)
+        self._upsert_decoded_pod(decode_pod(raw))
+
+    def _upsert_decoded_pod(self, pod: Pod) -> None:
         with self._lock:
             self._remember("pods", pod.metadata)
             if self._set_pod(pod, now=self._clock(), initial=False):
@@ -448,7 +451,12 @@ class ClusterState:
             self.events_applied += 1
 
     def _delete_pod(self, raw: bytes) -> None:
-        meta = decode_meta(raw)
+        self._delete_by_meta(decode_meta(raw))  # a deleted object needs only its metadata
+
+    def _delete_decoded_pod(self, pod: Pod) -> None:
+        self._delete_by_meta(pod.metadata or ObjectMeta())
+
+    def _delete_by_meta(self, meta: ObjectMeta) -> None:
         with self._lock:
             self._rvs["pods"].pop((meta.namespace, meta.name), None)
             uid = meta.uid or self._pod_keys.get((meta.namespace, meta.name), "")
@@ -674,8 +682,13 @@ class ClusterState:
 
 
 class _Handler:
-    """InformerHandler adapter: replace / upsert / delete to the store's methods."""
+    """InformerHandler adapter: replace / upsert / delete to the store's methods; ``decoded``
+    (decode, upsert, delete) lets the informer decode each watch object once (pods)."""
 
     def __init__(self, replace: Callable[[Sequence[bytes]], None], upsert: Callable[[bytes], None],
-                 delete: Callable[[bytes], None]) -> None:
+                 delete: Callable[[bytes], None],
+                 decoded: tuple[Callable[[bytes], Any], Callable[[Any], None], Callable[[Any], None]] | None = None
+                 ) -> None:
         self.replace, self.upsert, self.delete = replace, upsert, delete
+        if decoded is not None:
+            self.decode, self.upsert_decoded, self.delete_decoded = decoded

@@ -71,6 +71,11 @@ class InformerHandler(Protocol):
 
     def delete(self, raw: bytes) -> None: ...  # DELETED
 
+    # Optional, together: ``decode(raw)`` gives the typed object (with ``metadata``), and
+    # ``upsert_decoded(obj)`` / ``delete_decoded(obj)`` take it. With them the informer decodes
+    # each watch object once, reading its resourceVersion from the result, instead of decoding
+    # the metadata for itself and the handler the whole object again.
+
 
 class _Phase(enum.Enum):
     LIST = "list"
@@ -136,6 +141,7 @@ class Informer:
             raise ValueError("backoff times must not be negative")
         self._kind: str = kind
         self._handler = handler
+        self._decode = getattr(handler, "decode", None)  # see InformerHandler
         self._page_size = int(page_size)
         self._watch_timeout_s = int(watch_timeout_s)
         self._timeouts = (float(connect_timeout_s), float(stall_timeout_s))
@@ -401,8 +407,14 @@ class Informer:
             raise _WatchError(code)
         if ev.type not in _CHANGES and ev.type != "BOOKMARK":
             raise _BadLine(f"unknown event type {ev.type[:40]!r}")
+        obj = None
         try:
-            rv = decode_meta(ev.raw).resourceVersion
+            if self._decode is not None:
+                obj = self._decode(ev.raw)
+                meta = obj.metadata
+                rv = meta.resourceVersion if meta is not None else ""
+            else:
+                rv = decode_meta(ev.raw).resourceVersion
         except MalformedObject as exc:
             raise _BadLine(f"{ev.type} {exc}") from None
         if not rv:
@@ -413,7 +425,9 @@ class Informer:
             self._emit("bookmark")
             return False
         try:
-            if ev.type == "DELETED":
+            if obj is not None:
+                (self._handler.delete_decoded if ev.type == "DELETED" else self._handler.upsert_decoded)(obj)
+            elif ev.type == "DELETED":
                 self._handler.delete(ev.raw)
             else:
                 self._handler.upsert(ev.raw)

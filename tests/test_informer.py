@@ -26,7 +26,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from kubernetes import client
 
 from extender.informer import Informer, InformerHandler
-from extender.wire import decode_meta
+from extender.wire import decode_meta, decode_pod
 from tests.kubeapi import AuditEntry, FakeKubeAPI
 
 pytestmark = pytest.mark.timeout(60)
@@ -254,6 +254,57 @@ def test_initial_sync_is_paged_then_changes_arrive_in_order(
     assert len(lists(api, "nodes")) == 2 and len(lists(api, "pods")) == 3  # no relist
     assert pods.events.count("event") == 3 and nodes.events.count("event") == 2
     assert pods.events.count("error") == nodes.events.count("error") == 0
+
+
+class DecodingHandler(DictHandler):
+    """DictHandler offering the optional decoded path: the informer must decode each watch
+    object once with ``decode`` and hand the result over; the raw methods serve lists only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.decoded = 0
+
+    def decode(self, raw: bytes) -> Any:
+        self.decoded += 1
+        return decode_pod(raw)
+
+    def upsert(self, raw: bytes) -> None:
+        raise AssertionError("upsert(raw) called although decode is offered")
+
+    def delete(self, raw: bytes) -> None:
+        raise AssertionError("delete(raw) called although decode is offered")
+
+    def _record(self, what: str, pod: Any) -> None:
+        key, rv = (pod.metadata.namespace, pod.metadata.name), pod.metadata.resourceVersion
+        with self._lock:
+            if what == "upsert":
+                self._rvs[key] = rv
+            else:
+                self._rvs.pop(key, None)
+            self.calls.append((what, key, rv))
+
+    def upsert_decoded(self, pod: Any) -> None:
+        self._record("upsert", pod)
+
+    def delete_decoded(self, pod: Any) -> None:
+        self._record("delete", pod)
+
+
+def test_a_handler_that_decodes_gets_each_watch_object_decoded_once(
+        api: FakeKubeAPI, start: Callable[..., Running]) -> None:
+    api.add_pod(_pod("p0"))
+    pods = start("pods", DecodingHandler())
+    await_watch(api, "pods")
+    p = api.add_pod(_pod("new", "ns0"))["metadata"]["resourceVersion"]
+    p2 = _modify(api, "pods", ("ns0", "new"), "x")["metadata"]["resourceVersion"]
+    p3 = api.delete_pod("ns0", "new")["metadata"]["resourceVersion"]
+    assert eventually(lambda: len(pods.handler.changes()) == 3)
+    assert pods.handler.changes() == [("upsert", ("ns0", "new"), p), ("upsert", ("ns0", "new"), p2),
+                                      ("delete", ("ns0", "new"), p3)]
+    assert pods.handler.view() == server_view(api, "pods")
+    assert eventually(lambda: pods.informer.resource_version == api.resource_version)
+    assert pods.handler.decoded == 3 + pods.events.count("bookmark")  # once per watch line
+    assert pods.events.count("error") == pods.events.count("malformed") == 0
 
 
 def test_bookmarks_advance_rv_without_handler_calls(api: FakeKubeAPI, start: Callable[..., Running]) -> None:
