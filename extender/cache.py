@@ -193,18 +193,13 @@ def _same(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
 @dataclasses.dataclass(frozen=True, eq=False)
 class _Rows:
     """A request's names in one snapshot's index: ``snapshot_rows[k]`` is the row of request
-    position ``positions[k]``; ``whole``: the names are every node of the snapshot."""
+    position ``positions[k]``. ``inverse``, when the names are every node of the snapshot: the
+    request position of each snapshot row (None otherwise)."""
 
     snapshot_rows: np.ndarray
     positions: np.ndarray
     unresolved: dict[str, str]
-    whole: bool
-
-    def request_positions_of_snapshot_rows(self) -> np.ndarray:
-        """For ``whole``: the request position of each snapshot row (the inverse permutation)."""
-        inverse = np.empty_like(self.snapshot_rows)
-        inverse[self.snapshot_rows] = self.positions
-        return inverse
+    inverse: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -252,8 +247,8 @@ class CacheSource:
             self._last = dataclasses.replace(last, now=now, cands=result)
             return result
         r = self._rows(snap, names)
-        if r.whole:  # every known node, in some order: the snapshot's own arrays, nothing gathered
-            table_rows, result = None, Candidates(snap.table(None, now), r.request_positions_of_snapshot_rows(), {})
+        if r.inverse is not None:  # every known node, in some order: the snapshot's own arrays, nothing gathered
+            table_rows, result = None, Candidates(snap.table(None, now), r.inverse, {})
         else:  # the table's names are the request's, in order, when every name resolved
             table_rows = r.snapshot_rows
             result = Candidates(snap.table(table_rows, now, names if not r.unresolved else None),
@@ -271,15 +266,19 @@ class CacheSource:
         index = snap.index
         found = list(map(index.get, names))  # one dict lookup per name, at C speed
         if None not in found:
-            out = _Rows(np.array(found, dtype=np.intp), np.arange(len(names), dtype=np.intp), {},
-                        whole=len(names) == len(snap.names))
+            rows, positions = np.array(found, dtype=np.intp), np.arange(len(names), dtype=np.intp)
+            inverse = None
+            if len(names) == len(snap.names):  # distinct names (the decoder checks), all known
+                inverse = np.empty_like(rows)
+                inverse[rows] = positions
+            out = _Rows(rows, positions, {}, inverse)
         else:
             positions = [pos for pos, row in enumerate(found) if row is not None]
             unresolved = {names[pos]: (f"node {names[pos]} is not in the extender's cluster cache (the cache "
                                        "is behind the scheduler, or the node was deleted)")
                           for pos, row in enumerate(found) if row is None}
             out = _Rows(np.array([found[p] for p in positions], dtype=np.intp), np.array(positions, dtype=np.intp),
-                        unresolved, whole=False)
+                        unresolved)
         self._rows_memo = (index, names, out)
         return out
 

@@ -533,12 +533,12 @@ class ClusterState:
         compensation past ``max_s``, or window statistics older than ``LOAD_REFRESH_S``. An
         unchanged snapshot is kept, so the verbs keep the node tables they built from it."""
         with self._lock:
-            if force or self._dirty or self._load_moved():
+            if force or self._dirty or self._copy_outdated():
                 self.snapshot = self._build()
                 self._dirty = False
             return self.snapshot
 
-    def _load_moved(self) -> bool:
+    def _copy_outdated(self) -> bool:
         if self._load is None:
             return False
         now = self._clock()

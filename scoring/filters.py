@@ -145,10 +145,20 @@ def filter_nodes(pod: PodDemand, nodes: NodeTable, policy: Policy, *, estimate: 
     return v
 
 
+def _resource_name(col: int, nodes: NodeTable, pod: PodDemand) -> str:
+    """The resource of a verdict's column: the table's, or (-1 - r) the pod's r-th that the
+    table does not carry, or none (-1)."""
+    return nodes.resources[col] if col >= 0 else (pod.resources[-1 - col] if col < -1 else "")
+
+
+def _stale_sentence(what: str, policy: Policy) -> str:
+    return f"{what} (stale after {policy.load.staleAfterSeconds:g}s; policy fallback: reject)"
+
+
 def describe(v: Verdict, i: int, nodes: NodeTable, pod: PodDemand, policy: Policy) -> str:
     """One node's verdict as a sentence with that node's own figures (the explanation's)."""
     code, col, value = int(v.code[i]), int(v.resource[i]), float(v.value[i])
-    name = nodes.resources[col] if col >= 0 else (pod.resources[-1 - col] if col < -1 else "")
+    name = _resource_name(col, nodes, pod)
     if code == INSUFFICIENT:
         return "Too many pods" if name == PODS else f"Insufficient {name}"
     if code == NO_ALLOCATABLE:
@@ -159,8 +169,8 @@ def describe(v: Verdict, i: int, nodes: NodeTable, pod: PodDemand, policy: Polic
         return (f"node {name} usage too high: {value:.0f}% of allocatable with this pod "
                 f"(estimated), threshold {limit:g}%")
     if code == NO_FRESH_LOAD:
-        age = "no load data" if not np.isfinite(value) else f"load data is {value:.0f}s old"
-        return f"{age} (stale after {policy.load.staleAfterSeconds:g}s; policy fallback: reject)"
+        return _stale_sentence("no load data" if not np.isfinite(value) else f"load data is {value:.0f}s old",
+                               policy)
     return ""
 
 
@@ -177,12 +187,11 @@ def _threshold_limits(v: Verdict, rows: npt.NDArray[np.int64], nodes: NodeTable,
 
 
 def _group_sentence(code: int, col: int, detail: float, nodes: NodeTable, pod: PodDemand, policy: Policy) -> str:
-    name = nodes.resources[col] if col >= 0 else (pod.resources[-1 - col] if col < -1 else "")
+    name = _resource_name(col, nodes, pod)
     if code == USAGE_THRESHOLD:  # Koordinator's "node(s) <res> usage exceed threshold", with the limit
         return f"node(s) {name} usage exceed threshold {detail:g}% (measured + estimated, with this pod)"
     if code == NO_FRESH_LOAD:
-        what = "no load data" if detail else "load data stale"
-        return f"{what} (stale after {policy.load.staleAfterSeconds:g}s; policy fallback: reject)"
+        return _stale_sentence("no load data" if detail else "load data stale", policy)
     return ""
 
 
