@@ -7,7 +7,22 @@ metrics registry and, with the cluster cache, one view of recent binds; more rep
 scheduler pod, not more workers, scale it. Measured in benchmarks/ (worker-model table).
 """
 
+from typing import Any
+
+from gunicorn.glogging import Logger
+
 from extender.settings import Settings
+
+
+class QuietAccessLogger(Logger):
+    """gunicorn's logger without the access log. gunicorn turns access logging on whenever a
+    logging configuration is given (``logconfig_dict`` below), and then builds every request's
+    log fields (dates, headers) before the logger's level drops the line, for every request."""
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        return None
+
+
 
 _settings = Settings.from_env()
 
@@ -26,6 +41,7 @@ worker_tmp_dir = "/dev/shm"
 # system is read-only, and nothing here uses the socket.
 control_socket_disable = True
 accesslog = None  # probes and scrapes would swamp the log; the metrics count requests
+logger_class = QuietAccessLogger
 loglevel = _settings.log_level
 logconfig_dict = {
     "version": 1,
