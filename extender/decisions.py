@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from scoring import Evaluation, NodeTable, PodDemand, Policy
+from scoring import Evaluation, NodeTable, PodDemand, Policy, Verdict
 from scoring.explain import VERDICT_NAMES, explain, ranking
 
 
@@ -100,14 +100,14 @@ class DecisionLog:
             self._items.move_to_end(uid)
         return d
 
-    def record_filter(self, uid: str, pod: str, ev: Evaluation, reasons: collections.Counter[str],
+    def record_filter(self, uid: str, pod: str, verdict: Verdict, reasons: collections.Counter[str],
                       unresolved: int) -> None:
         """Verdict counts and the most frequent reasons (``reasons``: the reasons the filter
         answered with, counted over nodes)."""
         if not uid:
             return
-        codes = ev.verdict.code
-        counts = {VERDICT_NAMES.get(c, str(c)): k for c, k in ev.verdict.counts().items()}
+        codes = verdict.code
+        counts = {VERDICT_NAMES.get(c, str(c)): k for c, k in verdict.counts().items()}
         with self._lock:
             d = self._entry(uid, pod)
             d.filter = {"nodes": int(len(codes)) + unresolved, "verdicts": counts,

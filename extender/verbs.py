@@ -33,7 +33,7 @@ from extender.wire import (
     encode_host_priorities,
     encode_preemption_result,
 )
-from scoring import Evaluation, PodDemand, Policy, evaluate, release
+from scoring import Evaluation, Feasibility, PodDemand, Policy, evaluate, feasibility, release
 from scoring.estimate import estimate_usage
 from scoring.explain import explain, ranking
 from scoring.filters import OK, reason_groups
@@ -57,6 +57,18 @@ def _pod_key(pod: Pod) -> tuple[str, str]:
     return (meta.uid, f"{meta.namespace}/{meta.name}") if meta else ("", "/")
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Judged:
+    """One filter or prioritize call up to its verdict: what the pod asks for, the request,
+    the node source's candidates and the ``feasibility`` of the pod on them."""
+
+    resources: tuple[str, ...]
+    demand: PodDemand
+    request: SchedulingRequest
+    cands: Candidates
+    judged: Feasibility
+
+
 _REASON_NAMES = {1: "insufficient_resources", 2: "no_allocatable", 3: "usage_threshold",
                  4: "no_fresh_load"}
 
@@ -72,27 +84,45 @@ class Verbs:
         self._log = logger
         self._decisions = decisions
         self._names = NameListMemo()
+        self._last: _Judged | None = None  # the last judgement (one attribute store: threads may share it)
+
+    def _judge(self, body: bytes) -> _Judged:
+        """Decode, look the nodes up and judge them; the judgement of the last call is reused
+        when this one is for an equal pod over the very same node table (kube-scheduler sends
+        prioritize right after filter, for the same pod and, when our filter failed nothing,
+        the same node list, which the node source answers with the same table)."""
+        request = decode_scheduling_request(body, self._names)
+        last = self._last
+        if last is not None and last.request.pod == request.pod:
+            resources, demand = last.resources, last.demand
+        else:
+            resources = requested_resources(request.pod)
+            demand = pod_demand(request.pod, resources)
+        cands = self._source.candidates(request, resources)
+        if last is not None and last.demand is demand and last.cands.table is cands.table:
+            return dataclasses.replace(last, request=request, cands=cands)
+        judged = feasibility(pod=demand, nodes=cands.table, policy=self._policy)
+        self._last = _Judged(resources, demand, request, cands, judged)
+        return self._last
 
     def _evaluate(self, body: bytes) -> tuple[SchedulingRequest, PodDemand, Candidates, Evaluation]:
-        request = decode_scheduling_request(body, self._names)
-        resources = requested_resources(request.pod)
-        demand = pod_demand(request.pod, resources)
-        cands = self._source.candidates(request, resources)
-        return request, demand, cands, evaluate(pod=demand, nodes=cands.table, policy=self._policy)
+        j = self._judge(body)
+        return j.request, j.demand, j.cands, evaluate(pod=j.demand, nodes=j.cands.table, policy=self._policy,
+                                                        judged=j.judged)
 
     def filter(self, body: bytes) -> Answer:
         try:
-            request, demand, cands, ev = self._evaluate(body)
+            j = self._judge(body)
         except CacheNotReady as exc:  # the scheduler logs ExtenderFilterResult.Error; a 503 it would not
             return Answer(encode_filter_error(None, str(exc)), outcome="not_ready")
-        feasible = ev.verdict.feasible
+        request, cands, v = j.request, j.cands, j.judged.verdict
         passing = np.zeros(len(request.names), bool)
-        passing[cands.rows[feasible]] = True
+        passing[cands.rows[v.feasible]] = True
         failed: dict[str, str] = {}
         unresolvable = dict(cands.unresolved)
-        v, names = ev.verdict, cands.table.names
+        names = cands.table.names
         reasons = collections.Counter(cands.unresolved.values())
-        for reason, rows in reason_groups(v, cands.table, demand, self._policy):
+        for reason, rows in reason_groups(v, cands.table, j.demand, self._policy):
             unres = v.unresolvable[rows]
             for target, sel in ((unresolvable, rows[unres]), (failed, rows[~unres])):
                 if len(sel):
@@ -103,10 +133,10 @@ class Verbs:
             rejections += (("invalid_node_data", len(cands.unresolved)),)
         if self._decisions is not None:
             uid, key = _pod_key(request.pod)
-            self._decisions.record_filter(uid, key, ev, reasons, len(cands.unresolved))
-        return Answer(encode_filter_result(request, passing.tolist(), failed, unresolvable, memo=self._names),
-                      nodes=len(request.names), rejections=rejections,
-                      fallback_nodes=int(ev.fallback.sum()))
+            self._decisions.record_filter(uid, key, v, reasons, len(cands.unresolved))
+        # No scores are computed here, so no node is counted as scored by the load fallback.
+        return Answer(encode_filter_result(request, passing, failed, unresolvable, memo=self._names),
+                      nodes=len(request.names), rejections=rejections)
 
     def prioritize(self, body: bytes) -> Answer:
         request, demand, cands, ev = self._evaluate(body)
@@ -115,7 +145,7 @@ class Verbs:
         if self._decisions is not None:
             uid, key = _pod_key(request.pod)
             self._decisions.record_prioritize(uid, key, ev, cands.table, demand, self._policy)
-        return Answer(encode_host_priorities(request.names, scores.tolist(), self._names), nodes=len(request.names),
+        return Answer(encode_host_priorities(request.names, scores, self._names), nodes=len(request.names),
                       fallback_nodes=int(ev.fallback.sum()))
 
     def explain(self, body: bytes, only: list[str] | None = None) -> Answer:

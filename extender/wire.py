@@ -16,6 +16,8 @@ import itertools
 from collections.abc import Mapping, Sequence
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 
 from scoring import MAX_EXTENDER_PRIORITY
 
@@ -212,7 +214,7 @@ def _unique(names: Sequence[str], where: str) -> tuple[str, ...]:
 
 
 class NameListMemo:
-    """The last NodeNames list decoded, and its encoding for HostPriorityList.
+    """The last NodeNames list decoded, and its encoded layout for the answers.
 
     With ``percentageOfNodesToScore: 100`` kube-scheduler sends the same list of every
     feasible node to filter and prioritize, pod after pod. Compared as bytes (a memcmp), a list
@@ -223,7 +225,7 @@ class NameListMemo:
 
     def __init__(self) -> None:
         self._last: tuple[bytes, tuple[str, ...]] | None = None
-        self._parts: tuple[tuple[str, ...], list[bytes]] | None = None
+        self._layout: NameLayout | None = None
 
     def names(self, raw: msgspec.Raw) -> tuple[str, ...] | None:
         """The NodeNames of ``raw`` (its JSON), checked; None for ``null``."""
@@ -236,14 +238,14 @@ class NameListMemo:
             self._last = (data, names)
         return names
 
-    def parts(self, names: tuple[str, ...]) -> list[bytes]:
-        """Each name's JSON string contents (see ``encode_host_priorities``), of the last list."""
-        cached = self._parts
-        if cached is not None and cached[0] is names:
-            return cached[1]
-        parts = _name_parts(names)
-        self._parts = (names, parts)
-        return parts
+    def layout(self, names: tuple[str, ...]) -> NameLayout:
+        """The encoded layout of ``names`` (kept for the last list: see ``NameLayout``)."""
+        cached = self._layout
+        if cached is not None and cached.names is names:
+            return cached
+        layout = NameLayout(names)
+        self._layout = layout
+        return layout
 
 
 def _decode_names(data: bytes) -> tuple[str, ...] | None:
@@ -458,22 +460,23 @@ class _PreemptionResult(msgspec.Struct):
 _encoder = msgspec.json.Encoder()
 
 
-def encode_filter_result(request: SchedulingRequest, passing: Sequence[bool], failed: Mapping[str, str],
-                         unresolvable: Mapping[str, str], error: str = "", memo: NameListMemo | None = None) -> bytes:
+def encode_filter_result(request: SchedulingRequest, passing: npt.ArrayLike, failed: Mapping[str, str],
+                         unresolvable: Mapping[str, str], error: str = "",
+                         memo: NameListMemo | None = None) -> bytes:
     """ExtenderFilterResult in the form the request used: ``Nodes`` (the scheduler's own
-    objects, echoed) for the Nodes form, ``NodeNames`` for the NodeNames form (joined from
-    the memo's encoded names when it has them). ``passing`` is one flag per request node, in
-    request order."""
+    objects, echoed) for the Nodes form, ``NodeNames`` for the NodeNames form (cut from the
+    memo's encoded list when it has one). ``passing`` is (N,) bool, one flag per request node,
+    in request order."""
     names: list[str] | msgspec.Raw | None = None
     nodes = None
+    passing = np.asarray(passing, dtype=bool)
     if request.objects is not None:
         raw = request.objects.raw
-        nodes = _NodeListOut(request.objects.list_metadata, list(itertools.compress(raw, passing)))
-    elif memo is not None and len(parts := memo.parts(request.names)) == len(request.names):
-        kept = list(itertools.compress(parts, passing))
-        names = msgspec.Raw(b'["' + b'","'.join(kept) + b'"]' if kept else b"[]")
+        nodes = _NodeListOut(request.objects.list_metadata, list(itertools.compress(raw, passing.tolist())))
+    elif memo is not None and (layout := memo.layout(request.names)).valid:
+        names = msgspec.Raw(layout.passing(passing))
     else:
-        names = list(itertools.compress(request.names, passing))
+        names = list(itertools.compress(request.names, passing.tolist()))
     return _encoder.encode(_FilterResult(nodes, names, dict(failed), dict(unresolvable), error))
 
 
@@ -482,9 +485,65 @@ def encode_filter_error(request: SchedulingRequest | None, error: str) -> bytes:
     return _encoder.encode(_FilterResult(None, None, {}, {}, error))
 
 
-_HOST_OPEN = b',{"Host":"'
-# '","Score":K},{"Host":"' for K = 0..10: closes one entry and opens the next
-_SCORE_JOINS = tuple(b'","Score":%d}' % k + _HOST_OPEN for k in range(MAX_EXTENDER_PRIORITY + 1))
+_HOST_OPEN = b'{"Host":"'
+_SCORE_OPEN = b'","Score":'
+_ENTRY_JOIN = _SCORE_OPEN + b"00}," + _HOST_OPEN  # closes one entry, score slot "00", opens the next
+# Score k as two bytes: one-digit scores padded with insignificant whitespace (RFC 8259 section 2)
+_SCORE_TENS = np.frombuffer(b"0123456789" b"1", np.uint8)
+_SCORE_ONES = np.frombuffer(b"          " b"0", np.uint8)
+
+
+class NameLayout:
+    """One name list's JSON laid out once for the two answers that repeat it, so that an answer
+    costs a few numpy operations instead of a Python object per node.
+
+    * ``passing``: the filter's NodeNames, cut out of ``"a","b",...,`` (every name quoted and
+      followed by a comma; ``starts`` (N+1,) the offset of each entry) as one slice per run of
+      passing names.
+    * ``priorities``: HostPriorityList, a copy of a template that holds every name and a
+      two-byte score slot per entry (``slots`` (N,) offsets), the slots written from the scores.
+
+    Built from ``_name_parts``; ``valid`` is False for the (never seen) names whose encoding the
+    split cannot separate, which then take the plain encoder."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        self._parts = _name_parts(names) if names else []
+        self.valid = len(self._parts) == len(names)
+        self._listing: tuple[bytes, npt.NDArray[np.intp]] | None = None
+        self._template: tuple[npt.NDArray[np.uint8], npt.NDArray[np.intp]] | None = None
+
+    def _lengths(self) -> npt.NDArray[np.intp]:
+        return np.fromiter(map(len, self._parts), np.intp, len(self._parts))
+
+    def passing(self, mask: npt.NDArray[np.bool_]) -> bytes:
+        """The JSON list of the names where ``mask`` (N,) is True, in order."""
+        if self._listing is None:
+            starts = np.zeros(len(self._parts) + 1, np.intp)
+            np.cumsum(self._lengths() + 3, out=starts[1:])  # '"' name '",'
+            self._listing = (b'"' + b'","'.join(self._parts) + b'",' if self._parts else b"", starts)
+        listing, starts = self._listing
+        edges = np.flatnonzero(np.diff(mask, prepend=False, append=False))  # run starts and ends, alternating
+        if not len(edges):
+            return b"[]"
+        bounds = starts[edges].tolist()
+        kept = b"".join([listing[a:b] for a, b in zip(bounds[0::2], bounds[1::2], strict=True)])
+        return b"[" + kept[:-1] + b"]"
+
+    def priorities(self, scores: npt.NDArray[np.int64]) -> bytes:
+        """HostPriorityList for ``scores`` (N,) int, each 0..MAX_EXTENDER_PRIORITY."""
+        if self._template is None:
+            # "[" {"Host":" name0 JOIN name1 JOIN ... nameN-1 ","Score":00} "]"
+            body = b"[" + _HOST_OPEN + _ENTRY_JOIN.join(self._parts) + _SCORE_OPEN + b"00}]"
+            n = len(self._parts)
+            slots = (1 + len(_HOST_OPEN) + len(_SCORE_OPEN) + np.cumsum(self._lengths())
+                     + np.arange(n, dtype=np.intp) * len(_ENTRY_JOIN))
+            self._template = (np.frombuffer(body, np.uint8), slots)
+        template, slots = self._template
+        out = template.copy()
+        out[slots] = _SCORE_TENS[scores]
+        out[slots + 1] = _SCORE_ONES[scores]
+        return out.tobytes()
 
 
 def _name_parts(names: Sequence[str]) -> list[bytes]:
@@ -493,23 +552,22 @@ def _name_parts(names: Sequence[str]) -> list[bytes]:
     return _encoder.encode(list(names))[2:-2].split(b'","')
 
 
-def encode_host_priorities(names: Sequence[str], scores: Sequence[int], memo: NameListMemo | None = None) -> bytes:
-    """HostPriorityList: a bare JSON array of {Host, Score} (``scores`` are Python ints).
+def encode_host_priorities(names: Sequence[str], scores: npt.ArrayLike,
+                           memo: NameListMemo | None = None) -> bytes:
+    """HostPriorityList: a bare JSON array of {Host, Score}; ``scores`` (N,) int.
 
-    Built from the encoded name list (``_name_parts``; ``memo`` keeps it for a list that
-    comes again), interleaved with a table of score joints (scores are 0..10): no object per
-    node. Out-of-range scores, which the core never produces, take the plain encoder."""
+    Written into the names' ``NameLayout`` (``memo`` keeps it for a list that comes again):
+    no object per node. Out-of-range scores, which the core never produces, take the plain
+    encoder."""
+    scores = np.asarray(scores, dtype=np.int64)
     if len(names) != len(scores):
         raise ValueError("names and scores differ in length")
-    if not names:
+    if not len(scores):
         return b"[]"
-    parts = memo.parts(names) if memo is not None and isinstance(names, tuple) else _name_parts(names)
-    if len(parts) != len(names) or min(scores) < 0 or max(scores) > MAX_EXTENDER_PRIORITY:
-        return _encoder.encode(list(map(_HostPriority, names, scores)))
-    seq: list[bytes] = [b""] * (2 * len(parts))
-    seq[0::2] = parts
-    seq[1::2] = [_SCORE_JOINS[k] for k in scores]
-    return b'[{"Host":"' + b"".join(seq)[:-len(_HOST_OPEN)] + b"]"
+    layout = memo.layout(names) if memo is not None and isinstance(names, tuple) else NameLayout(tuple(names))
+    if not layout.valid or scores.min() < 0 or scores.max() > MAX_EXTENDER_PRIORITY:
+        return _encoder.encode(list(map(_HostPriority, names, scores.tolist())))
+    return layout.priorities(scores)
 
 
 def encode_error(error: str) -> bytes:

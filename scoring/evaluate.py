@@ -143,11 +143,31 @@ def _spread(num: IntArray, den: int, feasible: BoolArray) -> tuple[FloatArray, n
     return combined, np.where(feasible, levels, 0)
 
 
-def evaluate(*, pod: PodDemand, nodes: NodeTable, policy: Policy) -> Evaluation:
-    """Filter and score every node in ``nodes`` for ``pod`` under ``policy``."""
+@dataclasses.dataclass(frozen=True, eq=False)
+class Feasibility:
+    """The filter half of an evaluation: ``estimate`` (R,) the pod's estimated usage,
+    ``load_ok`` (N,) fresh load data, ``verdict`` per node. All a filter answer needs; the
+    scores need it too, so a prioritize call for the same pod and nodes can start from it."""
+
+    estimate: FloatArray
+    load_ok: BoolArray
+    verdict: Verdict
+
+
+def feasibility(*, pod: PodDemand, nodes: NodeTable, policy: Policy) -> Feasibility:
+    """Judge every node in ``nodes`` for ``pod`` under ``policy``, without scoring."""
     estimate = estimate_pod(pod, policy.estimator.estimatedScalingFactors)
     load_ok = load_usable(nodes, policy)
     verdict = filter_nodes(pod, nodes, policy, estimate=estimate, load_ok=load_ok)
+    return Feasibility(estimate, load_ok, verdict)
+
+
+def evaluate(*, pod: PodDemand, nodes: NodeTable, policy: Policy,
+             judged: Feasibility | None = None) -> Evaluation:
+    """Filter and score every node in ``nodes`` for ``pod`` under ``policy``. ``judged``: the
+    ``feasibility`` of this very pod, nodes and policy when the caller already has it."""
+    judged = judged or feasibility(pod=pod, nodes=nodes, policy=policy)
+    estimate, load_ok, verdict = judged.estimate, judged.load_ok, judged.verdict
     components = _components(pod, nodes, policy, estimate)
     num, den, fallback, implicit = _combine(pod, nodes, policy, components, load_ok)
     feasible = verdict.feasible

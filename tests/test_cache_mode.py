@@ -211,6 +211,8 @@ def test_stale_and_missing_load_fall_back_and_metrics_show_it(api: FakeKubeAPI, 
         status, _ = call(f"{url}/prioritize", args(p, ["fresh", "stale", "none"]))
         assert status == 200
         assert metric(url, "extender_load_fallback_nodes_total") == before + 2
+        call(f"{url}/filter", args(p, ["fresh", "stale", "none"]))  # judges, scores nothing: not counted
+        assert metric(url, "extender_load_fallback_nodes_total") == before + 2
         deadline = time.monotonic() + 5
         while metric(url, "extender_load_stale_nodes") != 2 and time.monotonic() < deadline:
             time.sleep(0.1)

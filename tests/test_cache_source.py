@@ -13,11 +13,13 @@ import logging
 import random
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from extender import verbs as verbs_module
 from extender.cache import AGE_RESOLUTION_S, CacheSource
 from extender.cluster import ClusterState
 from extender.load import LoadWindow
@@ -140,3 +142,32 @@ def test_whole_table_is_views_of_the_snapshot() -> None:
     table = verbs._source._last.cands.table  # noqa: SLF001
     snap = state.snapshot
     assert table.names == snap.names and np.shares_memory(table.requested, snap.arrays["requested"])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(nodes=NODES, pods=PODS, cpus=st.lists(st.sampled_from([100, 900, 3000]), min_size=1, max_size=4),
+       later=st.booleans(), publish=st.booleans())
+def test_prioritize_after_filter_answers_as_prioritize_alone(nodes: list[tuple[int, int, float]],
+                                                             pods: list[tuple[int, int]], cpus: list[int],
+                                                             later: bool, publish: bool) -> None:
+    """kube-scheduler sends prioritize right after filter, for the same pod: the judgement of the
+    filter is reused, and only when the pod and the node table are the same (no new snapshot,
+    no renewal of the load ages); the answer is that of a prioritize call on its own."""
+    now = [T0]
+    state, verbs = _setup(nodes, pods, now)
+    names = [f"n{i}" for i in range(len(nodes))]
+    with mock.patch.object(verbs_module, "feasibility", side_effect=verbs_module.feasibility) as judged:
+        for k, cpu in enumerate(cpus):
+            body = _args(names, cpu)
+            verbs.filter(body)
+            before = judged.call_count
+            if publish:  # a pod lands somewhere meanwhile: a new snapshot
+                state.pods_handler.upsert(_pod(f"extra-{k}", "n0", 100))
+                state.publish()
+            if later:  # the kept table's load ages are renewed
+                now[0] += 2 * AGE_RESOLUTION_S
+            got = verbs.prioritize(body).body
+            assert (judged.call_count == before) == (not publish and not later)
+            source = CacheSource(_Cache(state), clock=lambda: now[0])  # type: ignore[arg-type]
+            alone = Verbs(policy=POLICY, source=source, binder=None, logger=logging.getLogger("test"))  # type: ignore[arg-type]
+            assert got == alone.prioritize(body).body
