@@ -1,20 +1,28 @@
-"""The Flask application: routes, error mapping, health and metrics. No scoring here.
+"""The WSGI application: routes, error mapping, health and metrics. No scoring here.
 
-Each verb's view reads the body (bounded in size and time), hands the bytes to ``Verbs`` and
-returns its bytes. Every failure becomes a JSON ``{"Error": "..."}`` with a 4xx status and one
-log line; an unexpected exception becomes a 500 with a short message (the traceback goes to
-the log, never to the client).
+Each verb reads the body (bounded in size and time), hands the bytes to ``Verbs`` and returns
+its bytes. Every failure becomes a JSON ``{"Error": "..."}`` with a 4xx status and one log
+line; an unexpected exception becomes a 500 with a short message (the traceback goes to the
+log, never to the client).
+
+The scheduler's four verbs are answered by ``VerbRoutes``, plain WSGI in front of Flask: a
+request context, URL routing and a Response object per call cost more than a small answer's
+whole computation. Everything else (explain, debug, health, metrics, every error of routing)
+is Flask's.
 """
 
 from __future__ import annotations
 
+import http
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import ClientDisconnected, HTTPException
+from werkzeug.wsgi import get_input_stream
 
 from extender.binding import Binder, load_api_client
 from extender.cache import Cache, CachedBinder, CacheNotReady, CacheSource, cache_config
@@ -29,6 +37,7 @@ from extender.wire import BadRequest, encode_error, encode_json
 
 JSON = "application/json"
 VERBS = ("filter", "prioritize", "bind", "preempt")
+Reply = tuple[int, list[tuple[str, str]], bytes]  # (status, headers, body) of one verb call
 
 
 def create_app(settings: Settings, *, source: NodeSource | None = None, binder: Binder | None = None,
@@ -67,26 +76,25 @@ def create_app(settings: Settings, *, source: NodeSource | None = None, binder: 
                                   "verbs": verbs, "policy": policy, "cache": cache, "decisions": decisions,
                                   "gate": gate}
 
-    def serve(verb: str, handler: Callable[[bytes], Answer]) -> Response:
+    def serve(verb: str, handler: Callable[[bytes], Answer], environ: dict[str, Any]) -> Reply:
         start = time.perf_counter()
         status, kind = 200, ""
         try:
-            body = _read_body(settings.read_timeout_s)
+            body = _read_body(environ, settings.max_body_bytes, settings.read_timeout_s)
             answer = handler(body)
             status = answer.status
             _record_answer(metrics, verb, answer)
-            response = Response(answer.body, status=status, mimetype=JSON)
             # Server-Timing (W3C): the server's own time for this answer, for benchmarks and
             # for operators comparing it with the scheduler's view of the call.
-            response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - start) * 1e3:.3f}"
-            return response
+            timing = f"app;dur={(time.perf_counter() - start) * 1e3:.3f}"
+            return status, [("Content-Type", JSON), ("Server-Timing", timing)], answer.body
         except CacheNotReady as exc:
             status, kind, message = 503, "cache_not_ready", str(exc)
         except NamesFormUnsupported as exc:
             status, kind, message = 400, "names_without_cache", str(exc)
         except BadRequest as exc:
             status, kind, message = 400, "bad_request", str(exc)
-        except HTTPException as exc:  # 413 from MAX_CONTENT_LENGTH, 408 from a stalled body
+        except HTTPException as exc:  # 413 from max_body_bytes, 408 from a stalled body
             status, kind, message = exc.code or 400, _kind_of(exc), exc.description or exc.name
         except Exception as exc:  # a bug: log the traceback, answer without it
             log.exception("internal error verb=%s", verb)
@@ -99,18 +107,18 @@ def create_app(settings: Settings, *, source: NodeSource | None = None, binder: 
             log.warning("rejected request verb=%s status=%d kind=%s error=%s", verb, status, kind, message)
         # gunicorn decides about the connection itself: it drains an unread body before the next
         # request, and an idle or stalled connection waits in its poller, not in a thread.
-        return Response(encode_error(message), status=status, mimetype=JSON)
+        return status, [("Content-Type", JSON)], encode_error(message)
 
     prefix = settings.url_prefix
-    for verb in VERBS:
-        handler = getattr(verbs, verb)
-        app.add_url_rule(f"{prefix}/{verb}", f"verb_{verb}", _bind_view(serve, verb, handler),
-                         methods=["POST"])
+    routes: dict[str, Route] = {}
+    for verb in VERBS:  # VerbRoutes answers their POSTs; Flask's routing knows them too (405, route list)
+        routes[f"{prefix}/{verb}"] = route = _route(serve, verb, getattr(verbs, verb))
+        app.add_url_rule(f"{prefix}/{verb}", f"verb_{verb}", _flask_view(route), methods=["POST"])
 
     # Not a scheduler verb: POST the ExtenderArgs of a filter/prioritize call (optionally
     # ?node=NAME, repeatable) to see each node's verdict, strategy scores and inputs.
-    app.add_url_rule(f"{prefix}/explain", "explain", lambda: serve(
-        "explain", lambda body: verbs.explain(body, request.args.getlist("node") or None)),
+    app.add_url_rule(f"{prefix}/explain", "explain", _flask_view(lambda environ: serve(
+        "explain", lambda body: verbs.explain(body, request.args.getlist("node") or None), environ)),
         methods=["POST"])
 
     @app.get("/debug/decisions")
@@ -143,7 +151,8 @@ def create_app(settings: Settings, *, source: NodeSource | None = None, binder: 
         return Response(encode_error(f"{exc.code} {exc.name}: {request.method} {request.path}"),
                         status=exc.code or 400, mimetype=JSON)
 
-    app.wsgi_app = GatedPaths(app.wsgi_app, gate, (f"{prefix}/{verb}" for verb in GATED_VERBS))  # type: ignore[method-assign]
+    app.wsgi_app = GatedPaths(VerbRoutes(routes, app.wsgi_app), gate,  # type: ignore[method-assign]
+                              (f"{prefix}/{verb}" for verb in GATED_VERBS))
     return app
 
 
@@ -152,9 +161,38 @@ def create_app(settings: Settings, *, source: NodeSource | None = None, binder: 
 GATED_VERBS = frozenset({"filter", "prioritize", "preempt", "explain"})
 
 
-def _bind_view(serve: Callable[[str, Callable[[bytes], Answer]], Response], verb: str,
-               handler: Callable[[bytes], Answer]) -> Callable[[], Response]:
-    return lambda: serve(verb, handler)
+Route = Callable[[dict[str, Any]], Reply]
+
+
+def _route(serve: Callable[[str, Callable[[bytes], Answer], dict[str, Any]], Reply], verb: str,
+           handler: Callable[[bytes], Answer]) -> Route:
+    return lambda environ: serve(verb, handler, environ)
+
+
+def _flask_view(route: Route) -> Callable[[], Response]:
+    def view() -> Response:
+        status, headers, body = route(request.environ)
+        return Response(body, status=status, headers=headers)
+    return view
+
+
+class VerbRoutes:
+    """WSGI: a POST to one of ``routes``' paths is answered by its route, without Flask;
+    anything else goes to ``app`` (Flask: its routing errors, 405 for another method, and
+    every other path)."""
+
+    def __init__(self, routes: Mapping[str, Route], app: Callable[..., Iterable[bytes]]) -> None:
+        self._routes = dict(routes)
+        self._app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        route = self._routes.get(environ.get("PATH_INFO", ""))
+        if route is None or environ.get("REQUEST_METHOD") != "POST":
+            return self._app(environ, start_response)
+        status, headers, body = route(environ)
+        start_response(f"{status} {http.HTTPStatus(status).phrase}",
+                       [*headers, ("Content-Length", str(len(body)))])
+        return [body]
 
 
 class _BodyTimeout(HTTPException):
@@ -162,13 +200,14 @@ class _BodyTimeout(HTTPException):
     description = "request body not received in time (or shorter than its Content-Length)"
 
 
-def _read_body(timeout_s: float) -> bytes:
-    """The whole body, bounded by MAX_CONTENT_LENGTH (413) and by ``timeout_s`` per read (408)."""
-    sock = request.environ.get("gunicorn.socket")
+def _read_body(environ: dict[str, Any], max_bytes: int, timeout_s: float) -> bytes:
+    """The whole body, bounded by ``max_bytes`` (413) and by ``timeout_s`` per read (408);
+    werkzeug's guarded stream, as Flask's ``request.get_data`` reads it."""
+    sock = environ.get("gunicorn.socket")
     if isinstance(sock, socket.socket):
         sock.settimeout(timeout_s)  # gunicorn restores blocking mode for the next request
     try:
-        return request.get_data(cache=False)
+        return get_input_stream(environ, max_content_length=max_bytes).read()
     except (TimeoutError, socket.timeout, ClientDisconnected):  # gunicorn ends a timed-out read early
         raise _BodyTimeout() from None
 

@@ -127,3 +127,25 @@ def test_stalled_body_is_cut_off_and_does_not_hold_a_thread() -> None:
         # the only thread is free again: a valid call is answered
         status, _ = post(f"{url}/filter", json.dumps({"Pod": VALID_POD, "Nodes": {"items": []}}).encode())
         assert status == 200
+
+
+@pytest.mark.timeout(60)
+def test_verb_answers_are_sized_and_keep_the_connection(extender_url: str) -> None:
+    """The verbs are answered without Flask (app.VerbRoutes): every answer, an error too,
+    carries its Content-Length (kube-scheduler's client reads exactly that; no chunked
+    framing), and the connection serves the next call."""
+    import http.client
+
+    host, port = extender_url.removeprefix("http://").rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    good = json.dumps({"Pod": VALID_POD, "Nodes": {"items": []}}).encode()
+    try:
+        for body, status in ((good, 200), (b"not json", 400), (good, 200)):
+            conn.request("POST", "/filter", body=body, headers={"Content-Type": "application/json"})
+            r = conn.getresponse()
+            data = r.read()
+            assert r.status == status and r.getheader("Transfer-Encoding") is None
+            assert int(r.getheader("Content-Length")) == len(data) and r.getheader("Content-Type") == "application/json"
+            assert "Error" in json.loads(data)
+    finally:
+        conn.close()
