@@ -122,6 +122,26 @@ def proc_counters(pid: int | None) -> ProcCounters | None:
     return ProcCounters(int(fields[11]) / tick, int(fields[12]) / tick, int(fields[7]))
 
 
+def runqueue_wait_s(pid: int | None) -> float | None:
+    """Seconds the process's threads spent runnable but waiting for a CPU, summed over its
+    threads (/proc/<pid>/task/*/schedstat, second field, ns). A call that is slow while the
+    server's own CPU time per call is not was waiting for a core: this says how long. None
+    where /proc is unusable; threads that ended are not counted."""
+    if pid is None:
+        return None
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tasks:
+        try:
+            total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # the thread ended meanwhile
+    return total / 1e9
+
+
 @contextlib.contextmanager
 def running_server(*args: str, env: dict[str, str] | None = None, timeout_s: float = 60.0) -> Iterator[Server]:
     """``python -m extender serve --host 127.0.0.1 --port <free> ARGS`` until the block ends

@@ -77,6 +77,7 @@ from benchmarks.latency import (
     pct,
     proc_counters,
     running_server,
+    runqueue_wait_s,
 )
 from benchmarks.sampling import num_feasible_nodes_to_find
 
@@ -679,6 +680,7 @@ class Phase:
     seconds: float = 0.0
     samples: list[dict[str, Any]] = field(default_factory=list)  # periodic /metrics (+ fake) readings
     extender_cpu_s: float | None = None
+    extender_wait_s: float | None = None  # the worker's threads runnable but without a CPU
     fallback_nodes: float | None = None
     events_base: float = 0.0  # the extender's pod event counter just before the churn started
 
@@ -724,7 +726,7 @@ def _run_phase(server: Server, client: Client, fake: FakeAPIProcess | None, phas
     ``max_seconds`` passed first), checking each answer; /metrics (and the fake's counters)
     sampled between calls. Returns the next cycle."""
     worker = server.worker_pid()
-    cpu0 = proc_counters(worker)
+    cpu0, wait0 = proc_counters(worker), runqueue_wait_s(worker)
     k = first_cycle
     start = last_sample = time.monotonic()
     _sample(server, fake, phase, 0.0)
@@ -751,9 +753,11 @@ def _run_phase(server: Server, client: Client, fake: FakeAPIProcess | None, phas
             last_sample = now
     phase.seconds = time.monotonic() - start
     _sample(server, fake, phase, phase.seconds)
-    cpu1 = proc_counters(worker)
+    cpu1, wait1 = proc_counters(worker), runqueue_wait_s(worker)
     if cpu0 is not None and cpu1 is not None:
         phase.extender_cpu_s = (cpu1.user_s + cpu1.system_s) - (cpu0.user_s + cpu0.system_s)
+    if wait0 is not None and wait1 is not None:
+        phase.extender_wait_s = wait1 - wait0
     first, last = phase.samples[0]["metrics"], phase.samples[-1]["metrics"]
     if FALLBACK in first and FALLBACK in last:
         phase.fallback_nodes = last[FALLBACK] - first[FALLBACK]
@@ -1225,6 +1229,10 @@ def _cache_row(r: dict[str, Any]) -> dict[str, Any]:
         "extender_cpu_per_s": {ph: (r[ph].extender_cpu_s / r[ph].seconds if r[ph].extender_cpu_s is not None
                                     and r[ph].seconds > 0 else None) for ph in ("steady", "churn")},
         "fake_cpu_per_s": ((last["fake"]["cpu_s"] - first["fake"]["cpu_s"]) / span if span > 0 else None),
+        # per filter or prioritize call: how long the worker's threads waited for a core
+        "extender_wait_ms_per_call": {ph: (r[ph].extender_wait_s * 1e3 / (2 * len(r[ph].client_ms["filter"]))
+                                           if r[ph].extender_wait_s is not None and r[ph].client_ms["filter"]
+                                           else None) for ph in ("steady", "churn")},
         "fallback_nodes": {ph: r[ph].fallback_nodes for ph in ("steady", "churn")},
         "unresolvable_max": max(r["steady"].unresolvable_max, r["churn"].unresolvable_max),
     }
@@ -1234,7 +1242,7 @@ def _size_record(r: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in r.items() if k not in ("steady", "churn")}
     for ph in ("steady", "churn"):
         p: Phase = r[ph]
-        out[ph] = {"seconds": p.seconds, "extender_cpu_s": p.extender_cpu_s,
+        out[ph] = {"seconds": p.seconds, "extender_cpu_s": p.extender_cpu_s, "extender_wait_s": p.extender_wait_s,
                    "fallback_nodes": p.fallback_nodes, "events_base": p.events_base,
                    "unresolvable_max": p.unresolvable_max, "client_ms": p.client_ms, "server_ms": p.server_ms,
                    "samples": p.samples}
@@ -1265,21 +1273,23 @@ def latency_table(rows: Sequence[dict[str, Any]], cache_rows: Sequence[dict[str,
 
 CACHE_HEADER = ("| nodes | pods | pods JSON MB | ready s | events/s target | emitted/s | applied/s "
                 "| backlog at end | lag at end s | drained after s | snapshot age p50 / max s | relists "
-                "| extender CPU steady / churn |\n"
-                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                "| extender CPU steady / churn | fake CPU churn | extender wait for a core per call ms "
+                "steady / churn |\n"
+                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
 
 def cache_table(cache_rows: Sequence[dict[str, Any]]) -> str:
     lines = [CACHE_HEADER]
     for c in cache_rows:
         age = c["snapshot_age_s"]
-        cpu = c["extender_cpu_per_s"]
+        cpu, wait = c["extender_cpu_per_s"], c["extender_wait_ms_per_call"]
         lines.append(
             f"| {c['nodes']:,} | {c['pods']:,} | {c['pods_json_mb']:,.0f} | {c['ready_s']:.1f} "
             f"| {c['target_per_s']:,.0f} | {_rate(c['emitted_per_s'])} | {_rate(c['applied_per_s'])} "
             f"| {c['backlog_end']:,} | {_num(c['lag_end_s'])} | {_drained(c)} "
             f"| {_age(age)} | {c['relists']:.0f} "
-            f"| {_pct_cpu(cpu['steady'])} / {_pct_cpu(cpu['churn'])} |")
+            f"| {_pct_cpu(cpu['steady'])} / {_pct_cpu(cpu['churn'])} | {_pct_cpu(c['fake_cpu_per_s'])} "
+            f"| {_ms(wait['steady'])} / {_ms(wait['churn'])} |")
     return "\n".join(lines)
 
 

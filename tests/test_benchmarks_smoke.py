@@ -62,3 +62,28 @@ def test_core_benchmark_agrees_with_the_reference_and_writes_json(tmp_path: Path
         assert row["nodes"] == 60 and row["calls"] >= 3 and row["core_ms"] > 0
         assert row["agree"] == 60 and row["ratio"] > 0
         assert sum(row["score_histogram"]) == 60
+
+
+def test_runqueue_wait_reads_every_thread_of_a_process() -> None:
+    """The names benchmark's 'wait for a core' column: the summed second field of each
+    thread's schedstat; a process whose threads are all busy on fewer cores than threads
+    accumulates it, a missing process gives None."""
+    import os
+    import time
+
+    from benchmarks.latency import runqueue_wait_s
+
+    if not os.path.exists(f"/proc/{os.getpid()}/task"):
+        pytest.skip("no /proc")
+    spinners = [subprocess.Popen([sys.executable, "-c", "import time\nt = time.time() + 1.5\nwhile time.time() < t: pass"])
+                for _ in range((os.cpu_count() or 1) + 2)]
+    try:
+        before = {p.pid: runqueue_wait_s(p.pid) for p in spinners}
+        time.sleep(1.0)
+        after = {p.pid: runqueue_wait_s(p.pid) for p in spinners}
+    finally:
+        for p in spinners:
+            p.wait()
+    assert all(isinstance(v, float) and v >= 0 for v in before.values())
+    assert sum(after[p] - before[p] for p in after) > 0.1  # more busy processes than cores: they queue
+    assert runqueue_wait_s(spinners[0].pid) is None  # gone
