@@ -69,8 +69,12 @@ class Snapshot:
     newest_sample: npt.NDArray[np.float64]  # (N,) wall time of the newest load sample, -inf = none
     pods: int  # pods counted on known nodes
     compensated_pods: int
-    fields: tuple[str, ...]  # the field order of by_node
     by_node: npt.NDArray[np.float64]  # (N, len(fields), R)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The field order of ``by_node``: that of ``arrays``, from which it is stacked."""
+        return tuple(self.arrays)
 
     def table(self, rows: npt.NDArray[np.intp] | None, now: float, names: tuple[str, ...] | None = None) -> NodeTable:
         """The NodeTable of the given snapshot rows, or of every node in snapshot order when
@@ -144,6 +148,20 @@ class LoadProvider(Protocol):
     def version(self) -> int: ...  # changes whenever a view would differ for new samples
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class _LoadCopy:
+    """What a build read from the load window: for which window version, node names (the
+    store's tuple, compared by identity), resource axis and time; the (R, n) load fields and
+    the (n,) newest sample per node, read-only and shared by the snapshots built from it."""
+
+    version: int
+    names: tuple[str, ...]
+    axis: tuple[str, ...]
+    at: float
+    fields: dict[str, npt.NDArray[np.float64]]
+    newest: npt.NDArray[np.float64]
+
+
 # A snapshot copies the load window's statistics (average, deviation, p95 over the window),
 # which change as samples age out even when none arrive: rebuilt at least this often while a
 # load source is configured, so a quiet cluster does not serve statistics older than this.
@@ -191,9 +209,7 @@ class ClusterState:
         self._unbound: dict[str, Pod] = {}  # uid -> pending pod spec (for assume at bind)
         self._dirty = True
         self._load_seen = -1  # the load window's version the snapshot copied
-        # the last copy of the window: (version, names, resource axis, time, fields, newest)
-        self._load_copied: tuple[int, tuple[str, ...], tuple[str, ...], float,
-                                 dict[str, npt.NDArray[np.float64]], npt.NDArray[np.float64]] | None = None
+        self._load_copied: _LoadCopy | None = None  # the last copy of the window
         self._nans: npt.NDArray[np.float64] | None = None
         self._generation = 0
         self.events_applied = 0
@@ -620,15 +636,15 @@ class ClusterState:
             return None
         axis = tuple(self._resources)
         last = self._load_copied
-        if (last is not None and last[0] == version and last[1] is names and last[2] == axis
-                and now - last[3] < LOAD_REFRESH_S):
-            return last[4], last[5]
+        if (last is not None and last.version == version and last.names is names and last.axis == axis
+                and now - last.at < LOAD_REFRESH_S):
+            return last.fields, last.newest
         view = self._load.view(names, self._resources, now)
         fields = {f: np.minimum(np.ascontiguousarray(getattr(view, f).T), MAX_QUANTITY) for f in LOAD_FIELDS}
         newest = np.asarray(view.newest, dtype=np.float64)
         for a in (*fields.values(), newest):
             a.flags.writeable = False
-        self._load_copied = (version, names, axis, now, fields, newest)
+        self._load_copied = _LoadCopy(version, names, axis, now, fields, newest)
         return fields, newest
 
     def _nan_block(self, shape: tuple[int, int]) -> npt.NDArray[np.float64]:
@@ -660,11 +676,10 @@ class ClusterState:
             arrays[f] = load_fields.get(f, self._nan_block((r, n)))
         self._generation += 1
         counted = int(arrays["requested"][self._resources.index("pods")].sum()) if n else 0
-        fields = tuple(arrays)
-        by_node = np.ascontiguousarray(np.stack([arrays[f] for f in fields]).transpose(2, 0, 1))
+        by_node = np.ascontiguousarray(np.stack(list(arrays.values())).transpose(2, 0, 1))
         by_node.flags.writeable = False
         return Snapshot(self._generation, now, names, index, tuple(self._resources), arrays, newest,
-                        counted, len(self._recent), fields, by_node)
+                        counted, len(self._recent), by_node)
 
     # --- queries ---------------------------------------------------------------------------
 

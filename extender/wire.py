@@ -465,18 +465,16 @@ def encode_filter_result(request: SchedulingRequest, passing: npt.ArrayLike, fai
                          memo: NameListMemo | None = None) -> bytes:
     """ExtenderFilterResult in the form the request used: ``Nodes`` (the scheduler's own
     objects, echoed) for the Nodes form, ``NodeNames`` for the NodeNames form (cut from the
-    memo's encoded list when it has one). ``passing`` is (N,) bool, one flag per request node,
-    in request order."""
+    names' ``NameLayout``, the memo's when it has it). ``passing`` is (N,) bool, one flag per
+    request node, in request order."""
     names: list[str] | msgspec.Raw | None = None
     nodes = None
     passing = np.asarray(passing, dtype=bool)
     if request.objects is not None:
         raw = request.objects.raw
         nodes = _NodeListOut(request.objects.list_metadata, list(itertools.compress(raw, passing.tolist())))
-    elif memo is not None and (layout := memo.layout(request.names)).valid:
-        names = msgspec.Raw(layout.passing(passing))
     else:
-        names = list(itertools.compress(request.names, passing.tolist()))
+        names = msgspec.Raw(_layout(request.names, memo).passing(passing))
     return _encoder.encode(_FilterResult(nodes, names, dict(failed), dict(unresolvable), error))
 
 
@@ -503,13 +501,11 @@ class NameLayout:
     * ``priorities``: HostPriorityList, a copy of a template that holds every name and a
       two-byte score slot per entry (``slots`` (N,) offsets), the slots written from the scores.
 
-    Built from ``_name_parts``; ``valid`` is False for the (never seen) names whose encoding the
-    split cannot separate, which then take the plain encoder."""
+    Built from ``_name_parts``."""
 
     def __init__(self, names: tuple[str, ...]) -> None:
         self.names = names
-        self._parts = _name_parts(names) if names else []
-        self.valid = len(self._parts) == len(names)
+        self._parts = _name_parts(names)
         self._listing: tuple[bytes, npt.NDArray[np.intp]] | None = None
         self._template: tuple[npt.NDArray[np.uint8], npt.NDArray[np.intp]] | None = None
 
@@ -546,10 +542,22 @@ class NameLayout:
         return out.tobytes()
 
 
+def _layout(names: Sequence[str], memo: NameListMemo | None) -> NameLayout:
+    """The memo's layout of ``names`` (kept while the same tuple comes again), or a new one."""
+    return memo.layout(names) if memo is not None and isinstance(names, tuple) else NameLayout(tuple(names))
+
+
 def _name_parts(names: Sequence[str]) -> list[bytes]:
-    """``["a","b"]`` split at its ``","`` separators: each name's JSON string contents (an
-    escaped name never contains ``","``)."""
-    return _encoder.encode(list(names))[2:-2].split(b'","')
+    """Each name's JSON string contents, escapes included. Split from one encoding of the whole
+    list at its ``","`` separators when nothing needed escaping (then no name holds a quote, so
+    ``","`` only separates); otherwise one encoding per name (a name such as ``a",`` encodes
+    as ``a\\",``, which holds the separator)."""
+    if not names:
+        return []
+    encoded = _encoder.encode(list(names))
+    if b"\\" not in encoded:
+        return encoded[2:-2].split(b'","')
+    return [_encoder.encode(name)[1:-1] for name in names]
 
 
 def encode_host_priorities(names: Sequence[str], scores: npt.ArrayLike,
@@ -564,10 +572,9 @@ def encode_host_priorities(names: Sequence[str], scores: npt.ArrayLike,
         raise ValueError("names and scores differ in length")
     if not len(scores):
         return b"[]"
-    layout = memo.layout(names) if memo is not None and isinstance(names, tuple) else NameLayout(tuple(names))
-    if not layout.valid or scores.min() < 0 or scores.max() > MAX_EXTENDER_PRIORITY:
+    if scores.min() < 0 or scores.max() > MAX_EXTENDER_PRIORITY:
         return _encoder.encode(list(map(_HostPriority, names, scores.tolist())))
-    return layout.priorities(scores)
+    return _layout(names, memo).priorities(scores)
 
 
 def encode_error(error: str) -> bytes:

@@ -235,9 +235,11 @@ def test_no_lost_and_no_duplicate_bindings_under_bind_faults(api: FakeKubeAPI, t
         api.fail("POST", binding, status=500, times=3)
         api.drop("POST", binding, times=3, after_processing=True)  # bound, reply lost
         api.fail("POST", binding, status=429, times=2)
+        calls: dict[str, int] = {}
         for k, p in enumerate(pods):
             target = f"n{k % 2}"
-            for _attempt in range(6):  # the scheduler retries a failed bind (a new cycle)
+            for attempt in range(1, 7):  # the scheduler retries a failed bind (a new cycle)
+                calls[p["metadata"]["name"]] = attempt
                 if bind(url, p["metadata"]["name"], p["metadata"]["uid"], target) == {"Error": ""}:
                     break
             else:
@@ -247,9 +249,11 @@ def test_no_lost_and_no_duplicate_bindings_under_bind_faults(api: FakeKubeAPI, t
             sent = api.requests("POST", rf"/pods/{name}/binding$")
             # the API server refuses a second Binding (409), so "no duplicate" means: every request
             # for this pod named the same node, and at most one was answered 201 (a dropped reply
-            # may hide the one that took effect); "no loss": the pod sits where we said it does
+            # may hide the one that took effect); "no loss": the pod sits where we said it does.
+            # Each bind call sends at most two Bindings (our single retry); how many calls a pod
+            # needs depends on whether the watch showed it bound before the scheduler's retry.
             assert {e.body["target"]["name"] for e in sent} == {f"n{k % 2}"}, sent
-            assert sum(e.status == 201 for e in sent) <= 1 and len(sent) <= 4, sent
+            assert sum(e.status == 201 for e in sent) <= 1 and len(sent) <= 2 * calls[name], sent
             assert api.get_pod("default", name)["spec"]["nodeName"] == f"n{k % 2}"
 
 

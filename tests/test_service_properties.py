@@ -105,11 +105,15 @@ def test_prioritize_scores_every_host_once(items: list[dict[str, Any]], pod: dic
     assert all(list(h) == ["Host", "Score"] and type(h["Score"]) is int and 0 <= h["Score"] <= 10 for h in answer)
 
 
+# Names the JSON encoder must escape, with the separator's own characters, besides any text.
+NAME = st.text(max_size=12) | st.text(alphabet='a",\\\n\u00e9', max_size=6)
+
+
 @settings(max_examples=500, deadline=None)
-@given(names=st.lists(st.text(max_size=12), max_size=30),
+@given(names=st.lists(NAME, max_size=30),
        data=st.data())
 def test_host_priorities_encode_as_the_plain_encoder_would(names: list[str], data: Any) -> None:
-    """The fast HostPriorityList encoder (split of the encoded name list) gives the same JSON
+    """The fast HostPriorityList encoder (a NameLayout's template) gives the same JSON
     as encoding one {Host, Score} object per node, for any names (quotes, commas, escapes,
     non-ASCII, empty) and any scores, in range or not."""
     scores = data.draw(st.lists(st.integers(-3, 13), min_size=len(names), max_size=len(names)))
@@ -117,15 +121,15 @@ def test_host_priorities_encode_as_the_plain_encoder_would(names: list[str], dat
     assert got == [{"Host": n, "Score": s} for n, s in zip(names, scores, strict=True)]
     memo = NameListMemo()
     as_tuple = tuple(names)
-    for _ in range(2):  # the second time from the memo's kept parts
+    for _ in range(2):  # the second time from the memo's kept layout
         assert json.loads(encode_host_priorities(as_tuple, scores, memo)) == got
 
 
 @settings(max_examples=300, deadline=None)
-@given(names=st.lists(st.text(max_size=12), max_size=30, unique=True), data=st.data())
+@given(names=st.lists(NAME, max_size=30, unique=True), data=st.data())
 def test_filter_names_joined_from_the_memo_are_the_plain_encoding(names: list[str], data: Any) -> None:
-    """NodeNames joined from the memo's encoded names equal the plain encoding of the passing
-    names, for any names and any passing mask."""
+    """NodeNames cut from a NameLayout (new, then the memo's kept one) are the passing names,
+    for any names and any passing mask."""
     passing = data.draw(st.lists(st.booleans(), min_size=len(names), max_size=len(names)))
     request = SchedulingRequest(Pod(), tuple(names), None)
     plain = json.loads(encode_filter_result(request, passing, {"x": "why"}, {}))
