@@ -90,6 +90,7 @@ SAMPLE_EVERY_S = 0.5  # /metrics (and the fake's counters) between calls, at mos
 RESTAMP_AFTER_S = 60.0  # older load stamps are renewed before the steady phase (stale at 180 s)
 TARGET = {"nodes": 5000, "p50_ms": 3.0, "p99_ms": 6.0, "events_per_s": 5000.0, "p99_ratio": 2.0}
 _SEL = re.compile(r"\S")
+_RV = re.compile(rb'"resourceVersion":"\d*"')
 
 
 def default_calls(nodes: int) -> int:
@@ -131,9 +132,7 @@ def pod_object(p: PodParams) -> dict[str, Any]:
     container, 10 % with an init container (3 % of them a restartable sidecar init container),
     5 % BestEffort."""
     i, node = p.index, f"node-{p.node:05d}"
-    app, team = f"svc-{i % 997}", f"team-{i % 23}"
-    rs_hash = f"{(i % 997) * 2654435761 % 16**9:09x}"
-    name = f"{app}-{rs_hash}-{i:06x}"
+    app, team, rs_hash, name = _pod_names(i)
     uid = f"{i:08x}-5b1e-4c2a-9d3f-{p.node:012x}"
     cpu, mem, _ = _SHAPES[p.shape]
     resources: dict[str, Any] = {}
@@ -210,6 +209,26 @@ def pod_object(p: PodParams) -> dict[str, Any]:
                                    "containerID": f"containerd://{i:060x}{k:04x}", "started": True}
                                   for k, c in enumerate(containers)],
             "qosClass": qos}}
+
+
+def _pod_names(i: int) -> tuple[str, str, str, str]:
+    """(app, team = namespace, ReplicaSet hash, pod name) of bench pod ``i``."""
+    app, team = f"svc-{i % 997}", f"team-{i % 23}"
+    rs_hash = f"{(i % 997) * 2654435761 % 16**9:09x}"
+    return app, team, rs_hash, f"{app}-{rs_hash}-{i:06x}"
+
+
+def pod_key(p: PodParams) -> tuple[str, str]:
+    """(namespace, name): the fake's store key of ``pod_object(p)``."""
+    _, team, _, name = _pod_names(p.index)
+    return team, name
+
+
+def restarted(raw: bytes, p: PodParams) -> bytes:
+    """``orjson.dumps(pod_object(p))`` (any resourceVersion) turned into the encoding of the same
+    pod one restart later (``p.gen + 1``): only the containers' restartCount differ, so the churn
+    updates a pod without rendering it again (tests/test_benchmarks_driver.py checks this)."""
+    return raw.replace(b'"restartCount":%d,' % p.gen, b'"restartCount":%d,' % (p.gen + 1))
 
 
 def new_pod(rng: random.Random, index: int, node: int) -> PodParams:
@@ -323,16 +342,27 @@ def make_bench_api(**kwargs: Any) -> Any:  # noqa: C901 - one class, kept togeth
             key = (meta.get("namespace", ""), meta["name"])
             with self._cond:
                 self._rv += 1
-                rv = self._rv
-                meta["resourceVersion"] = str(rv)
-                raw = orjson.dumps(obj)
-                if etype == "DELETED":
-                    self.store[kind].pop(key, None)
-                else:
-                    self.store[kind][key] = raw
-                if record:
-                    self.log[kind].append(rv, b'{"type":"%s","object":%s}\n' % (etype.encode(), raw))
-            return rv
+                meta["resourceVersion"] = str(self._rv)
+                return self._keep(kind, key, orjson.dumps(obj), etype, record)
+
+        def put_raw(self, kind: str, key: tuple[str, str], raw: bytes, etype: str) -> int:
+            """``put`` of an object already encoded (by ``orjson.dumps``, metadata first, so its
+            first resourceVersion is the object's own), restamped with the next resourceVersion:
+            what the churn sends costs a substitution instead of a render and an encode."""
+            with self._cond:
+                self._rv += 1
+                raw = _RV.sub(b'"resourceVersion":"%d"' % self._rv, raw, count=1)
+                return self._keep(kind, key, raw, etype, True)
+
+        def _keep(self, kind: str, key: tuple[str, str], raw: bytes, etype: str, record: bool) -> int:
+            """Store (or forget) ``raw`` at the current resourceVersion; the caller holds the lock."""
+            if etype == "DELETED":
+                self.store[kind].pop(key, None)
+            else:
+                self.store[kind][key] = raw
+            if record:
+                self.log[kind].append(self._rv, b'{"type":"%s","object":%s}\n' % (etype.encode(), raw))
+            return self._rv
 
         def notify(self) -> None:
             with self._cond:
@@ -447,37 +477,70 @@ def make_bench_api(**kwargs: Any) -> Any:  # noqa: C901 - one class, kept togeth
 
 class _Churn:
     """Pod events at a fixed rate, in batches every few ms: 50 % status updates (MODIFIED), 25 %
-    new pods bound to a random node (ADDED), 25 % deletions (DELETED) of random pods."""
+    new pods bound to a random node (ADDED), 25 % deletions (DELETED) of random pods.
 
-    def __init__(self, api: Any, live: list[PodParams], nodes: int, rate: float, seed: int) -> None:
+    The fake shares the machine's two cores with the extender, and a real API server does not:
+    rendering a pod and encoding it costs the fake ~0.1-0.2 ms, more than a core at 5,000
+    events/s. So the new pods are rendered ahead (``prepare``, before the steady phase, for
+    ``seconds`` of churn; any beyond are rendered on the spot and counted), and an update or a
+    deletion restamps the pod's stored encoding (``restarted``, ``put_raw``). What the
+    extender receives is the same as rendering each event would give."""
+
+    def __init__(self, api: Any, live: list[PodParams], nodes: int, rate: float, seed: int,
+                 seconds: float = 0.0) -> None:
         self.api, self.live, self.nodes, self.rate = api, live, nodes, rate
         self.rng = random.Random(seed)
+        self.new_rng = random.Random(seed + 1)  # the new pods' draws, apart: they are made ahead
         self.next_index = max((p.index for p in live), default=0) + 1
         self.counts = {"ADDED": 0, "MODIFIED": 0, "DELETED": 0}
-        self.emitted = 0
+        self.emitted = self.rendered_live = 0
         self.started = self.stopped = 0.0
+        self.ahead: list[tuple[PodParams, bytes]] = []
+        self.prepare_s = 0.0
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._run, name="churn", daemon=True)
+        if seconds > 0:
+            self.prepare(int(rate * seconds * 0.25 * 1.05) + 100)
+
+    def prepare(self, count: int) -> None:
+        """Render ``count`` new pods ahead (taken in order by the ADDED events)."""
+        t0 = time.perf_counter()
+        made = [self._new() for _ in range(count)]
+        self.ahead = [(p, orjson.dumps(pod_object(p))) for p in reversed(made)]  # popped from the end
+        self.prepare_s = time.perf_counter() - t0
+
+    def _new(self) -> PodParams:
+        p = new_pod(self.new_rng, self.next_index, self.new_rng.randrange(self.nodes))
+        self.next_index += 1
+        return p
 
     def _one(self) -> None:
-        rng, live = self.rng, self.live
+        rng, live, api = self.rng, self.live, self.api
         r = rng.random()
         if r < 0.25 or not live:
-            p = new_pod(rng, self.next_index, rng.randrange(self.nodes))
-            self.next_index += 1
-            live.append(p)
-            etype = "ADDED"
-        else:
-            k = rng.randrange(len(live))
-            p = live[k]
-            if r < 0.5:
-                live[k] = live[-1]
-                live.pop()
-                etype = "DELETED"
+            if self.ahead:
+                p, raw = self.ahead.pop()
             else:
-                p.gen += 1
-                etype = "MODIFIED"
-        self.api.put("pods", pod_object(p), etype)
+                p = self._new()
+                raw = orjson.dumps(pod_object(p))
+                self.rendered_live += 1
+            live.append(p)
+            api.put_raw("pods", pod_key(p), raw, "ADDED")
+            self.counts["ADDED"] += 1
+            return
+        k = rng.randrange(len(live))
+        p = live[k]
+        key = pod_key(p)
+        raw = api.store["pods"][key]
+        if r < 0.5:
+            live[k] = live[-1]
+            live.pop()
+            etype = "DELETED"
+        else:
+            raw = restarted(raw, p)
+            p.gen += 1
+            etype = "MODIFIED"
+        api.put_raw("pods", key, raw, etype)
         self.counts[etype] += 1
 
     def _run(self) -> None:
@@ -499,7 +562,8 @@ class _Churn:
         elapsed = end - self.started if self.started else 0.0
         return {"target_per_s": self.rate, "emitted": self.emitted, "seconds": elapsed,
                 "emitted_per_s": self.emitted / elapsed if elapsed > 0 else None,
-                "by_type": dict(self.counts)}
+                "by_type": dict(self.counts), "rendered_ahead_s": self.prepare_s,
+                "rendered_live": self.rendered_live}
 
 
 def _fake_main(conn: Any, nodes: int, pods_per_node: int, seed: int, history: int, pending: int = 0) -> None:
@@ -533,8 +597,12 @@ def _fake_main(conn: Any, nodes: int, pods_per_node: int, seed: int, history: in
                 cmd, *args = conn.recv()
             except (EOFError, OSError):
                 return
-            if cmd == "churn":
-                churn = _Churn(api, live, nodes, float(args[0]), int(args[1]))
+            if cmd == "prepare_churn":  # rate, seed, seconds: the new pods rendered now
+                churn = _Churn(api, live, nodes, float(args[0]), int(args[1]), float(args[2]))
+                conn.send(churn.prepare_s)
+            elif cmd == "churn":
+                if churn is None or churn.started:
+                    churn = _Churn(api, live, nodes, float(args[0]), int(args[1]))
                 churn.thread.start()
                 conn.send(None)
             elif cmd == "stop_churn":
@@ -778,6 +846,13 @@ def _sample(server: Server, fake: FakeAPIProcess | None, phase: Phase, t: float)
 # --- one size -----------------------------------------------------------------------------------
 
 
+def _server_env(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.startswith("EXTENDER_"):
+        raise argparse.ArgumentTypeError(f"expected EXTENDER_NAME=VALUE, got {text!r}")
+    return key, value
+
+
 def _measure_size(n: int, args: argparse.Namespace, facts_box: dict[str, Any],
                   command: str) -> dict[str, Any]:
     calls = args.calls or default_calls(n)
@@ -793,7 +868,7 @@ def _measure_size(n: int, args: argparse.Namespace, facts_box: dict[str, Any],
         kubeconfig = _kubeconfig(Path(tmp) / "kubeconfig", fake.url)
         started = time.monotonic()
         with running_server("--kubeconfig", str(kubeconfig), "--log-level", "warning",
-                            timeout_s=args.ready_timeout) as server:
+                            env=dict(args.server_env), timeout_s=args.ready_timeout) as server:
             live_s = time.monotonic() - started
             ready_s, ready_text = _wait_ready(server, started, args.ready_timeout)
             served = fake.call("stats")["served"]
@@ -818,6 +893,8 @@ def _measure_size(n: int, args: argparse.Namespace, facts_box: dict[str, Any],
                     k += 1
                     check_names_filter(client.post("/filter", data), sent)
                     check_prioritize(client.post("/prioritize", data), sent)
+                # the churn's new pods rendered now, while nothing is measured (see _Churn)
+                fake.call("prepare_churn", args.events_per_s, n, args.churn_max_seconds + 2, timeout_s=300)
                 steady = Phase(n, "steady")
                 k = _run_phase(server, client, None, steady, names, body, k, calls, 0.0)
                 _print_phase(steady)
@@ -1142,6 +1219,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="percentageOfNodesToScore: 100 (default) sends every node in every call, the "
                         "worst case; 0 sends kube-scheduler's adaptive sample (500 of 5,000 nodes), "
                         "a different window each call")
+    p.add_argument("--server-env", action="append", default=[], metavar="EXTENDER_NAME=VALUE",
+                   type=_server_env, help="a setting for the extender under test, e.g. "
+                   "EXTENDER_LINGER_S=0 (repeatable; the caller's own EXTENDER_* are not passed on)")
     p.add_argument("--profile", action="store_true",
                    help="also time the server's stages in-process and cProfile them (per size)")
     p.add_argument("--profile-calls", type=_positive, default=50,
@@ -1177,7 +1257,7 @@ def run(args: argparse.Namespace) -> int:
               "config": {"sizes": list(args.sizes), "pods_per_node": args.pods_per_node, "calls": args.calls,
                          "warmup": args.warmup, "events_per_s": args.events_per_s,
                          "churn_seconds": args.churn_seconds, "churn_max_seconds": args.churn_max_seconds,
-                         "target": TARGET},
+                         "server_env": dict(args.server_env), "target": TARGET},
               "rows": rows, "cache": cache_rows,
               "sizes": [_size_record(r) for r in results]}
     markdown = "\n".join(["```", *facts_lines(command, facts), "```", text])

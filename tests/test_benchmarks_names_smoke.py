@@ -76,3 +76,57 @@ def test_sampled_bodies_rotate_through_every_node() -> None:
     assert seen == set(names)
     data, sent = _bodies(names, 100)(3)
     assert json.loads(data)["NodeNames"] == names and sent == frozenset(names)
+
+
+def test_churn_restamps_what_a_fresh_render_would_send() -> None:
+    """The churn's cheap paths (``restarted``, ``put_raw``) give the bytes that rendering the
+    pod again would: an update is the next restartCount, every event carries its own
+    resourceVersion, and the store key is the object's namespace and name."""
+    import copy
+    import random
+
+    import orjson
+
+    from benchmarks.names import _Churn, make_bench_api, new_pod, pod_key, pod_object, restarted
+
+    rng = random.Random(7)
+    for i in range(300):  # every shape and flavour (sidecars, init containers, BestEffort)
+        p = new_pod(rng, i, rng.randrange(5000))
+        p.gen = rng.randrange(12)
+        obj = pod_object(p)
+        assert pod_key(p) == (obj["metadata"]["namespace"], obj["metadata"]["name"])
+        later = copy.copy(p)
+        later.gen += 1
+        assert restarted(orjson.dumps(obj), p) == orjson.dumps(pod_object(later))
+
+    api = make_bench_api(history_limit=10_000)
+    live = [new_pod(rng, i, i % 3) for i in range(30)]
+    for p in live:
+        api.put("pods", pod_object(p), record=False)
+    before = {pod_key(p) for p in live}
+    churn = _Churn(api, live, 3, rate=1000.0, seed=1, seconds=0.1)
+    ahead = len(churn.ahead)
+    for _ in range(400):
+        churn._one()
+    lines = api.log["pods"].lines
+    assert len(lines) == 400 and churn.rendered_live == max(0, churn.counts["ADDED"] - ahead)
+    keys = {pod_key(p) for p in live}  # the end state, replayed backwards to the start
+    for rv, line in reversed(list(zip(api.log["pods"].rvs, lines, strict=True))):
+        event = orjson.loads(line)
+        meta = event["object"]["metadata"]
+        assert meta["resourceVersion"] == str(rv)
+        key = (meta["namespace"], meta["name"])
+        if event["type"] == "ADDED":  # undone: it did not exist before
+            assert key in keys
+            keys.discard(key)
+        elif event["type"] == "DELETED":  # undone: it existed before
+            assert key not in keys
+            keys.add(key)
+        else:
+            assert key in keys
+    assert keys == before and set(api.store["pods"]) == {pod_key(p) for p in live}
+    for p in live:  # the store holds each live pod as a fresh render would (but its rv)
+        stored = orjson.loads(api.store["pods"][pod_key(p)])
+        fresh = pod_object(p)
+        stored["metadata"]["resourceVersion"] = fresh["metadata"]["resourceVersion"]
+        assert stored == fresh
