@@ -45,6 +45,9 @@ class Settings:
     """Whole bind, retries included; below kube-scheduler's default 5 s extender timeout."""
     threads: int = 4
     """gunicorn gthread threads of the single worker (benchmarks/README.md has the measurement)."""
+    linger_s: float = 1.0
+    """How long a worker thread that answered a request waits on its kept-alive connection for
+    the next one (``extender/worker.py``); 0: hand it back to the poller at once, as gthread."""
     log_level: str = "info"
     cache: bool = True
     """With API access: keep the watch-fed cluster cache (nodeCacheCapable: true). False: stateless."""
@@ -102,6 +105,8 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}PROMETHEUS_URL: required with load source prometheus")
         if self.prometheus_node_label not in ("node", "instance", "internal-ip"):
             raise SettingsError(f"{ENV_PREFIX}PROMETHEUS_NODE_LABEL: one of node, instance, internal-ip")
+        if not 0 <= self.linger_s <= 60:
+            raise SettingsError(f"{ENV_PREFIX}LINGER_S: must be 0..60 seconds")
         if self.decisions < 0:
             raise SettingsError(f"{ENV_PREFIX}DECISIONS: must be >= 0")
         for name in ("read_timeout_s", "bind_timeout_s", "metrics_interval_s", "load_window_s",

@@ -1,0 +1,142 @@
+"""gunicorn's gthread worker, with a thread that stays on a busy connection.
+
+In gthread every request on a kept-alive connection crosses three threads: the main thread's
+poller sees the socket readable and submits the connection to the pool, a pool thread parses
+and answers, and hands the connection back to the main thread through a pipe, which registers
+it with the poller again. Each crossing is a wake-up and a fresh claim on the GIL. On the two
+shared cores we measure on, that is ~0.3 ms of a trivial request's ~0.65 ms, and it grows when
+the cache's informer threads hold the interpreter (``benchmarks/README.md``, "names").
+
+kube-scheduler calls one extender over few kept-alive connections, back to back while it has
+pods to place: filter, prioritize, bind, then the next pod's filter. ``LingeringThreadWorker``
+lets the pool thread that answered a request wait on that connection for the next one, up to
+``linger_s``, and answer it itself: one wake-up per request, no main thread. It lingers only
+while at least one other pool thread stays free, so a bind on another connection finds a
+thread (with ``threads = 1`` it never lingers: plain gthread). When the
+linger ends (no request in time, the worker stopping, the connection closing) the connection
+goes back to gthread's poller exactly as before. Parsing, the WSGI call, errors, keep-alive
+and its limits are gthread's own code (``ThreadWorker.handle``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import threading
+import time
+from typing import Any
+
+from gunicorn.workers.gthread import ThreadWorker
+
+LINGER_S = 1.0  # how long a pool thread waits on its connection for the next request
+# (gunicorn_conf's post_fork sets each worker's from Settings.linger_s)
+
+
+class LingeringThreadWorker(ThreadWorker):
+    """gthread, with the pool thread that answered a request serving its connection's next
+    request too while requests keep coming (see the module docstring)."""
+
+    linger_s = LINGER_S
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lock = threading.Lock()
+        self._busy = 0  # pool threads serving or lingering on a connection
+        self._queued = 0  # connections submitted to the pool, not yet taken by a thread
+        self._lingering = 0
+        self._stopping = _Pipe()  # written once, when the worker stops: wakes every lingerer
+        self._yield = _Pipe()  # a byte per request waiting for a thread: one lingerer gives way
+
+    def init_process(self) -> None:
+        self._stopping.open()  # in the worker process, after the fork
+        self._yield.open()
+        super().init_process()
+
+    def handle_exit(self, sig: Any, frame: Any) -> None:
+        """SIGTERM: gthread's graceful stop; lingering threads stop waiting at once, so their
+        connections get the stop's short keep-alive instead of a whole linger."""
+        super().handle_exit(sig, frame)
+        self._stopping.put()
+
+    def enqueue_req(self, conn: Any) -> None:
+        """Main thread: a request for the pool. If no thread is free for it while some are
+        lingering, one of them gives way."""
+        with self._lock:
+            self._queued += 1
+            starved = self._busy + self._queued > self.cfg.threads and self._lingering > 0
+        super().enqueue_req(conn)
+        if starved:
+            self._yield.put()
+
+    def handle(self, conn: Any) -> Any:
+        with self._lock:
+            self._queued -= 1
+            self._busy += 1
+        try:
+            keep = super().handle(conn)
+            while keep is True and self._may_linger() and self._next_request(conn):
+                keep = super().handle(conn)
+            return keep
+        finally:
+            with self._lock:
+                self._busy -= 1
+
+    def _may_linger(self) -> bool:
+        """Wait on this connection only if another pool thread stays free meanwhile."""
+        return self.linger_s > 0 and self.alive and self._busy < self.cfg.threads
+
+    def _next_request(self, conn: Any) -> bool:
+        """True when the connection has bytes to read within the linger (already buffered by
+        the parser, or on the socket); also True for a closed or failed socket, whose next
+        read ends the connection in ``handle`` as it would have from the poller. False when
+        nothing came in time, the worker is stopping, or this thread gave way to a request
+        waiting for one."""
+        if conn.parser.unreader.buf.getvalue():
+            return True
+        try:
+            poller = select.poll()
+            poller.register(conn.sock, select.POLLIN)
+        except (OSError, ValueError):
+            return True
+        for pipe in (self._stopping, self._yield):
+            if pipe.r >= 0:
+                poller.register(pipe.r, select.POLLIN)
+        with self._lock:
+            self._lingering += 1
+        try:
+            deadline = time.monotonic() + self.linger_s
+            while (left := deadline - time.monotonic()) > 0:
+                ready = {fd for fd, _ in poller.poll(left * 1e3)}
+                if ready - {self._stopping.r, self._yield.r}:
+                    return True
+                if self._stopping.r in ready or (self._yield.r in ready and self._yield.take()):
+                    return False
+                # else another lingerer took the byte first: this one waits on
+            return False  # nothing came within the linger
+        finally:
+            with self._lock:
+                self._lingering -= 1
+
+
+class _Pipe:
+    """A non-blocking pipe used as a wake-up: readable while it holds bytes."""
+
+    def __init__(self) -> None:
+        self.r = self.w = -1
+
+    def open(self) -> None:
+        self.r, self.w = os.pipe()
+        os.set_blocking(self.r, False)
+        os.set_blocking(self.w, False)
+
+    def put(self) -> None:
+        with contextlib.suppress(OSError):  # full (or not open): enough wake-ups are pending
+            os.write(self.w, b"x")
+
+    def take(self) -> bool:
+        """One byte, if another reader has not taken it first."""
+        try:
+            return bool(os.read(self.r, 1))
+        except OSError:  # EAGAIN: taken
+            return False
