@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import urllib.error
@@ -84,6 +85,11 @@ def test_prefix_routes_and_metrics() -> None:
     assert 'extender_request_duration_seconds_count{verb="filter"} 2.0' in text
     assert 'extender_request_nodes_sum{verb="filter"} 2.0' in text
     assert 'extender_info{mode="stateless"} 1.0' in text
+    # the process and runtime metrics a default registry would have: memory, CPU, GC
+    rss = re.search(r"^process_resident_memory_bytes (\S+)$", text, re.M)
+    assert rss and float(rss.group(1)) > 10e6
+    assert re.search(r'^python_gc_collections_total\{generation="2"\} \S+$', text, re.M)
+    assert re.search(r"^python_info\{", text, re.M)
 
 
 def test_dockerfile_is_multistage_nonroot_and_runs_gunicorn() -> None:
