@@ -59,9 +59,17 @@ class LingeringThreadWorker(ThreadWorker):
         super().handle_exit(sig, frame)
         self._stopping.put()
 
+    def handle_quit(self, sig: Any, frame: Any) -> None:
+        """SIGQUIT / SIGINT: gthread's immediate stop; the interpreter's exit joins the pool's
+        threads, so the lingering ones must not wait out their linger first."""
+        self.alive = False
+        self._stopping.put()
+        super().handle_quit(sig, frame)
+
     def enqueue_req(self, conn: Any) -> None:
         """Main thread: a request for the pool. If no thread is free for it while some are
-        lingering, one of them gives way."""
+        lingering, one of them gives way. (Should the lingerer see a request on its own
+        connection first, the byte stays and the next linger ends at once: one linger lost.)"""
         with self._lock:
             self._queued += 1
             starved = self._busy + self._queued > self.cfg.threads and self._lingering > 0

@@ -221,3 +221,14 @@ def test_buffered_bytes_are_served_without_waiting(conn_pair: Any, monkeypatch: 
 def test_linger_setting_validated(value: str) -> None:
     with pytest.raises(SettingsError, match="LINGER_S"):
         Settings.from_env({"EXTENDER_LINGER_S": value})
+
+
+def test_signals_wake_the_lingering_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM (graceful) and SIGQUIT (immediate) both end every linger at once: the stop pipe
+    is written after gthread's own handling (stubbed here: it would exit the process)."""
+    monkeypatch.setattr(ThreadWorker, "handle_exit", lambda self, sig, frame: setattr(self, "alive", False))
+    monkeypatch.setattr(ThreadWorker, "handle_quit", lambda self, sig, frame: None)
+    for stop in ("handle_exit", "handle_quit"):
+        w = _worker(threads=4, linger_s=5.0)
+        getattr(w, stop)(None, None)
+        assert w.alive is False and w._stopping.take()  # noqa: SLF001
