@@ -1,9 +1,9 @@
 """gunicorn configuration shared by the container and ``python -m extender serve``.
 
-One worker process, several threads (gthread, whose pool thread stays on a busy connection:
-``extender/worker.py``): kube-scheduler sends filter and prioritize
-one pod at a time, but bind arrives concurrently with them (binding cycles are asynchronous),
-so a slow bind must not hold up the next filter. One process keeps one node source, one
+One worker process, several threads (gthread, with the pool thread staying on a busy
+connection: ``extender/worker.py``): kube-scheduler sends filter and prioritize one pod at a
+time, but bind arrives concurrently with them (binding cycles are asynchronous), so a slow
+bind must not hold up the next filter. One process keeps one node source, one
 metrics registry and, with the cluster cache, one view of recent binds; more replicas of the
 scheduler pod, not more workers, scale it. Measured in benchmarks/ (worker-model table).
 """

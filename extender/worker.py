@@ -4,8 +4,9 @@ In gthread every request on a kept-alive connection crosses three threads: the m
 poller sees the socket readable and submits the connection to the pool, a pool thread parses
 and answers, and hands the connection back to the main thread through a pipe, which registers
 it with the poller again. Each crossing is a wake-up and a fresh claim on the GIL. On the two
-shared cores we measure on, that is ~0.3 ms of a trivial request's ~0.65 ms, and it grows when
-the cache's informer threads hold the interpreter (``benchmarks/README.md``, "names").
+shared cores we measure on, a trivial WSGI app answered in ~0.65 ms under gthread and ~0.45 ms
+with this worker (an ad-hoc check), and the hand-offs cost more when the cache's informer
+threads hold the interpreter (``benchmarks/README.md``, "names", has the project's A/B).
 
 kube-scheduler calls one extender over few kept-alive connections, back to back while it has
 pods to place: filter, prioritize, bind, then the next pod's filter. ``LingeringThreadWorker``
