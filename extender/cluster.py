@@ -35,7 +35,16 @@ import numpy.typing as npt
 
 from extender.demand import accounting_key, nonnegative, pod_demand, requested_resources, to_units
 from extender.source import parse_rfc3339
-from extender.wire import MalformedObject, Node, ObjectMeta, Pod, decode_meta, decode_node, decode_pod
+from extender.wire import (
+    MalformedObject,
+    Node,
+    ObjectMeta,
+    Pod,
+    decode_meta,
+    decode_node,
+    decode_pod,
+    decode_pod_watch_line,
+)
 from scoring import NodeTable
 from scoring.estimate import estimate_pod
 from scoring.types import MAX_QUANTITY
@@ -216,7 +225,8 @@ class ClusterState:
         self.snapshot = self._build()
         self.nodes_handler = _Handler(self._replace_nodes, self._upsert_node, self._delete_node)
         self.pods_handler = _Handler(self._replace_pods, self._upsert_pod, self._delete_pod,
-                                     decoded=(decode_pod, self._upsert_decoded_pod, self._delete_decoded_pod))
+                                     decoded=(decode_pod, self._upsert_decoded_pod, self._delete_decoded_pod),
+                                     decode_line=decode_pod_watch_line)
 
     # --- rows and columns ------------------------------------------------------------------
 
@@ -702,8 +712,10 @@ class _Handler:
 
     def __init__(self, replace: Callable[[Sequence[bytes]], None], upsert: Callable[[bytes], None],
                  delete: Callable[[bytes], None],
-                 decoded: tuple[Callable[[bytes], Any], Callable[[Any], None], Callable[[Any], None]] | None = None
-                 ) -> None:
+                 decoded: tuple[Callable[[bytes], Any], Callable[[Any], None], Callable[[Any], None]] | None = None,
+                 decode_line: Callable[[bytes], tuple[str, Any] | None] | None = None) -> None:
         self.replace, self.upsert, self.delete = replace, upsert, delete
         if decoded is not None:
             self.decode, self.upsert_decoded, self.delete_decoded = decoded
+        if decode_line is not None:
+            self.decode_line = decode_line

@@ -75,6 +75,9 @@ class InformerHandler(Protocol):
     # ``upsert_decoded(obj)`` / ``delete_decoded(obj)`` take it. With them the informer decodes
     # each watch object once, reading its resourceVersion from the result, instead of decoding
     # the metadata for itself and the handler the whole object again.
+    # Optional with those: ``decode_line(line)`` gives (event type, typed object) in one pass
+    # over the whole watch line, or None where that does not apply (ERROR, a null or odd
+    # object, bad JSON); the informer then takes the general path, which judges the line.
 
 
 class _Phase(enum.Enum):
@@ -142,6 +145,7 @@ class Informer:
         self._kind: str = kind
         self._handler = handler
         self._decode = getattr(handler, "decode", None)  # see InformerHandler
+        self._decode_line = getattr(handler, "decode_line", None) if self._decode is not None else None
         self._page_size = int(page_size)
         self._watch_timeout_s = int(watch_timeout_s)
         self._timeouts = (float(connect_timeout_s), float(stall_timeout_s))
@@ -394,6 +398,23 @@ class Informer:
 
     def _handle_line(self, line: bytes) -> bool:
         """Apply one watch line; True for an ERROR 410 (relist)."""
+        fast = self._decode_line(line) if self._decode_line is not None else None
+        if fast is not None:  # the common case: one pass over the line, type and object
+            etype, obj = fast
+            meta = obj.metadata
+            raw, rv = b"", (meta.resourceVersion if meta is not None else "")
+        else:
+            decoded = self._decode_general(line)
+            if decoded is None:
+                return True
+            etype, obj, raw, rv = decoded
+        if not rv:
+            raise _BadLine(f"{etype} event without a resourceVersion")
+        return self._apply(etype, obj, raw, rv)
+
+    def _decode_general(self, line: bytes) -> tuple[str, Any, bytes, str] | None:
+        """(type, typed object or None, raw object, resourceVersion) of any watch line; None
+        for an ERROR 410 (relist); _BadLine / _WatchError for what cannot be applied."""
         try:
             ev = decode_watch_event(line)
         except MalformedObject as exc:
@@ -403,7 +424,7 @@ class Informer:
             if code == 410:
                 self._log.info("informer-%s: watch from resourceVersion %s expired (ERROR 410); "
                                "listing again", self._kind, self._rv)
-                return True
+                return None
             raise _WatchError(code)
         if ev.type not in _CHANGES and ev.type != "BOOKMARK":
             raise _BadLine(f"unknown event type {ev.type[:40]!r}")
@@ -417,22 +438,24 @@ class Informer:
                 rv = decode_meta(ev.raw).resourceVersion
         except MalformedObject as exc:
             raise _BadLine(f"{ev.type} {exc}") from None
-        if not rv:
-            raise _BadLine(f"{ev.type} event without a resourceVersion")
-        if ev.type == "BOOKMARK":
+        return ev.type, obj, ev.raw, rv
+
+    def _apply(self, etype: str, obj: Any, raw: bytes, rv: str) -> bool:
+        """Hand one change (or bookmark) to the handler and move the resourceVersion on."""
+        if etype == "BOOKMARK":
             self._rv = rv
             self._progress()
             self._emit("bookmark")
             return False
         try:
             if obj is not None:
-                (self._handler.delete_decoded if ev.type == "DELETED" else self._handler.upsert_decoded)(obj)
-            elif ev.type == "DELETED":
-                self._handler.delete(ev.raw)
+                (self._handler.delete_decoded if etype == "DELETED" else self._handler.upsert_decoded)(obj)
+            elif etype == "DELETED":
+                self._handler.delete(raw)
             else:
-                self._handler.upsert(ev.raw)
+                self._handler.upsert(raw)
         except Exception as exc:
-            raise _HandlerFailed("delete()" if ev.type == "DELETED" else "upsert()") from exc
+            raise _HandlerFailed("delete()" if etype == "DELETED" else "upsert()") from exc
         self._rv = rv
         self._progress()
         self._emit("event")
