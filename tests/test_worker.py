@@ -232,3 +232,28 @@ def test_signals_wake_the_lingering_threads(monkeypatch: pytest.MonkeyPatch) -> 
         w = _worker(threads=4, linger_s=5.0)
         getattr(w, stop)(None, None)
         assert w.alive is False and w._stopping.take()  # noqa: SLF001
+
+
+def test_a_request_with_no_free_thread_makes_a_lingerer_give_way() -> None:
+    """Four threads: three linger on idle connections, the fourth is held by a client that
+    sends its headers and not its body. A request on a fifth connection has no free thread;
+    the main thread has a lingerer give way, so it is answered at once, not after a linger."""
+    with running_extender("--no-api", "--threads", "4", env={"EXTENDER_LINGER_S": LINGER}) as url:
+        idle = [_connect(url) for _ in range(3)]
+        late = _connect(url)
+        u = urlsplit(url)
+        slow: socket.socket | None = None
+        try:
+            for conn in idle:
+                _get(conn)  # each leaves a thread lingering on it (3 of 4: one stays free)
+            slow = socket.create_connection((u.hostname, u.port), timeout=10)  # after: the last thread
+            slow.sendall(b"POST /filter HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\n\r\n")  # the free thread now waits for a body
+            time.sleep(0.3)
+            assert _get(late) < 1.5  # without giving way: ~3 s, until a linger ran out
+        finally:
+            if slow is not None:
+                slow.close()
+            late.close()
+            for conn in idle:
+                conn.close()
