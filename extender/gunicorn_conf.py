@@ -24,7 +24,6 @@ class QuietAccessLogger(Logger):
         return None
 
 
-
 _settings = Settings.from_env()
 
 bind = [f"[{_settings.host}]:{_settings.port}" if ":" in _settings.host else f"{_settings.host}:{_settings.port}"]

@@ -13,9 +13,9 @@ pods to place: filter, prioritize, bind, then the next pod's filter. ``Lingering
 lets the pool thread that answered a request wait on that connection for the next one, up to
 ``linger_s``, and answer it itself: one wake-up per request, no main thread. It lingers only
 while at least one other pool thread stays free, so a bind on another connection finds a
-thread (with ``threads = 1`` it never lingers: plain gthread). When the
-linger ends (no request in time, the worker stopping, the connection closing) the connection
-goes back to gthread's poller exactly as before. Parsing, the WSGI call, errors, keep-alive
+thread (with ``threads = 1`` it never lingers: plain gthread). When the linger ends (no
+request in time, the worker stopping, the connection closing) the connection goes back to
+gthread's poller exactly as before. Parsing, the WSGI call, errors, keep-alive
 and its limits are gthread's own code (``ThreadWorker.handle``).
 """
 

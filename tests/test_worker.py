@@ -147,7 +147,9 @@ def test_no_linger_when_off_or_stopping(conn_pair: Any) -> None:
             w.alive = False
         calls.count = 0
         peer.send(b"x")
+        t0 = time.monotonic()
         assert w.handle(conn) is True and calls.count == 1
+        assert time.monotonic() - t0 < 1.0  # a stopping worker's thread does not wait its 5 s
 
 
 def test_a_stopping_worker_ends_the_linger_at_once(conn_pair: Any) -> None:
