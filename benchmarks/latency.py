@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results"
 WARMUP_CALLS = 3
 _SERVER_TIMING = re.compile(r"(?:^|,)\s*app;dur=([0-9.]+)")
+_SERVER_CPU = re.compile(r"(?:^|,)\s*cpu;dur=([0-9.]+)")
 
 
 class BenchmarkError(RuntimeError):
@@ -196,6 +197,7 @@ class Reply:
     body: bytes | bytearray
     wall_ms: float  # request sent -> whole response read
     server_ms: float | None  # Server-Timing: app;dur=<ms>
+    server_cpu_ms: float | None = None  # Server-Timing: cpu;dur=<ms>, the answering thread's CPU
 
 
 class CallTimeout(Exception):  # noqa: N818 - named after what the scheduler sees, not an error class
@@ -247,8 +249,10 @@ class Client:
         wall_ms = (time.perf_counter() - start) * 1e3
         if deadline_s is not None and wall_ms > deadline_s * 1e3:
             raise CallTimeout(path, wall_ms, deadline_s)
-        timing = _SERVER_TIMING.search(resp.getheader("Server-Timing") or "")
-        return Reply(resp.status, data, wall_ms, float(timing.group(1)) if timing else None)
+        header = resp.getheader("Server-Timing") or ""
+        timing, cpu = _SERVER_TIMING.search(header), _SERVER_CPU.search(header)
+        return Reply(resp.status, data, wall_ms, float(timing.group(1)) if timing else None,
+                     float(cpu.group(1)) if cpu else None)
 
     def _arm(self, limit: float | None) -> None:
         """Socket timeout: the time left before ``limit`` (None: the client's own timeout)."""

@@ -744,6 +744,8 @@ class Phase:
     phase: str
     client_ms: dict[str, list[float]] = field(default_factory=lambda: {"filter": [], "prioritize": []})
     server_ms: dict[str, list[float]] = field(default_factory=lambda: {"filter": [], "prioritize": []})
+    # the answering thread's CPU (Server-Timing cpu): server ms well above it is time spent waiting
+    server_cpu_ms: dict[str, list[float]] = field(default_factory=lambda: {"filter": [], "prioritize": []})
     answer: dict[str, dict[str, int]] = field(default_factory=dict)
     unresolvable_max: int = 0
     seconds: float = 0.0
@@ -754,10 +756,11 @@ class Phase:
     events_base: float = 0.0  # the extender's pod event counter just before the churn started
 
     def verb_summary(self, verb: str) -> dict[str, Any]:
-        c, s = self.client_ms[verb], self.server_ms[verb]
+        c, s, cpu = self.client_ms[verb], self.server_ms[verb], self.server_cpu_ms[verb]
         return {"nodes": self.nodes, "phase": self.phase, "verb": verb, "calls": len(c),
                 "client_ms": {"p50": statistics.median(c), "p99": pct(c, 99), "max": max(c)},
                 "server_ms": ({"p50": statistics.median(s), "p99": pct(s, 99), "max": max(s)} if s else None),
+                "server_cpu_ms": ({"p50": statistics.median(cpu), "p99": pct(cpu, 99)} if cpu else None),
                 "answer": self.answer.get(verb, {})}
 
 
@@ -815,6 +818,8 @@ def _run_phase(server: Server, client: Client, fake: FakeAPIProcess | None, phas
             phase.client_ms[verb].append(reply.wall_ms)
             if reply.server_ms is not None:
                 phase.server_ms[verb].append(reply.server_ms)
+            if reply.server_cpu_ms is not None:
+                phase.server_cpu_ms[verb].append(reply.server_cpu_ms)
         done += 1
         now = time.monotonic()
         if now - last_sample >= SAMPLE_EVERY_S:
@@ -990,9 +995,10 @@ def _print_phase(p: Phase) -> None:
     parts = []
     for verb in ("filter", "prioritize"):
         s = p.verb_summary(verb)
-        srv = s["server_ms"] or {}
+        srv, cpu = s["server_ms"] or {}, s["server_cpu_ms"] or {}
         parts.append(f"{verb} p50 {_ms(s['client_ms']['p50'])} / p99 {_ms(s['client_ms']['p99'])} ms "
-                     f"(server {_ms(srv.get('p50'))} / {_ms(srv.get('p99'))})")
+                     f"(server {_ms(srv.get('p50'))} / {_ms(srv.get('p99'))}, "
+                     f"its CPU {_ms(cpu.get('p50'))} / {_ms(cpu.get('p99'))})")
     print(f"  {p.phase}: {len(p.client_ms['filter'])} cycles in {p.seconds:.1f} s; " + "; ".join(parts),
           flush=True)
 
@@ -1338,20 +1344,22 @@ def _size_record(r: dict[str, Any]) -> dict[str, Any]:
         out[ph] = {"seconds": p.seconds, "extender_cpu_s": p.extender_cpu_s, "extender_wait_s": p.extender_wait_s,
                    "fallback_nodes": p.fallback_nodes, "events_base": p.events_base,
                    "unresolvable_max": p.unresolvable_max, "client_ms": p.client_ms, "server_ms": p.server_ms,
+                   "server_cpu_ms": p.server_cpu_ms,
                    "samples": p.samples}
     return out
 
 
 LATENCY_HEADER = ("| nodes | phase | verb | calls | client p50 ms | client p99 ms | client max ms "
-                  "| server p50 ms | server p99 ms | server max ms | p99 churn/steady (client, server) |\n"
-                  "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+                  "| server p50 ms | server p99 ms | server max ms | server CPU p50 / p99 ms "
+                  "| p99 churn/steady (client, server) |\n"
+                  "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
 
 def latency_table(rows: Sequence[dict[str, Any]], cache_rows: Sequence[dict[str, Any]]) -> str:
     ratios = {c["nodes"]: c for c in cache_rows}
     lines = [LATENCY_HEADER]
     for r in rows:
-        srv = r["server_ms"] or {}
+        srv, cpu = r["server_ms"] or {}, r.get("server_cpu_ms") or {}
         ratio = ""
         if r["phase"] == "churn":
             c = ratios[r["nodes"]]
@@ -1360,7 +1368,8 @@ def latency_table(rows: Sequence[dict[str, Any]], cache_rows: Sequence[dict[str,
         lines.append(f"| {r['nodes']:,} | {r['phase']} | {r['verb']} | {r['calls']} "
                      f"| {_ms(r['client_ms']['p50'])} | {_ms(r['client_ms']['p99'])} "
                      f"| {_ms(r['client_ms']['max'])} | {_ms(srv.get('p50'))} "
-                     f"| {_ms(srv.get('p99'))} | {_ms(srv.get('max'))} | {ratio} |")
+                     f"| {_ms(srv.get('p99'))} | {_ms(srv.get('max'))} "
+                     f"| {_ms(cpu.get('p50'))} / {_ms(cpu.get('p99'))} | {ratio} |")
     return "\n".join(lines)
 
 

@@ -40,6 +40,8 @@ def test_names_small_run_writes_consistent_json(tmp_path: Path) -> None:
         assert row["calls"] == 10 if phase == "steady" else row["calls"] >= 10
         for stats in (row["client_ms"], row["server_ms"]):
             assert 0 < stats["p50"] <= stats["p99"] <= stats["max"]
+        cpu = row["server_cpu_ms"]  # the answering thread's CPU, within its wall time
+        assert 0 < cpu["p50"] <= cpu["p99"] <= row["server_ms"]["max"] + 0.01
         if verb == "filter":
             assert set(row["answer"]) == {"passing", "failed", "unresolvable"}
             assert sum(row["answer"].values()) == 200 and row["answer"]["unresolvable"] == 0

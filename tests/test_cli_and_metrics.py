@@ -63,7 +63,9 @@ def test_prefix_routes_and_metrics() -> None:
         ]}, "NodeNames": None}).encode()
         req = urllib.request.Request(f"{url}/scheduler/filter", data=body, method="POST")
         with urllib.request.urlopen(req, timeout=10) as r:
-            assert r.status == 200 and r.headers["Server-Timing"].startswith("app;dur=")
+            assert r.status == 200
+            timing = server_timing(r.headers["Server-Timing"])
+            assert set(timing) == {"app", "cpu"} and 0 <= timing["cpu"] <= timing["app"] + 0.01
             answer = json.loads(r.read())
         assert [n["metadata"]["name"] for n in answer["Nodes"]["items"]] == ["a"]
         assert answer["FailedAndUnresolvableNodes"] == {"b": "node reports no allocatable cpu"}
@@ -90,6 +92,37 @@ def test_prefix_routes_and_metrics() -> None:
     assert rss and float(rss.group(1)) > 10e6
     assert re.search(r'^python_gc_collections_total\{generation="2"\} \S+$', text, re.M)
     assert re.search(r"^python_info\{", text, re.M)
+
+
+def server_timing(header: str) -> dict[str, float]:
+    """``app;dur=1.2, cpu;dur=0.9`` -> {"app": 1.2, "cpu": 0.9} (W3C Server-Timing)."""
+    out = {}
+    for metric in header.split(","):
+        name, _, dur = metric.strip().partition(";dur=")
+        out[name] = float(dur)
+    return out
+
+
+def test_server_timing_tells_waiting_from_computing() -> None:
+    """A call whose thread waits (here: a source that sleeps 50 ms, as a call held up by
+    another thread would) shows it: ``app`` counts the wait, ``cpu`` only the work."""
+    import time
+
+    from extender.app import create_app
+    from extender.settings import Settings
+    from extender.source import StatelessSource
+
+    class Slow(StatelessSource):
+        def candidates(self, request, resources):  # noqa: ANN001, ANN201
+            time.sleep(0.05)
+            return super().candidates(request, resources)
+
+    app = create_app(Settings(api_access=False), source=Slow(clock=time.time))
+    body = (Path(__file__).parent / "golden" / "filter-nodes.request.json").read_bytes()
+    with app.test_client().post("/filter", data=body) as r:
+        assert r.status_code == 200
+        timing = server_timing(r.headers["Server-Timing"])
+    assert timing["app"] >= 50 and timing["cpu"] < timing["app"] - 40
 
 
 def test_dockerfile_is_multistage_nonroot_and_runs_gunicorn() -> None:
