@@ -425,3 +425,118 @@ def test_pod_events_reuse_the_load_copy_until_the_load_moves() -> None:
     now[0] += LOAD_REFRESH_S
     s.pods_handler.upsert(pod("2", "b"))
     assert s.publish().arrays["usage"] is not fourth.arrays["usage"]
+
+
+# --- a bind's snapshot (ClusterState.assume derives it from the current one) -------------------
+
+def assert_same_snapshot(got: Any, want: Any, rng: np.random.Generator) -> None:
+    """Equal content (not identity): names, axis, counts, every array, and the node tables the
+    verbs build from it, of every node and of random subsets in random order."""
+    from scoring.types import ARRAY_FIELDS
+
+    assert got.names == want.names and got.resources == want.resources
+    assert (got.pods, got.compensated_pods) == (want.pods, want.compensated_pods)
+    assert got.fields == want.fields
+    for f in want.fields:
+        np.testing.assert_array_equal(got.arrays[f], want.arrays[f])
+    n = len(want.names)
+    for rows in (None, rng.permutation(n), rng.choice(n, size=max(1, n // 3), replace=False)):
+        a, b = got.table(rows, 5.0), want.table(rows, 5.0)
+        assert a.names == b.names
+        for f in ("load_age_s", *ARRAY_FIELDS):
+            np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
+
+
+def bind_state(nodes: int = 12) -> ClusterState:
+    load = FakeLoad()
+    s = ClusterState(estimator_factors={"cpu": 85, "memory": 70}, load=load, clock=lambda: 1000.0,
+                     compensation=CompensationSpec(report_lag_s=60, max_s=300))
+    s.nodes_handler.replace([node(f"n{i}") for i in range(nodes)])
+    for i in range(0, nodes, 2):
+        load.record(f"n{i}", 990.0, {"cpu": 100.0 * i}, source="test")
+    s.pods_handler.replace([pod(f"run-{i}", f"n{i % nodes}") for i in range(2 * nodes)]
+                           + [pod(f"new-{k}", cpu=f"{100 + k}m") for k in range(200)])
+    s.publish(force=True)
+    return s
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_bind_snapshot_equals_a_full_build(seed: int) -> None:
+    """Chains of binds (the same node again, others, up to the patch limit) give the snapshot
+    a full build of the same store gives; the next full build starts clean."""
+    from extender.cluster import MAX_PATCHED
+
+    rng = np.random.default_rng(seed)
+    s, k = bind_state(), 0
+    for chain in (1, 3, 8, MAX_PATCHED + 5):
+        for _ in range(chain):
+            assert s.assume(uid=f"new-{k}", node=f"n{int(rng.integers(12))}")
+            k += 1
+        derived = s.snapshot
+        assert not s._dirty  # nothing else was pending: the bind's snapshot is the whole truth
+        assert_same_snapshot(derived, s.publish(force=True), rng)
+        assert not s.snapshot.patched
+
+
+def test_a_bind_snapshot_shares_what_it_did_not_change() -> None:
+    s = bind_state()
+    before = s.snapshot
+    assert s.assume(uid="new-0", node="n3")
+    after = s.snapshot
+    i = after.index["n3"]
+    assert after.generation > before.generation and after.by_node is before.by_node
+    assert set(after.patched) == {i} and after.pods == before.pods + 1
+    assert after.arrays["allocatable"] is before.arrays["allocatable"]  # not touched by a bind
+    assert after.arrays["requested"] is not before.arrays["requested"]
+    assert not after.arrays["requested"].flags.writeable and not after.patched[i].flags.writeable
+    cpu = after.resources.index("cpu")
+    assert after.arrays["requested"][cpu, i] == before.arrays["requested"][cpu, i] + 100
+    assert after.arrays["pending"][cpu, i] == before.arrays["pending"][cpu, i] + 85  # 100m x 85 %
+    assert after.table(np.array([i]), 0.0).requested[0, cpu] == after.arrays["requested"][cpu, i]
+
+
+def test_a_bind_leaves_other_pending_changes_to_the_next_full_build() -> None:
+    s = bind_state()
+    s.pods_handler.upsert(pod("late", "n5", cpu="2"))  # applied to the store, not yet published
+    assert s._dirty
+    assert s.assume(uid="new-0", node="n1")
+    cpu = s.snapshot.resources.index("cpu")
+    assert requested_cpu(s.snapshot, "n1") == 2 * 500 + 100  # the bind shows at once
+    assert requested_cpu(s.snapshot, "n5") == 2 * 500  # the watch's pod waits for its turn
+    assert s._dirty  # ... which the publisher still owes
+    full = s.publish()
+    assert requested_cpu(full, "n5") == 2 * 500 + 2000 and requested_cpu(full, "n1") == 1100
+    assert cpu == full.resources.index("cpu")
+
+
+def requested_cpu(snap: Any, name: str) -> float:
+    return float(snap.arrays["requested"][snap.resources.index("cpu"), snap.index[name]])
+
+
+def test_a_bind_builds_the_whole_snapshot_when_it_cannot_patch_one_node() -> None:
+    s = bind_state()
+    # a node the store knows but no snapshot has shown yet
+    s.nodes_handler.upsert(node("fresh"))
+    assert "fresh" not in s.snapshot.index
+    assert s.assume(uid="new-0", node="fresh")
+    assert "fresh" in s.snapshot.index and not s.snapshot.patched and not s._dirty
+    # a pod that brings a resource the axis did not have
+    gpu_pod = json.loads(pod("gpu"))
+    gpu_pod["spec"]["containers"][0]["resources"]["requests"]["example.com/gpu"] = "1"
+    s.pods_handler.upsert(json.dumps(gpu_pod).encode())
+    assert s.assume(uid="gpu", node="n2")
+    snap = s.snapshot
+    assert snap.arrays["requested"][snap.resources.index("example.com/gpu"), snap.index["n2"]] == 1
+    assert not snap.patched
+
+
+def test_binds_patch_at_most_max_patched_nodes_before_a_full_build() -> None:
+    from extender.cluster import MAX_PATCHED
+
+    s = bind_state(nodes=MAX_PATCHED + 4)
+    for j in range(MAX_PATCHED):
+        assert s.assume(uid=f"new-{j}", node=f"n{j}")
+        assert len(s.snapshot.patched) == j + 1
+    assert s.assume(uid=f"new-{MAX_PATCHED}", node=f"n{MAX_PATCHED}")
+    assert not s.snapshot.patched  # built whole
+    assert requested_cpu(s.snapshot, f"n{MAX_PATCHED}") == 1000 + 100 + MAX_PATCHED
