@@ -4,8 +4,9 @@ the pods placed too recently for the load to show, published as immutable snapsh
 Writers (the informers' threads, the binder, the load pollers) change a mutable store under one
 lock; each event costs what it changes (a pod event adds and subtracts one row of R numbers; a
 node event writes one row). A publisher copies the store into a new ``Snapshot`` (numpy arrays,
-read-only) when something changed, at most every ``publish_interval_s`` and at once after a bind
-through the extender, and swaps it in with one attribute assignment. The request path only
+read-only) when something changed, at most every ``publish_interval_s``, and swaps it in with
+one attribute assignment. A bind through the extender shows at once: its snapshot is derived
+from the current one with the bound node's columns replaced (``ClusterState._derive``). The request path only
 reads ``ClusterState.snapshot`` (no lock) and takes the rows it needs.
 
 Pod accounting is kube-scheduler's (``extender.demand``: ``PodRequests`` with restartable init
