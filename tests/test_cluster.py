@@ -540,3 +540,92 @@ def test_binds_patch_at_most_max_patched_nodes_before_a_full_build() -> None:
     assert s.assume(uid=f"new-{MAX_PATCHED}", node=f"n{MAX_PATCHED}")
     assert not s.snapshot.patched  # built whole
     assert requested_cpu(s.snapshot, f"n{MAX_PATCHED}") == 1000 + 100 + MAX_PATCHED
+
+
+# --- binds among watch events: a stateful test of the derived snapshots -------------------------
+
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule  # noqa: E402
+
+NODES = tuple(f"n{i}" for i in range(5))
+
+
+class BindsAmongEvents(RuleBasedStateMachine):
+    """Watch events, our binds and publishes in any order. ``state`` publishes as it does in
+    the extender (a bind derives its snapshot; the rest waits for ``publish()``); ``twin``
+    gets the same changes and is built whole after each. Whenever ``state`` owes no publish,
+    its snapshot (a chain of derived ones included) must be the twin's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state, self.twin = (self._fresh() for _ in range(2))
+        self.pending: list[str] = []  # pods seen unbound, not yet bound
+        self.bound: dict[str, str] = {}  # uid -> node
+        self.cpu: dict[str, int] = {}  # uid -> its request, millicores
+        self.uids = 0
+        self.rng = np.random.default_rng(0)
+
+    @staticmethod
+    def _fresh() -> ClusterState:
+        s = ClusterState(estimator_factors={"cpu": 85, "memory": 70}, load=FakeLoad(),
+                         clock=lambda: 1000.0, compensation=CompensationSpec(report_lag_s=60, max_s=300))
+        s.nodes_handler.replace([node(n) for n in NODES[:3]])
+        s.pods_handler.replace([])
+        s.publish(force=True)
+        return s
+
+    def _both(self, kind: str, raw: bytes, delete: bool = False) -> None:
+        for s in (self.state, self.twin):
+            handler = s.nodes_handler if kind == "nodes" else s.pods_handler
+            (handler.delete if delete else handler.upsert)(raw)
+        self.twin.publish(force=True)
+
+    @rule(cpu=st.integers(1, 4000), bound=st.booleans(), at=st.sampled_from(NODES))
+    def watch_adds_a_pod(self, cpu: int, bound: bool, at: str) -> None:
+        self.uids += 1
+        uid = f"u{self.uids}"
+        self.cpu[uid] = cpu
+        self._both("pods", pod(uid, at if bound else "", cpu=f"{cpu}m"))
+        if bound:
+            self.bound[uid] = at
+        else:
+            self.pending.append(uid)
+
+    @precondition(lambda self: bool(self.pending))
+    @rule(data=st.data())
+    def we_bind(self, data: st.DataObject) -> None:
+        uid = self.pending.pop(data.draw(st.integers(0, len(self.pending) - 1)))
+        at = data.draw(st.sampled_from(NODES))
+        assert self.state.assume(uid=uid, node=at) and self.twin.assume(uid=uid, node=at)
+        self.twin.publish(force=True)
+        self.bound[uid] = at
+
+    @precondition(lambda self: bool(self.bound))
+    @rule(data=st.data(), how=st.sampled_from(["shown bound", "finished", "deleted"]))
+    def watch_changes_a_bound_pod(self, data: st.DataObject, how: str) -> None:
+        uid = data.draw(st.sampled_from(sorted(self.bound)))
+        at = self.bound[uid]
+        cpu = f"{self.cpu[uid]}m"  # "shown bound": the pod the bind assumed, now from the watch
+        raw = pod(uid, at, cpu=cpu) if how == "shown bound" else pod(uid, at, cpu=cpu, phase="Succeeded")
+        self._both("pods", raw, delete=how == "deleted")
+        if how != "shown bound":
+            del self.bound[uid]
+
+    @rule(at=st.sampled_from(NODES))
+    def watch_shows_a_node(self, at: str) -> None:
+        self._both("nodes", node(at, cpu="8"))  # n3, n4: new (their pods and binds came first)
+
+    @rule()
+    def publisher_turn(self) -> None:
+        self.state.publish()
+
+    @invariant()
+    def what_is_served_is_the_store(self) -> None:
+        if not self.state._dirty:
+            assert_same_snapshot(self.state.snapshot, self.twin.snapshot, self.rng)
+        assert self.state.counts() == self.twin.counts()
+
+
+BindsAmongEvents.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=25, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+TestBindsAmongEvents = BindsAmongEvents.TestCase
