@@ -6,8 +6,8 @@ lock; each event costs what it changes (a pod event adds and subtracts one row o
 node event writes one row). A publisher copies the store into a new ``Snapshot`` (numpy arrays,
 read-only) when something changed, at most every ``publish_interval_s``, and swaps it in with
 one attribute assignment. A bind through the extender shows at once: its snapshot is derived
-from the current one with the bound node's columns replaced (``ClusterState._derive``). The request path only
-reads ``ClusterState.snapshot`` (no lock) and takes the rows it needs.
+from the current one with the bound node's columns replaced (``ClusterState._derive``). The
+request path only reads ``ClusterState.snapshot`` (no lock) and takes the rows it needs.
 
 Pod accounting is kube-scheduler's (``extender.demand``: ``PodRequests`` with restartable init
 containers and overhead; non-zero requests for scoring): a pod counts on ``spec.nodeName``
