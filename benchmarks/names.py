@@ -482,10 +482,11 @@ class _Churn:
 
     The fake shares the machine's two cores with the extender, and a real API server does not:
     rendering a pod and encoding it costs the fake 45-70 us (``rendered_ahead_s`` in the stats,
-    over the pods rendered ahead), a third of a core at 5,000 events/s. So the new pods are rendered ahead (``prepare``, before the steady phase, for
-    ``seconds`` of churn; any beyond are rendered on the spot and counted), and an update or a
-    deletion restamps the pod's stored encoding (``restarted``, ``put_raw``). What the
-    extender receives is the same as rendering each event would give."""
+    over the pods rendered ahead), a third of a core if every one of 5,000 events/s rendered.
+    So the new pods are rendered ahead (``prepare``, before the steady phase, for ``seconds``
+    of churn; any beyond are rendered on the spot and counted), and an update or a deletion
+    restamps the pod's stored encoding (``restarted``, ``put_raw``). What the extender
+    receives is the same as rendering each event would give."""
 
     def __init__(self, api: Any, live: list[PodParams], nodes: int, rate: float, seed: int,
                  seconds: float = 0.0) -> None:
@@ -1359,7 +1360,7 @@ def latency_table(rows: Sequence[dict[str, Any]], cache_rows: Sequence[dict[str,
     ratios = {c["nodes"]: c for c in cache_rows}
     lines = [LATENCY_HEADER]
     for r in rows:
-        srv, cpu = r["server_ms"] or {}, r.get("server_cpu_ms") or {}
+        srv, cpu = r["server_ms"] or {}, r["server_cpu_ms"] or {}
         ratio = ""
         if r["phase"] == "churn":
             c = ratios[r["nodes"]]

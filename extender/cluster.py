@@ -572,9 +572,10 @@ class ClusterState:
         rest shared; None when a full build is needed (the node is not in the snapshot, the
         resource axis grew, or ``MAX_PATCHED`` nodes are patched already).
 
-        A bind changes one node. Copying the few (R, N) arrays it touched costs about a third
-        of a full build at 5,000 nodes and a quarter at 10,000 (a full build copies every
-        array and restacks ``by_node``), and the bind verb pays it before answering. What else
+        A bind changes one node, and the bind verb pays for its snapshot before answering. A
+        full build copies every array and restacks ``by_node``; copying only the few (R, N)
+        arrays the bind touched took the bind's server p50 at 10,000 nodes from ~6.8 to
+        ~3.9 ms (``benchmarks latency --forms names``, benchmarks/README.md). What else
         the store applied meanwhile waits for the next full build; ``built_at`` stays the
         base's, so the snapshot age does not hide that."""
         snap = self.snapshot
@@ -592,12 +593,16 @@ class ClusterState:
                 arrays[f] = a
         record = np.stack([a[:, i] for a in arrays.values()])
         record.flags.writeable = False
-        counted = int(arrays["requested"][self._resources.index("pods")].sum())
         self._generation += 1
-        return dataclasses.replace(snap, generation=self._generation, arrays=arrays, pods=counted,
-                                   compensated_pods=len(self._recent), patched={**snap.patched, i: record})
+        return dataclasses.replace(snap, generation=self._generation, arrays=arrays,
+                                   pods=self._counted(arrays), compensated_pods=len(self._recent),
+                                   patched={**snap.patched, i: record})
 
     # --- snapshots -------------------------------------------------------------------------
+
+    def _counted(self, arrays: Mapping[str, npt.NDArray[np.float64]]) -> int:
+        """Pods counted on the snapshot's nodes: the sum of its requested ``pods`` row."""
+        return int(arrays["requested"][self._resources.index("pods")].sum())
 
     def _touch(self) -> None:
         self._dirty = True
@@ -734,7 +739,7 @@ class ClusterState:
         for f in EMPTY_FIELDS:
             arrays[f] = load_fields.get(f, self._nan_block((r, n)))
         self._generation += 1
-        counted = int(arrays["requested"][self._resources.index("pods")].sum()) if n else 0
+        counted = self._counted(arrays) if n else 0
         by_node = np.ascontiguousarray(np.stack(list(arrays.values())).transpose(2, 0, 1))
         by_node.flags.writeable = False
         return Snapshot(self._generation, now, names, index, tuple(self._resources), arrays, newest,
