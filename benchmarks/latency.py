@@ -79,13 +79,24 @@ class Server:
     def worker_pid(self) -> int | None:
         """The gunicorn worker: the child of the master (= the process we started, since
         ``python -m extender serve`` execs gunicorn)."""
-        children = [pid for pid, ppid in _processes() if ppid == self.master_pid]
+        children = children_of(self.master_pid)
         return min(children) if children else None
+
+    def cache_pids(self) -> list[int]:
+        """The worker's own children: the cache process (``EXTENDER_CACHE_PROCESS``) and
+        multiprocessing's resource tracker; none when the cache runs in the worker."""
+        worker = self.worker_pid()
+        return children_of(worker) if worker is not None else []
 
     def log_tail(self, limit: int = 3000) -> str:
         self.log.flush()
         self.log.seek(0)
         return self.log.read().decode(errors="replace")[-limit:]
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc; empty where /proc is unusable)."""
+    return [child for child, ppid in _processes() if ppid == pid]
 
 
 def _processes() -> Iterator[tuple[int, int]]:

@@ -753,6 +753,7 @@ class Phase:
     samples: list[dict[str, Any]] = field(default_factory=list)  # periodic /metrics (+ fake) readings
     extender_cpu_s: float | None = None
     extender_wait_s: float | None = None  # the worker's threads runnable but without a CPU
+    cache_process_cpu_s: float | None = None  # the worker's children (EXTENDER_CACHE_PROCESS)
     fallback_nodes: float | None = None
     events_base: float = 0.0  # the extender's pod event counter just before the churn started
 
@@ -800,6 +801,8 @@ def _run_phase(server: Server, client: Client, fake: FakeAPIProcess | None, phas
     sampled between calls. Returns the next cycle."""
     worker = server.worker_pid()
     cpu0, wait0 = proc_counters(worker), runqueue_wait_s(worker)
+    helpers = server.cache_pids()
+    helpers_cpu0 = _cpu_s(helpers)
     k = first_cycle
     start = last_sample = time.monotonic()
     _sample(server, fake, phase, 0.0)
@@ -833,10 +836,18 @@ def _run_phase(server: Server, client: Client, fake: FakeAPIProcess | None, phas
         phase.extender_cpu_s = (cpu1.user_s + cpu1.system_s) - (cpu0.user_s + cpu0.system_s)
     if wait0 is not None and wait1 is not None:
         phase.extender_wait_s = wait1 - wait0
+    if helpers:
+        phase.cache_process_cpu_s = _cpu_s(helpers) - helpers_cpu0
     first, last = phase.samples[0]["metrics"], phase.samples[-1]["metrics"]
     if FALLBACK in first and FALLBACK in last:
         phase.fallback_nodes = last[FALLBACK] - first[FALLBACK]
     return k
+
+
+def _cpu_s(pids: Sequence[int]) -> float:
+    """CPU seconds (user + system) of ``pids``, summed; a process that is gone counts 0."""
+    counters = [proc_counters(pid) for pid in pids]
+    return sum(c.user_s + c.system_s for c in counters if c is not None)
 
 
 def _sample(server: Server, fake: FakeAPIProcess | None, phase: Phase, t: float) -> None:
@@ -1040,7 +1051,9 @@ def profile_in_process(kubeconfig: Path, names: Sequence[str], body: Body, first
     from extender.app import create_app
     from extender.settings import Settings
 
-    settings = _dc.replace(Settings(), kubeconfig=str(kubeconfig), log_level="warning")
+    # the cache in this process (EXTENDER_CACHE_PROCESS=false): the profile times its event
+    # application and publisher too, which a cache process would hide from cProfile
+    settings = _dc.replace(Settings(), kubeconfig=str(kubeconfig), log_level="warning", cache_process=False)
     app = create_app(settings)
     ext = app.extensions["extender"]
     verbs, source, cache = ext["verbs"], ext["source"], ext["cache"]
@@ -1328,6 +1341,9 @@ def _cache_row(r: dict[str, Any]) -> dict[str, Any]:
         "p99_ratio_client": p99, "p99_ratio_server": srv_p99,
         "extender_cpu_per_s": {ph: (r[ph].extender_cpu_s / r[ph].seconds if r[ph].extender_cpu_s is not None
                                     and r[ph].seconds > 0 else None) for ph in ("steady", "churn")},
+        "cache_process_cpu_per_s": {ph: (r[ph].cache_process_cpu_s / r[ph].seconds
+                                         if r[ph].cache_process_cpu_s is not None and r[ph].seconds > 0
+                                         else None) for ph in ("steady", "churn")},
         "fake_cpu_per_s": ((last["fake"]["cpu_s"] - first["fake"]["cpu_s"]) / span if span > 0 else None),
         # per filter or prioritize call: how long the worker's threads waited for a core
         "extender_wait_ms_per_call": {ph: (r[ph].extender_wait_s * 1e3 / (2 * len(r[ph].client_ms["filter"]))
@@ -1343,6 +1359,7 @@ def _size_record(r: dict[str, Any]) -> dict[str, Any]:
     for ph in ("steady", "churn"):
         p: Phase = r[ph]
         out[ph] = {"seconds": p.seconds, "extender_cpu_s": p.extender_cpu_s, "extender_wait_s": p.extender_wait_s,
+                   "cache_process_cpu_s": p.cache_process_cpu_s,
                    "fallback_nodes": p.fallback_nodes, "events_base": p.events_base,
                    "unresolvable_max": p.unresolvable_max, "client_ms": p.client_ms, "server_ms": p.server_ms,
                    "server_cpu_ms": p.server_cpu_ms,
@@ -1376,9 +1393,9 @@ def latency_table(rows: Sequence[dict[str, Any]], cache_rows: Sequence[dict[str,
 
 CACHE_HEADER = ("| nodes | pods | pods JSON MB | ready s | events/s target | emitted/s | applied/s "
                 "| backlog at end | lag at end s | drained after s | snapshot age p50 / max s | relists "
-                "| extender CPU steady / churn | fake CPU churn | extender wait for a core per call ms "
-                "steady / churn |\n"
-                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                "| extender CPU steady / churn | cache process CPU steady / churn | fake CPU churn "
+                "| extender wait for a core per call ms steady / churn |\n"
+                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
 
 def cache_table(cache_rows: Sequence[dict[str, Any]]) -> str:
@@ -1386,12 +1403,14 @@ def cache_table(cache_rows: Sequence[dict[str, Any]]) -> str:
     for c in cache_rows:
         age = c["snapshot_age_s"]
         cpu, wait = c["extender_cpu_per_s"], c["extender_wait_ms_per_call"]
+        helper = c.get("cache_process_cpu_per_s") or {"steady": None, "churn": None}
         lines.append(
             f"| {c['nodes']:,} | {c['pods']:,} | {c['pods_json_mb']:,.0f} | {c['ready_s']:.1f} "
             f"| {c['target_per_s']:,.0f} | {_rate(c['emitted_per_s'])} | {_rate(c['applied_per_s'])} "
             f"| {c['backlog_end']:,} | {_num(c['lag_end_s'])} | {_drained(c)} "
             f"| {_age(age)} | {c['relists']:.0f} "
-            f"| {_pct_cpu(cpu['steady'])} / {_pct_cpu(cpu['churn'])} | {_pct_cpu(c['fake_cpu_per_s'])} "
+            f"| {_pct_cpu(cpu['steady'])} / {_pct_cpu(cpu['churn'])} "
+            f"| {_pct_cpu(helper['steady'])} / {_pct_cpu(helper['churn'])} | {_pct_cpu(c['fake_cpu_per_s'])} "
             f"| {_ms(wait['steady'])} / {_ms(wait['churn'])} |")
     return "\n".join(lines)
 

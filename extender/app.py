@@ -26,6 +26,7 @@ from werkzeug.wsgi import get_input_stream
 
 from extender.binding import Binder, load_api_client
 from extender.cache import Cache, CachedBinder, CacheNotReady, CacheSource, cache_config
+from extender.cache_process import CacheProcess
 from extender.decisions import DecisionLog
 from extender.gate import CallGate, GatedPaths
 from extender.metrics import Metrics
@@ -51,10 +52,15 @@ def create_app(settings: Settings, *, source: NodeSource | None = None, binder: 
         client = load_api_client(kubeconfig=settings.kubeconfig) if settings.api_access else None
     cache = None
     gate = CallGate()  # filter, prioritize and preempt before the cache's event application
-    metrics = Metrics(mode="cache" if source is None and client is not None and settings.cache
-                      else getattr(source, "mode", "stateless"))
-    if source is None and client is not None and settings.cache:
-        cache = Cache(client, policy, cache_config(settings), metrics=metrics, logger=log, clock=clock, gate=gate)
+    cached = source is None and client is not None and settings.cache
+    metrics = Metrics(mode="cache" if cached else getattr(source, "mode", "stateless"),
+                      cache=not (cached and settings.cache_process))
+    if cached and settings.cache_process:
+        cache = CacheProcess(settings, metrics=metrics, logger=log)
+        source = CacheSource(cache, clock=clock)
+    elif cached:
+        cache = Cache(client, policy, cache_config(settings), metrics=metrics.cache, logger=log, clock=clock,
+                      gate=gate)
         source = CacheSource(cache, clock=clock)
     source = source or StatelessSource(annotation_prefix=settings.annotation_prefix, clock=clock)
     if binder is None:
@@ -64,7 +70,8 @@ def create_app(settings: Settings, *, source: NodeSource | None = None, binder: 
     decisions = DecisionLog(capacity=settings.decisions, clock=clock) if settings.decisions else None
     verbs = Verbs(policy=policy, source=source, binder=binder, logger=log, decisions=decisions)
     log.info("extender ready to serve: mode=%s (%s) policy=%s strategies=%s prefix=%r", source.mode,
-             "watch-fed cluster cache, nodeCacheCapable: true" if cache is not None else
+             ("watch-fed cluster cache" + (" in its own process" if settings.cache_process else "")
+              + ", nodeCacheCapable: true") if cache is not None else
              "node data from each request, nodeCacheCapable: false" if source.mode == "stateless" else "custom",
              settings.policy, ",".join(s.name for s in policy.strategies), settings.url_prefix or "/")
     if cache is not None:

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -23,10 +23,13 @@ from extender.cluster import ClusterState, CompensationSpec, Snapshot
 from extender.gate import CallGate
 from extender.informer import Informer
 from extender.load import LoadWindow, MetricsServerSource, PrometheusSource, default_prom_queries
-from extender.metrics import Metrics
+from extender.metrics import CacheMetrics
 from extender.source import Candidates
 from extender.wire import BadRequest, SchedulingRequest
 from scoring import Policy
+
+if TYPE_CHECKING:
+    from extender.cache_process import CacheProcess
 
 
 class CacheNotReady(BadRequest):
@@ -61,9 +64,10 @@ def cache_config(settings: object) -> CacheConfig:
 class Cache:
     """Owns the store and every thread that feeds it."""
 
-    def __init__(self, api_client: object, policy: Policy, config: CacheConfig, *, metrics: Metrics | None = None,
-                 logger: logging.Logger | None = None, clock: Callable[[], float] = time.time,
-                 gate: CallGate | None = None) -> None:
+    def __init__(self, api_client: object, policy: Policy, config: CacheConfig, *,
+                 metrics: CacheMetrics | None = None, logger: logging.Logger | None = None,
+                 clock: Callable[[], float] = time.time, gate: CallGate | None = None,
+                 on_publish: Callable[[Snapshot], object] | None = None) -> None:
         self._log = logger or logging.getLogger("extender.cache")
         self._metrics = metrics
         self._config = config
@@ -71,6 +75,7 @@ class Cache:
         self._stale_after = policy.load.staleAfterSeconds
         self._synced = False  # set once, after the first sync has been published
         self._gate = gate  # scheduling calls in flight: event application and publishing wait
+        self._on_publish = on_publish  # after each publisher round (the cache process ships it)
         self.window = LoadWindow(("cpu", "memory"), window_s=config.load_window_s)
         self.state = ClusterState(
             estimator_factors=policy.estimator.estimatedScalingFactors,
@@ -126,12 +131,18 @@ class Cache:
                 continue
             if self._metrics is not None:
                 self._observe(snap)
+            if self._on_publish is not None:
+                try:
+                    self._on_publish(snap)
+                except Exception:
+                    self._log.exception("snapshot hand-off failed")
 
     def _observe(self, snap: Snapshot) -> None:
         m = self._metrics
         assert m is not None
         now = self._clock()
-        m.snapshot_age.set(max(0.0, now - snap.built_at))
+        if m.snapshot_age is not None:
+            m.snapshot_age.set(max(0.0, now - snap.built_at))
         m.cache_objects.labels("nodes").set(len(snap.names))
         m.cache_objects.labels("pods").set(snap.pods)
         m.compensated_pods.set(snap.compensated_pods)
@@ -219,7 +230,7 @@ class CacheSource:
 
     mode = "cache"
 
-    def __init__(self, cache: Cache, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, cache: Cache | CacheProcess, *, clock: Callable[[], float] = time.time) -> None:
         self._cache = cache
         self._clock = clock
         self._last: _Built | None = None
@@ -296,19 +307,35 @@ class CacheSource:
         return self._cache.state.pod_vectors(uid, resources)
 
 
+class BindState(Protocol):
+    """What the binder needs of the cache: ``ClusterState``, or the cache process's ``RemoteState``."""
+
+    def bound_node(self, uid: str) -> str | None: ...
+
+    def assume(self, *, uid: str, node: str) -> bool: ...
+
+
 class CachedBinder:
     """Binds through the API and records the pod in the cache at once. A retried bind of a pod
     the cache already has on that node succeeds without a second Binding; on another node it
     is refused."""
 
-    def __init__(self, binder: Binder, state: ClusterState, *, logger: logging.Logger | None = None) -> None:
+    def __init__(self, binder: Binder, state: BindState, *, logger: logging.Logger | None = None) -> None:
         self._binder = binder
         self._state = state
         self._log = logger or logging.getLogger("extender.cache")
 
     def bind(self, target: BindTarget) -> BindResult:
+        """The cache's checks, then the API's Binding. A cache that cannot answer (its process
+        restarting) does not block the bind: the API's UID precondition still refuses a pod
+        bound elsewhere, and the watch shows the pod once the cache is back."""
         if target.pod_uid:
-            node = self._state.bound_node(target.pod_uid)
+            try:
+                node = self._state.bound_node(target.pod_uid)
+            except CacheNotReady as exc:
+                self._log.warning("bind of %s/%s without the cache's checks: %s", target.namespace,
+                                  target.pod_name, exc)
+                node = None
             if node == target.node:
                 return BindResult(BindOutcome.ALREADY_BOUND, "")
             if node is not None:
@@ -316,5 +343,9 @@ class CachedBinder:
                                                         f"already bound to node {node}, not {target.node}")
         result = self._binder.bind(target)
         if result.ok and target.pod_uid:
-            self._state.assume(uid=target.pod_uid, node=target.node)
+            try:
+                self._state.assume(uid=target.pod_uid, node=target.node)
+            except CacheNotReady as exc:
+                self._log.warning("bound %s/%s to %s; the cache counts it when its watch shows it: %s",
+                                  target.namespace, target.pod_name, target.node, exc)
         return result

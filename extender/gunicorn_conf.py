@@ -12,7 +12,7 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
-from extender.settings import Settings
+from extender.settings import LOG_FORMAT, Settings
 
 
 class QuietAccessLogger(Logger):
@@ -46,7 +46,7 @@ loglevel = _settings.log_level
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"kv": {"format": "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"}},
+    "formatters": {"kv": {"format": LOG_FORMAT}},
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "kv",
                             "stream": "ext://sys.stdout"}},
     "root": {"level": _settings.log_level.upper(), "handlers": ["stdout"]},

@@ -1,10 +1,13 @@
 """Prometheus metrics of the service, on a registry owned by the app (no global registry).
 
 One gunicorn worker serves the extender (see gunicorn_conf.py), so a plain registry is exact;
-nothing here needs prometheus_client's multiprocess mode.
+nothing here needs prometheus_client's multiprocess mode. A cluster cache run in a process of its
+own keeps its metrics (``CacheMetrics``) in that process; the worker appends their exposition.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from prometheus_client import (
     CollectorRegistry,
@@ -24,7 +27,7 @@ NODE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 class Metrics:
     """The metric objects; ``exposition()`` renders them in the text format."""
 
-    def __init__(self, *, mode: str) -> None:
+    def __init__(self, *, mode: str, cache: bool = True) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter("extender_requests_total", "Requests by verb and HTTP status code.",
@@ -42,13 +45,40 @@ class Metrics:
                                 "Nodes scored by the stale-load fallback (requests-based).",
                                 registry=r)
         self.binds = Counter("extender_bind_total", "Bind calls by outcome.", ["outcome"], registry=r)
-        # cluster-cache mode
+        # cluster-cache mode: here when the cache runs in this process, else in the cache
+        # process's own registry (``extender.cache_process``), whose exposition is appended
+        self.cache = CacheMetrics(r) if cache else None
+        self._extra: list[Callable[[], bytes]] = []
+        self.decisions = Counter("extender_decisions_recorded_total",
+                                 "Scheduling decisions kept for /debug/decisions.", registry=r)
+        info = Gauge("extender_info", "Constant 1, labelled with the node-data mode.", ["mode"], registry=r)
+        info.labels(mode=mode).set(1)
+        # What the default registry would carry: process_* (CPU, resident memory, open fds:
+        # a 5,000-node cache is hundreds of MB), python_gc_* (a full collection walks every
+        # object the cache made since it froze its first sync) and python_info.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+
+    def add_exposition(self, render: Callable[[], bytes]) -> None:
+        """Another registry's text exposition, appended to this one's (the cache process's)."""
+        self._extra.append(render)
+
+    def exposition(self) -> bytes:
+        return b"".join([generate_latest(self.registry), *(render() for render in self._extra)])
+
+
+class CacheMetrics:
+    """The cluster cache's metrics (informers, load sources, snapshots), registered on
+    ``registry``: the service's own, or the cache process's."""
+
+    def __init__(self, registry: CollectorRegistry, *, snapshot_age: bool = True) -> None:
+        r = registry
         self.informer_events = Counter("extender_informer_events_total",
                                        "Informer activity by kind (nodes, pods) and what happened: event, "
                                        "bookmark, relist, restart, error, malformed.", ["kind", "what"], registry=r)
-        self.snapshot_age = Gauge("extender_cache_snapshot_age_seconds",
-                                  "Age of the snapshot the verbs answer from (kept while nothing it copies changes: "
-                                  "up to 10 s in a quiet cluster).", registry=r)
+        # in the cache process the serving process reports the age of the snapshot it serves
+        self.snapshot_age = snapshot_age_gauge(r) if snapshot_age else None
         self.cache_objects = Gauge("extender_cache_objects", "Nodes known and pods counted on them.",
                                    ["kind"], registry=r)
         self.load_source_age = Gauge("extender_load_source_age_seconds",
@@ -65,16 +95,10 @@ class Metrics:
         self.cache_yields = Counter("extender_cache_yields_total",
                                     "Times a cache feeder (informer nodes / pods, publisher) stepped aside "
                                     "for a scheduling call in flight.", ["feeder"], registry=r)
-        self.decisions = Counter("extender_decisions_recorded_total",
-                                 "Scheduling decisions kept for /debug/decisions.", registry=r)
-        info = Gauge("extender_info", "Constant 1, labelled with the node-data mode.", ["mode"], registry=r)
-        info.labels(mode=mode).set(1)
-        # What the default registry would carry: process_* (CPU, resident memory, open fds:
-        # a 5,000-node cache is hundreds of MB), python_gc_* (a full collection walks every
-        # object the cache made since it froze its first sync) and python_info.
-        ProcessCollector(registry=r)
-        PlatformCollector(registry=r)
-        GCCollector(registry=r)
 
-    def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+
+
+def snapshot_age_gauge(registry: CollectorRegistry) -> Gauge:
+    return Gauge("extender_cache_snapshot_age_seconds",
+                 "Age of the snapshot the verbs answer from (kept while nothing it copies changes: "
+                 "up to 10 s in a quiet cluster).", registry=registry)

@@ -18,6 +18,7 @@ from extender.source import DEFAULT_ANNOTATION_PREFIX
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POLICY_PATH = PACKAGE_ROOT / "config" / "extender-policy.yaml"
 ENV_PREFIX = "EXTENDER_"
+LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
 
 class SettingsError(ValueError):
@@ -51,6 +52,10 @@ class Settings:
     log_level: str = "info"
     cache: bool = True
     """With API access: keep the watch-fed cluster cache (nodeCacheCapable: true). False: stateless."""
+    cache_process: bool = True
+    """Run the cluster cache (informers, load pollers, store) in a child process of its own and
+    map its snapshots, so that applying watch events never takes the interpreter from a verb
+    (``extender/cache_process.py``). False: in the serving process, one process in all."""
     load_sources: str = "annotations"
     """Comma-separated: annotations, metrics-server, prometheus (cache mode)."""
     metrics_interval_s: float = 15.0

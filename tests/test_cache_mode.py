@@ -77,18 +77,26 @@ def wait_ready(url: str, timeout: float = 20.0) -> None:
     raise AssertionError(f"not ready: {call(f'{url}/readyz')}")
 
 
+@pytest.fixture(params=["in-process", "cache-process"])
+def cache_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Each test runs with the cache in the serving process and in a process of its own
+    (``EXTENDER_CACHE_PROCESS``): the same answers are owed either way."""
+    return {"EXTENDER_CACHE_PROCESS": "true" if request.param == "cache-process" else "false"}
+
+
 def start(api: FakeKubeAPI, tmp_path: Path, *extra: str, env: dict[str, str] | None = None):  # noqa: ANN201
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
     return running_extender("--kubeconfig", str(kubeconfig), *extra, env=env)
 
 
 @pytest.mark.timeout(90)
-def test_names_mode_answers_from_the_cache(api: FakeKubeAPI, tmp_path: Path) -> None:
+def test_names_mode_answers_from_the_cache(api: FakeKubeAPI, tmp_path: Path,
+                                           cache_env: dict[str, str]) -> None:
     for i in range(3):
         api.add_node(node_obj(f"n{i}"))
     for k in range(6):  # n0 carries 6 x 500m of requests
         api.add_pod(pod_obj(f"old-{k}", "n0"))
-    with start(api, tmp_path) as url:
+    with start(api, tmp_path, env=cache_env) as url:
         wait_ready(url)
         status, text = call(f"{url}/readyz")
         assert status == 200 and "3 nodes, 6 pods" in text
@@ -126,12 +134,18 @@ def test_names_mode_answers_from_the_cache(api: FakeKubeAPI, tmp_path: Path) -> 
 
 
 @pytest.mark.timeout(90)
-def test_not_ready_until_the_first_sync(api: FakeKubeAPI, tmp_path: Path) -> None:
+def test_not_ready_until_the_first_sync(api: FakeKubeAPI, tmp_path: Path, cache_env: dict[str, str]) -> None:
     api.add_node(node_obj("n0"))
     api.fail("GET", r"/api/v1/pods$", status=500, times=1000)
-    with start(api, tmp_path) as url:
-        status, text = call(f"{url}/readyz")
-        assert status == 503 and "pods informer" in text
+    with start(api, tmp_path, env=cache_env) as url:
+        deadline = time.monotonic() + 10  # the cache process says what it waits for once it runs
+        while True:
+            status, text = call(f"{url}/readyz")
+            assert status == 503, text
+            if "pods informer" in text or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert "pods informer" in text
         assert call(f"{url}/livez")[0] == 200
         status, answer = call(f"{url}/filter", args(pod_obj("p"), ["n0"]))
         assert status == 200 and "waiting for the first sync" in answer["Error"]
@@ -151,10 +165,10 @@ def bind(url: str, name: str, uid: str, node: str) -> dict[str, Any]:
 
 
 @pytest.mark.timeout(90)
-def test_bind_through_the_cache(api: FakeKubeAPI, tmp_path: Path) -> None:
+def test_bind_through_the_cache(api: FakeKubeAPI, tmp_path: Path, cache_env: dict[str, str]) -> None:
     api.add_node(node_obj("n0"))
     api.add_node(node_obj("n1"))
-    with start(api, tmp_path) as url:
+    with start(api, tmp_path, env=cache_env) as url:
         wait_ready(url)
         uid = api.add_pod(pod_obj("web"))["metadata"]["uid"]
         time.sleep(0.5)  # the watch shows the pending pod (its spec, for the cache's accounting)
@@ -168,7 +182,8 @@ def test_bind_through_the_cache(api: FakeKubeAPI, tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_a_burst_of_identical_pods_spreads_while_the_load_lags(api: FakeKubeAPI, tmp_path: Path) -> None:
+def test_a_burst_of_identical_pods_spreads_while_the_load_lags(api: FakeKubeAPI, tmp_path: Path,
+                                                               cache_env: dict[str, str]) -> None:
     """50 identical pods back to back through filter, prioritize and bind; the measured load
     never moves (it lags a metrics interval), so only the requests and the compensation of
     the pods just bound can tell the nodes apart."""
@@ -177,7 +192,7 @@ def test_a_burst_of_identical_pods_spreads_while_the_load_lags(api: FakeKubeAPI,
         api.add_node(node_obj(name, usage_cpu="2"))
     policy = tmp_path / "policy.yaml"
     policy.write_text("strategies: [{name: LoadAware, weight: 1}]\n")  # load only: no requests strategy
-    with start(api, tmp_path, "--policy", str(policy)) as url:
+    with start(api, tmp_path, "--policy", str(policy), env=cache_env) as url:
         wait_ready(url)
         placed: collections.Counter[str] = collections.Counter()
         for k in range(50):
@@ -199,11 +214,12 @@ def test_a_burst_of_identical_pods_spreads_while_the_load_lags(api: FakeKubeAPI,
 
 
 @pytest.mark.timeout(90)
-def test_stale_and_missing_load_fall_back_and_metrics_show_it(api: FakeKubeAPI, tmp_path: Path) -> None:
+def test_stale_and_missing_load_fall_back_and_metrics_show_it(api: FakeKubeAPI, tmp_path: Path,
+                                                              cache_env: dict[str, str]) -> None:
     api.add_node(node_obj("fresh"))
     api.add_node(node_obj("stale", measured=time.time() - 240))  # > staleAfterSeconds 180, < window 300
     api.add_node(node_obj("none", usage_cpu=None))
-    with start(api, tmp_path) as url:
+    with start(api, tmp_path, env=cache_env) as url:
         wait_ready(url)
         p = pod_obj("p")
         p["metadata"]["uid"] = "uid-p"
@@ -224,10 +240,11 @@ def test_stale_and_missing_load_fall_back_and_metrics_show_it(api: FakeKubeAPI, 
 
 
 @pytest.mark.timeout(120)
-def test_no_lost_and_no_duplicate_bindings_under_bind_faults(api: FakeKubeAPI, tmp_path: Path) -> None:
+def test_no_lost_and_no_duplicate_bindings_under_bind_faults(api: FakeKubeAPI, tmp_path: Path,
+                                                             cache_env: dict[str, str]) -> None:
     api.add_node(node_obj("n0"))
     api.add_node(node_obj("n1"))
-    with start(api, tmp_path) as url:
+    with start(api, tmp_path, env=cache_env) as url:
         wait_ready(url)
         pods = [api.add_pod(pod_obj(f"f-{k}")) for k in range(20)]
         time.sleep(0.5)
@@ -258,7 +275,7 @@ def test_no_lost_and_no_duplicate_bindings_under_bind_faults(api: FakeKubeAPI, t
 
 
 @pytest.mark.timeout(90)
-def test_preempt_by_uid_uses_the_cache(api: FakeKubeAPI, tmp_path: Path) -> None:
+def test_preempt_by_uid_uses_the_cache(api: FakeKubeAPI, tmp_path: Path, cache_env: dict[str, str]) -> None:
     """NodeNameToMetaVictims (nodeCacheCapable: true): victims come as UIDs only; the cache
     knows their requests, so a candidate whose victims free enough is kept, the other dropped."""
     api.add_node(node_obj("n0", cpu="4"))
@@ -266,7 +283,7 @@ def test_preempt_by_uid_uses_the_cache(api: FakeKubeAPI, tmp_path: Path) -> None
     big = api.add_pod(pod_obj("big", "n0", cpu="3500m"))
     api.add_pod(pod_obj("big1", "n1", cpu="3500m"))
     tiny = api.add_pod(pod_obj("tiny", "n1", cpu="100m", memory="64Mi"))
-    with start(api, tmp_path) as url:
+    with start(api, tmp_path, env=cache_env) as url:
         wait_ready(url)
         incoming = pod_obj("urgent", cpu="2")
         status, answer = call(f"{url}/filter", args(incoming, ["n0", "n1"]))

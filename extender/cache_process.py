@@ -1,0 +1,329 @@
+"""The cluster cache in a process of its own (``EXTENDER_CACHE_PROCESS``).
+
+Why: in one process, the pods informer's decoding and accounting (~20 us an event, thousands of
+events a second under churn) and the publisher's copies take the interpreter lock from the
+threads answering kube-scheduler. On two cores that waiting is most of what churn adds to a
+verb's p99 (``benchmarks/README.md``, "names"). Here a spawned child runs the whole ``Cache``
+(informers, load pollers, store, publisher) unchanged, and the serving process keeps only what
+the verbs read: the latest ``Snapshot``, mapped from shared memory (``extender.shipping``).
+
+The serving side (``CacheProcess``) looks to ``CacheSource`` and ``CachedBinder`` like the
+in-process ``Cache``: ``synced``, ``readiness()`` and a ``state`` with ``snapshot``,
+``bound_node``, ``assume`` and ``pod_vectors``. The last three are calls to the child over a
+pipe; a bind waits until the snapshot with its pod is installed, so the next filter sees it.
+
+Two pipes: ``push`` (child to parent, one receiver thread) carries snapshots and, until the
+first sync, readiness text, in the order they were written, so a snapshot that shares the
+previous one's node names always arrives after it; ``rpc`` carries calls and their replies.
+
+When the child dies the receiver thread sees the pipe close: the cache is not ready (filter
+answers ``Error``, ``/readyz`` fails, saying why) until a new child, started after a backoff,
+has listed everything again. When the serving process dies, the child sees its pipe close
+and exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import logging
+import multiprocessing
+import os
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+
+from extender.binding import load_api_client
+from extender.cache import Cache, CacheNotReady, cache_config
+from extender.cluster import Snapshot
+from extender.metrics import CacheMetrics, Metrics, snapshot_age_gauge
+from extender.policy_file import load_policy
+from extender.settings import LOG_FORMAT, Settings
+from extender.shipping import Shipped, SnapshotReader, SnapshotWriter
+
+CALL_TIMEOUT_S = 2.0  # a call to the child (a bind's lookups): its threads answer in microseconds
+INSTALL_TIMEOUT_S = 2.0  # a bind waits at most this for its snapshot to be installed
+RESTART_BACKOFF_S = (1.0, 30.0)  # first and longest wait before starting a new child
+SHM_DIR = "/dev/shm"
+
+
+class CacheProcess:
+    """The serving process's handle on the cache child: starts it, installs what it ships,
+    restarts it when it dies."""
+
+    def __init__(self, settings: Settings, *, metrics: Metrics | None = None,
+                 logger: logging.Logger | None = None) -> None:
+        self._settings = settings
+        self._log = logger or logging.getLogger("extender.cache")
+        self._ctx = multiprocessing.get_context("spawn")
+        self._dir = tempfile.mkdtemp(prefix="extender-cache-", dir=SHM_DIR if os.path.isdir(SHM_DIR) else None)
+        self._reader = SnapshotReader()
+        self._installed = threading.Condition()
+        self._synced = False
+        self._base = 0  # added to the child's generation numbers (see _receive_loop)
+        self._waiting = "cluster cache: waiting for the first sync (the cache process is starting)"
+        self._rpc: Any = None
+        self._rpc_lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._process: Any = None
+        self._stop = threading.Event()
+        self._receiver = threading.Thread(target=self._receive_loop, name="cache-receiver", daemon=True)
+        self.state = RemoteState(self)
+        if metrics is not None:
+            metrics.add_exposition(self._child_metrics)
+            # the snapshot this process serves, not the child's newest: a snapshot that could
+            # not be shipped shows here as age
+            snapshot_age_gauge(metrics.registry).set_function(self._snapshot_age)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._receiver.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        process = self._process
+        if process is not None and process.is_alive():
+            process.terminate()
+            process.join(5)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _spawn(self) -> Any:
+        """A new child and its pipes; returns the parent's end of ``push``."""
+        push_r, push_w = self._ctx.Pipe(duplex=False)
+        rpc_parent, rpc_child = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(target=_child_main, name="extender-cache", daemon=True,
+                                    args=(self._settings, rpc_child, push_w, self._dir))
+        process.start()
+        push_w.close()
+        rpc_child.close()
+        with self._rpc_lock:
+            self._rpc, self._process = rpc_parent, process
+        self._log.info("cache process started: pid=%d", process.pid)
+        return push_r
+
+    def _receive_loop(self) -> None:
+        backoff = RESTART_BACKOFF_S[0]
+        while not self._stop.is_set():
+            started = time.monotonic()
+            push = self._spawn()
+            try:
+                while True:
+                    self._handle(push.recv())
+            except (EOFError, OSError):
+                pass
+            finally:
+                push.close()
+            if self._stop.is_set():
+                return
+            self._process.join(1)
+            code = self._process.exitcode
+            with self._installed:
+                # the next child counts its generations from 1 again: number them after ours,
+                # so CacheSource never takes a new snapshot for one it built a table from
+                if self.state.snapshot is not None:
+                    self._base = self.state.snapshot.generation
+                self._synced = False
+                self._waiting = (f"cluster cache: the cache process exited (code {code}); "
+                                 "waiting for a new one's first sync")
+            self._log.error("cache process exited: code=%s; restarting in %.1f s", code, backoff)
+            if time.monotonic() - started > 10 * RESTART_BACKOFF_S[1]:
+                backoff = RESTART_BACKOFF_S[0]  # it had run a long while: not a crash loop
+            if self._stop.wait(backoff * random.uniform(0.5, 1.0)):
+                return
+            backoff = min(backoff * 2, RESTART_BACKOFF_S[1])
+
+    def _handle(self, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "snapshot":
+            self._install(msg[1])
+        elif kind == "status":
+            with self._installed:
+                self._waiting = msg[1]
+
+    def _install(self, shipped: Shipped) -> None:
+        try:
+            snap = self._reader.read(shipped)
+        except (OSError, ValueError):
+            self._log.exception("cannot map snapshot %d; waiting for the next one", shipped.generation)
+            return
+        snap = dataclasses.replace(snap, generation=self._base + snap.generation)
+        with self._installed:
+            current = self.state.snapshot
+            if current is None or snap.generation > current.generation:
+                self.state.snapshot = snap
+            self._synced = True
+            self._installed.notify_all()
+
+    def wait_installed(self, generation: int, timeout: float) -> bool:
+        """Wait until the child's snapshot ``generation`` (its numbering) or a later one is
+        installed."""
+        generation += self._base
+
+        def done() -> bool:
+            snap = self.state.snapshot
+            return snap is not None and snap.generation >= generation
+        with self._installed:
+            return self._installed.wait_for(done, timeout)
+
+    # --- calls to the child ------------------------------------------------------------------
+
+    def call(self, op: str, *args: Any) -> Any:
+        """``op`` run in the child; CacheNotReady when the child cannot answer in time."""
+        with self._rpc_lock:
+            conn = self._rpc
+            if conn is None:
+                raise CacheNotReady("cluster cache: the cache process has not started")
+            call_id = next(self._ids)
+            try:
+                conn.send((call_id, op, args))
+                deadline = time.monotonic() + CALL_TIMEOUT_S
+                while (left := deadline - time.monotonic()) > 0 and conn.poll(left):
+                    reply_id, ok, value = conn.recv()
+                    if reply_id == call_id:  # an earlier call's late reply is dropped
+                        if not ok:
+                            raise RuntimeError(f"cache process: {op} failed: {value}")
+                        return value
+            except (EOFError, OSError) as exc:
+                raise CacheNotReady(f"cluster cache: the cache process is gone ({exc!r})") from None
+        raise CacheNotReady(f"cluster cache: the cache process did not answer {op} within {CALL_TIMEOUT_S} s")
+
+    def _snapshot_age(self) -> float:
+        snap = self.state.snapshot
+        return max(0.0, time.time() - snap.built_at) if snap is not None else 0.0
+
+    def _child_metrics(self) -> bytes:
+        try:
+            return self.call("metrics")
+        except (CacheNotReady, RuntimeError):
+            return b""  # the scrape still gets the serving process's own metrics
+
+    # --- what CacheSource reads ----------------------------------------------------------------
+
+    @property
+    def synced(self) -> bool:
+        return self._synced
+
+    def readiness(self) -> tuple[bool, str]:
+        snap = self.state.snapshot
+        if not self._synced or snap is None:
+            return False, self._waiting
+        return True, f"cluster cache synced: {len(snap.names)} nodes, {snap.pods} pods (cache process)"
+
+
+class RemoteState:
+    """What the verbs use of ``ClusterState``, answered from the installed snapshot or by the child."""
+
+    def __init__(self, owner: CacheProcess) -> None:
+        self._owner = owner
+        self.snapshot: Snapshot | None = None  # replaced whole by the receiver thread
+
+    def bound_node(self, uid: str) -> str | None:
+        return self._owner.call("bound_node", uid)
+
+    def assume(self, *, uid: str, node: str) -> bool:
+        """The child counts the pod on ``node``; returns once the snapshot showing it is
+        installed here (or after ``INSTALL_TIMEOUT_S``, with a warning)."""
+        counted, generation = self._owner.call("assume", uid, node)
+        if generation is not None and not self._owner.wait_installed(generation, INSTALL_TIMEOUT_S):
+            logging.getLogger("extender.cache").warning(
+                "bind of pod uid=%s to %s: its snapshot %d was not installed within %.1f s", uid, node,
+                generation, INSTALL_TIMEOUT_S)
+        return counted
+
+    def pod_vectors(self, uid: str, resources: Sequence[str]) -> tuple[np.ndarray, ...] | None:
+        return self._owner.call("pod_vectors", uid, tuple(resources))
+
+
+# --- the child ---------------------------------------------------------------------------------
+
+class _Shipper:
+    """Writes each new snapshot and sends it on ``push``, once the first sync is complete;
+    before that, the readiness text whenever it changes. Called by the publisher after each
+    round and by ``assume``; one at a time, so messages leave in the order written."""
+
+    def __init__(self, push: Any, directory: str) -> None:
+        self._push = push
+        self._writer = SnapshotWriter(directory)
+        self._lock = threading.Lock()
+        self._shipped = -1
+        self._status = ""
+        self.cache: Cache | None = None
+
+    def published(self, _snap: Snapshot | None = None) -> int | None:
+        """Ship the current snapshot if it is new; its generation, None before the first sync."""
+        cache = self.cache
+        assert cache is not None
+        with self._lock:
+            if not cache.synced:  # the first True publishes the whole first sync
+                status = cache.readiness()[1]
+                if status != self._status:
+                    self._status = status
+                    self._push.send(("status", status))
+                return None
+            snap = cache.state.snapshot
+            if snap.generation != self._shipped:
+                self._push.send(("snapshot", self._writer.write(snap)))
+                self._shipped = snap.generation
+            return snap.generation
+
+    def assume(self, uid: str, node: str) -> tuple[bool, int | None]:
+        cache = self.cache
+        assert cache is not None
+        with self._lock:
+            counted = cache.state.assume(uid=uid, node=node)
+        return counted, self.published()
+
+
+def _child_main(settings: Settings, rpc: Any, push: Any, directory: str) -> None:
+    """The cache process: the whole ``Cache``, its snapshots shipped, calls answered."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C stops the server; we follow it
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT, stream=sys.stdout)
+    for noisy in ("urllib3", "kubernetes"):  # as in gunicorn_conf: urllib3's debug lines carry the token
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    log = logging.getLogger("extender.cache")
+    registry = CollectorRegistry(auto_describe=True)
+    # this process's resident memory and CPU (the worker's own are process_*): the store of
+    # every node and pod lives here
+    ProcessCollector(namespace="extender_cache", registry=registry)
+    shipper = _Shipper(push, directory)
+    try:
+        policy = load_policy(settings.policy)
+        client = load_api_client(kubeconfig=settings.kubeconfig)
+        cache = Cache(client, policy, cache_config(settings), metrics=CacheMetrics(registry, snapshot_age=False),
+                      logger=log, on_publish=shipper.published)
+    except Exception:
+        log.exception("cache process: cannot start")
+        sys.exit(2)
+    shipper.cache = cache
+    cache.start()
+    log.info("cache process running: pid=%d", os.getpid())
+    ops = {
+        "bound_node": cache.state.bound_node,
+        "assume": shipper.assume,
+        "pod_vectors": cache.state.pod_vectors,
+        "metrics": lambda: generate_latest(registry),
+    }
+    while True:
+        try:
+            call_id, op, args = rpc.recv()
+        except (EOFError, OSError):
+            break  # the serving process is gone
+        try:
+            reply = (call_id, True, ops[op](*args))
+        except Exception as exc:  # the caller gets the error; the child goes on
+            log.exception("cache process: %s failed", op)
+            reply = (call_id, False, f"{type(exc).__name__}: {exc}")
+        with contextlib.suppress(OSError):
+            rpc.send(reply)
+    cache.stop()

@@ -1,0 +1,112 @@
+"""The cluster cache in a process of its own (EXTENDER_CACHE_PROCESS): what happens when either
+process dies. The answers themselves are tested in both layouts by tests/test_cache_mode.py."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks.latency import children_of, running_server
+from tests.conftest import write_kubeconfig
+from tests.kubeapi import FakeKubeAPI
+from tests.test_cache_mode import args, bind, call, metric, node_obj, pod_obj, wait_ready
+
+ENV = {"EXTENDER_CACHE_PROCESS": "true"}
+
+
+def cache_pid(worker: int) -> int:
+    """The worker's spawned child (multiprocessing's resource tracker is not: it is not spawned
+    by ``Process``, and runs ``resource_tracker``)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for pid in children_of(worker):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"spawn_main" in cmdline and b"resource_tracker" not in cmdline:
+                return pid
+        time.sleep(0.1)
+    raise AssertionError(f"no cache process under worker {worker}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def wait_until(check, timeout: float = 20.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+@pytest.mark.timeout(120)
+def test_a_dead_cache_process_is_replaced_and_binds_go_on_meanwhile(api: FakeKubeAPI,
+                                                                     tmp_path: Path) -> None:
+    api.add_node(node_obj("n0"))
+    api.add_node(node_obj("n1"))
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
+    with running_server("--kubeconfig", str(kubeconfig), env=ENV) as server:
+        url = server.url
+        wait_ready(url)
+        status, text = call(f"{url}/readyz")
+        assert "2 nodes, 0 pods (cache process)" in text
+        assert metric(url, "extender_informer_events_total", '{kind="nodes",what="relist"}') == 1
+        _, text = call(f"{url}/metrics")
+        families = re.findall(r"^# TYPE (\S+)", text, re.M)
+        assert len(families) == len(set(families)), "a metric family exported twice"
+        assert "extender_cache_snapshot_age_seconds" in families and "process_resident_memory_bytes" in families
+        assert metric(url, "extender_cache_process_resident_memory_bytes") > 10e6  # the child's own
+        assert metric(url, "extender_cache_snapshot_age_seconds") < 30
+        worker = server.worker_pid()
+        assert worker is not None
+        first = cache_pid(worker)
+        # the API server stops answering lists: the new child cannot sync while we look
+        api.fail("GET", r"/api/v1/pods$", status=500, times=10**6)
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: call(f"{url}/readyz")[0] == 503)
+        status, text = call(f"{url}/readyz")
+        assert "the cache process exited (code -9)" in text
+        status, answer = call(f"{url}/filter", args(pod_obj("p"), ["n0"]))
+        assert status == 200 and "cache process exited" in answer["Error"]
+        # a bind goes through the API without the cache's checks (the UID precondition stands)
+        uid = api.add_pod(pod_obj("web"))["metadata"]["uid"]
+        assert bind(url, "web", uid, "n1") == {"Error": ""}
+        assert api.get_pod("default", "web")["spec"]["nodeName"] == "n1"
+        assert server.worker_pid() == worker  # the serving process stayed
+        api.clear_faults()
+        wait_ready(url, timeout=40)
+        second = cache_pid(worker)
+        assert second != first and not alive(first)
+        status, text = call(f"{url}/readyz")
+        assert "2 nodes, 1 pods" in text  # the new child listed the pod bound meanwhile
+        status, answer = call(f"{url}/filter", args(pod_obj("p"), ["n0", "n1"]))
+        assert status == 200 and answer["NodeNames"] == ["n0", "n1"], answer
+        assert bind(url, "web", uid, "n0")["Error"].startswith("pod default/web is already bound to node n1")
+
+
+@pytest.mark.timeout(120)
+def test_the_cache_process_ends_with_its_serving_process(api: FakeKubeAPI, tmp_path: Path) -> None:
+    api.add_node(node_obj("n0"))
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
+    with running_server("--kubeconfig", str(kubeconfig), env=ENV) as server:
+        wait_ready(server.url)
+        worker = server.worker_pid()
+        assert worker is not None
+        child = cache_pid(worker)
+        os.kill(worker, signal.SIGKILL)  # gunicorn starts a new worker, which starts a new child
+        wait_until(lambda: not alive(child))
+        wait_until(lambda: server.worker_pid() not in (None, worker))
+        wait_ready(server.url, timeout=40)
+        assert cache_pid(server.worker_pid()) != child
+    assert not alive(child)
