@@ -37,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -66,7 +67,9 @@ class CacheProcess:
         self._settings = settings
         self._log = logger or logging.getLogger("extender.cache")
         self._ctx = multiprocessing.get_context("spawn")
-        self._dir = tempfile.mkdtemp(prefix="extender-cache-", dir=SHM_DIR if os.path.isdir(SHM_DIR) else None)
+        self._dir = tempfile.mkdtemp(prefix="extender-cache-", dir=SHM_DIR if os.access(SHM_DIR, os.W_OK) else None)
+        # removed when this object goes or the worker exits; files of a snapshot in transit too
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self._dir, ignore_errors=True)
         self._reader = SnapshotReader()
         self._installed = threading.Condition()
         self._synced = False
@@ -96,7 +99,7 @@ class CacheProcess:
         if process is not None and process.is_alive():
             process.terminate()
             process.join(5)
-        shutil.rmtree(self._dir, ignore_errors=True)
+        self._cleanup()
 
     def _spawn(self) -> Any:
         """A new child and its pipes; returns the parent's end of ``push``."""
@@ -109,7 +112,7 @@ class CacheProcess:
         rpc_child.close()
         with self._rpc_lock:
             self._rpc, self._process = rpc_parent, process
-        self._log.info("cache process started: pid=%d", process.pid)
+        self._log.info("cache process started: pid=%d snapshots=%s", process.pid, self._dir)
         return push_r
 
     def _receive_loop(self) -> None:
@@ -127,6 +130,9 @@ class CacheProcess:
             if self._stop.is_set():
                 return
             self._process.join(1)
+            if self._process.is_alive():  # its pipe broke, yet it runs: never two children
+                self._process.terminate()
+                self._process.join(5)
             code = self._process.exitcode
             with self._installed:
                 # the next child counts its generations from 1 again: number them after ours,
@@ -179,7 +185,8 @@ class CacheProcess:
     # --- calls to the child ------------------------------------------------------------------
 
     def call(self, op: str, *args: Any) -> Any:
-        """``op`` run in the child; CacheNotReady when the child cannot answer in time."""
+        """``op`` run in the child; CacheNotReady when the child cannot answer in time, is
+        gone, or the call failed there."""
         with self._rpc_lock:
             conn = self._rpc
             if conn is None:
@@ -192,7 +199,7 @@ class CacheProcess:
                     reply_id, ok, value = conn.recv()
                     if reply_id == call_id:  # an earlier call's late reply is dropped
                         if not ok:
-                            raise RuntimeError(f"cache process: {op} failed: {value}")
+                            raise CacheNotReady(f"cluster cache: {op} failed in the cache process: {value}")
                         return value
             except (EOFError, OSError) as exc:
                 raise CacheNotReady(f"cluster cache: the cache process is gone ({exc!r})") from None
@@ -205,7 +212,7 @@ class CacheProcess:
     def _child_metrics(self) -> bytes:
         try:
             return self.call("metrics")
-        except (CacheNotReady, RuntimeError):
+        except CacheNotReady:
             return b""  # the scrape still gets the serving process's own metrics
 
     # --- what CacheSource reads ----------------------------------------------------------------
@@ -327,3 +334,4 @@ def _child_main(settings: Settings, rpc: Any, push: Any, directory: str) -> None
         with contextlib.suppress(OSError):
             rpc.send(reply)
     cache.stop()
+    shutil.rmtree(directory, ignore_errors=True)  # the serving process is gone: nobody else will

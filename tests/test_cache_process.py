@@ -109,4 +109,9 @@ def test_the_cache_process_ends_with_its_serving_process(api: FakeKubeAPI, tmp_p
         wait_until(lambda: server.worker_pid() not in (None, worker))
         wait_ready(server.url, timeout=40)
         assert cache_pid(server.worker_pid()) != child
+        dirs = re.findall(r"cache process started: pid=\d+ snapshots=(\S+)", server.log_tail(100_000))
+        assert len(dirs) == 2 and all(Path(d).is_dir() for d in dirs[-1:])
     assert not alive(child)
+    # the first child removed its worker's directory when that worker died; the second
+    # worker removed its own at exit
+    assert not any(Path(d).exists() for d in dirs)
