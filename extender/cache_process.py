@@ -67,7 +67,8 @@ class CacheProcess:
         self._settings = settings
         self._log = logger or logging.getLogger("extender.cache")
         self._ctx = multiprocessing.get_context("spawn")
-        self._dir = tempfile.mkdtemp(prefix="extender-cache-", dir=SHM_DIR if os.access(SHM_DIR, os.W_OK) else None)
+        shm = SHM_DIR if os.access(SHM_DIR, os.W_OK) else None  # else the temp dir: a disk, slower
+        self._dir = tempfile.mkdtemp(prefix="extender-cache-", dir=shm)
         # removed when this object goes or the worker exits; files of a snapshot in transit too
         self._cleanup = weakref.finalize(self, shutil.rmtree, self._dir, ignore_errors=True)
         self._reader = SnapshotReader()
@@ -307,8 +308,9 @@ def _child_main(settings: Settings, rpc: Any, push: Any, directory: str) -> None
     try:
         policy = load_policy(settings.policy)
         client = load_api_client(kubeconfig=settings.kubeconfig)
-        cache = Cache(client, policy, cache_config(settings), metrics=CacheMetrics(registry, snapshot_age=False),
-                      logger=log, on_publish=shipper.published)
+        metrics = CacheMetrics(registry, snapshot_age=False)  # the worker reports what it serves
+        cache = Cache(client, policy, cache_config(settings), metrics=metrics, logger=log,
+                      on_publish=shipper.published)
     except Exception:
         log.exception("cache process: cannot start")
         sys.exit(2)

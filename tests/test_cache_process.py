@@ -65,7 +65,7 @@ def test_a_dead_cache_process_is_replaced_and_binds_go_on_meanwhile(api: FakeKub
         _, text = call(f"{url}/metrics")
         families = re.findall(r"^# TYPE (\S+)", text, re.M)
         assert len(families) == len(set(families)), "a metric family exported twice"
-        assert "extender_cache_snapshot_age_seconds" in families and "process_resident_memory_bytes" in families
+        assert {"extender_cache_snapshot_age_seconds", "process_resident_memory_bytes"} <= set(families)
         assert metric(url, "extender_cache_process_resident_memory_bytes") > 10e6  # the child's own
         assert metric(url, "extender_cache_snapshot_age_seconds") < 30
         worker = server.worker_pid()

@@ -83,23 +83,86 @@ def test_shared_arrays_are_written_once(tmp_path: Path) -> None:
     assert np.isnan(got.arrays["usage_p95"]).all()
 
 
-def test_a_lost_file_keeps_the_names_for_the_next_snapshot(tmp_path: Path) -> None:
-    s = bind_state()
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_a_bind_snapshot_writes_only_what_the_bind_changed(tmp_path: Path) -> None:
+    s = bind_state(nodes=200)
     writer, reader = SnapshotWriter(str(tmp_path)), SnapshotReader()
+    whole = writer.write(s.snapshot)
+    reader.read(whole)
+    assert whole.base is None and not whole.reused
+    assert s.assume(uid="new-0", node="n3")
+    msg = writer.write(s.snapshot)
+    reused = dict(msg.reused)
+    assert msg.base == whole.generation and {"by_node", "newest", "arrays/allocatable"} <= set(reused)
+    assert "arrays/requested" not in reused and msg.size < whole.size / 3
+    assert_same_snapshot(reader.read(msg), s.snapshot, np.random.default_rng(5))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_chains_of_binds_events_and_builds_ship_equal_snapshots(tmp_path: Path, seed: int) -> None:
+    """Whatever mix of binds (derived snapshots), events and full builds, and whole writes on
+    the clock: each mapped snapshot equals the one written, fields in the same order."""
+    rng = np.random.default_rng(seed)
+    clock = Clock()
+    s = bind_state()
+    writer, reader = SnapshotWriter(str(tmp_path), clock=clock), SnapshotReader()
+    k = 0
+    for _ in range(40):
+        step = rng.integers(4)
+        if step == 0:
+            assert s.assume(uid=f"new-{k}", node=f"n{int(rng.integers(12))}")
+            k += 1
+        elif step == 1:
+            node_name, cpu = f"n{int(rng.integers(12))}", f"{int(rng.integers(1, 900))}m"
+            s.pods_handler.upsert(pod(f"ev-{k}", node_name, cpu=cpu))
+            k += 1
+            s.publish()
+        elif step == 2:
+            s.publish(force=True)
+        else:
+            clock.t += 4.0  # a whole write every third step of this kind or so
+        got = reader.read(writer.write(s.snapshot))
+        assert got.fields == s.snapshot.fields
+        assert_same_snapshot(got, s.snapshot, rng)
+
+
+def test_a_lost_file_refuses_what_refers_to_it_until_a_whole_write(tmp_path: Path) -> None:
+    from extender.shipping import WHOLE_EVERY_S
+
+    clock = Clock()
+    s = bind_state()
+    writer, reader = SnapshotWriter(str(tmp_path), clock=clock), SnapshotReader()
     lost = writer.write(s.snapshot)
     os.unlink(lost.path)
     with pytest.raises(OSError):
         reader.read(lost)
     s.assume(uid="new-0", node="n1")
-    got = reader.read(writer.write(s.snapshot))  # no names of its own: the lost message's
-    assert_same_snapshot(got, s.snapshot, np.random.default_rng(4))
+    with pytest.raises(ValueError, match="reuses arrays of"):
+        reader.read(writer.write(s.snapshot))
+    clock.t += WHOLE_EVERY_S
+    s.assume(uid="new-1", node="n2")
+    whole = writer.write(s.snapshot)
+    assert not whole.reused and whole.names is None  # the lost message's names still hold
+    assert_same_snapshot(reader.read(whole), s.snapshot, np.random.default_rng(4))
+    assert list(tmp_path.iterdir()) == []  # refused or read, every file is unlinked
 
 
 def test_a_snapshot_without_names_to_share_is_refused(tmp_path: Path) -> None:
+    from extender.shipping import WHOLE_EVERY_S
+
+    clock = Clock()
     s = bind_state()
-    writer = SnapshotWriter(str(tmp_path))
+    writer = SnapshotWriter(str(tmp_path), clock=clock)
     writer.write(s.snapshot)
     s.assume(uid="new-0", node="n1")
+    clock.t += WHOLE_EVERY_S
     with pytest.raises(ValueError, match="names"):
         SnapshotReader().read(writer.write(s.snapshot))  # a reader that never saw the first
 
