@@ -56,7 +56,7 @@ def create_app(settings: Settings, *, source: NodeSource | None = None, binder: 
     metrics = Metrics(mode="cache" if cached else getattr(source, "mode", "stateless"),
                       cache=not (cached and settings.cache_process))
     if cached and settings.cache_process:
-        cache = CacheProcess(settings, metrics=metrics, logger=log)
+        cache = CacheProcess(settings, metrics=metrics, logger=log, gate=gate)
         source = CacheSource(cache, clock=clock)
     elif cached:
         cache = Cache(client, policy, cache_config(settings), metrics=metrics.cache, logger=log, clock=clock,

@@ -102,6 +102,8 @@ class Cache:
                 config.prometheus_url, self.window, queries=default_prom_queries(label),
                 node_label=config.prometheus_node_label, node_by_ip=self.state.node_by_ip,
                 interval_s=config.metrics_interval_s, on_poll=on_poll, logger=self._log))
+        if metrics is not None and metrics.snapshot_age is not None:  # when scraped: the age served
+            metrics.snapshot_age.set_function(lambda: max(0.0, self._clock() - self.state.snapshot.built_at))
         self._stop = threading.Event()
         self._publisher = threading.Thread(target=self._publish_loop, name="cache-publisher", daemon=True)
 
@@ -141,8 +143,6 @@ class Cache:
         m = self._metrics
         assert m is not None
         now = self._clock()
-        if m.snapshot_age is not None:
-            m.snapshot_age.set(max(0.0, now - snap.built_at))
         m.cache_objects.labels("nodes").set(len(snap.names))
         m.cache_objects.labels("pods").set(snap.pods)
         m.compensated_pods.set(snap.compensated_pods)

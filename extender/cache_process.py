@@ -47,6 +47,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from extender.binding import load_api_client
 from extender.cache import Cache, CacheNotReady, cache_config
 from extender.cluster import Snapshot
+from extender.gate import CallGate
 from extender.metrics import CacheMetrics, Metrics, snapshot_age_gauge
 from extender.policy_file import load_policy
 from extender.settings import LOG_FORMAT, Settings
@@ -63,8 +64,9 @@ class CacheProcess:
     restarts it when it dies."""
 
     def __init__(self, settings: Settings, *, metrics: Metrics | None = None,
-                 logger: logging.Logger | None = None) -> None:
+                 logger: logging.Logger | None = None, gate: CallGate | None = None) -> None:
         self._settings = settings
+        self._gate = gate  # scheduling calls in flight: a snapshot is installed between them
         self._log = logger or logging.getLogger("extender.cache")
         self._ctx = multiprocessing.get_context("spawn")
         shm = SHM_DIR if os.access(SHM_DIR, os.W_OK) else None  # else the temp dir: a disk, slower
@@ -121,9 +123,13 @@ class CacheProcess:
         while not self._stop.is_set():
             started = time.monotonic()
             push = self._spawn()
+            turn = self._gate.feeder() if self._gate is not None else None
             try:
                 while True:
-                    self._handle(push.recv())
+                    msg = push.recv()
+                    if turn is not None and msg[0] == "snapshot":
+                        turn()  # mapping, faulting in and the old one's unmapping: not during a call
+                    self._handle(msg)
             except (EOFError, OSError):
                 pass
             finally:
