@@ -16,6 +16,10 @@ Two pipes: ``push`` (child to parent, one receiver thread) carries snapshots and
 first sync, readiness text, in the order they were written, so a snapshot that shares the
 previous one's node names always arrives after it; ``rpc`` carries calls and their replies.
 
+The price: a bind makes two calls to the child and waits for its snapshot to be mapped,
+about twice the bind's p99 of the in-worker cache in ``benchmarks latency --forms names``;
+``EXTENDER_CACHE_PROCESS=false`` keeps the cache in the worker (benchmarks/README.md has both).
+
 When the child dies the receiver thread sees the pipe close: the cache is not ready (filter
 answers ``Error``, ``/readyz`` fails, saying why) until a new child, started after a backoff,
 has listed everything again. When the serving process dies, the child sees its pipe close
