@@ -1403,7 +1403,7 @@ def cache_table(cache_rows: Sequence[dict[str, Any]]) -> str:
     for c in cache_rows:
         age = c["snapshot_age_s"]
         cpu, wait = c["extender_cpu_per_s"], c["extender_wait_ms_per_call"]
-        helper = c.get("cache_process_cpu_per_s") or {"steady": None, "churn": None}
+        helper = c["cache_process_cpu_per_s"]
         lines.append(
             f"| {c['nodes']:,} | {c['pods']:,} | {c['pods_json_mb']:,.0f} | {c['ready_s']:.1f} "
             f"| {c['target_per_s']:,.0f} | {_rate(c['emitted_per_s'])} | {_rate(c['applied_per_s'])} "

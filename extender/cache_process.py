@@ -75,8 +75,8 @@ class CacheProcess:
         self._ctx = multiprocessing.get_context("spawn")
         shm = SHM_DIR if os.access(SHM_DIR, os.W_OK) else None  # else the temp dir: a disk, slower
         self._dir = tempfile.mkdtemp(prefix="extender-cache-", dir=shm)
-        # removed when this object goes or the worker exits; files of a snapshot in transit too
-        self._cleanup = weakref.finalize(self, shutil.rmtree, self._dir, ignore_errors=True)
+        # removed when the worker exits; files of a snapshot in transit too
+        weakref.finalize(self, shutil.rmtree, self._dir, ignore_errors=True)
         self._reader = SnapshotReader()
         self._installed = threading.Condition()
         self._synced = False
@@ -86,7 +86,6 @@ class CacheProcess:
         self._rpc_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._process: Any = None
-        self._stop = threading.Event()
         self._receiver = threading.Thread(target=self._receive_loop, name="cache-receiver", daemon=True)
         self.state = RemoteState(self)
         if metrics is not None:
@@ -98,15 +97,9 @@ class CacheProcess:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        """The receiver thread, which starts the child and a new one whenever it dies, for the
+        life of the worker (the child is a daemon process: it ends with the worker)."""
         self._receiver.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        process = self._process
-        if process is not None and process.is_alive():
-            process.terminate()
-            process.join(5)
-        self._cleanup()
 
     def _spawn(self) -> Any:
         """A new child and its pipes; returns the parent's end of ``push``."""
@@ -124,7 +117,7 @@ class CacheProcess:
 
     def _receive_loop(self) -> None:
         backoff = RESTART_BACKOFF_S[0]
-        while not self._stop.is_set():
+        while True:
             started = time.monotonic()
             push = self._spawn()
             turn = self._gate.feeder() if self._gate is not None else None
@@ -138,8 +131,6 @@ class CacheProcess:
                 pass
             finally:
                 push.close()
-            if self._stop.is_set():
-                return
             self._process.join(1)
             if self._process.is_alive():  # its pipe broke, yet it runs: never two children
                 self._process.terminate()
@@ -156,8 +147,7 @@ class CacheProcess:
             self._log.error("cache process exited: code=%s; restarting in %.1f s", code, backoff)
             if time.monotonic() - started > 10 * RESTART_BACKOFF_S[1]:
                 backoff = RESTART_BACKOFF_S[0]  # it had run a long while: not a crash loop
-            if self._stop.wait(backoff * random.uniform(0.5, 1.0)):
-                return
+            time.sleep(backoff * random.uniform(0.5, 1.0))
             backoff = min(backoff * 2, RESTART_BACKOFF_S[1])
 
     def _handle(self, msg: tuple[Any, ...]) -> None:
@@ -279,7 +269,8 @@ class _Shipper:
         self.cache: Cache | None = None
 
     def published(self, _snap: Snapshot | None = None) -> int | None:
-        """Ship the current snapshot if it is new; its generation, None before the first sync."""
+        """Ship the current snapshot if it is new; its generation, None before the first sync.
+        The publisher's ``_snap`` is not used: a bind may have derived a newer one since."""
         cache = self.cache
         assert cache is not None
         with self._lock:

@@ -31,17 +31,16 @@ ALIGN = 64  # each array starts on a cache line
 _PAD = bytes(ALIGN)
 
 Layout = tuple[tuple[str, int, tuple[int, ...]], ...]  # (key, byte offset, shape) of float64 arrays
-REUSED = -1  # the offset of an array taken from the previous snapshot (``Shipped.reused``)
+REUSED = -1  # the offset of an array taken, under the same key, from the snapshot ``Shipped.base``
 
 
 @dataclasses.dataclass(frozen=True)
 class Shipped:
     """One snapshot in transit: everything but the array data, which is in the file at ``path``
-    or, for the keys at offset ``REUSED``, in the snapshot shipped just before (generation
-    ``base``).
-    Layout keys: ``arrays/<field>``, ``newest``, ``by_node``, ``patched/<position>``; arrays
-    the snapshot shares between fields (the NaN block of the absent load fields) are written
-    once and listed under each key."""
+    or, for the keys at offset ``REUSED``, under the same key in the snapshot shipped just
+    before (generation ``base``). Layout keys: ``arrays/<field>``, ``newest``, ``by_node``,
+    ``patched/<position>``; arrays the snapshot shares between fields (the NaN block of the
+    absent load fields) are written once and listed under each key."""
 
     generation: int
     built_at: float
@@ -52,8 +51,11 @@ class Shipped:
     pods: int
     compensated_pods: int
     names: tuple[str, ...] | None  # None: the node set of the previous shipped snapshot
-    base: int | None = None  # the generation ``reused`` refers to
-    reused: tuple[tuple[str, str], ...] = ()  # (key, the base's key holding the same array)
+    base: int | None = None  # the generation REUSED entries refer to; None when there are none
+
+    def reused(self) -> set[str]:
+        """The keys whose array is the base's."""
+        return {key for key, offset, _ in self.layout if offset == REUSED}
 
 
 WHOLE_EVERY_S = 10.0  # at least this often a snapshot is written whole (see SnapshotWriter)
@@ -62,7 +64,7 @@ WHOLE_EVERY_S = 10.0  # at least this often a snapshot is written whole (see Sna
 class SnapshotWriter:
     """The cache process's side: one file per snapshot in ``directory``.
 
-    An array the previous snapshot shipped too (the same object: a bind's snapshot shares all
+    An array the previous snapshot shipped under the same key (the same object: a bind's snapshot shares all
     but the few arrays it changed, a full build the load fields) is not written again; the
     reader takes it from that snapshot. A bind at 5,000 nodes then writes ~0.7 MB instead of
     ~3.5 (it took 5-15 ms at the p90-p99 of binds under ``benchmarks latency``, an ad-hoc
@@ -73,7 +75,7 @@ class SnapshotWriter:
         self._dir = directory
         self._clock = clock
         self._names: tuple[str, ...] | None = None  # the last shipped node set (by identity)
-        self._prev: dict[int, tuple[str, npt.NDArray[np.float64]]] = {}  # id -> (key, array) last shipped
+        self._prev: dict[str, npt.NDArray[np.float64]] = {}  # the last shipped snapshot's arrays by key
         self._prev_generation: int | None = None
         self._whole_at = -math.inf
 
@@ -87,13 +89,12 @@ class SnapshotWriter:
         prev = {} if whole else self._prev
         buffers: list[memoryview | bytes] = []
         layout: list[tuple[str, int, tuple[int, ...]]] = []
-        reused: list[tuple[str, str]] = []
+        reused = False
         placed: dict[int, int] = {}  # id(array) -> offset: shared arrays once
         size = 0
         for key, a in parts.items():
-            known = prev.get(id(a))
-            if known is not None and known[1] is a:
-                reused.append((key, known[0]))
+            if prev.get(key) is a:
+                reused = True
                 layout.append((key, REUSED, tuple(a.shape)))
                 continue
             offset = placed.get(id(a))
@@ -118,10 +119,9 @@ class SnapshotWriter:
             os.close(fd)
         names = None if snap.names is self._names else snap.names
         msg = Shipped(snap.generation, snap.built_at, path, size, snap.resources, tuple(layout),
-                      snap.pods, snap.compensated_pods, names,
-                      self._prev_generation if reused else None, tuple(reused))
+                      snap.pods, snap.compensated_pods, names, self._prev_generation if reused else None)
         self._names = snap.names
-        self._prev = {id(a): (key, a) for key, a in parts.items()}
+        self._prev = parts
         self._prev_generation = snap.generation
         if whole:
             self._whole_at = now
@@ -172,7 +172,7 @@ class SnapshotReader:
                 os.unlink(msg.path)
             except FileNotFoundError:
                 pass
-        if msg.reused and msg.base != self._generation:
+        if msg.base is not None and msg.base != self._generation:
             os.close(fd)
             raise ValueError(f"snapshot {msg.generation} reuses arrays of {msg.base}, "
                              f"but the last one read is {self._generation}")
@@ -184,11 +184,10 @@ class SnapshotReader:
         arrays: dict[str, npt.NDArray[np.float64]] = {}
         patched: dict[int, npt.NDArray[np.float64]] = {}
         newest = by_node = None
-        base_keys = dict(msg.reused)
         parts: dict[str, npt.NDArray[np.float64]] = {}
         for key, offset, shape in msg.layout:  # in the snapshot's order: ``fields`` follows it
             if offset == REUSED:
-                parts[key] = self._parts[base_keys[key]]
+                parts[key] = self._parts[key]
                 continue
             count = int(np.prod(shape))
             a = np.frombuffer(mapped, np.float64, count, offset).reshape(shape) if count else np.zeros(shape)

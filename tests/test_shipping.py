@@ -96,10 +96,10 @@ def test_a_bind_snapshot_writes_only_what_the_bind_changed(tmp_path: Path) -> No
     writer, reader = SnapshotWriter(str(tmp_path)), SnapshotReader()
     whole = writer.write(s.snapshot)
     reader.read(whole)
-    assert whole.base is None and not whole.reused
+    assert whole.base is None and not whole.reused()
     assert s.assume(uid="new-0", node="n3")
     msg = writer.write(s.snapshot)
-    reused = dict(msg.reused)
+    reused = msg.reused()
     assert msg.base == whole.generation and {"by_node", "newest", "arrays/allocatable"} <= set(reused)
     assert "arrays/requested" not in reused and msg.size < whole.size / 3
     assert_same_snapshot(reader.read(msg), s.snapshot, np.random.default_rng(5))
@@ -149,7 +149,7 @@ def test_a_lost_file_refuses_what_refers_to_it_until_a_whole_write(tmp_path: Pat
     clock.t += WHOLE_EVERY_S
     s.assume(uid="new-1", node="n2")
     whole = writer.write(s.snapshot)
-    assert not whole.reused and whole.names is None  # the lost message's names still hold
+    assert not whole.reused() and whole.names is None  # the lost message's names still hold
     assert_same_snapshot(reader.read(whole), s.snapshot, np.random.default_rng(4))
     assert list(tmp_path.iterdir()) == []  # refused or read, every file is unlinked
 
