@@ -66,7 +66,8 @@ def create_app(settings: Settings, *, source: NodeSource | None = None, binder: 
     if binder is None:
         binder = Binder(client, timeout_s=settings.bind_timeout_s, logger=log)
         if cache is not None:
-            binder = CachedBinder(binder, cache.state, logger=log)
+            binder = CachedBinder(binder, cache.state, logger=log,
+                                  on_visibility=lambda outcome: metrics.bind_visibility.labels(outcome).inc())
     decisions = DecisionLog(capacity=settings.decisions, clock=clock) if settings.decisions else None
     verbs = Verbs(policy=policy, source=source, binder=binder, logger=log, decisions=decisions)
     log.info("extender ready to serve: mode=%s (%s) policy=%s strategies=%s prefix=%r", source.mode,

@@ -35,6 +35,8 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
+from extender.wire import Pod
+
 _LOG = logging.getLogger(__name__)
 
 _MIN_ATTEMPT_S = 0.2  # never start an HTTP request with less time than this left
@@ -80,12 +82,14 @@ class BindResult:
 
 @dataclasses.dataclass(frozen=True)
 class BindTarget:
-    """What the scheduler asked for (ExtenderBindingArgs: PodName, PodNamespace, PodUID, Node)."""
+    """What the scheduler asked for (ExtenderBindingArgs: PodName, PodNamespace, PodUID, Node),
+    and the Pod its scheduling request carried, when one did (``extender.request_pods``)."""
 
     pod_name: str
     namespace: str
     pod_uid: str
     node: str
+    pod: Pod | None = None
 
 
 def load_api_client(*, kubeconfig: str | None = None) -> k8s_client.ApiClient | None:
@@ -150,11 +154,16 @@ class Binder:
         if self._api is not None:
             self._api.api_client.close()
 
-    def bind(self, target: BindTarget) -> BindResult:
-        """Bind `target`; never raises for API/transport failures, always within ~timeout_s."""
+    @property
+    def timeout_s(self) -> float:
+        return self._timeout_s
+
+    def bind(self, target: BindTarget, *, timeout_s: float | None = None) -> BindResult:
+        """Bind `target`; never raises for API/transport failures, always within ~timeout_s
+        (the Binder's own, or less when the caller has spent part of the bind's budget)."""
         start = time.monotonic()
         att = _Attempt()
-        result = self._bind(target, start + self._timeout_s, att)
+        result = self._bind(target, start + (self._timeout_s if timeout_s is None else timeout_s), att)
         ms = (time.monotonic() - start) * 1000.0
         level = logging.INFO if result.ok else logging.WARNING
         self._log.log(

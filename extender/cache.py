@@ -19,13 +19,22 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from extender.binding import Binder, BindOutcome, BindResult, BindTarget
-from extender.cluster import ClusterState, CompensationSpec, Snapshot
+from extender.cluster import (
+    CONFIRMED,
+    COUNTED,
+    ELSEWHERE,
+    UNKNOWN_POD,
+    Assumption,
+    ClusterState,
+    CompensationSpec,
+    Snapshot,
+)
 from extender.gate import CallGate
 from extender.informer import Informer
 from extender.load import LoadWindow, MetricsServerSource, PrometheusSource, default_prom_queries
 from extender.metrics import CacheMetrics
 from extender.source import Candidates
-from extender.wire import BadRequest, SchedulingRequest
+from extender.wire import BadRequest, Pod, SchedulingRequest
 from scoring import Policy
 
 if TYPE_CHECKING:
@@ -310,42 +319,67 @@ class CacheSource:
 class BindState(Protocol):
     """What the binder needs of the cache: ``ClusterState``, or the cache process's ``RemoteState``."""
 
-    def bound_node(self, uid: str) -> str | None: ...
+    def assume(self, *, uid: str, node: str, pod: Pod | None = None) -> Assumption: ...
 
-    def assume(self, *, uid: str, node: str) -> bool: ...
+    def forget(self, uid: str) -> bool: ...
 
 
 class CachedBinder:
-    """Binds through the API and records the pod in the cache at once. A retried bind of a pod
-    the cache already has on that node succeeds without a second Binding; on another node it
-    is refused."""
+    """Binds through the API with the pod counted on its node from the moment the bind
+    arrives (``ClusterState.assume``), so that a filter or prioritize call that comes while
+    the Binding is in flight, or right after, sees it; a failed bind uncounts it
+    (``ClusterState.forget``). A retried bind of a pod the watch shows on that node succeeds
+    without a second Binding; one counted on another node is refused. ``on_visibility``
+    receives each bind's ``Assumption.outcome`` ("late" when it could not be shown in time,
+    "not_ready" when the cache could not answer): the ``extender_bind_visibility_total``
+    metric."""
 
-    def __init__(self, binder: Binder, state: BindState, *, logger: logging.Logger | None = None) -> None:
+    def __init__(self, binder: Binder, state: BindState, *, logger: logging.Logger | None = None,
+                 on_visibility: Callable[[str], None] | None = None) -> None:
         self._binder = binder
         self._state = state
         self._log = logger or logging.getLogger("extender.cache")
+        self._on_visibility = on_visibility
 
     def bind(self, target: BindTarget) -> BindResult:
-        """The cache's checks, then the API's Binding. A cache that cannot answer (its process
-        restarting) does not block the bind: the API's UID precondition still refuses a pod
-        bound elsewhere, and the watch shows the pod once the cache is back."""
+        """The cache's count and checks, then the API's Binding within what is left of the
+        bind's budget. A cache that cannot answer (its process restarting) does not block the
+        bind: the API's UID precondition still refuses a pod bound elsewhere, and the watch
+        shows the pod once the cache is back."""
+        start = time.monotonic()
+        owned = False
         if target.pod_uid:
-            try:
-                node = self._state.bound_node(target.pod_uid)
-            except CacheNotReady as exc:
-                self._log.warning("bind of %s/%s without the cache's checks: %s", target.namespace,
-                                  target.pod_name, exc)
-                node = None
-            if node == target.node:
+            seen = self._assume(target)
+            if seen is not None and seen.outcome == CONFIRMED:
                 return BindResult(BindOutcome.ALREADY_BOUND, "")
-            if node is not None:
+            if seen is not None and seen.outcome == ELSEWHERE:
                 return BindResult(BindOutcome.CONFLICT, f"pod {target.namespace}/{target.pod_name} is "
-                                                        f"already bound to node {node}, not {target.node}")
-        result = self._binder.bind(target)
-        if result.ok and target.pod_uid:
+                                                        f"already bound to node {seen.node}, not {target.node}")
+            owned = seen is not None and seen.outcome == COUNTED
+        result = self._binder.bind(target, timeout_s=self._binder.timeout_s - (time.monotonic() - start))
+        if owned and not result.ok:
             try:
-                self._state.assume(uid=target.pod_uid, node=target.node)
+                self._state.forget(target.pod_uid)
             except CacheNotReady as exc:
-                self._log.warning("bound %s/%s to %s; the cache counts it when its watch shows it: %s",
-                                  target.namespace, target.pod_name, target.node, exc)
+                self._log.warning("bind of %s/%s failed; the cache uncounts it when it can: %s",
+                                  target.namespace, target.pod_name, exc)
         return result
+
+    def _assume(self, target: BindTarget) -> Assumption | None:
+        try:
+            seen = self._state.assume(uid=target.pod_uid, node=target.node, pod=target.pod)
+        except CacheNotReady as exc:
+            self._log.warning("bind of %s/%s to %s without the cache's count and checks: %s", target.namespace,
+                              target.pod_name, target.node, exc)
+            self._count("not_ready")
+            return None
+        self._count("late" if seen.late else seen.outcome)
+        if seen.outcome == UNKNOWN_POD:
+            self._log.warning("bind of %s/%s (uid %s) to %s: the pod is in neither the cache nor a recent "
+                              "scheduling request; counted only once the watch shows it", target.namespace,
+                              target.pod_name, target.pod_uid, target.node)
+        return seen
+
+    def _count(self, outcome: str) -> None:
+        if self._on_visibility is not None:
+            self._on_visibility(outcome)

@@ -9,8 +9,8 @@ the verbs read: the latest ``Snapshot``, mapped from shared memory (``extender.s
 
 The serving side (``CacheProcess``) looks to ``CacheSource`` and ``CachedBinder`` like the
 in-process ``Cache``: ``synced``, ``readiness()`` and a ``state`` with ``snapshot``,
-``bound_node``, ``assume`` and ``pod_vectors``. The last three are calls to the child over a
-pipe; a bind waits until the snapshot with its pod is installed, so the next filter sees it.
+``assume``, ``forget`` and ``pod_vectors``. The last three are calls to the child over a pipe;
+a bind waits until the snapshot with its pod is installed, so the next filter sees it.
 
 Two pipes: ``push`` (child to parent, one receiver thread) carries snapshots and, until the
 first sync, readiness text, in the order they were written, so a snapshot that shares the
@@ -50,15 +50,18 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 
 from extender.binding import load_api_client
 from extender.cache import Cache, CacheNotReady, cache_config
-from extender.cluster import Snapshot
+from extender.cluster import Assumption, Snapshot
 from extender.gate import CallGate
 from extender.metrics import CacheMetrics, Metrics, snapshot_age_gauge
 from extender.policy_file import load_policy
 from extender.settings import LOG_FORMAT, Settings
 from extender.shipping import Shipped, SnapshotReader, SnapshotWriter
+from extender.wire import Pod
 
-CALL_TIMEOUT_S = 2.0  # a call to the child (a bind's lookups): its threads answer in microseconds
-INSTALL_TIMEOUT_S = 2.0  # a bind waits at most this for its snapshot to be installed
+CALL_TIMEOUT_S = 2.0  # a call to the child: its threads answer in microseconds
+# A bind's count in the child and the install of the snapshot that shows it, together: the
+# Binding request gets the rest of EXTENDER_BIND_TIMEOUT_S.
+VISIBILITY_BUDGET_S = 1.0
 RESTART_BACKOFF_S = (1.0, 30.0)  # first and longest wait before starting a new child
 SHM_DIR = "/dev/shm"
 
@@ -185,17 +188,19 @@ class CacheProcess:
 
     # --- calls to the child ------------------------------------------------------------------
 
-    def call(self, op: str, *args: Any) -> Any:
-        """``op`` run in the child; CacheNotReady when the child cannot answer in time, is
-        gone, or the call failed there."""
-        with self._rpc_lock:
+    def call(self, op: str, *args: Any, timeout_s: float = CALL_TIMEOUT_S) -> Any:
+        """``op`` run in the child; CacheNotReady when the child cannot answer within
+        ``timeout_s`` (waiting for another call included), is gone, or the call failed there."""
+        deadline = time.monotonic() + timeout_s
+        if not self._rpc_lock.acquire(timeout=timeout_s):
+            raise CacheNotReady(f"cluster cache: another call to the cache process held it for {timeout_s} s")
+        try:
             conn = self._rpc
             if conn is None:
                 raise CacheNotReady("cluster cache: the cache process has not started")
             call_id = next(self._ids)
             try:
                 conn.send((call_id, op, args))
-                deadline = time.monotonic() + CALL_TIMEOUT_S
                 while (left := deadline - time.monotonic()) > 0 and conn.poll(left):
                     reply_id, ok, value = conn.recv()
                     if reply_id == call_id:  # an earlier call's late reply is dropped
@@ -204,7 +209,9 @@ class CacheProcess:
                         return value
             except (EOFError, OSError) as exc:
                 raise CacheNotReady(f"cluster cache: the cache process is gone ({exc!r})") from None
-        raise CacheNotReady(f"cluster cache: the cache process did not answer {op} within {CALL_TIMEOUT_S} s")
+        finally:
+            self._rpc_lock.release()
+        raise CacheNotReady(f"cluster cache: the cache process did not answer {op} within {timeout_s} s")
 
     def _snapshot_age(self) -> float:
         snap = self.state.snapshot
@@ -236,18 +243,30 @@ class RemoteState:
         self._owner = owner
         self.snapshot: Snapshot | None = None  # replaced whole by the receiver thread
 
-    def bound_node(self, uid: str) -> str | None:
-        return self._owner.call("bound_node", uid)
-
-    def assume(self, *, uid: str, node: str) -> bool:
-        """The child counts the pod on ``node``; returns once the snapshot showing it is
-        installed here (or after ``INSTALL_TIMEOUT_S``, with a warning)."""
-        counted, generation = self._owner.call("assume", uid, node)
-        if generation is not None and not self._owner.wait_installed(generation, INSTALL_TIMEOUT_S):
+    def assume(self, *, uid: str, node: str, pod: Pod | None = None) -> Assumption:
+        """The child counts the pod on ``node`` (``ClusterState.assume``); returns once the
+        snapshot showing it is installed here, or, ``late``, when that takes longer than
+        ``VISIBILITY_BUDGET_S`` (the call to the child included)."""
+        deadline = time.monotonic() + VISIBILITY_BUDGET_S
+        seen, generation = self._owner.call("assume", uid, node, pod, timeout_s=VISIBILITY_BUDGET_S)
+        if seen and not self._installed(generation, deadline):
             logging.getLogger("extender.cache").warning(
-                "bind of pod uid=%s to %s: its snapshot %d was not installed within %.1f s", uid, node,
-                generation, INSTALL_TIMEOUT_S)
-        return counted
+                "bind of pod uid=%s to %s: its snapshot %s was not installed within %.1f s", uid, node,
+                generation, VISIBILITY_BUDGET_S)
+            return dataclasses.replace(seen, late=True)
+        return seen
+
+    def forget(self, uid: str) -> bool:
+        """The child uncounts a pod whose bind failed (``ClusterState.forget``); returns once
+        the snapshot without it is installed, or after ``VISIBILITY_BUDGET_S``."""
+        deadline = time.monotonic() + VISIBILITY_BUDGET_S
+        undone, generation = self._owner.call("forget", uid, timeout_s=VISIBILITY_BUDGET_S)
+        return bool(undone) and self._installed(generation, deadline)
+
+    def _installed(self, generation: int | None, deadline: float) -> bool:
+        """Whether the child's snapshot ``generation`` (None: the child had not synced, so
+        nothing to wait for) is installed here before ``deadline``."""
+        return generation is None or self._owner.wait_installed(generation, max(0.0, deadline - time.monotonic()))
 
     def pod_vectors(self, uid: str, resources: Sequence[str]) -> tuple[np.ndarray, ...] | None:
         return self._owner.call("pod_vectors", uid, tuple(resources))
@@ -286,12 +305,20 @@ class _Shipper:
                 self._shipped = snap.generation
             return snap.generation
 
-    def assume(self, uid: str, node: str) -> tuple[bool, int | None]:
+    def assume(self, uid: str, node: str, pod: Pod | None) -> tuple[Assumption, int | None]:
+        """``ClusterState.assume``, and the generation of the snapshot that shows it, shipped."""
         cache = self.cache
         assert cache is not None
         with self._lock:
-            counted = cache.state.assume(uid=uid, node=node)
-        return counted, self.published()
+            seen = cache.state.assume(uid=uid, node=node, pod=pod)
+        return seen, self.published()
+
+    def forget(self, uid: str) -> tuple[bool, int | None]:
+        cache = self.cache
+        assert cache is not None
+        with self._lock:
+            undone = cache.state.forget(uid)
+        return undone, self.published()
 
 
 def _child_main(settings: Settings, rpc: Any, push: Any, directory: str) -> None:
@@ -319,8 +346,8 @@ def _child_main(settings: Settings, rpc: Any, push: Any, directory: str) -> None
     cache.start()
     log.info("cache process running: pid=%d", os.getpid())
     ops = {
-        "bound_node": cache.state.bound_node,
         "assume": shipper.assume,
+        "forget": shipper.forget,
         "pod_vectors": cache.state.pod_vectors,
         "metrics": lambda: generate_latest(registry),
     }

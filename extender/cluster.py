@@ -139,6 +139,28 @@ class _Accounting:
     deltas: tuple[tuple[str, tuple[tuple[int, float], ...]], ...]
 
 
+# What ``ClusterState.assume`` found (``Assumption.outcome``).
+COUNTED = "counted"  # this call counted the pod on the node: a failed bind must ``forget`` it
+CONFIRMED = "confirmed"  # the watch shows the pod bound to that node already (a retried bind)
+KNOWN = "known"  # an earlier bind of ours counts it on that node; the watch has not confirmed it
+ELSEWHERE = "elsewhere"  # counted on another node: ``Assumption.node``
+UNKNOWN_POD = "unknown_pod"  # no spec (neither the watch nor the request had it): not counted
+
+
+@dataclasses.dataclass(frozen=True)
+class Assumption:
+    """The outcome of ``ClusterState.assume`` (one of the constants above) and the node the
+    pod is counted on. True when the pod is counted on the node asked for, and the snapshot
+    shows it. ``late``: the cache process could not show it within the bind's budget."""
+
+    outcome: str
+    node: str | None
+    late: bool = False
+
+    def __bool__(self) -> bool:
+        return self.outcome in (COUNTED, CONFIRMED, KNOWN) and not self.late
+
+
 ACCOUNTING_MEMO_SIZE = 4096  # distinct pod resource shapes remembered (a cluster has few)
 
 
@@ -147,6 +169,10 @@ class _PodRecord:
     node: str
     acct: _Accounting
     bound_at: float | None  # wall time we first saw it bound (None: it was bound before we started)
+    # The spec of a pod counted by our own bind (``ClusterState.assume``) that the watch has not
+    # shown bound yet; None once it has. While set, a watch event showing the pod unbound is
+    # older than the bind and does not uncount it, and a failed bind (``forget``) gives it back.
+    assumed: Pod | None = None
 
     @property
     def requests(self) -> npt.NDArray[np.float64]:
@@ -230,6 +256,7 @@ class ClusterState:
         self._accounting_memo: dict[tuple[object, ...], _Accounting] = {}
         self._pod_keys: dict[tuple[str, str], str] = {}  # (namespace, name) -> uid
         self._unbound: dict[str, Pod] = {}  # uid -> pending pod spec (for assume at bind)
+        self._pods_listed = False  # a pod list has been applied (the next is not the first)
         self._dirty = True
         self._load_seen = -1  # the load window's version the snapshot copied
         self._load_copied: _LoadCopy | None = None  # the last copy of the window
@@ -459,6 +486,11 @@ class ClusterState:
         node = spec.nodeName if spec else ""
         finished = status is not None and status.phase in FINISHED_PHASES
         old = self._pods.get(uid)
+        if not node and not finished and old is not None and old.assumed is not None:
+            old.assumed = pod  # older than our bind: still counted; a failed bind restores this spec
+            return False
+        if old is not None and old.node == node:
+            old.assumed = None  # the watch shows our bind
         if not node or finished:
             self._drop_pod(uid)
             if not node and not finished:
@@ -512,7 +544,7 @@ class ClusterState:
             self._rvs["pods"] = {}
             for pod in pods:
                 self._remember("pods", pod.metadata)
-            first = not self._pods and not self._unbound
+            first, self._pods_listed = not self._pods_listed, True  # the first list: bound before we started
             now = self._clock()
             seen = set()
             for pod in pods:
@@ -547,24 +579,59 @@ class ClusterState:
         rec = self._pods.get(uid)
         return rec.node if rec is not None else None
 
-    def assume(self, *, uid: str, node: str) -> bool:
-        """Count a pod we just bound on ``node`` at once (before the watch shows it) and
-        publish. False when the pod's spec is unknown (it counts when the watch shows it)."""
+    def assume(self, *, uid: str, node: str, pod: Pod | None = None) -> Assumption:
+        """Count a pod on ``node`` from the moment its bind arrives, before the API answers,
+        and make the snapshot show it before returning: the next call sees it, whichever of
+        the bind and its watch event comes first. The spec is the watch's (the pending pod)
+        or, when the watch has not shown the pod yet, ``pod`` (the one the scheduling request
+        carried). ``forget`` undoes it if the bind fails. See ``Assumption`` for the outcomes."""
         with self._lock:
-            pod = self._unbound.pop(uid, None)
-            if pod is None:
-                return uid in self._pods
-            rec = self._record_for(pod, node, self._clock())
-            self._pods[uid] = rec
-            self._apply(rec, +1.0)
-            self._compensate(uid, rec)
-            pending = self._dirty
-            derived = self._derive(node)
-            if derived is not None:  # the next call sees the pod now; other changes keep their turn
-                self.snapshot, self._dirty = derived, pending
-                return True
-            self._touch()
+            rec = self._pods.get(uid)
+            if rec is not None and rec.node != node:
+                return Assumption(ELSEWHERE, rec.node)
+            if rec is not None:  # the watch (CONFIRMED), or an earlier bind of ours, counts it here
+                outcome = CONFIRMED if rec.assumed is None else KNOWN
+            else:
+                spec = self._unbound.pop(uid, None) or pod
+                if spec is None:
+                    return Assumption(UNKNOWN_POD, None)
+                if spec.metadata is not None:
+                    self._pod_keys[(spec.metadata.namespace, spec.metadata.name)] = uid
+                rec = _PodRecord(node, self._accounting(spec), self._clock(), assumed=spec)
+                self._pods[uid] = rec
+                self._apply(rec, +1.0)
+                self._compensate(uid, rec)
+                outcome = COUNTED
+            if self._show(node):
+                return Assumption(outcome, node)
         self.publish()
+        return Assumption(outcome, node)
+
+    def forget(self, uid: str) -> bool:
+        """Undo ``assume`` after a failed bind: the pod is pending again. Nothing happens when
+        the watch has meanwhile shown the pod bound (wherever: the API knows better than our
+        failed call) or gone. True when something was undone."""
+        with self._lock:
+            rec = self._pods.get(uid)
+            if rec is None or rec.assumed is None:
+                return False
+            self._drop_pod(uid)
+            self._unbound[uid] = rec.assumed
+            if self._show(rec.node):
+                return True
+        self.publish()
+        return True
+
+    def _show(self, node: str) -> bool:
+        """Make the snapshot show ``node`` as the store has it now (lock held): the current
+        snapshot when it does already, else one derived from it. False when a full build is
+        needed (the caller publishes, after releasing the lock)."""
+        pending = self._dirty
+        derived = self._derive(node)
+        if derived is None:
+            self._touch()
+            return False
+        self.snapshot, self._dirty = derived, pending  # other changes keep their turn
         return True
 
     def _derive(self, node: str) -> Snapshot | None:
@@ -580,8 +647,7 @@ class ClusterState:
         base's, so the snapshot age does not hide that."""
         snap = self.snapshot
         i, row = snap.index.get(node), self._rows.get(node)
-        if (i is None or row is None or len(self._resources) != len(snap.resources)
-                or len(snap.patched) >= MAX_PATCHED):
+        if i is None or row is None or len(self._resources) != len(snap.resources):
             return None
         arrays = dict(snap.arrays)
         for f in NODE_FIELDS:
@@ -591,6 +657,10 @@ class ClusterState:
                 a[:, i] = col
                 a.flags.writeable = False
                 arrays[f] = a
+        if all(arrays[f] is snap.arrays[f] for f in NODE_FIELDS):
+            return snap  # it shows the node as the store has it already
+        if len(snap.patched) >= MAX_PATCHED:
+            return None
         record = np.stack([a[:, i] for a in arrays.values()])
         record.flags.writeable = False
         self._generation += 1

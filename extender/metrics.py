@@ -45,6 +45,12 @@ class Metrics:
                                 "Nodes scored by the stale-load fallback (requests-based).",
                                 registry=r)
         self.binds = Counter("extender_bind_total", "Bind calls by outcome.", ["outcome"], registry=r)
+        self.bind_visibility = Counter(
+            "extender_bind_visibility_total",
+            "Binds in cluster-cache mode by how the cache counted the pod before the Binding: counted, "
+            "confirmed (the watch had it there), known (an earlier bind had), unknown_pod (no spec: not "
+            "counted until the watch shows it), late (not shown within the budget), not_ready, elsewhere.",
+            ["outcome"], registry=r)
         # cluster-cache mode: here when the cache runs in this process, else in the cache
         # process's own registry (``extender.cache_process``), whose exposition is appended
         self.cache = CacheMetrics(r) if cache else None

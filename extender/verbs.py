@@ -17,6 +17,7 @@ from extender.binding import Binder, BindTarget
 from extender.cache import CacheNotReady
 from extender.decisions import DecisionLog
 from extender.demand import pod_demand, requested_resources
+from extender.request_pods import RequestPods
 from extender.source import Candidates, NamesFormUnsupported, NodeSource
 from extender.wire import (
     NameListMemo,
@@ -85,6 +86,7 @@ class Verbs:
         self._decisions = decisions
         self._names = NameListMemo()
         self._last: _Judged | None = None  # the last judgement (one attribute store: threads may share it)
+        self._request_pods = RequestPods()  # the Pods of filter and prioritize, for their bind
 
     def _judge(self, body: bytes) -> _Judged:
         """Decode, look the nodes up and judge them; the judgement of the last call is reused
@@ -116,6 +118,7 @@ class Verbs:
         except CacheNotReady as exc:  # the scheduler logs ExtenderFilterResult.Error; a 503 it would not
             return Answer(encode_filter_error(None, str(exc)), outcome="not_ready")
         request, cands, v = j.request, j.cands, j.judged.verdict
+        self._request_pods.remember(request.pod)
         passing = np.zeros(len(request.names), bool)
         passing[cands.rows[v.feasible]] = True
         failed: dict[str, str] = {}
@@ -140,6 +143,7 @@ class Verbs:
 
     def prioritize(self, body: bytes) -> Answer:
         request, demand, cands, ev = self._evaluate(body)
+        self._request_pods.remember(request.pod)
         scores = np.zeros(len(request.names), np.int64)
         scores[cands.rows] = ev.scores
         if self._decisions is not None:
@@ -165,8 +169,9 @@ class Verbs:
 
     def bind(self, body: bytes) -> Answer:
         req = decode_binding_request(body)
+        pod = self._request_pods.take(req.pod_uid) if req.pod_uid else None
         result = self._binder.bind(BindTarget(pod_name=req.pod_name, namespace=req.namespace,
-                                              pod_uid=req.pod_uid, node=req.node))
+                                              pod_uid=req.pod_uid, node=req.node, pod=pod))
         if self._decisions is not None:
             self._decisions.record_bind(req.pod_uid, f"{req.namespace}/{req.pod_name}", req.node, result.error)
         return Answer(encode_error(result.error), nodes=1, outcome=result.outcome.name.lower())

@@ -53,3 +53,10 @@ def api_client(api: FakeKubeAPI) -> Iterator[client.ApiClient]:
     """The official client, configured for ``api``."""
     with client.ApiClient(configuration=client.Configuration(host=api.url)) as c:
         yield c
+
+
+@pytest.fixture(params=["in-process", "cache-process"])
+def cache_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Each test runs with the cache in the serving process and in a process of its own
+    (``EXTENDER_CACHE_PROCESS``): the same answers are owed either way."""
+    return {"EXTENDER_CACHE_PROCESS": "true" if request.param == "cache-process" else "false"}

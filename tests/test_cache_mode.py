@@ -77,13 +77,6 @@ def wait_ready(url: str, timeout: float = 20.0) -> None:
     raise AssertionError(f"not ready: {call(f'{url}/readyz')}")
 
 
-@pytest.fixture(params=["in-process", "cache-process"])
-def cache_env(request: pytest.FixtureRequest) -> dict[str, str]:
-    """Each test runs with the cache in the serving process and in a process of its own
-    (``EXTENDER_CACHE_PROCESS``): the same answers are owed either way."""
-    return {"EXTENDER_CACHE_PROCESS": "true" if request.param == "cache-process" else "false"}
-
-
 def start(api: FakeKubeAPI, tmp_path: Path, *extra: str, env: dict[str, str] | None = None):  # noqa: ANN201
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
     return running_extender("--kubeconfig", str(kubeconfig), *extra, env=env)

@@ -238,6 +238,7 @@ class FakeKubeAPI:
         self._conns: set[socket.socket] = set()
         self._closing = threading.Event()
         self._watching: dict[socket.socket, str] = {}  # connections streaming a watch -> path
+        self._held: set[str] = set()  # kinds whose watch events are held back (hold_watch)
         self.audit: list[AuditEntry] = []
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -454,6 +455,18 @@ class FakeKubeAPI:
     def watch_stall(self, seconds: float, path_regex: str = ".*", times: int = 1) -> None:
         """Send headers, then nothing for `seconds`, before the first event."""
         self._add_fault("w_stall", "GET", path_regex, times, seconds=seconds)
+
+    def hold_watch(self, kind: str) -> None:
+        """Hold back every watch event of ``kind`` (nodes, pods) from now on: the store and the
+        REST answers move on, the watches deliver nothing (a slow or congested watch) until
+        ``release_watch``, then everything held, in order."""
+        with self._cond:
+            self._held.add(kind)
+
+    def release_watch(self, kind: str) -> None:
+        with self._cond:
+            self._held.discard(kind)
+            self._cond.notify_all()
 
     def _take(self, kinds: tuple[str, ...], method: str, path: str) -> dict[str, _Fault]:
         """Consume at most one fault of each kind in `kinds` matching this request."""
@@ -812,7 +825,8 @@ class FakeKubeAPI:
             with self._cond:
                 while not self._closing.is_set():
                     too_old = cursor < self._floor[kind]
-                    pending = [e for e in self._hist[kind] if e.rv > cursor]
+                    held = kind in self._held
+                    pending = [] if held else [e for e in self._hist[kind] if e.rv > cursor]
                     now = time.monotonic()
                     wake = min(deadline, next_bm) if bookmarks else deadline
                     if too_old or pending or now >= wake:
@@ -820,5 +834,5 @@ class FakeKubeAPI:
                     self._cond.wait(wake - now)
                 if self._closing.is_set():
                     return
-                if not too_old:
+                if not too_old and not held:
                     cursor = max(cursor, self._rv)  # every event of this kind up to _rv is in `pending`
