@@ -18,18 +18,23 @@ own:
 
 Strategy weights are integers (like kube-scheduler's plugin and extender weights), so that the
 combination is exact integer arithmetic (scoring/README.md).
+
+Every resource name in the policy must be one a node can have (``resource_name_problem``): a
+misspelt one (``memroy``) would otherwise match no node and silently switch off what the
+policy says about it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from scoring.types import CPU, MEMORY
+from scoring.types import CPU, EPHEMERAL_STORAGE, MEMORY, PODS
 
 
 class PolicyError(ValueError):
@@ -234,12 +239,183 @@ def _mapping(value: Any, path: str, allowed: tuple[str, ...] | None = None) -> M
     return value
 
 
+# --------------------------------------------------------------------------------------------
+# Resource names
+
+
+# The unprefixed names a node has: what the kubelet reports (cpu, memory, ephemeral-storage,
+# pods, and hugepages-<size>, checked apart).
+NODE_STANDARD_RESOURCES: tuple[str, ...] = (CPU, MEMORY, EPHEMERAL_STORAGE, PODS)
+HUGEPAGES_PREFIX = "hugepages-"  # v1.ResourceHugePagesPrefix
+_NATIVE_NAMESPACE = "kubernetes.io/"  # v1.ResourceDefaultNamespacePrefix
+_REQUESTS_PREFIX = "requests."  # v1.DefaultResourceRequestsPrefix, ResourceQuota's spelling
+_QUOTA_PREFIXES = (_REQUESTS_PREFIX, "limits.")
+# apimachinery validate/content IsLabelKey (alias IsQualifiedName) and IsDNS1123Subdomain;
+# used with fullmatch (Go's ^...$ never matches a trailing newline, Python's $ does).
+_NAME_PART = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_NAME_PART_MAX = 63
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DNS1123_SUBDOMAIN_MAX = 253
+_PAGE_SIZE = re.compile(r"([1-9][0-9]*)(Ki|Mi|Gi|Ti|Pi|Ei)?")
+_BINARY_SUFFIXES = ("", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei")
+_INT64_MAX = 2**63 - 1
+_SUGGESTION_CUTOFF = 0.75  # memroy -> memory (0.83), cpus -> cpu (0.86); not gpu -> cpu (0.67)
+_WHAT_NODES_HAVE = ("a node's resources are cpu, memory, ephemeral-storage, pods, hugepages-<size> "
+                    "(e.g. hugepages-2Mi) and extended resources named with their domain prefix "
+                    "(e.g. nvidia.com/gpu)")
+
+
+def _qualified_name_problem(name: str) -> str | None:
+    """apimachinery's ``IsQualifiedName``: an optional DNS-1123 subdomain prefix and '/', then
+    at most 63 of ``[-A-Za-z0-9_.]`` starting and ending alphanumeric."""
+    parts = name.split("/")
+    if len(parts) > 2:
+        return "a resource name has at most one '/' (domain prefix '/' name)"
+    if len(parts) == 2:
+        prefix = parts[0]
+        if not prefix:
+            return "the prefix part before '/' is empty"
+        if len(prefix) > _DNS1123_SUBDOMAIN_MAX or not _DNS1123_SUBDOMAIN.fullmatch(prefix):
+            return (f"the prefix part must be a lower-case DNS subdomain of at most "
+                    f"{_DNS1123_SUBDOMAIN_MAX} characters (e.g. example.com)")
+    if not _NAME_PART.fullmatch(parts[-1]) or len(parts[-1]) > _NAME_PART_MAX:
+        return (f"the name part must be 1..{_NAME_PART_MAX} characters of letters, digits, '-', '_' "
+                "and '.', starting and ending with a letter or digit")
+    return None
+
+
+def _canonical_size(size: int) -> str:
+    """Go's ``Quantity.String()`` of ``NewQuantity(size, BinarySI)`` for a whole number of KiB
+    (apimachinery ``quantity.go``, ``CanonicalizeBytes``): the largest binary suffix that
+    divides exactly."""
+    exponent = 0
+    while size % 1024 == 0 and exponent < len(_BINARY_SUFFIXES) - 1:
+        size //= 1024
+        exponent += 1
+    return f"{size}{_BINARY_SUFFIXES[exponent]}"
+
+
+def _hugepages_problem(name: str) -> str | None:
+    """A ``hugepages-<size>`` name is the kubelet's: ``HugePageResourceName(NewQuantity(bytes,
+    BinarySI))`` with the page size cAdvisor reports in KiB, so the size is a whole number of
+    KiB in canonical form. Any other spelling of a size (``2048Ki``) is a name no node reports,
+    and a size that is no quantity is refused by kube-apiserver too (a container's request for
+    it fails ``IsHugePageResourceValueDivisible``)."""
+    m = _PAGE_SIZE.fullmatch(name[len(HUGEPAGES_PREFIX):])
+    size = int(m[1]) * 1024 ** _BINARY_SUFFIXES.index(m[2] or "") if m else 0
+    if not 0 < size <= _INT64_MAX or size % 1024:
+        return (f"{name!r} is not a huge page resource: the page size must be a whole number of KiB "
+                "with an optional binary suffix, as the kubelet names it (e.g. hugepages-2Mi, "
+                "hugepages-1Gi)")
+    canonical = HUGEPAGES_PREFIX + _canonical_size(size)
+    if canonical != name:
+        return f"{name!r} is not how the kubelet names that page size; did you mean {canonical!r}?"
+    return None
+
+
+def _closest_standard(name: str) -> str | None:
+    if name.lower() in NODE_STANDARD_RESOURCES:
+        return name.lower()
+    close = difflib.get_close_matches(name, NODE_STANDARD_RESOURCES, n=1, cutoff=_SUGGESTION_CUTOFF)
+    return close[0] if close else None
+
+
+def _quota_spelling_problem(name: str, prefixes: tuple[str, ...]) -> str | None:
+    """``requests.cpu`` and friends are ResourceQuota's names; suggest the node's."""
+    for prefix in prefixes:
+        rest = name[len(prefix):]
+        if name.startswith(prefix) and rest and resource_name_problem(rest) is None:
+            return f"{name!r} is a ResourceQuota spelling, not a node's resource; did you mean {rest!r}?"
+    return None
+
+
+def resource_name_problem(name: str) -> str | None:
+    """Why no node can have a resource called ``name``, or None if one can.
+
+    The one rule for every resource name in a policy (usage thresholds, LoadAware's weights and
+    scaling factors, the ``resources`` of the kube-scheduler strategies): a name no node has
+    matches nothing, so the policy would silently mean less than it says.
+
+    Anchor: kube-apiserver's validation of a container's resource names (the names a pod can
+    request, so the ones a node usefully offers) plus ``pods``, as in Kubernetes v1.36 (the
+    deployed kube-scheduler is v1.36.4): kubernetes/kubernetes
+    ``pkg/apis/core/validation/validation.go`` (``validateResourceName``,
+    ``validateContainerResourceName``, ``validateResourceQuantityHugePageValue``),
+    ``pkg/apis/core/helper/helpers.go`` (``IsStandardContainerResourceName``,
+    ``IsNativeResource``, ``IsExtendedResourceName``, ``IsHugePageResourceName``,
+    ``HugePageSizeFromResourceName``), ``pkg/apis/core/v1/helper/helpers.go``
+    (``IsScalarResourceName``) and apimachinery ``pkg/api/validate/content/kube.go``
+    (``IsLabelKey``, which ``IsQualifiedName`` now is). They were read in recent main-branch
+    copies (with PodLevelResources and ``content.IsLabelKey``), not at the v1.36.4 tag itself;
+    older copies (release-1.26 era) read beside them have the same rules. A node's own status
+    is no guide:
+    ``ValidateNodeResources`` checks the quantities of capacity and allocatable, never their
+    names, so the names a node "can have" are taken to be those its kubelet, device plugins
+    and controllers write and its pods can request.
+
+    * Every name is a qualified name: ``[prefix/]name``, the prefix a lower-case DNS subdomain
+      (at most 253), the name 1..63 of ``[-A-Za-z0-9_.]`` starting and ending alphanumeric.
+    * Without a prefix (the kubernetes.io namespace): ``cpu``, ``memory``,
+      ``ephemeral-storage`` (``IsStandardContainerResourceName``), ``pods`` (every node's
+      allocatable; no container requests it) and ``hugepages-<size>`` with the size as the
+      kubelet writes it (``_hugepages_problem``). Not ``storage`` and the ``requests.*`` /
+      ``limits.*`` names, which ``IsStandardResourceName`` admits for volume claims and quotas
+      but no node has, nor ``attachable-volumes-*``, which no pod can request and the kubelet
+      no longer reports (kubernetes PR #126924; CSINode holds volume limits).
+    * With a ``kubernetes.io/`` in the prefix (``IsNativeResource``): accepted, as
+      kube-apiserver accepts them in a container and kube-scheduler counts them on a node
+      (``IsPrefixedNativeResource`` in ``IsScalarResourceName``); Koordinator's colocation
+      resources are such names (``kubernetes.io/batch-cpu``, ``kubernetes.io/batch-memory``).
+    * Any other prefix is an extended resource (``IsExtendedResourceName``): not starting with
+      ``requests.``, and ``requests.<name>`` must itself be a qualified name (so the prefix has
+      at most 244 characters).
+    """
+    if "/" not in name and name.startswith(HUGEPAGES_PREFIX):
+        return _hugepages_problem(name)
+    syntax = _qualified_name_problem(name)
+    if syntax is not None:
+        return f"{name!r} is not a valid resource name: {syntax}"
+    if "/" not in name:
+        if name in NODE_STANDARD_RESOURCES:
+            return None
+        quota = _quota_spelling_problem(name, _QUOTA_PREFIXES)
+        if quota is not None:
+            return quota
+        closest = _closest_standard(name)
+        hint = f" (did you mean {closest!r}?)" if closest else ""
+        return f"{name!r} is not a resource of nodes{hint}: {_WHAT_NODES_HAVE}"
+    if _NATIVE_NAMESPACE in name:
+        return None
+    quota = _quota_spelling_problem(name, (_REQUESTS_PREFIX,))
+    if quota is not None:
+        return quota
+    if name.startswith(_REQUESTS_PREFIX):
+        return f"{name!r} is not an extended resource name: it must not start with {_REQUESTS_PREFIX!r}"
+    if _qualified_name_problem(_REQUESTS_PREFIX + name) is not None:
+        return (f"{name!r} is not an extended resource name: the prefix part is too long for "
+                f"{_REQUESTS_PREFIX!r} + the name to be a qualified name (at most "
+                f"{_DNS1123_SUBDOMAIN_MAX - len(_REQUESTS_PREFIX)} characters)")
+    return None
+
+
+def _resource_name(name: Any, path: str) -> str:
+    """``name`` if a node can have that resource, else PolicyError naming ``path``."""
+    if not isinstance(name, str) or not name:
+        raise PolicyError(f"{path}: a resource name must be a non-empty string, got {name!r}")
+    problem = resource_name_problem(name)
+    if problem is not None:
+        raise PolicyError(f"{path}: {problem}")
+    return name
+
+
 def _resource_map(value: Any, path: str, *, hi: float = math.inf, integer: bool = True,
                   allowed: tuple[str, ...] | None = None) -> Mapping[str, Any]:
     out = {}
     for name, v in _mapping(value, path, allowed).items():
         if not isinstance(name, str) or not name:
-            raise PolicyError(f"{path}: resource names must be non-empty strings")
+            _resource_name(name, path)
+        # a key with a newline or tab is quoted, so that the error stays one line
+        _resource_name(name, f"{path}.{name if name.isprintable() else repr(name)}")
         out[name] = _num(v, f"{path}.{name}", hi=hi, integer=integer)
     return _frozen(out)
 
@@ -254,9 +430,7 @@ def _resource_list(raw: Mapping[str, Any], path: str) -> tuple[ResourceWeight, .
     for i, item in enumerate(items):
         p = f"{path}.resources[{i}]"
         item = _mapping(item, p, ("name", "weight"))
-        name = item.get("name")
-        if not isinstance(name, str) or not name:
-            raise PolicyError(f"{p}.name: must be a non-empty string")
+        name = _resource_name(item.get("name"), f"{p}.name")
         if any(r.name == name for r in out):
             raise PolicyError(f"{p}.name: duplicate resource {name!r}")
         # kube-scheduler ValidateNodeResourcesFitArgs: weight in 1..100

@@ -29,13 +29,12 @@ from scoring.estimate import go_round
 from scoring.policy import (LoadAwareArgs, LoadVariationRiskBalancingArgs, LowRiskOverCommitmentArgs,
                             RequestedToCapacityRatioArgs, ResourcesArgs, ResourceWeight, StrategyArgs,
                             TargetLoadPackingArgs)
-from scoring.types import CPU, MEMORY, PODS, BoolArray, FloatArray, NodeTable, PodDemand
+from scoring.types import CPU, EPHEMERAL_STORAGE, MEMORY, PODS, BoolArray, FloatArray, NodeTable, PodDemand
 
 IntArray = npt.NDArray[np.int64]
 
 MAX_NODE_SCORE = 100  # k8s.io/kube-scheduler/framework MaxNodeScore
 MAX_CUSTOM_PRIORITY_SCORE = 10  # kube-scheduler config.MaxCustomPriorityScore (shape scores)
-EPHEMERAL_STORAGE = "ephemeral-storage"
 
 
 def is_scalar_resource_name(name: str) -> bool:

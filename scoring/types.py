@@ -26,6 +26,7 @@ BoolArray = npt.NDArray[np.bool_]
 CPU = "cpu"
 MEMORY = "memory"
 PODS = "pods"
+EPHEMERAL_STORAGE = "ephemeral-storage"
 BASE_RESOURCES: tuple[str, ...] = (CPU, MEMORY, PODS)
 MAX_QUANTITY = 2**53  # the largest quantity the core accepts (exact in float64)
 

@@ -49,6 +49,26 @@ def test_bad_policy_is_refused_at_start_with_the_field(tmp_path: Path, text: str
         assert needle in out.stderr and str(policy) in out.stderr
 
 
+@pytest.mark.parametrize(("text", "field"), [
+    ("filters: {usageThresholds: {cpu: 80, memroy: 90}}", "filters.usageThresholds.memroy"),
+    ("strategies: [{name: LoadAware, args: {resourceWeights: {cpu: 1, memroy: 1}}}]",
+     "strategies[0].args.resourceWeights.memroy"),
+    ("strategies: [{name: LeastAllocated, args: {resources: [{name: cpu}, {name: memroy}]}}]",
+     "strategies[0].args.resources[1].name"),
+], ids=["usageThresholds", "resourceWeights", "resources"])
+def test_check_policy_refuses_a_resource_no_node_has(tmp_path: Path, text: str, field: str) -> None:
+    """A misspelt resource would silently disable what the policy says (no node has `memroy`):
+    check-policy and serve exit 2 with one line naming the file, the field and the likely
+    meaning."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(text)
+    for args in (("check-policy", str(policy)), ("serve", "--no-api", "--policy", str(policy))):
+        out = run_cli(*args)
+        assert out.returncode == 2 and out.stdout == "", out
+        (line,) = out.stderr.splitlines()
+        assert line.startswith(f"error: {policy}: {field}: ") and "did you mean 'memory'?" in line, line
+
+
 def test_serve_refuses_bad_settings() -> None:
     out = run_cli("serve", "--url-prefix", "scheduler/")
     assert out.returncode == 2 and "EXTENDER_URL_PREFIX" in out.stderr

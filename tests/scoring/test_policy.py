@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -12,7 +14,7 @@ import yaml
 from scoring import Policy, PolicyError, parse_policy
 from scoring.policy import (LoadAwareArgs, LoadVariationRiskBalancingArgs, LowRiskOverCommitmentArgs,
                             RequestedToCapacityRatioArgs, ResourcesArgs, ResourceWeight, ShapePoint,
-                            TargetLoadPackingArgs)
+                            TargetLoadPackingArgs, resource_name_problem)
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "extender-policy.yaml"
 
@@ -370,6 +372,10 @@ NEW_REJECTED = [
     ("negative riskLimitWeights", LROC, {"riskLimitWeights": {"memory": -0.1}}, "riskLimitWeights.memory"),
     ("riskLimitWeights for another resource", LROC, {"riskLimitWeights": {"nvidia.com/gpu": 0.5}},
      "riskLimitWeights.nvidia.com/gpu"),
+    ("riskLimitWeights for a misspelt resource", LROC, {"riskLimitWeights": {"memroy": 0.5}},
+     "riskLimitWeights.memroy"),
+    ("defaultRequests for a misspelt resource", TLP, {"defaultRequests": {"cpus": "1"}},
+     "defaultRequests.cpus"),
 ]
 
 
@@ -406,3 +412,131 @@ def test_invalid_new_strategy_args_are_rejected_naming_the_field(name, args, fie
 ], ids=lambda v: repr(v)[:60])
 def test_load_resources(doc, expected):
     assert parse_policy(doc).load_resources == frozenset(expected)
+
+
+# --------------------------------------------------------------------------------------------
+# Resource names: a policy cannot name a resource that no node has (issue 16, item 7)
+
+
+def _key(name: Any) -> str:
+    """How a field path shows a mapping key: as it is, quoted if it would break the line."""
+    return name if not isinstance(name, str) or name.isprintable() else repr(name)
+
+
+def _in_thresholds(name: Any) -> tuple[dict, str]:
+    return {"filters": {"usageThresholds": {name: 80}}}, f"filters.usageThresholds.{_key(name)}"
+
+
+def _in_load_aware(arg: str, value: int) -> Callable[[Any], tuple[dict, str]]:
+    def build(name: Any) -> tuple[dict, str]:
+        args = {arg: {name: value}}
+        return ({"filters": {"usageThresholds": {}}, "strategies": [{"name": "LoadAware", "args": args}]},
+                f"strategies[0].args.{arg}.{_key(name)}")
+    return build
+
+
+def _in_resources(strategy: str, **extra: Any) -> Callable[[Any], tuple[dict, str]]:
+    def build(name: Any) -> tuple[dict, str]:
+        args = {**extra, "resources": [{"name": name, "weight": 2}]}
+        return ({"filters": {"usageThresholds": {}}, "strategies": [{"name": strategy, "args": args}]},
+                "strategies[0].args.resources[0].name")
+    return build
+
+
+# Every field of the policy that takes a resource name: (id, document naming it there, its path)
+RESOURCE_NAME_FIELDS = [
+    ("filters.usageThresholds", _in_thresholds),
+    ("LoadAware.resourceWeights", _in_load_aware("resourceWeights", 1)),
+    ("LoadAware.estimatedScalingFactors", _in_load_aware("estimatedScalingFactors", 50)),
+    ("LeastAllocated.resources", _in_resources("LeastAllocated")),
+    ("MostAllocated.resources", _in_resources("MostAllocated")),
+    ("BalancedAllocation.resources", _in_resources("BalancedAllocation")),
+    ("RequestedToCapacityRatio.resources", _in_resources("RequestedToCapacityRatio", shape=BIN_PACK)),
+]
+
+LONG_PREFIX = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 58])  # a DNS subdomain of 250 characters
+
+ACCEPTED_NAMES = [
+    "cpu", "memory", "ephemeral-storage", "pods",
+    "hugepages-2Mi", "hugepages-1Gi", "hugepages-64Ki",
+    "nvidia.com/gpu", "example.com/foo", "amd.com/gpu", "gpu.intel.com/i915",
+    "example.com/Foo_bar.1",  # the name part allows upper case, '_' and '.' (IsQualifiedName)
+    # kubernetes.io-prefixed names that are not built in: kube-apiserver lets containers request
+    # them and kube-scheduler counts them (IsPrefixedNativeResource); Koordinator puts
+    # kubernetes.io/batch-cpu and kubernetes.io/batch-memory on its nodes.
+    "kubernetes.io/batch-cpu", "kubernetes.io/foo", "node.kubernetes.io/bar",
+]
+
+REFUSED_NAMES = [
+    # (name, something the message must say besides the field and the name)
+    ("memroy", "did you mean 'memory'?"),
+    ("cpus", "did you mean 'cpu'?"),
+    ("CPU", "did you mean 'cpu'?"),
+    ("ephemeral_storage", "did you mean 'ephemeral-storage'?"),
+    ("gpu", "domain prefix"),  # an extended resource needs its domain (nvidia.com/gpu)
+    ("storage", "not a resource of nodes"),  # a PersistentVolumeClaim's, never a node's
+    ("requests.cpu", "did you mean 'cpu'?"),  # ResourceQuota's spelling, not a node's
+    ("limits.memory", "did you mean 'memory'?"),
+    ("requests.nvidia.com/gpu", "did you mean 'nvidia.com/gpu'?"),
+    ("attachable-volumes-aws-ebs", "not a resource of nodes"),
+    ("hugepages-2048Ki", "did you mean 'hugepages-2Mi'?"),
+    ("hugepages-2097152", "did you mean 'hugepages-2Mi'?"),
+    ("hugepages-2M", "page size"),
+    ("hugepages-1.5Gi", "page size"),
+    ("hugepages-foo", "page size"),
+    ("hugepages-", "page size"),
+    ("hugepages-0", "page size"),
+    ("hugepages-512", "page size"),  # the kubelet's page sizes are whole KiB
+    ("Example.com/gpu", "prefix"),  # a DNS subdomain is lower case
+    ("example.com/", "name part"),
+    ("/gpu", "prefix"),
+    ("example.com/a/b", "at most one '/'"),
+    ("example_com/gpu", "prefix"),
+    ("nvidia.com/gpu ", "name part"),
+    ("my gpu", "name part"),
+    ("cpu!", "name part"),
+    ("memory\n", "name part"),
+    ("example.com\n/gpu", "prefix"),
+    ("hugepages-2Mi\n", "page size"),
+    ("-cpu", "name part"),
+    ("example.com/" + "x" * 64, "name part"),
+    (LONG_PREFIX + "/gpu", "prefix"),  # "requests." + the name is no qualified name (IsExtendedResourceName)
+    ("kubernetes.io/", "name part"),
+]
+
+
+@pytest.mark.parametrize("name", ACCEPTED_NAMES)
+@pytest.mark.parametrize("build", [pytest.param(b, id=i) for i, b in RESOURCE_NAME_FIELDS])
+def test_every_resource_name_field_accepts_what_a_node_can_have(build, name):
+    doc, _ = build(name)
+    parse_policy(doc)
+
+
+@pytest.mark.parametrize(("name", "says"), REFUSED_NAMES)
+@pytest.mark.parametrize("build", [pytest.param(b, id=i) for i, b in RESOURCE_NAME_FIELDS])
+def test_every_resource_name_field_refuses_what_no_node_has(build, name, says):
+    doc, field = build(name)
+    with pytest.raises(PolicyError) as err:
+        parse_policy(doc)
+    message = str(err.value)
+    assert message.startswith(f"{field}: "), message
+    assert repr(name) in message and says in message, message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("name", [5, "", None])
+@pytest.mark.parametrize("build", [pytest.param(b, id=i) for i, b in RESOURCE_NAME_FIELDS])
+def test_a_resource_name_must_be_a_non_empty_string(build, name):
+    doc, field = build(name)
+    with pytest.raises(PolicyError, match="must be a non-empty string"):
+        parse_policy(doc)
+
+
+def test_resource_name_rule_directly():
+    """``resource_name_problem`` is the one rule every field uses: None for a name a node can
+    have, else why not."""
+    for name in ACCEPTED_NAMES:
+        assert resource_name_problem(name) is None, name
+    for name, says in REFUSED_NAMES:
+        problem = resource_name_problem(name)
+        assert problem is not None and says in problem, (name, problem)
