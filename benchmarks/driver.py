@@ -72,7 +72,7 @@ from benchmarks.sampling import find_feasible, next_start_index, num_feasible_no
 from extender.demand import pod_demand, to_units
 from extender.wire import decode_node, decode_object_list, decode_pod
 from scoring import MAX_EXTENDER_PRIORITY, NodeTable, PodDemand
-from scoring.policy import ResourcesArgs
+from scoring.policy import BalancedAllocationArgs, ResourcesArgs
 from scoring.strategies import MAX_NODE_SCORE, balanced_allocation, least_allocated
 from scoring.types import BASE_RESOURCES, BoolArray, FloatArray
 
@@ -91,11 +91,11 @@ FALLBACK = "extender_load_fallback_nodes_total"
 def in_tree_scores(nodes: NodeTable, pod: PodDemand) -> npt.NDArray[np.int64]:
     """(N,) the in-tree Score plugins emulated, each 0..100 x its weight (1): NodeResourcesFit
     LeastAllocated and NodeResourcesBalancedAllocation with their default resources (cpu 1,
-    memory 1), by the scoring core's exact ports; BalancedAllocation skips a pod requesting
-    neither (its PreScore returns Skip)."""
-    args = ResourcesArgs()
-    total = least_allocated(pod, nodes, args) * IN_TREE_WEIGHT
-    balanced = balanced_allocation(pod, nodes, args)
+    memory 1), by the scoring core's exact ports, BalancedAllocation in the formula of the
+    kube-scheduler release config/deploy deploys (the default ``formula``, v1.36);
+    BalancedAllocation skips a pod requesting neither (its PreScore returns Skip)."""
+    total = least_allocated(pod, nodes, ResourcesArgs()) * IN_TREE_WEIGHT
+    balanced = balanced_allocation(pod, nodes, BalancedAllocationArgs())
     if balanced is not None:
         total = total + balanced * IN_TREE_WEIGHT
     return total

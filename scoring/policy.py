@@ -9,6 +9,8 @@ own:
 * kube-scheduler ``NodeResourcesFitArgs.scoringStrategy`` (``resources`` with ``name`` and an
   integer ``weight`` 1..100, ``requestedToCapacityRatio.shape`` with integer ``utilization``
   0..100 strictly increasing and ``score`` 0..10; ``pkg/scheduler/apis/config/validation``);
+  BalancedAllocation's ``formula`` is the project's own: the kube-scheduler release whose
+  formula to reproduce (upstream has no such argument: each release has one formula);
 * Trimaran (``apis/config/v1/defaults.go``): ``targetUtilization`` 40, ``defaultRequests``
   cpu 1000m, ``defaultRequestsMultiplier`` "1.5", ``safeVarianceMargin`` 1,
   ``safeVarianceSensitivity`` 1, ``smoothingWindowSize`` 5, ``riskLimitWeights`` 0.5;
@@ -60,10 +62,31 @@ CPU_MEMORY = (ResourceWeight(CPU, 1), ResourceWeight(MEMORY, 1))
 
 @dataclasses.dataclass(frozen=True)
 class ResourcesArgs:
-    """Args of LeastAllocated, MostAllocated and BalancedAllocation (kube-scheduler's
-    ``scoringStrategy.resources``; default cpu=1, memory=1)."""
+    """Args of LeastAllocated and MostAllocated, and the base of BalancedAllocation's
+    (kube-scheduler's ``scoringStrategy.resources``; default cpu=1, memory=1)."""
 
     resources: tuple[ResourceWeight, ...] = CPU_MEMORY
+
+
+# kube-scheduler releases whose NodeResourcesBalancedAllocation formula BalancedAllocation can
+# reproduce (scoring/strategies.py ``balanced_allocation`` has both): v1.36 is the first release
+# with kubernetes/kubernetes#135573, which scores the change in balance the pod brings; v1.35 is
+# the last with the earlier formula, the balance with the pod only.
+BALANCED_FORMULAS = ("v1.36", "v1.35")
+# The default is the release config/deploy/deployment.yaml deploys
+# (registry.k8s.io/kube-scheduler:v1.36.4): the in-tree plugin beside the extender and the
+# extender's BalancedAllocation then give a node the same value.
+DEFAULT_BALANCED_FORMULA = "v1.36"
+
+
+@dataclasses.dataclass(frozen=True)
+class BalancedAllocationArgs(ResourcesArgs):
+    """Args of BalancedAllocation: ``resources`` (their weights are accepted, as upstream
+    accepts them, and unused) and ``formula``, the kube-scheduler release whose formula to
+    reproduce (``BALANCED_FORMULAS``). Choosing ``v1.35`` keeps the scores of a cluster whose
+    scheduler is not yet on v1.36 (or keeps earlier decisions reproducible)."""
+
+    formula: str = DEFAULT_BALANCED_FORMULA
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,8 +142,8 @@ class LowRiskOverCommitmentArgs:
         default_factory=lambda: _frozen({CPU: 0.5, MEMORY: 0.5}))
 
 
-StrategyArgs = (ResourcesArgs | RequestedToCapacityRatioArgs | LoadAwareArgs | TargetLoadPackingArgs
-                | LoadVariationRiskBalancingArgs | LowRiskOverCommitmentArgs)
+StrategyArgs = (ResourcesArgs | BalancedAllocationArgs | RequestedToCapacityRatioArgs | LoadAwareArgs
+                | TargetLoadPackingArgs | LoadVariationRiskBalancingArgs | LowRiskOverCommitmentArgs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -444,6 +467,15 @@ def _resources_args(raw: Any, path: str) -> ResourcesArgs:
     return ResourcesArgs(_resource_list(raw, path))
 
 
+def _balanced_args(raw: Any, path: str) -> BalancedAllocationArgs:
+    raw = _mapping(raw, path, ("resources", "formula"))
+    formula = raw.get("formula", DEFAULT_BALANCED_FORMULA)
+    if formula not in BALANCED_FORMULAS:  # a YAML 1.35 is the float 1.35: named, not accepted
+        raise PolicyError(f"{path}.formula: must be one of {', '.join(BALANCED_FORMULAS)} (the "
+                          f"kube-scheduler release whose BalancedAllocation to reproduce), got {formula!r}")
+    return BalancedAllocationArgs(_resource_list(raw, path), formula)
+
+
 def _rtcr_args(raw: Any, path: str) -> RequestedToCapacityRatioArgs:
     raw = _mapping(raw, path, ("resources", "shape"))
     shape = raw.get("shape")
@@ -537,7 +569,7 @@ STRATEGIES: Mapping[str, tuple[str, Any]] = MappingProxyType({
     "LeastAllocated": (REQUESTS_KIND, _resources_args),
     "MostAllocated": (REQUESTS_KIND, _resources_args),
     "RequestedToCapacityRatio": (REQUESTS_KIND, _rtcr_args),
-    "BalancedAllocation": (REQUESTS_KIND, _resources_args),
+    "BalancedAllocation": (REQUESTS_KIND, _balanced_args),
     "LoadAware": (LOAD_KIND, _load_aware_args),
     "TargetLoadPacking": (LOAD_KIND, _tlp_args),
     "LoadVariationRiskBalancing": (LOAD_KIND, _lvrb_args),

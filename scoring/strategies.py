@@ -11,7 +11,10 @@ load data is the combiner's business (``Evaluation.load_ok``).
 
 Sources (``kubernetes/kubernetes`` ``pkg/scheduler/framework/plugins/noderesources/``,
 ``koordinator-sh/koordinator`` ``pkg/scheduler/plugins/loadaware/``,
-``kubernetes-sigs/scheduler-plugins`` ``pkg/trimaran/``) are named at each function.
+``kubernetes-sigs/scheduler-plugins`` ``pkg/trimaran/``) are named at each function. The
+kube-scheduler strategies are those of v1.36, the release config/deploy deploys: its changelog
+since v1.35.0 changes one scoring formula of theirs, BalancedAllocation's (#135573), which
+keeps v1.35's as an option (``BalancedAllocationArgs.formula``).
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ import numpy.typing as npt
 
 from scoring import trimaran
 from scoring.estimate import go_round
-from scoring.policy import (LoadAwareArgs, LoadVariationRiskBalancingArgs, LowRiskOverCommitmentArgs,
-                            RequestedToCapacityRatioArgs, ResourcesArgs, ResourceWeight, StrategyArgs,
-                            TargetLoadPackingArgs)
+from scoring.policy import (BalancedAllocationArgs, LoadAwareArgs, LoadVariationRiskBalancingArgs,
+                            LowRiskOverCommitmentArgs, RequestedToCapacityRatioArgs, ResourcesArgs,
+                            ResourceWeight, StrategyArgs, TargetLoadPackingArgs)
 from scoring.types import CPU, EPHEMERAL_STORAGE, MEMORY, PODS, BoolArray, FloatArray, NodeTable, PodDemand
 
 IntArray = npt.NDArray[np.int64]
@@ -70,10 +73,13 @@ def floor_percent(x: FloatArray, alloc: FloatArray, *, positive: bool = False,
 @dataclasses.dataclass(frozen=True)
 class ResourceColumns:
     """What ``resource_allocation.go`` hands a scorer for one resource: (N,) requested
-    including the pod, (N,) allocatable (float64 holding integers) and the weight."""
+    including the pod, (N,) allocated (the node's own requests, without the pod: since
+    kube-scheduler v1.36 the scorers receive it as well, for BalancedAllocation's change in
+    balance), (N,) allocatable (float64 holding integers) and the weight."""
 
     name: str
     requested: FloatArray
+    allocated: FloatArray
     allocatable: FloatArray
     weight: int
     positive: bool = False  # every node has allocatable > 0
@@ -87,7 +93,8 @@ class ResourceColumns:
 def requested_and_allocatable(pod: PodDemand, nodes: NodeTable, resources: tuple[ResourceWeight, ...],
                               *, use_requested: bool) -> list[ResourceColumns]:
     """``resource_allocation.go`` ``score`` / ``calculateResourceAllocatableRequest``: the
-    scored resources, each with requested-including-the-pod and allocatable columns.
+    scored resources, each with requested-including-the-pod, allocated (the node's own) and
+    allocatable columns.
 
     CPU and memory use the node's non-zero requests and the pod's non-zero requests (100m /
     200 MiB for containers without one) unless ``use_requested``; ephemeral storage and scalar
@@ -107,7 +114,7 @@ def requested_and_allocatable(pod: PodDemand, nodes: NodeTable, resources: tuple
             continue
         node_req = (nodes.nonzero_requested if nonzero else nodes.requested)[:, col]
         st = nodes.stats
-        out.append(ResourceColumns(name, node_req + req, nodes.allocatable[:, col], rw.weight,
+        out.append(ResourceColumns(name, node_req + req, node_req, nodes.allocatable[:, col], rw.weight,
                                    st.alloc_all_positive[col], st.alloc_max[col]))
     return out
 
@@ -192,25 +199,55 @@ def requested_to_capacity_ratio(pod: PodDemand, nodes: NodeTable, args: Requeste
     return _weighted_mean(scores, cols, len(nodes), rounding="round", counted=counted)
 
 
-def balanced_allocation(pod: PodDemand, nodes: NodeTable, args: ResourcesArgs) -> IntArray | None:
-    """NodeResourcesBalancedAllocation (``balanced_allocation.go``, ``NewBalancedAllocation``
-    sets ``useRequested``: plain requests, no non-zero defaults): fractions
-    ``φ_r = min(req/alloc, 1)`` over resources with alloc > 0; two of them:
-    ``std = |φ1 − φ2| / 2``, more: the population std; score = ``int64((1 − std)·100)``.
-    None for a pod that requests none of the resources (PreScore returns Skip)."""
+def balanced_allocation(pod: PodDemand, nodes: NodeTable, args: BalancedAllocationArgs) -> IntArray | None:
+    """NodeResourcesBalancedAllocation (``balanced_allocation.go``; ``NewBalancedAllocation``
+    sets ``useRequested``: plain requests, no non-zero defaults), in the formula of the
+    kube-scheduler release ``args.formula`` names. Both rest on the balance of a node holding
+    ``x`` (``balancedResourceScore``): fractions ``φ_r = min(x_r/alloc_r, 1)`` over resources
+    with alloc > 0; two of them: ``std = |φ1 − φ2| / 2``, more: the population std, fewer:
+    0; balance = ``int64((1 − std)·100)``, in 50..100 (a std of fractions in [0, 1] is at most
+    1/2).
+
+    * ``v1.36`` (kubernetes/kubernetes#135573, first carried by v1.36.0; the default): the
+      change in balance the pod brings, ``50 + (50 + balance(node + pod) − balance(node)) / 2``
+      in int64, in 50..100: 75 when the pod leaves the balance as it was, towards 100 when it
+      improves it, towards 50 when it worsens it. ``balance(node)`` reads the node's own
+      requests on the same resources, skipped the same way (allocatable 0, unrequested scalar
+      resources).
+    * ``v1.35`` (v1.35 and earlier): ``balance(node + pod)``.
+
+    None for a pod that requests none of the resources (PreScore returns Skip), under both.
+
+    Sources for v1.36: #135573's diff (``balancedResourceScorer(requested, allocated,
+    allocatable)`` and its return statement) and v1.36.0's changelog. balanced_allocation.go
+    at the v1.36 tag was not available to read: that the merged code is that diff, and that
+    ``allocated`` skips resources exactly as ``requested`` does, are inferred (the diff moves
+    the pod's request out of ``calculateResourceAllocatableRequest``)."""
     # isBestEffortPod reads the containers' requests, which never hold the pod slot
     if all(_pod_value(pod, pod.requests, rw.name) == 0 for rw in args.resources if rw.name != PODS):
         return None
     cols = requested_and_allocatable(pod, nodes, args.resources, use_requested=True)
-    n = len(nodes)
+    with_pod = _balance(cols, [c.requested for c in cols], len(nodes))
+    if args.formula == "v1.35":
+        return with_pod
+    half = MAX_NODE_SCORE // 2
+    without_pod = _balance(cols, [c.allocated for c in cols], len(nodes))
+    # Go's int64 division truncates; both balances are in 50..100, so the numerator is 0..100
+    # and // (floor) is the same
+    return half + (half + with_pod - without_pod) // 2
+
+
+def _balance(cols: list[ResourceColumns], held: list[FloatArray], n: int) -> IntArray:
+    """(N,) ``balancedResourceScore`` of nodes holding ``held`` (one (N,) array per column),
+    float64 in Go's operation order, truncated to int64."""
     fracs, present = [], []
-    for c in cols:
+    for c, x in zip(cols, held, strict=True):
         if c.positive:
-            fracs.append(np.minimum(c.requested / c.allocatable, 1.0))
+            fracs.append(np.minimum(x / c.allocatable, 1.0))
             present.append(None)
         else:
             has = c.allocatable > 0
-            fracs.append(np.minimum(c.requested / np.maximum(c.allocatable, 1.0), 1.0) * has)
+            fracs.append(np.minimum(x / np.maximum(c.allocatable, 1.0), 1.0) * has)
             present.append(has)
     if len(cols) < 2:
         std = np.zeros(n)
@@ -224,7 +261,7 @@ def balanced_allocation(pod: PodDemand, nodes: NodeTable, args: ResourcesArgs) -
 
 
 def _balanced_std(fracs: list[FloatArray], present: list[BoolArray]) -> FloatArray:
-    """The std of ``balancedResourceScorer`` for more than two resources, summing in Go's
+    """The std of ``balancedResourceScore`` for more than two resources, summing in Go's
     order; a node with exactly two present takes ``|φ1 − φ2| / 2`` of those two."""
     count = np.zeros(len(fracs[0]))
     total = np.zeros(len(fracs[0]))

@@ -127,9 +127,12 @@ def test_in_tree_scores_are_least_allocated_plus_balanced_allocation() -> None:
     view.allocatable[:, 1] = 1000.0
     view.requested[1, 0] = view.nonzero_requested[1, 0] = 500.0
     scores = driver.in_tree_scores(view.table(np.array([0, 1])), _pod(cpu=500.0, memory=500.0).demand)
-    # node 0: LeastAllocated (50 + 50) / 2 = 50, BalancedAllocation 100 (cpu and memory both half)
-    # node 1: LeastAllocated (0 + 50) / 2 = 25, BalancedAllocation (1 - |1 - 0.5| / 2) * 100 = 75
-    assert scores.tolist() == [150, 100]
+    # BalancedAllocation as kube-scheduler v1.36: 50 + (50 + balance with the pod - without) / 2
+    # node 0: LeastAllocated (50 + 50) / 2 = 50; BalancedAllocation with 0.5, 0.5 -> 100, without
+    # 0, 0 -> 100: 50 + 50 / 2 = 75
+    # node 1: LeastAllocated (0 + 50) / 2 = 25; BalancedAllocation with 1, 0.5 -> (1 - 0.25) * 100 =
+    # 75, without 0.5, 0 -> 75: 75
+    assert scores.tolist() == [125, 100]
 
 
 def test_extender_score_times_weight_times_ten_is_added_to_the_in_tree_score() -> None:
@@ -175,8 +178,10 @@ def test_failures_as_the_scheduler_treats_them() -> None:
     none_left = FakeExtender(passing=lambda rows: rows[:0])
     assert driver.Scheduler(view, none_left, weight=3, rng=random.Random(1)).schedule_one(_pod()).outcome == \
         "unschedulable"
-    # prioritize failed: the in-tree scores alone decide (node 2 is the emptiest)
-    view.requested[:2, 0] = 16000.0
+    # prioritize failed: the in-tree scores alone decide (node 2 is the emptiest: LeastAllocated
+    # says so; kube-scheduler v1.36's BalancedAllocation gives all three 74, the pod moving each
+    # balance by the same 1 point)
+    view.requested[:2, 0] = view.nonzero_requested[:2, 0] = 16000.0
     failed = FakeExtender(scores=lambda rows: None)
     cycle = driver.Scheduler(view, failed, weight=3, rng=random.Random(1)).schedule_one(_pod())
     assert cycle.prioritize_error and cycle.host == "node-00002" and cycle.outcome == "bound"

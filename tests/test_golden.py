@@ -7,12 +7,15 @@ memory 512 MiB x 70 % = 375,809,638 B. Every node has 4 CPU (4000m) and 8 GiB al
 
 * n1, measured 1 CPU / 2 GiB. LoadAware: cpu (4000 - 1425) x 100 / 4000 = 64; memory
   (8 GiB - 2 GiB - 375,809,638) x 100 / 8 GiB = 70; mean 67. LeastAllocated: cpu 3500 x 100 /
-  4000 = 87, memory 93; mean 90. BalancedAllocation: |0.125 - 0.0625| / 2 = 0.03125, score 96.
-  Combined (2 x 67 + 90 + 96) / 4 = 80 -> 8.
+  4000 = 87, memory 93; mean 90. BalancedAllocation (kube-scheduler v1.36, the change in
+  balance the pod brings): with the pod 500 / 4000 = 0.125 and 512 MiB / 8 GiB = 0.0625,
+  std |0.125 - 0.0625| / 2 = 0.03125, balance int64(96.875) = 96; without it (the Nodes form
+  carries no pods: nothing requested) 0, 0, balance 100; 50 + (50 + 96 - 100) / 2 = 50 + 23 =
+  73 (v1.35's formula gave 96). Combined (2 x 67 + 90 + 73) / 4 = 74.25 -> floor(7.425 + 0.5) = 7.
 * n2, measured 3000m: cpu (3000 + 425) / 4000 = 85.6 % -> 86 % > 80 %: FailedNodes (evicting
   pods can lower it, so preemption may help).
 * n3, allocatable cpu "4x": not a quantity, FailedAndUnresolvableNodes naming node and field.
-* n4, no load annotations: fallback "requests": (90 + 96) / 2 = 93 -> 9.
+* n4, no load annotations: fallback "requests": (90 + 73) / 2 = 81.5 -> floor(8.15 + 0.5) = 8.
 Preempt: n1 stays feasible; n2 with a 100m victim (estimate 85m) is still at
 (3000 - 85 + 425) / 4000 = 83.5 % -> 84 % and is dropped; n4 (no load data) is kept; n5 was not
 in any filter call, so stateless mode cannot judge it and keeps it.

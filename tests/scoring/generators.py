@@ -9,7 +9,8 @@ usage, NaN window averages), stale, borderline (exactly at the limit) and unknow
 ages, per-node threshold overrides (0 included), usage thresholds of 0, extended resources
 (scalar and non-scalar) the pod does or does not request, best-effort pods, pods with limits
 above and below their requests, strategy weights of 0, resources the table lacks, and
-RequestedToCapacityRatio shapes of every form (rising, falling, flat, one point).
+RequestedToCapacityRatio shapes of every form (rising, falling, flat, one point), and
+BalancedAllocation under the formula of each kube-scheduler release it reproduces.
 
 Hypothesis draws the structure (how many nodes, which resources, the mix of node kinds and
 metric states, which strategies in which order, fallback, spread, the pod's and the policy's
@@ -32,7 +33,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from scoring import NodeTable, PodDemand, parse_policy
-from scoring.policy import Policy
+from scoring.policy import BALANCED_FORMULAS, Policy
 from scoring.types import MAX_QUANTITY
 
 # Below this allocatable the core takes its float64 path, above it the int64 one
@@ -248,8 +249,18 @@ def rand_resource_list(rng: np.random.Generator, candidates: tuple[str, ...]) ->
 
 
 def rand_resources_args(rng: np.random.Generator, candidates: tuple[str, ...]) -> dict:
-    """``args`` of LeastAllocated, MostAllocated or BalancedAllocation."""
+    """``args`` of LeastAllocated or MostAllocated."""
     return {"resources": rand_resource_list(rng, candidates)}
+
+
+def rand_balanced_args(rng: np.random.Generator, candidates: tuple[str, ...]) -> dict:
+    """``args`` of BalancedAllocation: resources, and the formula of either kube-scheduler
+    release, or none (the default)."""
+    args = rand_resources_args(rng, candidates)
+    formula = (None, *BALANCED_FORMULAS)[int(rng.integers(0, len(BALANCED_FORMULAS) + 1))]
+    if formula is not None:
+        args["formula"] = formula
+    return args
 
 
 def rand_shape(rng: np.random.Generator) -> list[dict]:
@@ -312,6 +323,8 @@ def rand_policy_doc(rng: np.random.Generator, resources: tuple[str, ...], names:
             args = rand_rtcr_args(rng, score_candidates)
         elif name in TRIMARAN_NAMES:
             args = rand_trimaran_args(rng, name)
+        elif name == "BalancedAllocation":
+            args = rand_balanced_args(rng, score_candidates)
         else:
             args = rand_resources_args(rng, score_candidates)
         strategies.append({"name": name, "weight": weight, "args": args})
@@ -441,6 +454,8 @@ def requests_cases(draw, name: str, *, max_value: int = MAX_QUANTITY):
     candidates = (*SCORE_CANDIDATES, *resources[3:])
     if name == "RequestedToCapacityRatio":
         args = strategy_args(name, rand_rtcr_args(rng, candidates))
+    elif name == "BalancedAllocation":
+        args = strategy_args(name, rand_balanced_args(rng, candidates))
     else:
         args = strategy_args(name, rand_resources_args(rng, candidates))
     nodes = draw(node_tables(resources, max_value=max_value))

@@ -8,11 +8,15 @@ numpy in any formula (table entries are read out of the arrays and converted fir
 Sources (the newest versions found in the stored copies of the upstream repositories; file and
 function named at each function):
 
-* kube-scheduler, ``kubernetes/kubernetes`` ``pkg/scheduler/framework/plugins/noderesources/``:
+* kube-scheduler, ``kubernetes/kubernetes`` ``pkg/scheduler/framework/plugins/noderesources/``,
+  as of release v1.36 (the release config/deploy deploys; its changelog since v1.35.0 changes
+  one formula of these, BalancedAllocation's, kubernetes/kubernetes#135573, and both of its
+  formulas are here; v1.36's is read from the PR's diff, the file at the v1.36 tag not being
+  among the stored copies):
   ``least_allocated.go`` (``leastResourceScorer``, ``leastRequestedScore``),
   ``most_allocated.go`` (``mostResourceScorer``, ``mostRequestedScore``),
   ``balanced_allocation.go`` (``PreScore``, ``Score``, ``NewBalancedAllocation``,
-  ``balancedResourceScorer``), ``requested_to_capacity_ratio.go``
+  ``balancedResourceScorer``; v1.36 adds ``balancedResourceScore``), ``requested_to_capacity_ratio.go``
   (``buildRequestedToCapacityRatioScorerFunction``, ``scaledUtilization``,
   ``requestedToCapacityRatioScorer``), ``resource_allocation.go`` (``score``,
   ``calculateResourceAllocatableRequest``, ``calculatePodResourceRequest``,
@@ -165,37 +169,47 @@ def k8s_pod_request(pod: Any, name: str, *, use_requested: bool) -> int:
     return go_int(pod_value(pod.requests, pod, name))
 
 
-def k8s_allocatable_requested(nodes: Any, i: int, name: str, pod_request: int, *,
+def k8s_allocatable_allocated(nodes: Any, i: int, name: str, pod_request: int, *,
                               use_requested: bool) -> tuple[int, int]:
-    """``resource_allocation.go`` ``calculateResourceAllocatableRequest`` (DRA off).
+    """``resource_allocation.go`` ``calculateResourceAllocatableRequest`` (DRA off): the node's
+    allocatable and its own requests (``allocated``, without the incoming pod: v1.36 hands the
+    scorers both; up to v1.35 only ``allocated`` + the pod).
 
-    CPU and memory: the node's ``NonZeroRequested`` (``Requested`` with ``useRequested``) plus
-    the pod; ephemeral storage and scalar resources: ``Requested`` plus the pod; a scalar
-    resource the pod does not request returns ``(0, 0)`` ("bypass scoring on this resource");
-    anything else (e.g. ``pods``) returns ``(0, 0)``."""
+    CPU and memory: the node's ``NonZeroRequested`` (``Requested`` with ``useRequested``);
+    ephemeral storage and scalar resources: ``Requested``; a scalar resource the pod does not
+    request returns ``(0, 0)`` ("bypass scoring on this resource"); anything else (e.g.
+    ``pods``) returns ``(0, 0)``."""
     if pod_request == 0 and is_scalar_resource_name(name):
         return 0, 0
     alloc = go_int(node_value(nodes.allocatable, nodes, i, name))
     if name in (CPU, MEMORY):
         node_req = nodes.requested if use_requested else nodes.nonzero_requested
-        return alloc, go_int(node_value(node_req, nodes, i, name)) + pod_request
+        return alloc, go_int(node_value(node_req, nodes, i, name))
     if name == EPHEMERAL_STORAGE or (is_scalar_resource_name(name) and name in nodes.resources):
-        return alloc, go_int(node_value(nodes.requested, nodes, i, name)) + pod_request
+        return alloc, go_int(node_value(nodes.requested, nodes, i, name))
     return 0, 0
+
+
+def k8s_scorer_lists(pod: Any, nodes: Any, i: int, names: Sequence[str], *,
+                     use_requested: bool) -> tuple[list[int], list[int], list[int]]:
+    """``resource_allocation.go`` ``score``: the (requested, allocated, allocatable) lists
+    handed to the scorer, requested = allocated + the pod's request; entries whose allocatable
+    is 0 are left at (0, 0, 0)."""
+    requested, allocated, allocatable = [0] * len(names), [0] * len(names), [0] * len(names)
+    for j, name in enumerate(names):
+        pod_request = k8s_pod_request(pod, name, use_requested=use_requested)
+        alloc, held = k8s_allocatable_allocated(nodes, i, name, pod_request, use_requested=use_requested)
+        if alloc == 0:
+            continue
+        allocatable[j], allocated[j], requested[j] = alloc, held, held + pod_request
+    return requested, allocated, allocatable
 
 
 def k8s_vectors(pod: Any, nodes: Any, i: int, names: Sequence[str], *,
                 use_requested: bool) -> tuple[list[int], list[int]]:
-    """``resource_allocation.go`` ``score``: the (requested, allocatable) lists handed to the
-    scorer; entries whose allocatable is 0 are left at (0, 0)."""
-    requested, allocatable = [0] * len(names), [0] * len(names)
-    for j, name in enumerate(names):
-        alloc, req = k8s_allocatable_requested(
-            nodes, i, name, k8s_pod_request(pod, name, use_requested=use_requested),
-            use_requested=use_requested)
-        if alloc == 0:
-            continue
-        allocatable[j], requested[j] = alloc, req
+    """The (requested, allocatable) lists of ``k8s_scorer_lists``: all that the Fit strategies
+    read."""
+    requested, _, allocatable = k8s_scorer_lists(pod, nodes, i, names, use_requested=use_requested)
     return requested, allocatable
 
 
@@ -269,11 +283,13 @@ def most_allocated(pod: Any, nodes: Any, args: Any) -> list[int]:
     return out
 
 
-def balanced_resource_scorer(requested: Sequence[int], allocatable: Sequence[int]) -> int:
-    """``balanced_allocation.go`` ``balancedResourceScorer``, float64 operations in Go's order."""
+def balanced_resource_score(held: Sequence[int], allocatable: Sequence[int]) -> int:
+    """``balanced_allocation.go`` ``balancedResourceScore`` (v1.36; the whole of
+    ``balancedResourceScorer`` up to v1.35): the balance of a node holding ``held``, float64
+    operations in Go's order."""
     fractions: list[float] = []
     total_fraction = 0.0
-    for req, alloc in zip(requested, allocatable, strict=True):
+    for req, alloc in zip(held, allocatable, strict=True):
         if alloc == 0:
             continue
         fraction = float(req) / float(alloc)
@@ -293,6 +309,17 @@ def balanced_resource_scorer(requested: Sequence[int], allocatable: Sequence[int
     return go_float_to_int64((1 - std) * float(MAX_NODE_SCORE))
 
 
+def balanced_resource_scorer_v136(requested: Sequence[int], allocated: Sequence[int],
+                                  allocatable: Sequence[int]) -> int:
+    """``balanced_allocation.go`` ``balancedResourceScorer`` since v1.36
+    (kubernetes/kubernetes#135573): the change in balance the pod brings,
+    ``MaxNodeScore/2 + (MaxNodeScore/2 + scoreWithPod - scoreWithoutPod) / 2`` in int64."""
+    half = go_div(MAX_NODE_SCORE, 2)
+    with_pod = balanced_resource_score(requested, allocatable)
+    without_pod = balanced_resource_score(allocated, allocatable)
+    return half + go_div(half + with_pod - without_pod, 2)
+
+
 def is_best_effort_for(pod: Any, names: Sequence[str]) -> bool:
     """``resource_allocation.go`` ``isBestEffortPod`` over BalancedAllocation's resources
     (its pod requests use ``useRequested``: no non-zero defaults)."""
@@ -300,7 +327,9 @@ def is_best_effort_for(pod: Any, names: Sequence[str]) -> bool:
 
 
 def balanced_allocation(pod: Any, nodes: Any, args: Any) -> list[int] | None:
-    """NodeResourcesBalancedAllocation per node. ``NewBalancedAllocation`` sets
+    """NodeResourcesBalancedAllocation per node, in the formula of the kube-scheduler release
+    ``args.formula`` names: ``v1.36`` (``balanced_resource_scorer_v136``) or ``v1.35``
+    (``balanced_resource_score`` of the node with the pod). ``NewBalancedAllocation`` sets
     ``useRequested: true``: the node's ``Requested`` and the pod's plain requests, no non-zero
     defaults. A best-effort pod (no request for any of the resources) is skipped: ``PreScore``
     returns ``Skip``, so the plugin takes no part in the pod's scoring: None. Weights are not
@@ -310,8 +339,13 @@ def balanced_allocation(pod: Any, nodes: Any, args: Any) -> list[int] | None:
         return None
     out = []
     for i in range(node_count(nodes)):
-        requested, allocatable = k8s_vectors(pod, nodes, i, names, use_requested=True)
-        out.append(balanced_resource_scorer(requested, allocatable))
+        requested, allocated, allocatable = k8s_scorer_lists(pod, nodes, i, names, use_requested=True)
+        if args.formula == "v1.35":
+            out.append(balanced_resource_score(requested, allocatable))
+        elif args.formula == "v1.36":
+            out.append(balanced_resource_scorer_v136(requested, allocated, allocatable))
+        else:
+            raise ValueError(f"no kube-scheduler release {args.formula!r} in the reference")
     return out
 
 

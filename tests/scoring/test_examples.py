@@ -11,7 +11,9 @@ Sources:
 * kube-scheduler ``pkg/scheduler/framework/plugins/noderesources/least_allocated_test.go``
   (``TestLeastAllocatedScoringStrategy``), ``most_allocated_test.go``
   (``TestMostAllocatedScoringStrategy``), ``balanced_allocation_test.go``
-  (``TestNodeResourcesBalancedAllocation``); ``extendedRes`` is ``abc.com/xyz``,
+  (``TestNodeResourcesBalancedAllocation`` as of v1.35, before kubernetes/kubernetes#135573:
+  the ``formula: v1.35`` cases; the ``v1.36`` ones are computed by hand from that release's
+  formula); ``extendedRes`` is ``abc.com/xyz``,
   ``extendedResourceSet`` cpu=1, memory=1, abc.com/xyz=1. ``st.MakePod().Req(...)`` adds a
   container with exactly those requests (an explicit "0" counts as set, so the non-zero variant
   equals the plain one); ``st.MakePod().Obj()`` has no container (no defaults either);
@@ -65,11 +67,13 @@ def params(cases: list[Case]) -> list:
     return out
 
 
-def resources_args(name: str, resources: list | None):
-    doc: dict = {"name": name}
+def resources_args(name: str, resources: list | None, formula: str | None = None):
+    args: dict = {}
     if resources is not None:
-        doc["args"] = {"resources": [{"name": n, "weight": w} for n, w in resources]}
-    return parse_policy({"strategies": [doc]}).strategies[0].args
+        args["resources"] = [{"name": n, "weight": w} for n, w in resources]
+    if formula is not None:
+        args["formula"] = formula
+    return parse_policy({"strategies": [{"name": name, "args": args}]}).strategies[0].args
 
 
 # --------------------------------------------------------------------------------------------
@@ -192,10 +196,11 @@ def test_most_allocated_examples(case: Case, impl: str):
 
 
 # --------------------------------------------------------------------------------------------
-# BalancedAllocation: balanced_allocation_test.go TestNodeResourcesBalancedAllocation
+# BalancedAllocation, formula v1.35: balanced_allocation_test.go TestNodeResourcesBalancedAllocation
+# as of v1.35 (the balance with the pod: int64((1 - std) * 100))
 
 CMG = ("cpu", "memory", GPU)
-BALANCED = [
+BALANCED_V135 = [
     # a best-effort pod: PreScore returns Skip, the plugin takes no part: None (with the
     # non-zero defaults it would score fractions 100/4000 and 200Mi/10000 instead)
     Case("nothing scheduled, nothing requested, skip in PreScore",
@@ -232,15 +237,71 @@ BALANCED = [
 ]
 
 
-@pytest.mark.parametrize(("case", "impl"), params(BALANCED))
-def test_balanced_allocation_examples(case: Case, impl: str):
-    args = resources_args("BalancedAllocation", case.resources)
+# BalancedAllocation, formula v1.36 (the default): kubernetes/kubernetes#135573, computed by hand
+# from that formula: balance(x) as above, score = 50 + (50 + balance(with) - balance(without)) / 2
+# in int64 (the numerator is 0..100: truncation is floor); "with" holds the node's requests and the
+# pod's, "without" the node's own.
+
+def same_inputs_v136(v135_id: str, expected: list | None) -> Case:
+    """The v1.35 case ``v135_id``'s inputs, with the score v1.36's formula gives them."""
+    case = next(c for c in BALANCED_V135 if c.id == v135_id)
+    return dataclasses.replace(case, id=f"v1.36 {case.id}", expected=expected)
+
+
+BALANCED_V136 = [
+    same_inputs_v136("nothing scheduled, nothing requested, skip in PreScore", None),
+    # node1: with 0.75, 0.5 -> 87; without 0, 0 -> 100; 50 + (50 + 87 - 100) / 2 = 50 + 18 = 68
+    # node2: with 0.5, 0.5 -> 100; without 100; 50 + 50 / 2 = 75 (the balance kept: 75)
+    same_inputs_v136("nothing scheduled, resources requested, differently sized nodes", [68, 75]),
+    # node1: with 0.6, 0.25 -> std 0.175 -> 82; without 0.3, 0 -> 0.15 -> 85; 50 + 47 / 2 = 73
+    # node2: with 0.6, 0.5 -> 95; without 0.3, 0.25 -> std 0.025 -> 97; 50 + 48 / 2 = 74
+    same_inputs_v136("resources requested, pods scheduled with resources", [73, 74]),
+    # the three landmarks of the formula, a pod of 1000 CPU on 1000 / 1000 nodes: node1 empty
+    # (balanced, 100) gets CPU only (1, 0 -> 50): 50 + (50 + 50 - 100) / 2 = 50; node2 holds 1000
+    # memory (0, 1 -> 50), the pod completes it (1, 1 -> 100): 50 + 100 / 2 = 100; node3 holds 1000
+    # CPU (1, 0 -> 50), the pod's CPU is capped at the full fraction (still 1, 0 -> 50): 75
+    Case("v1.36 balanced to imbalanced 50, imbalanced to balanced 100, unchanged 75",
+         table(CM, [[1000, 1000]] * 3, requested=[[0, 0], [0, 1000], [1000, 0]]),
+         pod(CM, [1000, 0]), [50, 100, 75]),
+    # one pod (2000 memory of 4000) restoring one node's balance and breaking another's:
+    # node1 holds 2000 CPU: without 0.5, 0 -> 75, with 0.5, 0.5 -> 100: 50 + 75 / 2 = 87 (v1.35: 100);
+    # node2 holds 2000 and 2000: without 100, with 0.5, 1 -> 75: 50 + 25 / 2 = 62 (v1.35: 75)
+    Case("v1.36 a pod restoring one node's balance and breaking another's",
+         table(CM, [[4000, 4000], [4000, 4000]], requested=[[2000, 0], [2000, 2000]]),
+         pod(CM, [0, 2000]), [87, 62]),
+    # past allocatable the fraction is capped at 1 (with and without alike): 3000 + 4500 of 6000 CPU
+    # -> 1, 5000 / 10000 -> 0.5: 75; without 0.5, 0.5 -> 100; 50 + 25 / 2 = 62
+    Case("v1.36 requested past allocatable counts as full",
+         table(CM, [[6000, 10000]], requested=[[3000, 5000]]), pod(CM, [4500, 0]), [62]),
+    # three resources, plain requests (the pod's CPU 0, not 100m). node1: with 3000 / 3500, 0.125,
+    # 4 / 8 -> std 0.300 -> 70; without 3000 / 3500, 0.125, 3 / 8 -> std 0.304 -> 69; 50 + 51 / 2 = 75
+    # node2: with 0.857, 0.125, 1 / 8 -> std 0.345 -> 65; without 0.857, 0.125, 0 -> 0.378 -> 62;
+    # 50 + 53 / 2 = 76
+    same_inputs_v136("include scalar resource on a node for balanced resource allocation", [75, 76]),
+    # an unrequested GPU is skipped in both balances (allocatable 8 or 0 alike): with 0.857, 0.125
+    # -> std 0.366 -> 63; without 0, 0 -> 100; 50 + 13 / 2 = 56 on both
+    same_inputs_v136("node without the scalar resource should skip the scalar resource", [56, 56]),
+]
+
+
+def check_balanced(case: Case, impl: str, formula: str | None) -> None:
+    args = resources_args("BalancedAllocation", case.resources, formula)
     if impl == "core":
         core = balanced_allocation(case.pod, case.nodes, args)
         got = None if core is None else core.tolist()
     else:
         got = ref.balanced_allocation(case.pod, case.nodes, args)
     assert got == case.expected
+
+
+@pytest.mark.parametrize(("case", "impl"), params(BALANCED_V135))
+def test_balanced_allocation_v135_examples(case: Case, impl: str):
+    check_balanced(case, impl, "v1.35")
+
+
+@pytest.mark.parametrize(("case", "impl"), params(BALANCED_V136))
+def test_balanced_allocation_v136_examples(case: Case, impl: str):
+    check_balanced(case, impl, None)  # the default
 
 
 # --------------------------------------------------------------------------------------------
@@ -440,37 +501,42 @@ def test_fit_unresolvable_examples():
 # cpu 1000m, memory 1000Mi, 500m / 500Mi requested, measured 15m / 30Mi; the pod requests 100m /
 # 100Mi (no limits). Estimate: round(100 * 0.85) = 85, round(100Mi * 0.70) = 73400320 (70Mi).
 # LoadAware: cpu 15 + 85 = 100 -> (1000 - 100) * 100 / 1000 = 90; memory 30Mi + 70Mi -> 90 -> 90.
-# LeastAllocated: (1000 - 600) * 100 / 1000 = 40 twice -> 40. BalancedAllocation: 0.6, 0.6 -> 100.
-# Default policy (LoadAware 2, LeastAllocated 1, BalancedAllocation 1): (180 + 40 + 100) / 4 = 80 -> 8.
-# Stale: "requests" -> (40 + 100) / 2 = 70 -> 7; "zero" -> (0 + 40 + 100) / 4 = 35 -> floor(3.5 + 0.5)
-# = 4; "reject" -> filtered, 0.
+# LeastAllocated: (1000 - 600) * 100 / 1000 = 40 twice -> 40. BalancedAllocation (v1.36, the
+# default): with the pod 0.6, 0.6 -> 100, without 0.5, 0.5 -> 100, the balance kept: 50 + 50 / 2 = 75
+# (v1.35: 100). Default policy (LoadAware 2, LeastAllocated 1, BalancedAllocation 1):
+# (180 + 40 + 75) / 4 = 73.75 -> floor(7.375 + 0.5) = 7.
+# Stale: "requests" -> (40 + 75) / 2 = 57.5 -> 6; "zero", BalancedAllocation v1.35 (a tie at .5):
+# (0 + 40 + 100) / 4 = 35 -> floor(3.5 + 0.5) = 4; "reject" -> filtered, 0.
 def combo_nodes(age: float, usage=(15, 30 * Mi, 0)) -> Any:
     return table(CMP, [[1000, 1000 * Mi, 110]], requested=[[500, 500 * Mi, 0]], usage=[list(usage)],
                  age=[age])
 
 
 COMBO_POD = pod(CMP, [100, 100 * Mi, 1])
+DEFAULT_WITH_V135 = [{"name": "LoadAware", "weight": 2}, {"name": "LeastAllocated", "weight": 1},
+                     {"name": "BalancedAllocation", "weight": 1, "args": {"formula": "v1.35"}}]
 COMBINATIONS = [
-    ("fresh load, default policy", combo_nodes(10.0), {}, [80.0], [8]),
-    ("stale load, fallback requests", combo_nodes(500.0), {"load": {"fallback": "requests"}}, [70.0], [7]),
-    ("missing load, fallback requests", combo_nodes(10.0, usage=(math.nan,) * 3), {}, [70.0], [7]),
-    ("stale load, fallback zero (35 rounds half up)", combo_nodes(500.0), {"load": {"fallback": "zero"}},
-     [35.0], [4]),
+    ("fresh load, default policy", combo_nodes(10.0), {}, [73.75], [7]),
+    ("stale load, fallback requests", combo_nodes(500.0), {"load": {"fallback": "requests"}}, [57.5], [6]),
+    ("missing load, fallback requests", combo_nodes(10.0, usage=(math.nan,) * 3), {}, [57.5], [6]),
+    ("stale load, fallback zero (35 rounds half up)", combo_nodes(500.0),
+     {"load": {"fallback": "zero"}, "strategies": DEFAULT_WITH_V135}, [35.0], [4]),
     ("stale load, fallback reject", combo_nodes(500.0), {"load": {"fallback": "reject"}}, [0.0], [0]),
     # LoadAware only, stale: the implicit LeastAllocated cpu=1, memory=1 -> 40 -> 4
     ("LoadAware only, stale, implicit LeastAllocated", combo_nodes(500.0),
      {"strategies": [{"name": "LoadAware"}]}, [40.0], [4]),
     # age 180 = staleAfterSeconds: stale (Koordinator isNodeMetricExpired)
-    ("load exactly at the staleness limit, fallback requests", combo_nodes(180.0), {}, [70.0], [7]),
+    ("load exactly at the staleness limit, fallback requests", combo_nodes(180.0), {}, [57.5], [6]),
     ("LoadAware only, stale, fallback zero", combo_nodes(500.0),
      {"strategies": [{"name": "LoadAware"}], "load": {"fallback": "zero"}}, [0.0], [0]),
-    # a strategy of weight 0 takes no part: LoadAware 0 -> no fallback either, (40 + 100) / 2 = 70
+    # a strategy of weight 0 takes no part: LoadAware 0 -> no fallback either, (40 + 75) / 2 = 57.5
     ("LoadAware of weight 0, stale", combo_nodes(500.0),
      {"strategies": [{"name": "LoadAware", "weight": 0}, {"name": "LeastAllocated"},
-                     {"name": "BalancedAllocation"}]}, [70.0], [7]),
+                     {"name": "BalancedAllocation"}]}, [57.5], [6]),
+    # (180 + 75) / 3 = 85 -> floor(8.5 + 0.5) = 9
     ("LeastAllocated of weight 0, fresh", combo_nodes(10.0),
      {"strategies": [{"name": "LoadAware", "weight": 2}, {"name": "LeastAllocated", "weight": 0},
-                     {"name": "BalancedAllocation", "weight": 1}]}, [(180 + 100) / 3], [9]),
+                     {"name": "BalancedAllocation", "weight": 1}]}, [(180 + 75) / 3], [9]),
     # RequestedToCapacityRatio bin packing: cpu 600 / 1000 -> 60, memory 60 -> 60; with LoadAware 1:
     # (90 + 60) / 2 = 75 -> floor(7.5 + 0.5) = 8; stale: 60 alone -> 6
     ("RequestedToCapacityRatio beside LoadAware, fresh", combo_nodes(10.0),

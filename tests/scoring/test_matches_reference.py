@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from scoring import NodeTable, PodDemand, evaluate
 from scoring.estimate import estimate_pod, estimate_usage, go_round, go_round_scalar
 from scoring.filters import filter_nodes, load_usable
+from scoring.policy import BALANCED_FORMULAS
 from scoring.strategies import balanced_allocation, least_allocated, load_aware, most_allocated
 from tests.scoring import generators as gen
 from tests.scoring import reference as ref
@@ -106,17 +107,27 @@ def test_most_allocated_matches_kube_scheduler(case):
 
 
 # --------------------------------------------------------------------------------------------
-# kube-scheduler BalancedAllocation (float64 in Go too)
+# kube-scheduler BalancedAllocation (float64 in Go too), the formula of each release
 
 
+def with_formula(case, formula: str):
+    """The drawn (nodes, pod, args) with BalancedAllocation's ``formula`` set."""
+    nodes, p, args = case
+    return nodes, p, dataclasses.replace(args, formula=formula)
+
+
+@pytest.mark.parametrize("formula", BALANCED_FORMULAS)
 @PROPERTY
 @given(case=requests_cases("BalancedAllocation"))
-@example(case=(SCALAR_NODES, SCALAR_POD, SCALAR_ARGS))  # k8s expects [70, 65]
+@example(case=(SCALAR_NODES, SCALAR_POD, SCALAR_ARGS))  # k8s v1.35 expects [70, 65]; v1.36 [75, 76]
 @example(case=(table(("cpu", "memory"), [[4000, 10000]]), BEST_EFFORT_POD,
                strategy_args("BalancedAllocation", None)))  # skipped: None
-def test_balanced_allocation_matches_kube_scheduler(case):
-    """Plain requests (``useRequested``), None (PreScore Skip) for a best-effort pod."""
-    nodes, p, args = case
+@example(case=(HUGE, pod(("cpu", "memory"), [1, 10_000_000_000_000]),  # memory past 2**53 // 100
+               strategy_args("BalancedAllocation", None)))
+def test_balanced_allocation_matches_kube_scheduler(case, formula):
+    """Plain requests (``useRequested``), None (PreScore Skip) for a best-effort pod; v1.36's
+    balance without the pod reads the node's own requests, skipped like the with-pod ones."""
+    nodes, p, args = with_formula(case, formula)
     assert_matches(balanced_allocation(p, nodes, args), ref.balanced_allocation(p, nodes, args), nodes)
 
 
@@ -132,7 +143,7 @@ PODS_ONLY_POD = pod(("cpu", "memory", "pods"), [0, 0, 1], nonzero=[100, 200 * 2*
 @example(case=(PODS_ONLY_NODES, PODS_ONLY_POD, strategy_args("BalancedAllocation", {"resources": [
     {"name": "cpu", "weight": 1}, {"name": "memory", "weight": 1}, {"name": "pods", "weight": 1}]})))
 def test_balanced_allocation_does_not_count_the_pod_slot_as_a_request(case):
-    nodes, p, args = case
+    nodes, p, args = case  # the formula as drawn: either release, or the default
     assert_matches(balanced_allocation(p, nodes, args), ref.balanced_allocation(p, nodes, args), nodes)
 
 

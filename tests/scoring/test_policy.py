@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from scoring import Policy, PolicyError, parse_policy
-from scoring.policy import (LoadAwareArgs, LoadVariationRiskBalancingArgs, LowRiskOverCommitmentArgs,
-                            RequestedToCapacityRatioArgs, ResourcesArgs, ResourceWeight, ShapePoint,
-                            TargetLoadPackingArgs, resource_name_problem)
+from scoring.policy import (BalancedAllocationArgs, LoadAwareArgs, LoadVariationRiskBalancingArgs,
+                            LowRiskOverCommitmentArgs, RequestedToCapacityRatioArgs, ResourcesArgs,
+                            ResourceWeight, ShapePoint, TargetLoadPackingArgs, resource_name_problem)
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "extender-policy.yaml"
 
@@ -41,6 +41,8 @@ def test_empty_document_gives_the_documented_defaults():
     for args in (least, balanced):
         assert isinstance(args, ResourcesArgs)
         assert args.resources == (ResourceWeight("cpu", 1), ResourceWeight("memory", 1))
+    # the formula of the kube-scheduler release config/deploy deploys (v1.36.4)
+    assert isinstance(balanced, BalancedAllocationArgs) and balanced.formula == "v1.36"
     assert (p.load.staleAfterSeconds, p.load.fallback) == (180.0, "requests")
     assert p.score.spread is False
     assert p.estimator is la
@@ -220,6 +222,14 @@ REJECTED = [
     ("resource without a name", _set(["strategies", 1, "args", "resources", 0], {"weight": 1}),
      "strategies[1].args.resources[0].name"),
     ("args not a mapping", _set(["strategies", 1, "args"], ["cpu"]), "strategies[1].args"),
+    ("BalancedAllocation formula of no supported release",
+     _set(["strategies", 2, "args", "formula"], "v1.34"), "strategies[2].args.formula"),
+    ("BalancedAllocation formula as a YAML number", _set(["strategies", 2, "args", "formula"], 1.35),
+     "strategies[2].args.formula"),
+    ("BalancedAllocation formula without the v", _set(["strategies", 2, "args", "formula"], "1.35"),
+     "strategies[2].args.formula"),
+    ("formula on LeastAllocated", _set(["strategies", 1, "args", "formula"], "v1.35"),
+     "strategies[1].args.formula"),
     ("strategies not a list", _set(["strategies"], {"name": "LoadAware"}), "strategies"),
     ("strategies empty", _set(["strategies"], []), "strategies"),
     ("document not a mapping", lambda d: list(d), "policy"),
@@ -260,6 +270,22 @@ def one(strategy: dict, **doc) -> Policy:
 
 
 BIN_PACK = [{"utilization": 0, "score": 0}, {"utilization": 100, "score": 10}]
+
+
+def test_balanced_allocation_formula():
+    """``formula`` names the kube-scheduler release whose BalancedAllocation to reproduce:
+    v1.36 (the default, the deployed scheduler's) or v1.35; anything else is refused naming
+    the field and the choices."""
+    def balanced(args: dict) -> BalancedAllocationArgs:
+        return one({"name": "BalancedAllocation", "args": args}).strategies[0].args
+
+    assert balanced({}).formula == "v1.36"
+    assert balanced({"formula": "v1.36"}) == balanced({})
+    old = balanced({"formula": "v1.35", "resources": [{"name": "cpu"}, {"name": "memory"}]})
+    assert old.formula == "v1.35" and old.resources == balanced({}).resources
+    with pytest.raises(PolicyError, match=r"^strategies\[0\]\.args\.formula: must be one of v1\.36, v1\.35 "
+                                          r"\(the kube-scheduler release .*got 'v1\.37'$"):
+        balanced({"formula": "v1.37"})
 
 
 def test_requested_to_capacity_ratio_args():

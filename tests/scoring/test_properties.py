@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from scoring import MAX_EXTENDER_PRIORITY, describe, evaluate
 from scoring.filters import INSUFFICIENT, NO_ALLOCATABLE, NO_FRESH_LOAD, OK, USAGE_THRESHOLD, reason_groups
-from scoring.policy import LOAD_KIND, strategy_kind
+from scoring.policy import BALANCED_FORMULAS, LOAD_KIND, strategy_kind
+from scoring.strategies import balanced_allocation
 from scoring.types import ARRAY_FIELDS, MAX_QUANTITY
 from tests.scoring import generators as gen
 
@@ -187,6 +188,41 @@ def test_trimaran_only_inputs_do_not_change_other_strategies(sc, seed):
     assert b.load_ok.tolist() == a.load_ok.tolist() and b.fallback.tolist() == a.fallback.tolist()
     for name, component in a.components.items():
         assert_same(b.components[name], component)
+
+
+# BalancedAllocation: what the formula of each kube-scheduler release guarantees, and how the two
+# relate (no reference needed: test_matches_reference.py compares each with its own)
+
+BALANCED_CASES = gen.requests_cases("BalancedAllocation", max_value=MAX_QUANTITY // 2)
+
+
+@PROPERTY
+@given(case=BALANCED_CASES, formula=st.sampled_from(BALANCED_FORMULAS))
+def test_balanced_allocation_scores_lie_in_50_100_under_both_formulas(case, formula):
+    """The std of fractions in [0, 1] is at most 1/2, so a balance is 50..100; v1.36 maps the
+    change of two balances, -50..50, back onto 50..100."""
+    nodes, p, args = case
+    scores = balanced_allocation(p, nodes, dataclasses.replace(args, formula=formula))
+    if scores is not None:
+        assert scores.dtype == np.int64 and ((scores >= 50) & (scores <= 100)).all(), scores
+
+
+@PROPERTY
+@given(case=BALANCED_CASES)
+def test_balanced_allocation_v136_is_75_plus_half_the_change_v135_sees(case):
+    """Put the pod's requests on every node first (T -> T'): v1.35 on T scores T' without the
+    pod, v1.35 on T' scores T' with it, and v1.36 on T' is 75 + floor(half their difference)
+    (kubernetes/kubernetes#135573: 50 + (50 + with - without) / 2 in int64). The pod's own
+    requests are the same in every call, so a best-effort pod is skipped by all three."""
+    nodes, p, args = case
+    placed = replace_rows(nodes, np.arange(len(nodes)), requested=nodes.requested + p.requests[None, :])
+    v135 = dataclasses.replace(args, formula="v1.35")
+    without, with_pod = balanced_allocation(p, nodes, v135), balanced_allocation(p, placed, v135)
+    v136 = balanced_allocation(p, placed, dataclasses.replace(args, formula="v1.36"))
+    if v136 is None:
+        assert without is None and with_pod is None
+        return
+    assert v136.tolist() == (75 + (with_pod - without) // 2).tolist()
 
 
 @PROPERTY
