@@ -204,7 +204,7 @@ def view_from_api(url: str) -> NodeView:
         where = row.get(pod.spec.nodeName if pod.spec else "")
         if where is None or (pod.status is not None and pod.status.phase in FINISHED_PHASES):
             continue
-        demand = pod_demand(pod, BASE_RESOURCES, containers=False)
+        demand = pod_demand(pod, BASE_RESOURCES, containers=False, assigned=True)
         requested[where] += demand.requests
         nonzero[where] += demand.nonzero_requests
     return NodeView(tuple(node_names), np.array(alloc, dtype=np.float64).reshape(-1, 3), requested, nonzero)

@@ -431,15 +431,16 @@ class ClusterState:
 
     def _accounting(self, pod: Pod) -> _Accounting:
         """The pod's requests, non-zero requests, limits and estimate, computed once per
-        distinct set of container resources (``demand.accounting_key``) and resource axis:
-        pods of one template, the common case under churn, cost a dict lookup."""
+        distinct accounting shape (``demand.accounting_key``: container and pod-level
+        resources, and the statuses an in-place resize fills) and resource axis: pods of one
+        template in the same state, the common case under churn, cost a dict lookup."""
         key = (accounting_key(pod), len(self._resources))
         acct = self._accounting_memo.get(key)
         if acct is not None:
             return acct
         self._ensure_columns(requested_resources(pod, ()))
         axis = tuple(self._resources)
-        d = pod_demand(pod, axis, containers=False)
+        d = pod_demand(pod, axis, containers=False, assigned=True)
         vectors = {"requested": np.array(d.requests), "nonzero_requested": np.array(d.nonzero_requests),
                    "limits": np.maximum(d.limits, d.requests)}
         deltas = tuple((f, tuple((r, float(x)) for r, x in enumerate(v.tolist()) if x)) for f, v in vectors.items())

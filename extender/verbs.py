@@ -205,7 +205,7 @@ class Verbs:
             victims = req.candidates[name]
             if victims.pods:
                 for v in victims.pods:
-                    d = pod_demand(v, table.resources)
+                    d = pod_demand(v, table.resources, containers=False, assigned=True)  # pods on nodes
                     freed_req[i] += d.requests
                     freed_lim[i] += np.maximum(d.limits, d.requests)  # NodeTable.limits semantics
                     freed_use[i] += estimate_usage(d.requests, d.limits, table.resources, factors)

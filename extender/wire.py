@@ -54,11 +54,33 @@ class PodSpec(msgspec.Struct, frozen=True):
     initContainers: list[Container] | None = None  # noqa: N815
     overhead: ResourceList | None = None
     nodeName: str = ""  # noqa: N815
+    resources: ResourceRequirements | None = None  # pod-level resources (PodLevelResources)
+
+
+class ContainerStatus(msgspec.Struct, frozen=True):
+    """What the kubelet reports of one container during an in-place resize: ``resources``
+    the actuated requests and limits, ``allocatedResources`` the requests it admitted."""
+
+    name: str = ""
+    resources: ResourceRequirements | None = None
+    allocatedResources: ResourceList | None = None  # noqa: N815
+
+
+class PodCondition(msgspec.Struct, frozen=True):
+    """Only ``type`` and ``reason`` are read: PodResizePending with reason Infeasible."""
+
+    type: str = ""
+    reason: str = ""
 
 
 class PodStatus(msgspec.Struct, frozen=True):
     qosClass: str = ""  # noqa: N815
     phase: str = ""
+    containerStatuses: list[ContainerStatus] | None = None  # noqa: N815
+    initContainerStatuses: list[ContainerStatus] | None = None  # noqa: N815
+    resources: ResourceRequirements | None = None  # pod-level, actuated (pod-level in-place resize)
+    allocatedResources: ResourceList | None = None  # noqa: N815  (pod-level, admitted)
+    conditions: list[PodCondition] | None = None
 
 
 class Pod(msgspec.Struct, frozen=True):

@@ -152,6 +152,44 @@ def test_pods_of_one_template_share_their_accounting() -> None:
     assert view["example.com/gpu"] == 1 and view["cpu"] == 2 * 500 + 501 + 2000
 
 
+def test_a_resize_and_pod_level_resources_do_not_share_the_template_accounting() -> None:
+    """What a pod counts now depends on more than its containers' resources: an in-place
+    resize (container statuses, an infeasible resize) and pod-level resources. The memo key
+    sees them, so a resizing pod does not share its template's accounting, and the status
+    update that starts or ends a resize changes what its node counts."""
+    s = ClusterState(estimator_factors={"cpu": 85, "memory": 70})
+    s.nodes_handler.replace([node("a", cpu="64", memory="256Gi")])
+    steady = json.loads(pod("t0", "a"))
+    steady["status"]["containerStatuses"] = [{"name": "c", "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}},
+                                              "allocatedResources": {"cpu": "500m", "memory": "1Gi"}}]
+    s.pods_handler.upsert(json.dumps(steady).encode())
+    twin = dict(steady, metadata={"name": "p-t2", "namespace": "ns", "uid": "t2"})
+    s.pods_handler.upsert(json.dumps(twin).encode())
+    resizing = json.loads(json.dumps(steady))
+    resizing["metadata"] = {"name": "p-t1", "namespace": "ns", "uid": "t1"}
+    resizing["status"]["containerStatuses"][0]["resources"]["requests"]["cpu"] = "2"  # scaled down, not yet actuated
+    s.pods_handler.upsert(json.dumps(resizing).encode())
+    recs = s._pods  # noqa: SLF001
+    assert recs["t0"].acct is recs["t2"].acct and recs["t1"].acct is not recs["t0"].acct
+    assert requested(s)["a"]["cpu"] == 500 + 500 + 2000
+    resizing["status"]["containerStatuses"][0]["resources"]["requests"]["cpu"] = "500m"  # actuated
+    s.pods_handler.upsert(json.dumps(resizing).encode())
+    assert requested(s)["a"]["cpu"] == 3 * 500 and recs["t1"].acct is recs["t0"].acct
+    resizing["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "4"  # up, but the node cannot
+    resizing["status"]["conditions"] = [{"type": "PodResizePending", "status": "True", "reason": "Infeasible"}]
+    s.pods_handler.upsert(json.dumps(resizing).encode())
+    assert requested(s)["a"]["cpu"] == 3 * 500
+    del resizing["status"]["conditions"]  # deferred / in progress: the desired 4 CPU count
+    s.pods_handler.upsert(json.dumps(resizing).encode())
+    assert requested(s)["a"]["cpu"] == 2 * 500 + 4000
+    pod_level = json.loads(json.dumps(twin))
+    pod_level["metadata"] = {"name": "p-t3", "namespace": "ns", "uid": "t3"}
+    pod_level["spec"]["resources"] = {"requests": {"cpu": "3"}}
+    s.pods_handler.upsert(json.dumps(pod_level).encode())
+    assert recs["t3"].acct is not recs["t0"].acct
+    assert requested(s)["a"]["cpu"] == 2 * 500 + 4000 + 3000
+
+
 def test_snapshot_table_rows_and_limits() -> None:
     s = ClusterState(estimator_factors={})
     s.nodes_handler.replace([node("a"), node("b")])

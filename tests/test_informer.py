@@ -689,6 +689,11 @@ _CONTAINER = st.fixed_dictionaries(
     optional={"resources": st.fixed_dictionaries({}, optional={"requests": _RESOURCES,
                                                                 "limits": _RESOURCES}),
               "restartPolicy": st.sampled_from(["Always", "Never"]), "image": st.text(max_size=8)})
+_REQUIREMENTS = st.one_of(st.fixed_dictionaries({}, optional={"requests": _RESOURCES, "limits": _RESOURCES}),
+                          st.just({"requests": ["1"]}))
+_CONTAINER_STATUS = st.fixed_dictionaries(
+    {"name": st.one_of(st.text(max_size=5), st.just(3))},
+    optional={"resources": _REQUIREMENTS, "allocatedResources": _RESOURCES, "ready": st.booleans()})
 _POD = st.fixed_dictionaries(
     {"metadata": st.fixed_dictionaries(
         {"name": st.text(max_size=6)},
@@ -699,9 +704,16 @@ _POD = st.fixed_dictionaries(
                                             max_size=2)})},
     optional={"spec": st.fixed_dictionaries({}, optional={
         "containers": st.lists(_CONTAINER, max_size=2), "initContainers": st.lists(_CONTAINER, max_size=2),
-        "overhead": _RESOURCES, "nodeName": st.text(max_size=4)}),
-        "status": st.fixed_dictionaries({}, optional={"phase": st.sampled_from(["Running", "Succeeded"]),
-                                                      "qosClass": st.sampled_from(["Burstable", ""])}),
+        "overhead": _RESOURCES, "nodeName": st.text(max_size=4), "resources": _REQUIREMENTS}),
+        "status": st.fixed_dictionaries({}, optional={
+            "phase": st.sampled_from(["Running", "Succeeded"]), "qosClass": st.sampled_from(["Burstable", ""]),
+            "containerStatuses": st.lists(_CONTAINER_STATUS, max_size=2),
+            "initContainerStatuses": st.lists(_CONTAINER_STATUS, max_size=1),
+            "resources": _REQUIREMENTS, "allocatedResources": _RESOURCES,
+            "conditions": st.lists(st.fixed_dictionaries(
+                {"type": st.sampled_from(["PodResizePending", "Ready"])},
+                optional={"reason": st.one_of(st.sampled_from(["Infeasible", "Deferred"]), st.integers())}),
+                max_size=2)}),
         "kind": st.just("Pod")})
 _OBJECT = st.one_of(_POD, st.none(), st.integers(), st.lists(st.integers(), max_size=2),
                     st.just({"kind": "Status", "metadata": {}, "status": "Failure", "code": 410}),
