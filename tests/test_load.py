@@ -759,3 +759,19 @@ def test_prometheus_warnings_bearer_token_and_headers(
     stub.answer(200, _vector())
     assert src2.poll_once()
     assert [h["Authorization"] for h in stub.headers[1:]] == ["Bearer first", "Bearer rotated"]
+
+
+def test_the_row_memo_follows_the_node_rows_for_the_same_tuple() -> None:
+    """``LoadWindow.view`` keeps the rows of the last names tuple (key: that tuple, by identity,
+    and the row generation): a node that gets its first sample, or is forgotten, after the
+    tuple was looked up must be seen in the next view of the very same tuple."""
+    w = LoadWindow(("cpu",), window_s=300.0)
+    names = ("a", "b")
+    w.record("a", 100.0, {"cpu": 1.0}, source="s")
+    first = w.view(names, ("cpu",), now=100.0)
+    assert first.usage[0, 0] == 1.0 and np.isnan(first.usage[1, 0])
+    w.record("b", 100.0, {"cpu": 2.0}, source="s")  # b gets a row
+    assert w.view(names, ("cpu",), now=100.0).usage[1, 0] == 2.0
+    w.forget("a")
+    w.record("c", 100.0, {"cpu": 3.0}, source="s")  # may reuse a's row
+    assert np.isnan(w.view(names, ("cpu",), now=100.0).usage[0, 0])
