@@ -62,6 +62,7 @@ CALL_TIMEOUT_S = 2.0  # a call to the child: its threads answer in microseconds
 # A bind's count in the child and the install of the snapshot that shows it, together: the
 # Binding request gets the rest of EXTENDER_BIND_TIMEOUT_S.
 VISIBILITY_BUDGET_S = 1.0
+FORGET_BUDGET_S = 0.25  # undoing a failed bind's count, after the Binding (see RemoteState.forget)
 RESTART_BACKOFF_S = (1.0, 30.0)  # first and longest wait before starting a new child
 SHM_DIR = "/dev/shm"
 
@@ -258,9 +259,10 @@ class RemoteState:
 
     def forget(self, uid: str) -> bool:
         """The child uncounts a pod whose bind failed (``ClusterState.forget``); returns once
-        the snapshot without it is installed, or after ``VISIBILITY_BUDGET_S``."""
-        deadline = time.monotonic() + VISIBILITY_BUDGET_S
-        undone, generation = self._owner.call("forget", uid, timeout_s=VISIBILITY_BUDGET_S)
+        the snapshot without it is installed, or after ``FORGET_BUDGET_S``: the Binding had
+        the rest of the bind's budget, and a pod counted a moment too long only repels."""
+        deadline = time.monotonic() + FORGET_BUDGET_S
+        undone, generation = self._owner.call("forget", uid, timeout_s=FORGET_BUDGET_S)
         return bool(undone) and self._installed(generation, deadline)
 
     def _installed(self, generation: int | None, deadline: float) -> bool:
