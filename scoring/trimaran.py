@@ -36,11 +36,27 @@ Deliberate deviations / limits of exactness
 -------------------------------------------
 * Exactness is to Go on amd64 (no fused multiply-add). ``math.Pow``/``Log``/``Exp``/``Lgamma``
   in Go and libm/numpy may differ by an ulp; only a value within ~1e-13 of a rounding boundary
-  (x.5) could round differently. The Beta CDF uses CPython's Lanczos ``lgamma`` (ported to
-  numpy, bitwise equal to ``math.lgamma``) where gonum uses Go's ``math.Lgamma``. For large
+  (x.5) could round differently (except in the swapped Beta CDF below). The Beta CDF uses
+  CPython's Lanczos ``lgamma`` (ported to numpy: equal to ``math.lgamma`` except where numpy's
+  and the C library's log round apart, ~1e-4 of arguments) where gonum uses Go's
+  ``math.Lgamma``. For large
   shape parameters Cephes' x^a (1-x)^b / B(a, b) factor carries an ``ulp(lgamma(a+b))`` noise
   in gonum and here alike (~2e-10 absolute at a+b ~ 1e5, i.e. a smoothed std near 0.2 % of
   capacity; ~1e-7 at a+b ~ 1e8); below a+b ~ 5e3 the CDF is within ~2e-12 of scipy's.
+* Where Cephes swaps (x above the Beta's mean) it returns ``1 - t``, so t's relative error
+  (that of ``exp(-Lbeta(a, b))``, an ulp of lgamma, and of pow) becomes an absolute error of the
+  CDF however small the CDF is. LROC meets it when the average usage is within ~1e-13 C of the
+  allocatable C (mu -> 1 with sigma at its cap: Beta(~0.01, ~1e-15), lgamma ~ 35) and the node's
+  limits lie between the two: the conditioning CDF(Lm / C) ~ 8e-14 is then off by ~5 % in
+  gonum and here alike (exact 7.90e-14; this kernel 7.54e-14, the scalar reference 7.53e-14,
+  one ulp of pow apart), which moves riskLoad by several hundredths. Mirrored, an average within
+  ~1e-13 of 0 puts a CDF at 1 or at 1 + 2**-52 (-> 0). Neither can be reproduced exactly from
+  another libm; the tests compare those cells within the reference's propagated error bound
+  (tests/scoring/reference_trimaran.py, "Error bounds"). In riskLoad the error is about
+  1e-14 / (1 - mu) and the difference between two ports about 1e-16 / (1 - mu), where
+  1 - mu > 1 / C (integer limits between the average and C): beyond 1e-9 between ports from
+  1 - mu < ~1e-7 (C > 1e7, e.g. a 64 GiB node averaging within 7 KB of its allocatable), a score
+  point only from 1 - mu < ~1e-12, i.e. C > 1e12 units and an average within a unit or so of it.
 * TLP: a container resource "0" is read as *not set* (upstream distinguishes an explicit limit of
   0, which predicts 0). The recent-bind compensation (which pods count as "missing") is the
   caller's: pass their predicted CPU summed in ``pending_cpu``.
@@ -101,8 +117,9 @@ _CF_THRESH = 3.0 * _MACHEP
 _CF_ITERATIONS = 301  # "for n = 0; n <= 300; n++"
 _PSERIES_SAFETY_CAP = 5000  # Cephes' pseries loop is unbounded; x <= 0.95 converges in < ~900
 
-# CPython Modules/mathmodule.c m_lgamma (Lanczos, g = 6.0246...), ported so that _lgamma is
-# bitwise equal to math.lgamma (which the scalar test reference uses) for positive arguments.
+# CPython Modules/mathmodule.c m_lgamma (Lanczos, g = 6.0246...), ported so that _lgamma equals
+# math.lgamma (which the scalar test reference uses) for positive arguments, up to the rounding
+# of np.log against the C library's log (they differ on ~1e-4 of arguments, by an ulp).
 _LANCZOS_G = 6.024680040776729583740234375
 _LANCZOS_NUM = (
     23531376880.410759688572007674451636754734846804940,
@@ -146,8 +163,9 @@ def _lanczos_sum(x: np.ndarray, small: bool) -> np.ndarray:
 
 
 def _lgamma(x: np.ndarray) -> np.ndarray:
-    """log Gamma(x) for x > 0 (+inf -> +inf), CPython's ``m_lgamma`` vectorised: bitwise equal to
-    ``math.lgamma`` (which the scalar test reference uses) for positive finite x."""
+    """log Gamma(x) for x > 0 (+inf -> +inf), CPython's ``m_lgamma`` vectorised: equal to
+    ``math.lgamma`` (which the scalar test reference uses) for positive finite x, up to an ulp
+    of its logarithms where np.log and the C library's log round apart."""
     x = np.asarray(x, dtype=np.float64)
     out = np.empty_like(x)
     small = x < 5.0

@@ -11,6 +11,42 @@ accurate to about an ulp; they are different algorithms).
 
 ``betainc_lentz`` is an independent check of the Cephes port: the modified-Lentz continued
 fraction of Numerical Recipes (``betacf``) with up to 100 000 iterations.
+
+Error bounds (``incbet_with_error``, ``distribution_function_bounds``, ``lroc_risk_bounds``)
+----------------------------------------------------------------------------------------------
+The kernel runs the float64 operations of this reference (and of Go) in the same order; only
+the elementary functions differ: numpy's exp, log and pow (SIMD code) against the C library's,
+Go's own against both, Go's Lgamma against CPython's (the kernel's numpy port of CPython's
+lgamma differs from ``math.lgamma`` where np.log does). Each is within an ulp of the exact value,
+so two ports differ by at most 2 ulps there, i.e. by 4 MACHEP relative, and then in what is
+computed from it. The power series and the continued fractions of Incbet are plain arithmetic,
+bitwise the same in every port; the elementary functions all sit in the factor
+x^a (1-x)^b / (a B(a, b)) that multiplies them, B(a, b) = exp(Lbeta(a, b)) = exp(lgamma(a) +
+lgamma(b) - lgamma(a + b)). An ulp of a logarithm is an absolute error of the exponent, i.e. a
+relative error of the result, so two ports' results differ by at most ``eps * |result|``::
+
+    eps = PORT_ULPS * MACHEP * (|lgamma(a)| + |lgamma(b)| + |lgamma(a + b)| + PORT_SLACK
+                                [+ |a log x| + |b log(1-x)| + |log(series)|   where Cephes
+                                 goes through logarithms instead of pow and Beta])
+
+with PORT_ULPS = 4 (2 ulps) and PORT_SLACK = 32 for the rest, in the same units: the Lanczos
+lgamma's intermediates exceed |lgamma| by about g + 1.5 < 8 each (3 x 8), exp, pow, the quotient
+and the products 8. Where the factor underflows past Cephes' MINLOG cut a port may return 0 and
+another exp(MINLOG): that is in the bound too. Where Cephes swapped (a, b, x) (x above the
+mean) it returns 1 - t, so the error becomes absolute, eps * t + 2 MACHEP, however small 1 - t
+is; a value that may leave [0, 1] may also be 0 in another port (DistributionFunction).
+
+LowRiskOverCommitment meets that on a node whose average usage is within ~1e-13 C of its
+allocatable C (mu -> 1, sigma at its cap: a shape parameter ~1e-15, |lgamma| ~ 35) and whose
+limits lie between the two: the CDF at Lm / C, ~8e-14, has a bound of ~3e-14 and it divides
+the probability. Gonum, the kernel and this reference all miss its exact value by ~5 % (7.54e-14,
+7.53e-14 against an exact 7.90e-14 in the example pinned in test_trimaran.py; riskLoad off by
+0.04, and 1e-3 apart), so ports can only be compared within the bounds there.
+Likewise, mirrored, for an average within ~1e-13 of 0 with a std metric, where a series that
+should give 1 gives 1 + 2**-52 in one port (DistributionFunction: 0) and 1 in another. Elsewhere
+the bounds are ~1e-13 wide. They bound ports against each other, not against the exact value:
+Cephes' own truncation (the 301-term cap of its continued fractions, e.g. a factor 2 at
+x = 1 - 1e-9 with a shape parameter ~1e-9) is the same in every port and not in them.
 """
 
 from __future__ import annotations
@@ -25,6 +61,13 @@ MAXGAM = 171.624376956302725
 BIG = 4.503599627370496e15
 BIGINV = 2.22044604925031308085e-16
 SMALLEST_NONZERO = 5e-324
+
+# How far two ports of the Cephes code (the numpy kernel, this reference, gonum) can drift apart:
+# see "Error bounds" in the module docstring.
+PORT_ULPS = 4.0
+PORT_SLACK = 32.0
+MIN_NORMAL = 2.0**-1022
+SUBNORMAL_SLACK = 4 * 5e-324  # a few subnormal ulps: where relative errors stop meaning anything
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,7 +362,40 @@ def _incbd(a: float, b: float, x: float) -> float:
     return ans
 
 
-def _pseries(a: float, b: float, x: float) -> float:
+def _port_spread(magnitude: float) -> float:
+    """Relative (or, for an exponent, absolute) disagreement between two ports of a factor built
+    from lgamma, log, exp and pow whose logarithms add up to ``magnitude`` (see the module
+    docstring)."""
+    return PORT_ULPS * MACHEP * (magnitude + PORT_SLACK)
+
+
+def _lgamma_magnitude(a: float, b: float) -> float:
+    """|lgamma(a)| + |lgamma(b)| + |lgamma(a + b)|: the terms of Lbeta(a, b)."""
+    return abs(go_lgamma(a)) + abs(go_lgamma(b)) + abs(go_lgamma(a + b))
+
+
+def _abs_log(v: float) -> float:
+    return abs(go_log(v)) if v > 0 and math.isfinite(v) else 0.0
+
+
+def _direct_error(v: float, magnitude: float) -> float:
+    err = abs(v) * _port_spread(magnitude)
+    return err + SUBNORMAL_SLACK if abs(v) < MIN_NORMAL else err
+
+
+def _log_branch(y: float, magnitude: float) -> tuple[float, float]:
+    """Cephes' ``if y < MINLOG { 0 } else { exp(y) }`` and its error when y is uncertain by
+    ``_port_spread(magnitude)``: a port may underflow where the other does not."""
+    dy = _port_spread(magnitude)
+    if y < MINLOG:
+        return 0.0, (go_exp(y + dy) if y + dy >= MINLOG else 0.0)
+    v = go_exp(y)
+    err = v * math.expm1(dy) if math.isfinite(v) else 0.0
+    return v, err + SUBNORMAL_SLACK if v < MIN_NORMAL else err
+
+
+def _pseries(a: float, b: float, x: float) -> tuple[float, float]:
+    """Cephes pseries -> (value, error bound between ports)."""
     ai = 1.0 / a
     u = (1.0 - b) * x
     v = u / (a + 1.0)
@@ -337,24 +413,25 @@ def _pseries(a: float, b: float, x: float) -> float:
     s += t1
     s += ai
     u = a * go_log(x)
+    magnitude = _lgamma_magnitude(a, b)
     if (a + b) < MAXGAM and abs(u) < MAXLOG:
         t = go_div(1.0, beta_fn(a, b))
         s = s * t * go_pow(x, a)
-    else:
-        t = -lbeta(a, b) + u + go_log(s)
-        if t < MINLOG:
-            s = 0.0
-        else:
-            s = go_exp(t)
-    return s
+        return s, _direct_error(s, magnitude)
+    return _log_branch(-lbeta(a, b) + u + go_log(s), magnitude + abs(u) + _abs_log(s))
 
 
 def incbet(aa: float, bb: float, xx: float) -> float:
     """Cephes Incbet for aa, bb > 0 and 0 < xx < 1 (callers check the domain, as Trimaran's
     RegularizedIncomplete does before calling gonum)."""
+    return incbet_with_error(aa, bb, xx)[0]
+
+
+def incbet_with_error(aa: float, bb: float, xx: float) -> tuple[float, float]:
+    """Cephes Incbet -> (value, bound on how far another port's value can be from it)."""
     flag = 0
     if bb * xx <= 1 and xx <= 0.95:
-        return _transform(_pseries(aa, bb, xx), flag)
+        return _pseries(aa, bb, xx)
     w = 1 - xx
     if xx > go_div(aa, aa + bb):
         flag = 1
@@ -362,7 +439,8 @@ def incbet(aa: float, bb: float, xx: float) -> float:
     else:
         a, b, xc, x = aa, bb, w, xx
     if flag == 1 and (b * x) <= 1.0 and x <= 0.95:
-        return _transform(_pseries(a, b, x), flag)
+        t, err = _pseries(a, b, x)
+        return _transform(t, flag), err + 2 * MACHEP
     y = x * (a + b - 2.0) - (a - 1.0)
     if y < 0.0:
         w = _incbcf(a, b, x)
@@ -370,43 +448,66 @@ def incbet(aa: float, bb: float, xx: float) -> float:
         w = go_div(_incbd(a, b, x), xc)
     y = a * go_log(x)
     t = b * go_log(xc)
+    magnitude = _lgamma_magnitude(a, b)
     if (a + b) < MAXGAM and abs(y) < MAXLOG and abs(t) < MAXLOG:
         t = go_pow(xc, b)
         t *= go_pow(x, a)
         t = go_div(t, a)
         t *= w
         t *= go_div(1.0, beta_fn(a, b))
-        return _transform(t, flag)
-    y += t - lbeta(a, b)
-    y += go_log(go_div(w, a))
-    if y < MINLOG:
-        t = 0.0
+        err = _direct_error(t, magnitude)
     else:
-        t = go_exp(y)
-    return _transform(t, flag)
+        magnitude += abs(y) + abs(t) + _abs_log(go_div(w, a))
+        y += t - lbeta(a, b)
+        y += go_log(go_div(w, a))
+        t, err = _log_branch(y, magnitude)
+    # swapped: Cephes returns 1 - t, whose error is t's, absolute, however small 1 - t is
+    return _transform(t, flag), (err + 2 * MACHEP if flag else err)
 
 
 def regularized_incomplete(x: float, a: float, b: float) -> float:
     """lowriskovercommitment.RegularizedIncomplete."""
+    return regularized_incomplete_with_error(x, a, b)[0]
+
+
+def regularized_incomplete_with_error(x: float, a: float, b: float) -> tuple[float, float]:
+    """RegularizedIncomplete -> (value, error bound between ports; 0 on the exact edges)."""
     if a <= 0 or b <= 0 or x < 0 or x > 1 or math.isnan(a) or math.isnan(b):
-        return math.nan
+        return math.nan, 0.0
     if x == 0:
-        return 0.0
+        return 0.0, 0.0
     if x == 1:
-        return 1.0
+        return 1.0, 0.0
     if math.isnan(x):
-        return math.nan
+        return math.nan, 0.0
     if math.isinf(a) or math.isinf(b):
-        return math.nan  # Cephes reaches Lbeta(Inf, .) = NaN on every path
-    return incbet(a, b, x)
+        return math.nan, 0.0  # Cephes reaches Lbeta(Inf, .) = NaN on every path
+    return incbet_with_error(a, b, x)
 
 
 def distribution_function(x: float, a: float, b: float) -> float:
     """(*BetaDistribution).DistributionFunction: NaN or outside [0, 1] -> 0."""
-    p = regularized_incomplete(x, a, b)
-    if math.isnan(p) or p < 0 or p > 1:
-        p = 0.0
-    return p
+    return distribution_function_bounds(x, a, b)[0]
+
+
+def distribution_function_bounds(x: float, a: float, b: float) -> tuple[float, float, float]:
+    """DistributionFunction -> (p, lo, hi): every value another port can return lies in [lo, hi]
+    (a raw value that may leave [0, 1] there may also become 0)."""
+    v, err = regularized_incomplete_with_error(x, a, b)
+    if math.isnan(v):
+        return 0.0, 0.0, 0.0
+    p = 0.0 if v < 0 or v > 1 else v
+    lo, hi = v - err, v + err
+    if _swapped(x, a, b):  # 1 - t, and 1 - MACHEP where t <= MACHEP: never above 1 - MACHEP
+        hi = min(hi, 1.0 - MACHEP)
+    if hi < 0 or lo > 1:  # out of [0, 1] in every port (e.g. an unconverged continued fraction)
+        return p, 0.0, 0.0
+    return p, (0.0 if lo < 0 or hi > 1 else lo), min(hi, 1.0)
+
+
+def _swapped(x: float, a: float, b: float) -> bool:
+    """Incbet's ``flag``: no first power series and x above the mean a / (a + b)."""
+    return 0 < x < 1 and not (b * x <= 1 and x <= 0.95) and x > go_div(a, a + b)
 
 
 def beta_cdf(x: float, a: float, b: float) -> float:
@@ -472,31 +573,64 @@ def get_max_variance(m1: float) -> float:
 
 
 def compute_probability(mu: float, sigma: float, threshold: float):
-    """ComputeProbability -> (probability, (alpha, beta) or None)."""
+    """ComputeProbability -> ((probability, lo, hi), (alpha, beta) or None); [lo, hi] bounds
+    what another port of the Beta CDF can return (see ``distribution_function_bounds``)."""
     if mu == 0 or (sigma == 0 and mu <= threshold):
-        return 1.0, None
+        return (1.0, 1.0, 1.0), None
     if sigma == 0 and mu > threshold:
-        return 0.0, None
+        return (0.0, 0.0, 0.0), None
     m1 = mu
     m2 = (sigma * sigma) + (mu * mu)
     # MatchMoments
     variance = m2 - m1 * m1
     if m1 < 0 or m1 > 1 or variance < 0 or variance >= m1 * (1 - m1):
-        return 0.0, None
+        return (0.0, 0.0, 0.0), None
     temp = go_div(m1 * (1 - m1), variance) - 1
     temp = go_max(temp, SMALLEST_NONZERO)
     alpha = m1 * temp
     beta = (1 - m1) * temp
-    below = distribution_function(threshold, alpha, beta)
-    if math.isnan(below):
-        return 1.0, (alpha, beta)
-    return below, (alpha, beta)
+    # DistributionFunction never returns NaN, so ComputeProbability's "NaN -> 1" cannot happen
+    return distribution_function_bounds(threshold, alpha, beta), (alpha, beta)
+
+
+def _condition(p: float, q: float) -> float:
+    """``if limitProb > 0 { allocProb /= limitProb; allocProb = min(max(allocProb, 0), 1) }``."""
+    return go_min(go_max(p / q, 0), 1) if q > 0 else p
+
+
+def _condition_bounds(p: tuple[float, float, float], q: tuple[float, float, float],
+                      same: bool) -> tuple[float, float]:
+    """[lo, hi] of ``_condition`` over every p in [p lo, p hi] and q in [q lo, q hi] (all in
+    [0, 1]); ``same``: the two thresholds are equal, so q is p itself (p / p = 1 unless p = 0)."""
+    _, p_lo, p_hi = p
+    _, q_lo, q_hi = q
+    if same:
+        return (1.0 if p_lo > 0 else 0.0), (1.0 if p_hi > 0 else 0.0)
+    lo, hi = math.inf, -math.inf
+    if q_lo <= 0:  # limitProb may be 0: allocProb stays
+        lo, hi = p_lo, p_hi
+    if q_hi > 0:  # p / q falls with q, rises with p; q near 0 sends it to the clamp at 1
+        lo = min(lo, _condition(p_lo, q_hi))
+        hi = max(hi, _condition(p_hi, q_lo) if q_lo > 0 else (1.0 if p_hi > 0 else 0.0))
+    return lo, hi
 
 
 def lroc_risk(allocatable: int, requested_on_node: int, limits_on_node: int, pod_request: int,
               pod_limit: int, used_avg: float, used_std: float, *, window: int, weight: float,
               is_memory: bool, present: bool = True) -> float:
     """GetNodeRequestsAndLimits (one resource) + computeRisk."""
+    return lroc_risk_bounds(allocatable, requested_on_node, limits_on_node, pod_request, pod_limit,
+                            used_avg, used_std, window=window, weight=weight, is_memory=is_memory,
+                            present=present)[0]
+
+
+def lroc_risk_bounds(allocatable: int, requested_on_node: int, limits_on_node: int, pod_request: int,
+                     pod_limit: int, used_avg: float, used_std: float, *, window: int, weight: float,
+                     is_memory: bool, present: bool = True) -> tuple[float, float, float]:
+    """``lroc_risk`` -> (risk, lo, hi): the risk and the interval in which any port of the same
+    Go code lands, its Beta CDF values differing from these by at most their error bounds
+    (``distribution_function_bounds``). Everything else is exact in both, so lo = risk = hi
+    where no Beta is fitted, and hi - lo ~ 1e-13 where the CDFs are well conditioned."""
     capacity = allocatable
     pod_limit = max(pod_limit, pod_request)  # SetMaxLimits of the pending pod
     request = requested_on_node + pod_request
@@ -510,44 +644,46 @@ def lroc_risk(allocatable: int, requested_on_node: int, limits_on_node: int, pod
     if limit > capacity:
         risk_limit = float(limit - capacity) / float(limit - request)
 
-    risk_load = 0.0
-    if present and math.isfinite(used_avg):  # a non-finite average: no metric of that type
-        # CreateResourceStats with zeroRequest
-        cap = float(allocatable)
-        req = 0.0
-        avg = used_avg
-        std = 0.0 if math.isnan(used_std) else used_std
-        if is_memory:
-            cap *= MEGA_FACTOR
-            req = 0.0 * MEGA_FACTOR
-            avg = avg * MEGA_FACTOR
-            std = std * MEGA_FACTOR
-        # GetMuSigma
-        if cap <= 0:
-            mu, sigma = 0.0, 0.0
-        else:
-            mu = (avg + req) / cap
-            mu = go_max(go_min(mu, 1), 0)
-            sigma = std / cap
-            sigma = go_max(go_min(sigma, 1), 0)
-        sigma *= go_pow(float(window), 0.5)
-        sigma = go_min(sigma, math.sqrt(get_max_variance(mu) * 0.99))
-        alloc_threshold = go_div(float(request_minus_pod), float(capacity))
-        alloc_threshold = go_min(go_max(alloc_threshold, 0), 1)
-        alloc_prob, dist = compute_probability(mu, sigma, alloc_threshold)
-        if limit_minus_pod < capacity and request_minus_pod <= limit_minus_pod:
-            limit_threshold = go_div(float(limit_minus_pod), float(capacity))
-            if limit_threshold == 0:
-                alloc_prob = 1.0
-            elif dist is not None:
-                limit_prob = distribution_function(limit_threshold, dist[0], dist[1])
-                if limit_prob > 0:
-                    alloc_prob /= limit_prob
-                    alloc_prob = go_min(go_max(alloc_prob, 0), 1)
-        risk_load = 1 - alloc_prob
+    def total(risk_load: float) -> float:
+        t = weight * risk_limit + (1 - weight) * risk_load
+        return go_min(go_max(t, 0), 1)
 
-    total = weight * risk_limit + (1 - weight) * risk_load
-    return go_min(go_max(total, 0), 1)
+    if not (present and math.isfinite(used_avg)):  # a non-finite average: no metric of that type
+        return total(0.0), total(0.0), total(0.0)
+    # CreateResourceStats with zeroRequest
+    cap = float(allocatable)
+    req = 0.0
+    avg = used_avg
+    std = 0.0 if math.isnan(used_std) else used_std
+    if is_memory:
+        cap *= MEGA_FACTOR
+        req = 0.0 * MEGA_FACTOR
+        avg = avg * MEGA_FACTOR
+        std = std * MEGA_FACTOR
+    # GetMuSigma
+    if cap <= 0:
+        mu, sigma = 0.0, 0.0
+    else:
+        mu = (avg + req) / cap
+        mu = go_max(go_min(mu, 1), 0)
+        sigma = std / cap
+        sigma = go_max(go_min(sigma, 1), 0)
+    sigma *= go_pow(float(window), 0.5)
+    sigma = go_min(sigma, math.sqrt(get_max_variance(mu) * 0.99))
+    alloc_threshold = go_div(float(request_minus_pod), float(capacity))
+    alloc_threshold = go_min(go_max(alloc_threshold, 0), 1)
+    below, dist = compute_probability(mu, sigma, alloc_threshold)
+    alloc_prob, lo, hi = below
+    if limit_minus_pod < capacity and request_minus_pod <= limit_minus_pod:
+        limit_threshold = go_div(float(limit_minus_pod), float(capacity))
+        if limit_threshold == 0:
+            alloc_prob = lo = hi = 1.0
+        elif dist is not None:
+            limit_cdf = distribution_function_bounds(limit_threshold, dist[0], dist[1])
+            alloc_prob = _condition(alloc_prob, limit_cdf[0])
+            lo, hi = _condition_bounds(below, limit_cdf, limit_threshold == alloc_threshold)
+    # riskLoad = 1 - allocProb: the highest risk comes with the lowest probability
+    return total(1 - alloc_prob), total(1 - hi), total(1 - lo)
 
 
 def lroc_score(risks: list[float], best_effort: bool = False) -> int:
