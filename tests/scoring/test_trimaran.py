@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from scoring.special import beta_cdf
 from scoring.trimaran import (
     MEGA_FACTOR,
-    beta_cdf,
     load_variation_risk_balancing,
     low_risk_over_commitment,
     lroc_resource_risks,
