@@ -174,7 +174,8 @@ def describe(v: Verdict, i: int, nodes: NodeTable, pod: PodDemand, policy: Polic
     return ""
 
 
-def _threshold_limits(v: Verdict, rows: npt.NDArray[np.int64], nodes: NodeTable, policy: Policy) -> FloatArray:
+def _threshold_limits(v: Verdict, rows: npt.NDArray[np.int64], nodes: NodeTable,
+                      policy: Policy) -> FloatArray:
     """(len(rows),) the usage threshold in percent that applied to each of ``rows`` (nodes
     failing USAGE_THRESHOLD): the node's override, else the policy's."""
     out = np.zeros(len(rows))
@@ -182,11 +183,13 @@ def _threshold_limits(v: Verdict, rows: npt.NDArray[np.int64], nodes: NodeTable,
     for col in np.unique(cols).tolist():
         sel = cols == col
         override = nodes.threshold_override[rows[sel], col]
-        out[sel] = np.where(np.isnan(override), float(policy.filters.usageThresholds[nodes.resources[col]]), override)
+        default = float(policy.filters.usageThresholds[nodes.resources[col]])
+        out[sel] = np.where(np.isnan(override), default, override)
     return out
 
 
-def _group_sentence(code: int, col: int, detail: float, nodes: NodeTable, pod: PodDemand, policy: Policy) -> str:
+def _group_sentence(code: int, col: int, detail: float, nodes: NodeTable, pod: PodDemand,
+                    policy: Policy) -> str:
     name = _resource_name(col, nodes, pod)
     if code == USAGE_THRESHOLD:  # Koordinator's "node(s) <res> usage exceed threshold", with the limit
         return f"node(s) {name} usage exceed threshold {detail:g}% (measured + estimated, with this pod)"

@@ -29,9 +29,17 @@ import numpy.typing as npt
 
 from scoring import trimaran
 from scoring.estimate import go_round
-from scoring.policy import (BalancedAllocationArgs, LoadAwareArgs, LoadVariationRiskBalancingArgs,
-                            LowRiskOverCommitmentArgs, RequestedToCapacityRatioArgs, ResourcesArgs,
-                            ResourceWeight, StrategyArgs, TargetLoadPackingArgs)
+from scoring.policy import (
+    BalancedAllocationArgs,
+    LoadAwareArgs,
+    LoadVariationRiskBalancingArgs,
+    LowRiskOverCommitmentArgs,
+    RequestedToCapacityRatioArgs,
+    ResourcesArgs,
+    ResourceWeight,
+    StrategyArgs,
+    TargetLoadPackingArgs,
+)
 from scoring.types import CPU, EPHEMERAL_STORAGE, MEMORY, PODS, BoolArray, FloatArray, NodeTable, PodDemand
 
 IntArray = npt.NDArray[np.int64]
@@ -124,7 +132,8 @@ def _weighted_mean(scores: list[FloatArray], cols: list[ResourceColumns], n: int
     """``Σ w·s / Σ w`` over each node's counted resources (allocatable > 0 unless ``counted``
     says otherwise), truncated (``trunc``, int64 division) or Go ``math.Round`` (``round``);
     0 where nothing counts. All values are small integers: float64 is exact."""
-    if counted is None and all(c.positive for c in cols):  # the common case: every resource counts on every node
+    # the common case: every resource counts on every node
+    if counted is None and all(c.positive for c in cols):
         total = np.zeros(n)
         for s, c in zip(scores, cols, strict=True):
             total += c.weight * s

@@ -58,10 +58,11 @@ Deliberate deviations / limits of exactness
   follow Cephes' branch choice exactly (an equally accurate branch can underflow differently).
 * Generalisation to k resources: LVRB takes the min over present resources (upstream: min of
   cpu and memory if both present, else the one present, else 0); LROC the max risk over all k.
-* ``scoring.special.beta_cdf`` follows ``lowriskovercommitment.BetaDistribution.DistributionFunction``: a NaN or
-  out-of-[0,1] result of the incomplete beta (invalid or non-finite shape parameters) is 0; for
-  x <= 0 it is 0 and for x >= 1 it is 1 (gonum ``distuv.Beta.CDF`` edges; Trimaran never passes
-  x > 1, for which its ``RegularizedIncomplete`` would give NaN -> 0).
+* ``scoring.special.beta_cdf`` follows
+  ``lowriskovercommitment.BetaDistribution.DistributionFunction``: a NaN or out-of-[0,1] result
+  of the incomplete beta (invalid or non-finite shape parameters) is 0; for x <= 0 it is 0 and
+  for x >= 1 it is 1 (gonum ``distuv.Beta.CDF`` edges; Trimaran never passes x > 1, for which
+  its ``RegularizedIncomplete`` would give NaN -> 0).
 """
 
 from __future__ import annotations
@@ -74,8 +75,8 @@ from scoring.estimate import go_round
 from scoring.special import _beta_cdf_flat, _lbeta
 
 __all__ = [
-    "MEGA_FACTOR", "load_variation_risk_balancing", "lroc_resource_risks",
-    "low_risk_over_commitment", "lvrb_resource_scores", "target_load_packing", "tlp_predicted_cpu",
+    "MEGA_FACTOR", "load_variation_risk_balancing", "low_risk_over_commitment", "lroc_resource_risks",
+    "lvrb_resource_scores", "target_load_packing", "tlp_predicted_cpu",
 ]
 
 # apis/config/v1/defaults.go
@@ -328,7 +329,7 @@ def lroc_resource_risks(allocatable, requested, limits, pod_request, pod_limit, 
     Lm_all = np.ascontiguousarray(_cols(limits, np.int64).T)
     avg_all = np.ascontiguousarray(_cols(used_avg, np.float64).T)
     std_all = np.ascontiguousarray(_cols(used_std, np.float64).T)
-    k, n = C_all.shape
+    k = C_all.shape[0]
     p_req = np.asarray(pod_request, dtype=np.int64).reshape(-1)
     p_lim = np.maximum(np.asarray(pod_limit, dtype=np.int64).reshape(-1), p_req)  # SetMaxLimits
     w = np.broadcast_to(np.asarray(risk_limit_weights, dtype=np.float64).reshape(-1), (k,))

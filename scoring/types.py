@@ -85,7 +85,8 @@ class NodeTable:
         for field in ARRAY_FIELDS:
             arr = getattr(self, field)
             if arr.shape != (n, r) or arr.dtype != np.float64:
-                raise ValueError(f"NodeTable.{field}: expected float64 ({n}, {r}), got {arr.dtype} {arr.shape}")
+                raise ValueError(
+                    f"NodeTable.{field}: expected float64 ({n}, {r}), got {arr.dtype} {arr.shape}")
             if not arr.flags.f_contiguous:
                 # resource-major memory: every column the strategies read is contiguous
                 object.__setattr__(self, field, np.asfortranarray(arr))
