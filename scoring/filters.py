@@ -36,7 +36,8 @@ class Verdict:
 
     @property
     def feasible(self) -> BoolArray:
-        return self.code == OK
+        ok: BoolArray = self.code == OK  # ndarray.__eq__ is typed Any (object.__eq__ compatibility)
+        return ok
 
     def counts(self) -> dict[int, int]:
         """Nodes per verdict code (codes with none left out); bincount, codes being 0..4."""
@@ -96,8 +97,9 @@ def _checks(pod: PodDemand, nodes: NodeTable, policy: Policy, estimate: FloatArr
         # fail (filter_nodes), not for all of them.
         if nodes.stats.has_threshold_override[col]:
             override = nodes.threshold_override[:, col]
-            limit = np.where(np.isnan(override), float(threshold), override)
-            enabled = limit != 0
+            per_node = np.where(np.isnan(override), float(threshold), override)
+            limit: FloatArray | float = per_node
+            enabled: BoolArray | None = per_node != 0
         elif threshold == 0:
             continue
         else:

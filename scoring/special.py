@@ -34,8 +34,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["beta_cdf"]
+
+_F = npt.NDArray[np.float64]
+_I = npt.NDArray[np.intp]
 
 # gonum mathext/internal/cephes: cephes.go and incbeta.go
 _MACHEP = 1.0 / (1 << 53)
@@ -74,7 +78,7 @@ _LANCZOS_DEN = (0.0, 39916800.0, 120543840.0, 150917976.0, 105258076.0, 45995730
 # log Gamma (CPython's Lanczos m_lgamma) and log Beta
 
 
-def _lanczos_sum(x: np.ndarray, small: bool) -> np.ndarray:
+def _lanczos_sum(x: _F, small: bool) -> _F:
     num = np.zeros_like(x)
     den = np.zeros_like(x)
     if small:  # x < 5: Horner in x
@@ -92,7 +96,7 @@ def _lanczos_sum(x: np.ndarray, small: bool) -> np.ndarray:
     return num / den
 
 
-def _lgamma(x: np.ndarray) -> np.ndarray:
+def _lgamma(x: npt.ArrayLike) -> _F:
     """log Gamma(x) for x > 0 (+inf -> +inf), CPython's ``m_lgamma`` vectorised: bitwise equal to
     ``math.lgamma`` (which the scalar test reference uses) for positive finite x."""
     x = np.asarray(x, dtype=np.float64)
@@ -112,7 +116,7 @@ def _lgamma(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _lbeta(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _lbeta(a: _F, b: _F) -> _F:
     """gonum ``mathext/internal/gonum.Lbeta`` for finite a, b > 0: ``la + lb - lab`` (symmetric
     in a and b bitwise, so it can be shared between (a, b) and the swapped (b, a))."""
     return (_lgamma(a) + _lgamma(b)) - _lgamma(a + b)
@@ -122,7 +126,7 @@ def _lbeta(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # Regularized incomplete beta: gonum mathext.RegIncBeta = Cephes incbet, vectorised
 
 
-def _pseries(a: np.ndarray, b: np.ndarray, x: np.ndarray, lb: np.ndarray) -> np.ndarray:
+def _pseries(a: _F, b: _F, x: _F, lb: _F) -> _F:
     """Cephes ``pseries`` (power series, used where b*x <= 1 and x <= 0.95), vectorised.
 
     Terms are generated a block at a time as a 2-D array; ``np.cumprod``/``np.cumsum`` along the
@@ -154,7 +158,7 @@ def _pseries(a: np.ndarray, b: np.ndarray, x: np.ndarray, lb: np.ndarray) -> np.
     return np.where(direct, res_direct, res_log)
 
 
-def _pseries_sum(idx: np.ndarray, block: int, a, b, x, u, z, s) -> None:
+def _pseries_sum(idx: _I, block: int, a: _F, b: _F, x: _F, u: _F, z: _F, s: _F) -> None:
     """The ``for |v| > z`` loop of ``pseries`` for the elements ``idx``, a block of terms at a
     time; writes the sums into ``s``."""
     t_prev = u[idx]
@@ -182,7 +186,7 @@ def _pseries_sum(idx: np.ndarray, block: int, a, b, x, u, z, s) -> None:
         s[idx] = s_prev
 
 
-def _cont_frac(a: np.ndarray, b: np.ndarray, x: np.ndarray, bd: bool) -> np.ndarray:
+def _cont_frac(a: _F, b: _F, x: _F, bd: bool) -> _F:
     """Cephes ``incbcf`` (bd=False) / ``incbd`` (bd=True), vectorised.
 
     The same forward recurrences, rescaling by the exact powers of two ``big``/``biginv`` (which
@@ -274,7 +278,7 @@ def _cont_frac(a: np.ndarray, b: np.ndarray, x: np.ndarray, bd: bool) -> np.ndar
     return out
 
 
-def _incbet(aa: np.ndarray, bb: np.ndarray, xx: np.ndarray, lb: np.ndarray) -> np.ndarray:
+def _incbet(aa: _F, bb: _F, xx: _F, lb: _F) -> _F:
     """Cephes ``Incbet`` (gonum ``mathext/internal/cephes/incbeta.go``) for finite aa, bb > 0
     and 0 < xx < 1, vectorised over 1-D arrays; ``lb`` = Lbeta(aa, bb). May return NaN or a
     value outside [0, 1] exactly where Cephes does."""
@@ -341,7 +345,7 @@ def _incbet(aa: np.ndarray, bb: np.ndarray, xx: np.ndarray, lb: np.ndarray) -> n
     return out
 
 
-def _beta_cdf_flat(x: np.ndarray, a: np.ndarray, b: np.ndarray, lb: np.ndarray | None = None) -> np.ndarray:
+def _beta_cdf_flat(x: _F, a: _F, b: _F, lb: _F | None = None) -> _F:
     """``beta_cdf`` on 1-D float64 arrays of equal length (call inside np.errstate)."""
     out = np.where(x >= 1.0, 1.0, 0.0)
     inner = (x > 0.0) & (x < 1.0) & (a > 0.0) & (b > 0.0) & np.isfinite(a) & np.isfinite(b)
@@ -362,7 +366,7 @@ def _beta_cdf_flat(x: np.ndarray, a: np.ndarray, b: np.ndarray, lb: np.ndarray |
     return out
 
 
-def beta_cdf(x, a, b) -> np.ndarray:
+def beta_cdf(x: npt.ArrayLike, a: npt.ArrayLike, b: npt.ArrayLike) -> _F:
     """Regularized incomplete beta I_x(a, b), vectorised (arrays broadcast), never NaN.
 
     Source: ``pkg/trimaran/lowriskovercommitment/beta.go``, ``(*BetaDistribution)

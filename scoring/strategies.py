@@ -25,7 +25,6 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 import numpy as np
-import numpy.typing as npt
 
 from scoring import trimaran
 from scoring.estimate import go_round
@@ -40,9 +39,17 @@ from scoring.policy import (
     StrategyArgs,
     TargetLoadPackingArgs,
 )
-from scoring.types import CPU, EPHEMERAL_STORAGE, MEMORY, PODS, BoolArray, FloatArray, NodeTable, PodDemand
-
-IntArray = npt.NDArray[np.int64]
+from scoring.types import (
+    CPU,
+    EPHEMERAL_STORAGE,
+    MEMORY,
+    PODS,
+    BoolArray,
+    FloatArray,
+    IntArray,
+    NodeTable,
+    PodDemand,
+)
 
 MAX_NODE_SCORE = 100  # k8s.io/kube-scheduler/framework MaxNodeScore
 MAX_CUSTOM_PRIORITY_SCORE = 10  # kube-scheduler config.MaxCustomPriorityScore (shape scores)
@@ -249,7 +256,8 @@ def balanced_allocation(pod: PodDemand, nodes: NodeTable, args: BalancedAllocati
 def _balance(cols: list[ResourceColumns], held: list[FloatArray], n: int) -> IntArray:
     """(N,) ``balancedResourceScore`` of nodes holding ``held`` (one (N,) array per column),
     float64 in Go's operation order, truncated to int64."""
-    fracs, present = [], []
+    fracs: list[FloatArray] = []
+    present: list[BoolArray | None] = []
     for c, x in zip(cols, held, strict=True):
         if c.positive:
             fracs.append(np.minimum(x / c.allocatable, 1.0))
@@ -359,9 +367,12 @@ def target_load_packing(pod: PodDemand, nodes: NodeTable, args: TargetLoadPackin
     if col < 0:
         return np.zeros(len(nodes), np.int64)
     pcol = pod.resources.index(CPU) if CPU in pod.resources else -1
-    reqs = pod.container_requests[:, pcol] if pcol >= 0 else np.zeros(1)
-    lims = pod.container_limits[:, pcol] if pcol >= 0 else np.zeros(1)
-    overhead = float(pod.overhead[pcol]) if pcol >= 0 else 0.0
+    c_req, c_lim, c_overhead = pod.container_requests, pod.container_limits, pod.overhead
+    # PodDemand.__post_init__ sets all three
+    assert c_req is not None and c_lim is not None and c_overhead is not None
+    reqs = c_req[:, pcol] if pcol >= 0 else np.zeros(1)
+    lims = c_lim[:, pcol] if pcol >= 0 else np.zeros(1)
+    overhead = float(c_overhead[pcol]) if pcol >= 0 else 0.0
     pod_cpu = trimaran.tlp_predicted_cpu(reqs, lims, overhead, multiplier=args.defaultRequestsMultiplier,
                                          default_millis=args.defaultRequestsCpuMillis)
     return trimaran.target_load_packing(nodes.capacity[:, col], _usage_avg(nodes)[:, 0],

@@ -68,11 +68,14 @@ Deliberate deviations / limits of exactness
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from scoring.estimate import go_round
 from scoring.special import _beta_cdf_flat, _lbeta
+from scoring.types import FloatArray, IntArray
 
 __all__ = [
     "MEGA_FACTOR", "load_variation_risk_balancing", "low_risk_over_commitment", "lroc_resource_risks",
@@ -93,12 +96,15 @@ MAX_NODE_SCORE = 100.0  # framework.MaxNodeScore
 MAX_VARIANCE_ALLOWANCE = 0.99  # lowriskovercommitment.MaxVarianceAllowance
 SMALLEST_NONZERO_FLOAT64 = 5e-324  # math.SmallestNonzeroFloat64
 
+_S = TypeVar("_S", bound=np.generic)
+
 
 # --------------------------------------------------------------------------------------------
 # TargetLoadPacking
 
 
-def tlp_predicted_cpu(container_requests, container_limits, overhead, *,
+def tlp_predicted_cpu(container_requests: npt.ArrayLike, container_limits: npt.ArrayLike,
+                      overhead: float, *,
                       multiplier: float = DEFAULT_REQUESTS_MULTIPLIER,
                       default_millis: float = DEFAULT_REQUESTS_MILLI_CORES) -> float:
     """Predicted CPU (millicores) of one pod, as TargetLoadPacking counts it.
@@ -123,7 +129,8 @@ def tlp_predicted_cpu(container_requests, container_limits, overhead, *,
     return float(int(pred.astype(np.int64).sum()) + int(overhead))
 
 
-def target_load_packing(capacity_cpu, used_cpu, pending_cpu, pod_cpu, *, target) -> np.ndarray:
+def target_load_packing(capacity_cpu: npt.ArrayLike, used_cpu: npt.ArrayLike, pending_cpu: npt.ArrayLike,
+                        pod_cpu: float, *, target: float) -> IntArray:
     """TargetLoadPacking ``Score`` for N nodes, (N,) int64.
 
     Source: ``pkg/trimaran/targetloadpacking/targetloadpacking.go``,
@@ -177,16 +184,17 @@ def target_load_packing(capacity_cpu, used_cpu, pending_cpu, pod_cpu, *, target)
 # LoadVariationRiskBalancing
 
 
-def _cols(a, dtype) -> np.ndarray:
+def _cols(a: npt.ArrayLike, dtype: type[_S]) -> npt.NDArray[_S]:
     """(N, k) input as an array whose columns are the resources (a 1-D input is one resource)."""
     a = np.asarray(a, dtype=dtype)
     return a.reshape(-1, 1) if a.ndim == 1 else a
 
 
-def lvrb_resource_scores(allocatable, used_avg, used_std, pod_request, *,
+def lvrb_resource_scores(allocatable: npt.ArrayLike, used_avg: npt.ArrayLike, used_std: npt.ArrayLike,
+                         pod_request: npt.ArrayLike, *,
                          margin: float = DEFAULT_SAFE_VARIANCE_MARGIN,
                          sensitivity: float = DEFAULT_SAFE_VARIANCE_SENSITIVITY,
-                         resource_is_memory) -> np.ndarray:
+                         resource_is_memory: npt.ArrayLike) -> FloatArray:
     """Per-resource float scores (k, N) (resource-major), upstream ``computeScore``.
 
     Source: ``pkg/trimaran/loadvariationriskbalancing/analysis.go``, ``computeScore`` (current
@@ -246,10 +254,12 @@ def lvrb_resource_scores(allocatable, used_avg, used_std, pod_request, *,
     return out
 
 
-def load_variation_risk_balancing(allocatable, used_avg, used_std, pod_request, *,
+def load_variation_risk_balancing(allocatable: npt.ArrayLike, used_avg: npt.ArrayLike,
+                                  used_std: npt.ArrayLike, pod_request: npt.ArrayLike, *,
                                   margin: float = DEFAULT_SAFE_VARIANCE_MARGIN,
                                   sensitivity: float = DEFAULT_SAFE_VARIANCE_SENSITIVITY,
-                                  resource_is_memory, metric_present=None) -> np.ndarray:
+                                  resource_is_memory: npt.ArrayLike,
+                                  metric_present: npt.ArrayLike | None = None) -> IntArray:
     """LoadVariationRiskBalancing ``Score`` for N nodes, (N,) int64 in 0..100.
 
     Source: ``pkg/trimaran/loadvariationriskbalancing/loadvariationriskbalancing.go``,
@@ -272,8 +282,8 @@ def load_variation_risk_balancing(allocatable, used_avg, used_std, pod_request, 
     s = lvrb_resource_scores(allocatable, avg, used_std, pod_request, margin=margin,
                              sensitivity=sensitivity, resource_is_memory=resource_is_memory)
     k = s.shape[0]
-    mp = None if metric_present is None else _cols(metric_present, bool)
-    total = None
+    mp = None if metric_present is None else _cols(metric_present, np.bool_)
+    total: FloatArray | None = None
     all_present = True
     for j in range(k):
         pres = np.isfinite(avg[:, j])
@@ -284,6 +294,8 @@ def load_variation_risk_balancing(allocatable, used_avg, used_std, pod_request, 
             all_present = False
             sj = np.where(pres, sj, np.inf)
         total = sj if total is None else np.minimum(total, sj)
+    if total is None:  # k == 0: no resource is present, upstream's 0
+        return np.zeros(s.shape[1], dtype=np.int64)
     if not all_present:
         total = np.where(total == np.inf, 0.0, total)
     return go_round(total).astype(np.int64)
@@ -293,9 +305,12 @@ def load_variation_risk_balancing(allocatable, used_avg, used_std, pod_request, 
 # LowRiskOverCommitment
 
 
-def lroc_resource_risks(allocatable, requested, limits, pod_request, pod_limit, used_avg, used_std, *,
+def lroc_resource_risks(allocatable: npt.ArrayLike, requested: npt.ArrayLike, limits: npt.ArrayLike,
+                        pod_request: npt.ArrayLike, pod_limit: npt.ArrayLike, used_avg: npt.ArrayLike,
+                        used_std: npt.ArrayLike, *,
                         smoothing_window_size: int = DEFAULT_SMOOTHING_WINDOW_SIZE,
-                        risk_limit_weights, resource_is_memory=None, metric_present=None) -> np.ndarray:
+                        risk_limit_weights: npt.ArrayLike, resource_is_memory: npt.ArrayLike | None = None,
+                        metric_present: npt.ArrayLike | None = None) -> FloatArray:
     """Per-resource total risk (k, N) (resource-major) in [0, 1], upstream ``computeRisk``.
 
     Source: ``pkg/trimaran/lowriskovercommitment/lowriskovercommitment.go``
@@ -333,7 +348,7 @@ def lroc_resource_risks(allocatable, requested, limits, pod_request, pod_limit, 
     p_req = np.asarray(pod_request, dtype=np.int64).reshape(-1)
     p_lim = np.maximum(np.asarray(pod_limit, dtype=np.int64).reshape(-1), p_req)  # SetMaxLimits
     w = np.broadcast_to(np.asarray(risk_limit_weights, dtype=np.float64).reshape(-1), (k,))
-    mp = None if metric_present is None else np.ascontiguousarray(_cols(metric_present, bool).T)
+    mp = None if metric_present is None else np.ascontiguousarray(_cols(metric_present, np.bool_).T)
     sqrt_w = math.sqrt(float(smoothing_window_size))  # math.Pow(W, 0.5) is math.Sqrt(W)
 
     pr = p_req[:, None]
@@ -413,15 +428,21 @@ def lroc_resource_risks(allocatable, requested, limits, pod_request, pod_limit, 
             risk_load *= present
         risk_limit *= w[:, None]
         risk_load *= (1.0 - w)[:, None]
-        total = np.add(risk_limit, risk_load, out=risk_limit)
+        np.add(risk_limit, risk_load, out=risk_limit)
+        total = risk_limit
         np.maximum(total, 0.0, out=total)
-        return np.minimum(total, 1.0, out=total)
+        np.minimum(total, 1.0, out=total)
+        return total
 
 
-def low_risk_over_commitment(allocatable, requested, limits, pod_request, pod_limit, used_avg, used_std, *,
+def low_risk_over_commitment(allocatable: npt.ArrayLike, requested: npt.ArrayLike, limits: npt.ArrayLike,
+                             pod_request: npt.ArrayLike, pod_limit: npt.ArrayLike, used_avg: npt.ArrayLike,
+                             used_std: npt.ArrayLike, *,
                              smoothing_window_size: int = DEFAULT_SMOOTHING_WINDOW_SIZE,
-                             risk_limit_weights, resource_is_memory=None, metric_present=None,
-                             best_effort: bool | None = None) -> np.ndarray:
+                             risk_limit_weights: npt.ArrayLike,
+                             resource_is_memory: npt.ArrayLike | None = None,
+                             metric_present: npt.ArrayLike | None = None,
+                             best_effort: bool | None = None) -> IntArray:
     """LowRiskOverCommitment ``Score`` for N nodes, (N,) int64 in 0..100.
 
     Source: ``pkg/trimaran/lowriskovercommitment/lowriskovercommitment.go``, ``Score`` ->

@@ -273,6 +273,14 @@ def test_lvrb_memory_unit_conversion_is_exact():
         int(alloc[0, 0]), 1.7e9, 2.1e8, 123456789.0, 1.0, 1.0, True)
 
 
+def test_lvrb_without_resources_scores_0():
+    # no resource, so none present: upstream's "0 if none" (was int64 garbage before)
+    none = np.zeros((3, 0))
+    got = load_variation_risk_balancing(none.astype(np.int64), none, none, np.zeros(0),
+                                        resource_is_memory=np.zeros(0, bool))
+    assert got.dtype == np.int64 and got.tolist() == [0, 0, 0]
+
+
 # --------------------------------------------------------------------------------------------
 # Beta CDF
 
