@@ -20,7 +20,7 @@ from scoring.policy import Policy, PolicyError, parse_policy
 from scoring.types import BASE_RESOURCES, CPU, MEMORY, PODS, NodeTable, PodDemand
 
 __all__ = [
-    "BASE_RESOURCES", "CPU", "MEMORY", "MAX_EXTENDER_PRIORITY", "PODS", "Evaluation", "Feasibility",
+    "BASE_RESOURCES", "CPU", "MAX_EXTENDER_PRIORITY", "MEMORY", "PODS", "Evaluation", "Feasibility",
     "NodeTable", "PodDemand", "Policy", "PolicyError", "Verdict", "describe", "evaluate", "feasibility",
     "parse_policy", "release", "to_extender_scores",
 ]

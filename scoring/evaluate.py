@@ -28,8 +28,8 @@ import numpy.typing as npt
 from scoring.estimate import estimate_pod
 from scoring.filters import Verdict, filter_nodes, load_usable
 from scoring.policy import LOAD_KIND, Policy, ResourcesArgs, StrategySpec, strategy_kind
-from scoring.strategies import LOAD_STRATEGIES, REQUESTS_STRATEGIES, IntArray, least_allocated
-from scoring.types import BoolArray, FloatArray, NodeTable, PodDemand
+from scoring.strategies import LOAD_STRATEGIES, REQUESTS_STRATEGIES, least_allocated
+from scoring.types import BoolArray, FloatArray, IntArray, NodeTable, PodDemand
 
 MAX_EXTENDER_PRIORITY = 10  # k8s.io/kube-scheduler/extender/v1 MaxExtenderPriority
 MAX_NODE_SCORE = 100

@@ -36,7 +36,8 @@ class Verdict:
 
     @property
     def feasible(self) -> BoolArray:
-        return self.code == OK
+        ok: BoolArray = self.code == OK  # ndarray.__eq__ is typed Any (object.__eq__ compatibility)
+        return ok
 
     def counts(self) -> dict[int, int]:
         """Nodes per verdict code (codes with none left out); bincount, codes being 0..4."""
@@ -96,8 +97,9 @@ def _checks(pod: PodDemand, nodes: NodeTable, policy: Policy, estimate: FloatArr
         # fail (filter_nodes), not for all of them.
         if nodes.stats.has_threshold_override[col]:
             override = nodes.threshold_override[:, col]
-            limit = np.where(np.isnan(override), float(threshold), override)
-            enabled = limit != 0
+            per_node = np.where(np.isnan(override), float(threshold), override)
+            limit: FloatArray | float = per_node
+            enabled: BoolArray | None = per_node != 0
         elif threshold == 0:
             continue
         else:
@@ -174,7 +176,8 @@ def describe(v: Verdict, i: int, nodes: NodeTable, pod: PodDemand, policy: Polic
     return ""
 
 
-def _threshold_limits(v: Verdict, rows: npt.NDArray[np.int64], nodes: NodeTable, policy: Policy) -> FloatArray:
+def _threshold_limits(v: Verdict, rows: npt.NDArray[np.int64], nodes: NodeTable,
+                      policy: Policy) -> FloatArray:
     """(len(rows),) the usage threshold in percent that applied to each of ``rows`` (nodes
     failing USAGE_THRESHOLD): the node's override, else the policy's."""
     out = np.zeros(len(rows))
@@ -182,11 +185,13 @@ def _threshold_limits(v: Verdict, rows: npt.NDArray[np.int64], nodes: NodeTable,
     for col in np.unique(cols).tolist():
         sel = cols == col
         override = nodes.threshold_override[rows[sel], col]
-        out[sel] = np.where(np.isnan(override), float(policy.filters.usageThresholds[nodes.resources[col]]), override)
+        default = float(policy.filters.usageThresholds[nodes.resources[col]])
+        out[sel] = np.where(np.isnan(override), default, override)
     return out
 
 
-def _group_sentence(code: int, col: int, detail: float, nodes: NodeTable, pod: PodDemand, policy: Policy) -> str:
+def _group_sentence(code: int, col: int, detail: float, nodes: NodeTable, pod: PodDemand,
+                    policy: Policy) -> str:
     name = _resource_name(col, nodes, pod)
     if code == USAGE_THRESHOLD:  # Koordinator's "node(s) <res> usage exceed threshold", with the limit
         return f"node(s) {name} usage exceed threshold {detail:g}% (measured + estimated, with this pod)"

@@ -32,9 +32,9 @@ import dataclasses
 import difflib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal, TypeVar, overload
 
 from scoring.types import CPU, EPHEMERAL_STORAGE, MEMORY, PODS
 
@@ -43,7 +43,10 @@ class PolicyError(ValueError):
     """The policy document is invalid; the message names the field."""
 
 
-def _frozen(d: Mapping[str, Any]) -> Mapping[str, Any]:
+_V = TypeVar("_V")
+
+
+def _frozen(d: Mapping[str, _V]) -> Mapping[str, _V]:
     return MappingProxyType(dict(d))
 
 
@@ -237,8 +240,12 @@ LOAD_STRATEGY_RESOURCES: Mapping[str, tuple[str, ...]] = MappingProxyType({
 # Validation helpers
 
 
+@overload
+def _num(value: Any, path: str, *, lo: float = ..., hi: float = ..., integer: Literal[True]) -> int: ...
+@overload
+def _num(value: Any, path: str, *, lo: float = ..., hi: float = ..., integer: bool = ...) -> float: ...
 def _num(value: Any, path: str, *, lo: float = 0.0, hi: float = math.inf,
-         integer: bool = False) -> Any:
+         integer: bool = False) -> float:
     kind = "an integer" if integer else "a number"
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise PolicyError(f"{path}: must be {kind}, got {value!r}")
@@ -431,9 +438,15 @@ def _resource_name(name: Any, path: str) -> str:
     return name
 
 
+@overload
+def _resource_map(value: Any, path: str, *, hi: float = ..., integer: Literal[True] = ...,
+                  allowed: tuple[str, ...] | None = ...) -> Mapping[str, int]: ...
+@overload
+def _resource_map(value: Any, path: str, *, hi: float = ..., integer: bool,
+                  allowed: tuple[str, ...] | None = ...) -> Mapping[str, float]: ...
 def _resource_map(value: Any, path: str, *, hi: float = math.inf, integer: bool = True,
-                  allowed: tuple[str, ...] | None = None) -> Mapping[str, Any]:
-    out = {}
+                  allowed: tuple[str, ...] | None = None) -> Mapping[str, float]:
+    out: dict[str, float] = {}
     for name, v in _mapping(value, path, allowed).items():
         if not isinstance(name, str) or not name:
             _resource_name(name, path)
@@ -565,7 +578,7 @@ def _lroc_args(raw: Any, path: str) -> LowRiskOverCommitmentArgs:
 
 # Strategy name -> (kind, args parser). "requests" strategies need only requests; "load"
 # strategies need fresh measured usage and fall back per LoadSpec.
-STRATEGIES: Mapping[str, tuple[str, Any]] = MappingProxyType({
+STRATEGIES: Mapping[str, tuple[str, Callable[[Any, str], StrategyArgs]]] = MappingProxyType({
     "LeastAllocated": (REQUESTS_KIND, _resources_args),
     "MostAllocated": (REQUESTS_KIND, _resources_args),
     "RequestedToCapacityRatio": (REQUESTS_KIND, _rtcr_args),
@@ -591,7 +604,7 @@ def _strategies(raw: Any) -> tuple[StrategySpec, ...]:
         p = f"strategies[{i}]"
         item = _mapping(item, p, ("name", "weight", "args"))
         name = item.get("name")
-        if name not in STRATEGIES:
+        if not isinstance(name, str) or name not in STRATEGIES:
             raise PolicyError(f"{p}.name: unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
         if any(s.name == name for s in out):
             raise PolicyError(f"{p}.name: strategy {name!r} listed twice")

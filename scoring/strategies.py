@@ -25,16 +25,31 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 import numpy as np
-import numpy.typing as npt
 
 from scoring import trimaran
 from scoring.estimate import go_round
-from scoring.policy import (BalancedAllocationArgs, LoadAwareArgs, LoadVariationRiskBalancingArgs,
-                            LowRiskOverCommitmentArgs, RequestedToCapacityRatioArgs, ResourcesArgs,
-                            ResourceWeight, StrategyArgs, TargetLoadPackingArgs)
-from scoring.types import CPU, EPHEMERAL_STORAGE, MEMORY, PODS, BoolArray, FloatArray, NodeTable, PodDemand
-
-IntArray = npt.NDArray[np.int64]
+from scoring.policy import (
+    BalancedAllocationArgs,
+    LoadAwareArgs,
+    LoadVariationRiskBalancingArgs,
+    LowRiskOverCommitmentArgs,
+    RequestedToCapacityRatioArgs,
+    ResourcesArgs,
+    ResourceWeight,
+    StrategyArgs,
+    TargetLoadPackingArgs,
+)
+from scoring.types import (
+    CPU,
+    EPHEMERAL_STORAGE,
+    MEMORY,
+    PODS,
+    BoolArray,
+    FloatArray,
+    IntArray,
+    NodeTable,
+    PodDemand,
+)
 
 MAX_NODE_SCORE = 100  # k8s.io/kube-scheduler/framework MaxNodeScore
 MAX_CUSTOM_PRIORITY_SCORE = 10  # kube-scheduler config.MaxCustomPriorityScore (shape scores)
@@ -124,7 +139,8 @@ def _weighted_mean(scores: list[FloatArray], cols: list[ResourceColumns], n: int
     """``Σ w·s / Σ w`` over each node's counted resources (allocatable > 0 unless ``counted``
     says otherwise), truncated (``trunc``, int64 division) or Go ``math.Round`` (``round``);
     0 where nothing counts. All values are small integers: float64 is exact."""
-    if counted is None and all(c.positive for c in cols):  # the common case: every resource counts on every node
+    # the common case: every resource counts on every node
+    if counted is None and all(c.positive for c in cols):
         total = np.zeros(n)
         for s, c in zip(scores, cols, strict=True):
             total += c.weight * s
@@ -240,7 +256,8 @@ def balanced_allocation(pod: PodDemand, nodes: NodeTable, args: BalancedAllocati
 def _balance(cols: list[ResourceColumns], held: list[FloatArray], n: int) -> IntArray:
     """(N,) ``balancedResourceScore`` of nodes holding ``held`` (one (N,) array per column),
     float64 in Go's operation order, truncated to int64."""
-    fracs, present = [], []
+    fracs: list[FloatArray] = []
+    present: list[BoolArray | None] = []
     for c, x in zip(cols, held, strict=True):
         if c.positive:
             fracs.append(np.minimum(x / c.allocatable, 1.0))
@@ -350,9 +367,12 @@ def target_load_packing(pod: PodDemand, nodes: NodeTable, args: TargetLoadPackin
     if col < 0:
         return np.zeros(len(nodes), np.int64)
     pcol = pod.resources.index(CPU) if CPU in pod.resources else -1
-    reqs = pod.container_requests[:, pcol] if pcol >= 0 else np.zeros(1)
-    lims = pod.container_limits[:, pcol] if pcol >= 0 else np.zeros(1)
-    overhead = float(pod.overhead[pcol]) if pcol >= 0 else 0.0
+    c_req, c_lim, c_overhead = pod.container_requests, pod.container_limits, pod.overhead
+    # PodDemand.__post_init__ sets all three
+    assert c_req is not None and c_lim is not None and c_overhead is not None
+    reqs = c_req[:, pcol] if pcol >= 0 else np.zeros(1)
+    lims = c_lim[:, pcol] if pcol >= 0 else np.zeros(1)
+    overhead = float(c_overhead[pcol]) if pcol >= 0 else 0.0
     pod_cpu = trimaran.tlp_predicted_cpu(reqs, lims, overhead, multiplier=args.defaultRequestsMultiplier,
                                          default_millis=args.defaultRequestsCpuMillis)
     return trimaran.target_load_packing(nodes.capacity[:, col], _usage_avg(nodes)[:, 0],

@@ -3,9 +3,10 @@
 Upstream: kubernetes-sigs/scheduler-plugins, ``pkg/trimaran`` (TargetLoadPacking,
 LoadVariationRiskBalancing, LowRiskOverCommitment) and the Cephes incomplete-beta code that
 LowRiskOverCommitment calls through gonum (``gonum.org/v1/gonum/mathext.RegIncBeta`` ->
-``mathext/internal/cephes/incbeta.go``). Every kernel reproduces the Go ``Score`` of one node in
-Go's float64 operation order, for all N nodes at once, and returns int64 scores exactly as the
-plugin would (``int64(math.Round(...))``, i.e. half away from zero, not numpy's half-to-even).
+``mathext/internal/cephes/incbeta.go``), ported in scoring/special.py. Every kernel reproduces
+the Go ``Score`` of one node in Go's float64 operation order, for all N nodes at once, and
+returns int64 scores exactly as the plugin would (``int64(math.Round(...))``, i.e. half away
+from zero, not numpy's half-to-even).
 
 Units and shapes
 ----------------
@@ -73,23 +74,28 @@ Deliberate deviations / limits of exactness
   follow Cephes' branch choice exactly (an equally accurate branch can underflow differently).
 * Generalisation to k resources: LVRB takes the min over present resources (upstream: min of
   cpu and memory if both present, else the one present, else 0); LROC the max risk over all k.
-* ``beta_cdf`` follows ``lowriskovercommitment.BetaDistribution.DistributionFunction``: a NaN or
-  out-of-[0,1] result of the incomplete beta (invalid or non-finite shape parameters) is 0; for
-  x <= 0 it is 0 and for x >= 1 it is 1 (gonum ``distuv.Beta.CDF`` edges; Trimaran never passes
-  x > 1, for which its ``RegularizedIncomplete`` would give NaN -> 0).
+* ``scoring.special.beta_cdf`` follows
+  ``lowriskovercommitment.BetaDistribution.DistributionFunction``: a NaN or out-of-[0,1] result
+  of the incomplete beta (invalid or non-finite shape parameters) is 0; for x <= 0 it is 0 and
+  for x >= 1 it is 1 (gonum ``distuv.Beta.CDF`` edges; Trimaran never passes x > 1, for which
+  its ``RegularizedIncomplete`` would give NaN -> 0).
 """
 
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from scoring.estimate import go_round
+from scoring.special import _beta_cdf_flat, _lbeta
+from scoring.types import FloatArray, IntArray
 
 __all__ = [
-    "MEGA_FACTOR", "beta_cdf", "load_variation_risk_balancing", "lroc_resource_risks",
-    "low_risk_over_commitment", "lvrb_resource_scores", "target_load_packing", "tlp_predicted_cpu",
+    "MEGA_FACTOR", "load_variation_risk_balancing", "low_risk_over_commitment", "lroc_resource_risks",
+    "lvrb_resource_scores", "target_load_packing", "tlp_predicted_cpu",
 ]
 
 # apis/config/v1/defaults.go
@@ -106,94 +112,15 @@ MAX_NODE_SCORE = 100.0  # framework.MaxNodeScore
 MAX_VARIANCE_ALLOWANCE = 0.99  # lowriskovercommitment.MaxVarianceAllowance
 SMALLEST_NONZERO_FLOAT64 = 5e-324  # math.SmallestNonzeroFloat64
 
-# gonum mathext/internal/cephes: cephes.go and incbeta.go
-_MACHEP = 1.0 / (1 << 53)
-_MAXLOG = 1024 * math.log(2.0)
-_MINLOG = -1075 * math.log(2.0)
-_MAXGAM = 171.624376956302725
-_BIG = 4.503599627370496e15
-_BIGINV = 2.22044604925031308085e-16
-_CF_THRESH = 3.0 * _MACHEP
-_CF_ITERATIONS = 301  # "for n = 0; n <= 300; n++"
-_PSERIES_SAFETY_CAP = 5000  # Cephes' pseries loop is unbounded; x <= 0.95 converges in < ~900
-
-# CPython Modules/mathmodule.c m_lgamma (Lanczos, g = 6.0246...), ported so that _lgamma equals
-# math.lgamma (which the scalar test reference uses) for positive arguments, up to the rounding
-# of np.log against the C library's log (they differ on ~1e-4 of arguments, by an ulp).
-_LANCZOS_G = 6.024680040776729583740234375
-_LANCZOS_NUM = (
-    23531376880.410759688572007674451636754734846804940,
-    42919803642.649098768957899047001988850926355848959,
-    35711959237.355668049440185451547166705960488635843,
-    17921034426.037209699919755754458931112671403265390,
-    6039542586.3520280050642916443072979210699388420708,
-    1439720407.3117216736632230727949123939715485786772,
-    248874557.86205415651146038641322942321632125127801,
-    31426415.585400194380614231628318205362874684987640,
-    2876370.6289353724412254090516208496135991145378768,
-    186056.26539522349504029498971604569928220784236328,
-    8071.6720023658162106380029022722506138218516325024,
-    210.82427775157934587250973392071336271166969580291,
-    2.5066282746310002701649081771338373386264310793408,
-)
-_LANCZOS_DEN = (0.0, 39916800.0, 120543840.0, 150917976.0, 105258076.0, 45995730.0,
-                13339535.0, 2637558.0, 357423.0, 32670.0, 1925.0, 66.0, 1.0)
-
-
-# --------------------------------------------------------------------------------------------
-# helpers
-
-
-def _lanczos_sum(x: np.ndarray, small: bool) -> np.ndarray:
-    num = np.zeros_like(x)
-    den = np.zeros_like(x)
-    if small:  # x < 5: Horner in x
-        for i in range(12, -1, -1):
-            num *= x
-            num += _LANCZOS_NUM[i]
-            den *= x
-            den += _LANCZOS_DEN[i]
-    else:  # rational function in 1/x
-        for i in range(13):
-            num /= x
-            num += _LANCZOS_NUM[i]
-            den /= x
-            den += _LANCZOS_DEN[i]
-    return num / den
-
-
-def _lgamma(x: np.ndarray) -> np.ndarray:
-    """log Gamma(x) for x > 0 (+inf -> +inf), CPython's ``m_lgamma`` vectorised: equal to
-    ``math.lgamma`` (which the scalar test reference uses) for positive finite x, up to an ulp
-    of its logarithms where np.log and the C library's log round apart."""
-    x = np.asarray(x, dtype=np.float64)
-    out = np.empty_like(x)
-    small = x < 5.0
-    for mask, is_small in ((small, True), (~small, False)):
-        if mask.any():
-            xs = x[mask]
-            r = np.log(_lanczos_sum(xs, is_small)) - _LANCZOS_G
-            r += (xs - 0.5) * (np.log(xs + _LANCZOS_G - 0.5) - 1)
-            out[mask] = r
-    out[(x == np.floor(x)) & (x <= 2.0)] = 0.0  # lgamma(1) = lgamma(2) = 0
-    tiny = x < 1e-20
-    if tiny.any():
-        out[tiny] = -np.log(x[tiny])
-    out[np.isinf(x)] = np.inf
-    return out
-
-
-def _lbeta(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """gonum ``mathext/internal/gonum.Lbeta`` for finite a, b > 0: ``la + lb - lab`` (symmetric
-    in a and b bitwise, so it can be shared between (a, b) and the swapped (b, a))."""
-    return (_lgamma(a) + _lgamma(b)) - _lgamma(a + b)
+_S = TypeVar("_S", bound=np.generic)
 
 
 # --------------------------------------------------------------------------------------------
 # TargetLoadPacking
 
 
-def tlp_predicted_cpu(container_requests, container_limits, overhead, *,
+def tlp_predicted_cpu(container_requests: npt.ArrayLike, container_limits: npt.ArrayLike,
+                      overhead: float, *,
                       multiplier: float = DEFAULT_REQUESTS_MULTIPLIER,
                       default_millis: float = DEFAULT_REQUESTS_MILLI_CORES) -> float:
     """Predicted CPU (millicores) of one pod, as TargetLoadPacking counts it.
@@ -218,7 +145,8 @@ def tlp_predicted_cpu(container_requests, container_limits, overhead, *,
     return float(int(pred.astype(np.int64).sum()) + int(overhead))
 
 
-def target_load_packing(capacity_cpu, used_cpu, pending_cpu, pod_cpu, *, target) -> np.ndarray:
+def target_load_packing(capacity_cpu: npt.ArrayLike, used_cpu: npt.ArrayLike, pending_cpu: npt.ArrayLike,
+                        pod_cpu: float, *, target: float) -> IntArray:
     """TargetLoadPacking ``Score`` for N nodes, (N,) int64.
 
     Source: ``pkg/trimaran/targetloadpacking/targetloadpacking.go``,
@@ -272,16 +200,17 @@ def target_load_packing(capacity_cpu, used_cpu, pending_cpu, pod_cpu, *, target)
 # LoadVariationRiskBalancing
 
 
-def _cols(a, dtype) -> np.ndarray:
+def _cols(a: npt.ArrayLike, dtype: type[_S]) -> npt.NDArray[_S]:
     """(N, k) input as an array whose columns are the resources (a 1-D input is one resource)."""
     a = np.asarray(a, dtype=dtype)
     return a.reshape(-1, 1) if a.ndim == 1 else a
 
 
-def lvrb_resource_scores(allocatable, used_avg, used_std, pod_request, *,
+def lvrb_resource_scores(allocatable: npt.ArrayLike, used_avg: npt.ArrayLike, used_std: npt.ArrayLike,
+                         pod_request: npt.ArrayLike, *,
                          margin: float = DEFAULT_SAFE_VARIANCE_MARGIN,
                          sensitivity: float = DEFAULT_SAFE_VARIANCE_SENSITIVITY,
-                         resource_is_memory) -> np.ndarray:
+                         resource_is_memory: npt.ArrayLike) -> FloatArray:
     """Per-resource float scores (k, N) (resource-major), upstream ``computeScore``.
 
     Source: ``pkg/trimaran/loadvariationriskbalancing/analysis.go``, ``computeScore`` (current
@@ -341,10 +270,12 @@ def lvrb_resource_scores(allocatable, used_avg, used_std, pod_request, *,
     return out
 
 
-def load_variation_risk_balancing(allocatable, used_avg, used_std, pod_request, *,
+def load_variation_risk_balancing(allocatable: npt.ArrayLike, used_avg: npt.ArrayLike,
+                                  used_std: npt.ArrayLike, pod_request: npt.ArrayLike, *,
                                   margin: float = DEFAULT_SAFE_VARIANCE_MARGIN,
                                   sensitivity: float = DEFAULT_SAFE_VARIANCE_SENSITIVITY,
-                                  resource_is_memory, metric_present=None) -> np.ndarray:
+                                  resource_is_memory: npt.ArrayLike,
+                                  metric_present: npt.ArrayLike | None = None) -> IntArray:
     """LoadVariationRiskBalancing ``Score`` for N nodes, (N,) int64 in 0..100.
 
     Source: ``pkg/trimaran/loadvariationriskbalancing/loadvariationriskbalancing.go``,
@@ -367,8 +298,8 @@ def load_variation_risk_balancing(allocatable, used_avg, used_std, pod_request, 
     s = lvrb_resource_scores(allocatable, avg, used_std, pod_request, margin=margin,
                              sensitivity=sensitivity, resource_is_memory=resource_is_memory)
     k = s.shape[0]
-    mp = None if metric_present is None else _cols(metric_present, bool)
-    total = None
+    mp = None if metric_present is None else _cols(metric_present, np.bool_)
+    total: FloatArray | None = None
     all_present = True
     for j in range(k):
         pres = np.isfinite(avg[:, j])
@@ -379,288 +310,23 @@ def load_variation_risk_balancing(allocatable, used_avg, used_std, pod_request, 
             all_present = False
             sj = np.where(pres, sj, np.inf)
         total = sj if total is None else np.minimum(total, sj)
+    if total is None:  # k == 0: no resource is present, upstream's 0
+        return np.zeros(s.shape[1], dtype=np.int64)
     if not all_present:
         total = np.where(total == np.inf, 0.0, total)
     return go_round(total).astype(np.int64)
 
 
 # --------------------------------------------------------------------------------------------
-# Regularized incomplete beta: gonum mathext.RegIncBeta = Cephes incbet, vectorised
-
-
-def _pseries(a: np.ndarray, b: np.ndarray, x: np.ndarray, lb: np.ndarray) -> np.ndarray:
-    """Cephes ``pseries`` (power series, used where b*x <= 1 and x <= 0.95), vectorised.
-
-    Terms are generated a block at a time as a 2-D array; ``np.cumprod``/``np.cumsum`` along the
-    block accumulate strictly left to right, so every element gets Go's sequence of roundings
-    (``t *= u``; ``s += v``) and stops at the same term (the first with |v| <= z is the last
-    added). ``lb`` is ``Lbeta(a, b)``.
-    """
-    m = a.shape[0]
-    ai = 1.0 / a
-    u = (1.0 - b) * x
-    v = u / (a + 1.0)
-    t1 = v
-    z = _MACHEP * ai
-    s = np.zeros(m)
-    loop = np.flatnonzero(np.abs(v) > z)  # elements that enter the loop
-    if loop.size:
-        # terms needed ~ log(z) / log(x): start each element with a block of about that size
-        est = np.log(_MACHEP * np.minimum(ai[loop], 1.0)) / np.log(x[loop])
-        first = np.clip(2 ** np.ceil(np.log2(np.maximum(est, 8.0))), 8, 512)
-        for block0 in np.unique(first):
-            _pseries_sum(loop[first == block0], int(block0), a, b, x, u, z, s)
-    s += t1
-    s += ai
-    ul = a * np.log(x)
-    direct = ((a + b) < _MAXGAM) & (np.abs(ul) < _MAXLOG)
-    res_direct = (s * (1.0 / np.exp(lb))) * np.power(x, a)
-    tlog = (-lb + ul) + np.log(s)
-    res_log = np.where(tlog < _MINLOG, 0.0, np.exp(tlog))
-    return np.where(direct, res_direct, res_log)
-
-
-def _pseries_sum(idx: np.ndarray, block: int, a, b, x, u, z, s) -> None:
-    """The ``for |v| > z`` loop of ``pseries`` for the elements ``idx``, a block of terms at a
-    time; writes the sums into ``s``."""
-    t_prev = u[idx]
-    s_prev = np.zeros(idx.size)
-    n0 = 2.0
-    while idx.size and n0 < _PSERIES_SAFETY_CAP:
-        ns = n0 + np.arange(block, dtype=np.float64)
-        A, B, X, Z = a[idx], b[idx], x[idx], z[idx]
-        U = ((ns - B[:, None]) * X[:, None]) / ns
-        TT = np.cumprod(np.concatenate([t_prev[:, None], U], axis=1), axis=1)[:, 1:]
-        V = TT / (A[:, None] + ns)
-        S = np.cumsum(np.concatenate([s_prev[:, None], V], axis=1), axis=1)[:, 1:]
-        small = ~(np.abs(V) > Z[:, None])
-        stop = small.any(axis=1)
-        if stop.any():
-            rows = np.flatnonzero(stop)
-            s[idx[rows]] = S[rows, small[rows].argmax(axis=1)]
-            go = ~stop
-            idx, t_prev, s_prev = idx[go], TT[go, -1], S[go, -1]
-        else:
-            t_prev, s_prev = TT[:, -1], S[:, -1]
-        n0 += block
-        block = min(block * 2, 512)
-    if idx.size:
-        s[idx] = s_prev
-
-
-def _cont_frac(a: np.ndarray, b: np.ndarray, x: np.ndarray, bd: bool) -> np.ndarray:
-    """Cephes ``incbcf`` (bd=False) / ``incbd`` (bd=True), vectorised.
-
-    The same forward recurrences, rescaling by the exact powers of two ``big``/``biginv`` (which
-    leave every convergent p/q unchanged) and convergence test as Go; an element's result is
-    taken at the iteration where Go returns, the others run to Go's cap of 301 iterations.
-    """
-    m = a.shape[0]
-    out = np.empty(m)
-    idx = np.arange(m)
-    xx = x / (1.0 - x) if bd else x  # incbd works in z = x / (1 - x)
-    k1 = a.copy()  # +1 each iteration
-    k2 = (b - 1.0) if bd else (a + b)  # incbd: -1, incbcf: +1
-    k3 = a.copy()  # +2
-    k4 = a + 1.0  # +2; Go's k7 starts equal to k4 and moves with it
-    k6 = (a + b) if bd else (b - 1.0)  # incbd: +1, incbcf: -1
-    k8 = a + 2.0  # +2
-    k5 = 1.0  # +1, the same for every element
-    d2 = -1.0 if bd else 1.0
-    d6 = 1.0 if bd else -1.0
-    pkm2 = np.zeros(m)
-    qkm2 = np.ones(m)
-    pkm1 = np.ones(m)
-    qkm1 = np.ones(m)
-    ans = np.ones(m)
-    r = np.ones(m)
-    done = np.zeros(m, dtype=bool)
-    ndone = 0
-    for _ in range(_CF_ITERATIONS):
-        xk = xx * k1
-        xk *= k2
-        xk /= k3 * k4  # -xk of Go's first step
-        p1 = pkm1 - pkm2 * xk
-        q1 = qkm1 - qkm2 * xk
-        xk = xx * k5
-        xk *= k6
-        xk /= k4 * k8
-        pk = pkm1 * xk
-        pk += p1
-        qk = qkm1 * xk
-        qk += q1
-        pkm2, pkm1, qkm2, qkm1 = p1, pk, q1, qk
-        rn = pk / qk
-        qz = qk == 0
-        if qz.any():
-            rn[qz] = r[qz]  # Go keeps the previous r when qk == 0
-        r = rn
-        rz = r == 0
-        if rz.any():  # Go: t = 1 and ans unchanged when r == 0
-            t = np.abs((ans - r) / np.where(rz, 1.0, r))
-            t[rz] = 1.0
-            ans = np.where(rz, ans, r)
-        else:
-            t = np.abs((ans - r) / r)
-            ans = r
-        new = t < _CF_THRESH
-        new &= ~done
-        if new.any():
-            out[idx[new]] = ans[new]
-            done |= new
-            ndone += int(np.count_nonzero(new))
-            if ndone == idx.size:
-                return out
-        k1 += 1.0
-        k2 += d2
-        k3 += 2.0
-        k4 += 2.0
-        k5 += 1.0
-        k6 += d6
-        k8 += 2.0
-        apk = np.abs(pk)
-        aqk = np.abs(qk)
-        grow = (aqk + apk) > _BIG
-        shrink = np.minimum(aqk, apk) < _BIGINV
-        if grow.any() or shrink.any():
-            f = np.where(grow, _BIGINV, 1.0) * np.where(shrink, _BIG, 1.0)
-            pkm2 = pkm2 * f
-            pkm1 = pkm1 * f
-            qkm2 = qkm2 * f
-            qkm1 = qkm1 * f
-        if ndone * 4 > idx.size:  # drop the converged from the working set
-            keep = ~done
-            (idx, xx, k1, k2, k3, k4, k6, k8, pkm2, pkm1, qkm2, qkm1, ans, r) = (
-                idx[keep], xx[keep], k1[keep], k2[keep], k3[keep], k4[keep], k6[keep], k8[keep],
-                pkm2[keep], pkm1[keep], qkm2[keep], qkm1[keep], ans[keep], r[keep])
-            done = np.zeros(idx.size, dtype=bool)
-            ndone = 0
-    keep = ~done
-    out[idx[keep]] = ans[keep]
-    return out
-
-
-def _incbet(aa: np.ndarray, bb: np.ndarray, xx: np.ndarray, lb: np.ndarray) -> np.ndarray:
-    """Cephes ``Incbet`` (gonum ``mathext/internal/cephes/incbeta.go``) for finite aa, bb > 0
-    and 0 < xx < 1, vectorised over 1-D arrays; ``lb`` = Lbeta(aa, bb). May return NaN or a
-    value outside [0, 1] exactly where Cephes does."""
-    out = np.empty(aa.shape[0])
-    ps = (bb * xx <= 1.0) & (xx <= 0.95)
-    if ps.any():
-        out[ps] = _pseries(aa[ps], bb[ps], xx[ps], lb[ps])
-        rest = ~ps
-        if not rest.any():
-            return out
-        ri = np.flatnonzero(rest)
-        a0, b0, x0, lb0 = aa[ri], bb[ri], xx[ri], lb[ri]
-    else:
-        ri = None
-        a0, b0, x0, lb0 = aa, bb, xx, lb
-    w = 1.0 - x0
-    flag = x0 > a0 / (a0 + b0)  # reverse a and b if x is greater than the mean
-    a = np.where(flag, b0, a0)
-    b = np.where(flag, a0, b0)
-    xc = np.where(flag, x0, w)
-    x = np.where(flag, w, x0)
-    t = np.empty(a.shape[0])
-    ps2 = flag & (b * x <= 1.0) & (x <= 0.95)
-    if ps2.any():
-        t[ps2] = _pseries(a[ps2], b[ps2], x[ps2], lb0[ps2])
-        cf = ~ps2
-    else:
-        cf = None
-    if cf is None or cf.any():
-        if cf is None:
-            a1, b1, x1, xc1, lb1 = a, b, x, xc, lb0
-        else:
-            a1, b1, x1, xc1, lb1 = a[cf], b[cf], x[cf], xc[cf], lb0[cf]
-        y = x1 * (a1 + b1 - 2.0) - (a1 - 1.0)
-        wcf = np.empty(a1.shape[0])
-        lt = y < 0.0
-        if lt.any():
-            wcf[lt] = _cont_frac(a1[lt], b1[lt], x1[lt], bd=False)
-        ge = ~lt
-        if ge.any():
-            wcf[ge] = _cont_frac(a1[ge], b1[ge], x1[ge], bd=True) / xc1[ge]
-        ya = a1 * np.log(x1)
-        tb = b1 * np.log(xc1)
-        direct = ((a1 + b1) < _MAXGAM) & (np.abs(ya) < _MAXLOG) & (np.abs(tb) < _MAXLOG)
-        td = np.power(xc1, b1)
-        td *= np.power(x1, a1)
-        td /= a1
-        td *= wcf
-        td *= 1.0 / np.exp(lb1)
-        if not direct.all():  # resort to logarithms
-            yl = ya + (tb - lb1)
-            yl += np.log(wcf / a1)
-            tl = np.where(yl < _MINLOG, 0.0, np.exp(yl))
-            td = np.where(direct, td, tl)
-        if cf is None:
-            t = td
-        else:
-            t[cf] = td
-    # transformT
-    t = np.where(flag, np.where(t <= _MACHEP, 1.0 - _MACHEP, 1.0 - t), t)
-    if ri is None:
-        return t
-    out[ri] = t
-    return out
-
-
-def _beta_cdf_flat(x: np.ndarray, a: np.ndarray, b: np.ndarray, lb: np.ndarray | None = None) -> np.ndarray:
-    """``beta_cdf`` on 1-D float64 arrays of equal length (call inside np.errstate)."""
-    out = np.where(x >= 1.0, 1.0, 0.0)
-    inner = (x > 0.0) & (x < 1.0) & (a > 0.0) & (b > 0.0) & np.isfinite(a) & np.isfinite(b)
-    if inner.all():
-        ii = None
-        ai, bi, xi = a, b, x
-    elif inner.any():
-        ii = np.flatnonzero(inner)
-        ai, bi, xi = a[ii], b[ii], x[ii]
-    else:
-        return out
-    lbi = _lbeta(ai, bi) if lb is None else (lb if ii is None else lb[ii])
-    p = _incbet(ai, bi, xi, lbi)
-    p = np.where((p >= 0.0) & (p <= 1.0), p, 0.0)  # DistributionFunction: NaN, < 0, > 1 -> 0
-    if ii is None:
-        return p
-    out[ii] = p
-    return out
-
-
-def beta_cdf(x, a, b) -> np.ndarray:
-    """Regularized incomplete beta I_x(a, b), vectorised (arrays broadcast), never NaN.
-
-    Source: ``pkg/trimaran/lowriskovercommitment/beta.go``, ``(*BetaDistribution)
-    .DistributionFunction`` -> ``RegularizedIncomplete`` -> gonum ``mathext.RegIncBeta`` -> Cephes
-    ``Incbet`` (``mathext/internal/cephes/incbeta.go``: power series ``pseries`` when b*x <= 1 and
-    x <= 0.95; else, after swapping (a, b, x) -> (b, a, 1 - x) when x is above the mean, the power
-    series again or the continued fraction ``incbcf``/``incbd`` (at most 301 iterations), times
-    x^a (1-x)^b / (a B(a, b)), directly or through logarithms). The same algorithm branch for
-    branch, vectorised, so it agrees with gonum to rounding, including where the 301-iteration cap
-    leaves the continued fraction unconverged (huge a and b with x within a few standard
-    deviations of the mean). Elsewhere accurate to ~1e-14 (tested against an independent Lentz
-    continued fraction, and against scipy when importable); the absolute error grows like
-    ``ulp(lgamma(a + b))`` for a + b above ~1e4, as in Cephes.
-
-    Edges: x <= 0 -> 0, x >= 1 -> 1, NaN x -> 0; a or b <= 0, NaN or infinite -> 0 (upstream:
-    ``RegularizedIncomplete`` returns NaN, or Cephes returns NaN through ``Lbeta``, and
-    ``DistributionFunction`` maps NaN and values outside [0, 1] to 0).
-    """
-    xb, ab, bb = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(a, dtype=np.float64),
-                                     np.asarray(b, dtype=np.float64))
-    with np.errstate(all="ignore"):
-        out = _beta_cdf_flat(xb.reshape(-1), ab.reshape(-1), bb.reshape(-1))
-    return out.reshape(xb.shape)
-
-
-# --------------------------------------------------------------------------------------------
 # LowRiskOverCommitment
 
 
-def lroc_resource_risks(allocatable, requested, limits, pod_request, pod_limit, used_avg, used_std, *,
+def lroc_resource_risks(allocatable: npt.ArrayLike, requested: npt.ArrayLike, limits: npt.ArrayLike,
+                        pod_request: npt.ArrayLike, pod_limit: npt.ArrayLike, used_avg: npt.ArrayLike,
+                        used_std: npt.ArrayLike, *,
                         smoothing_window_size: int = DEFAULT_SMOOTHING_WINDOW_SIZE,
-                        risk_limit_weights, resource_is_memory=None, metric_present=None) -> np.ndarray:
+                        risk_limit_weights: npt.ArrayLike, resource_is_memory: npt.ArrayLike | None = None,
+                        metric_present: npt.ArrayLike | None = None) -> FloatArray:
     """Per-resource total risk (k, N) (resource-major) in [0, 1], upstream ``computeRisk``.
 
     Source: ``pkg/trimaran/lowriskovercommitment/lowriskovercommitment.go``
@@ -694,11 +360,11 @@ def lroc_resource_risks(allocatable, requested, limits, pod_request, pod_limit, 
     Lm_all = np.ascontiguousarray(_cols(limits, np.int64).T)
     avg_all = np.ascontiguousarray(_cols(used_avg, np.float64).T)
     std_all = np.ascontiguousarray(_cols(used_std, np.float64).T)
-    k, n = C_all.shape
+    k = C_all.shape[0]
     p_req = np.asarray(pod_request, dtype=np.int64).reshape(-1)
     p_lim = np.maximum(np.asarray(pod_limit, dtype=np.int64).reshape(-1), p_req)  # SetMaxLimits
     w = np.broadcast_to(np.asarray(risk_limit_weights, dtype=np.float64).reshape(-1), (k,))
-    mp = None if metric_present is None else np.ascontiguousarray(_cols(metric_present, bool).T)
+    mp = None if metric_present is None else np.ascontiguousarray(_cols(metric_present, np.bool_).T)
     sqrt_w = math.sqrt(float(smoothing_window_size))  # math.Pow(W, 0.5) is math.Sqrt(W)
 
     pr = p_req[:, None]
@@ -778,15 +444,21 @@ def lroc_resource_risks(allocatable, requested, limits, pod_request, pod_limit, 
             risk_load *= present
         risk_limit *= w[:, None]
         risk_load *= (1.0 - w)[:, None]
-        total = np.add(risk_limit, risk_load, out=risk_limit)
+        np.add(risk_limit, risk_load, out=risk_limit)
+        total = risk_limit
         np.maximum(total, 0.0, out=total)
-        return np.minimum(total, 1.0, out=total)
+        np.minimum(total, 1.0, out=total)
+        return total
 
 
-def low_risk_over_commitment(allocatable, requested, limits, pod_request, pod_limit, used_avg, used_std, *,
+def low_risk_over_commitment(allocatable: npt.ArrayLike, requested: npt.ArrayLike, limits: npt.ArrayLike,
+                             pod_request: npt.ArrayLike, pod_limit: npt.ArrayLike, used_avg: npt.ArrayLike,
+                             used_std: npt.ArrayLike, *,
                              smoothing_window_size: int = DEFAULT_SMOOTHING_WINDOW_SIZE,
-                             risk_limit_weights, resource_is_memory=None, metric_present=None,
-                             best_effort: bool | None = None) -> np.ndarray:
+                             risk_limit_weights: npt.ArrayLike,
+                             resource_is_memory: npt.ArrayLike | None = None,
+                             metric_present: npt.ArrayLike | None = None,
+                             best_effort: bool | None = None) -> IntArray:
     """LowRiskOverCommitment ``Score`` for N nodes, (N,) int64 in 0..100.
 
     Source: ``pkg/trimaran/lowriskovercommitment/lowriskovercommitment.go``, ``Score`` ->

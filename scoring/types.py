@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
 
 CPU = "cpu"
 MEMORY = "memory"
@@ -31,7 +32,7 @@ BASE_RESOURCES: tuple[str, ...] = (CPU, MEMORY, PODS)
 MAX_QUANTITY = 2**53  # the largest quantity the core accepts (exact in float64)
 
 
-def _readonly(*arrays: np.ndarray) -> None:
+def _readonly(*arrays: npt.NDArray[np.generic]) -> None:
     for a in arrays:
         a.flags.writeable = False
 
@@ -85,7 +86,8 @@ class NodeTable:
         for field in ARRAY_FIELDS:
             arr = getattr(self, field)
             if arr.shape != (n, r) or arr.dtype != np.float64:
-                raise ValueError(f"NodeTable.{field}: expected float64 ({n}, {r}), got {arr.dtype} {arr.shape}")
+                raise ValueError(
+                    f"NodeTable.{field}: expected float64 ({n}, {r}), got {arr.dtype} {arr.shape}")
             if not arr.flags.f_contiguous:
                 # resource-major memory: every column the strategies read is contiguous
                 object.__setattr__(self, field, np.asfortranarray(arr))
@@ -133,8 +135,13 @@ class NodeTable:
               threshold_override: FloatArray | None = None) -> NodeTable:
         """Convenience constructor: absent arrays default to 'nothing known' (zeros or NaN)."""
         shape = (len(names), len(resources))
-        zeros = lambda: np.zeros(shape)  # noqa: E731
-        nans = lambda: np.full(shape, np.nan)  # noqa: E731
+
+        def zeros() -> FloatArray:
+            return np.zeros(shape)
+
+        def nans() -> FloatArray:
+            return np.full(shape, np.nan)
+
         alloc = np.asarray(allocatable, dtype=np.float64)
         req = zeros() if requested is None else np.asarray(requested, dtype=np.float64)
         return cls(
@@ -183,12 +190,14 @@ class PodDemand:
     def __post_init__(self) -> None:
         r = len(self.resources)
         if self.container_requests is None:
-            object.__setattr__(self, "container_requests", self.requests.reshape(1, r).copy())
-            object.__setattr__(self, "container_limits", self.limits.reshape(1, r).copy())
-        if self.container_limits is None:
-            object.__setattr__(self, "container_limits", np.zeros_like(self.container_requests))
-        if self.overhead is None:
-            object.__setattr__(self, "overhead", np.zeros(r))
+            c_req, c_lim = self.requests.reshape(1, r).copy(), self.limits.reshape(1, r).copy()
+        else:
+            c_req = self.container_requests
+            c_lim = np.zeros_like(c_req) if self.container_limits is None else self.container_limits
+        overhead = np.zeros(r) if self.overhead is None else self.overhead
+        object.__setattr__(self, "container_requests", c_req)
+        object.__setattr__(self, "container_limits", c_lim)
+        object.__setattr__(self, "overhead", overhead)
         for field in ("requests", "nonzero_requests", "limits", "overhead"):
             arr = getattr(self, field)
             if arr.shape != (r,) or arr.dtype != np.float64:
@@ -196,10 +205,9 @@ class PodDemand:
         for field in ("container_requests", "container_limits"):
             arr = getattr(self, field)
             if arr.ndim != 2 or arr.shape[1] != r or arr.dtype != np.float64 \
-                    or arr.shape != self.container_requests.shape:
+                    or arr.shape != c_req.shape:
                 raise ValueError(f"PodDemand.{field}: expected float64 (C, {r}), got {arr.dtype} {arr.shape}")
-        _readonly(self.requests, self.nonzero_requests, self.limits, self.container_requests,
-                  self.container_limits, self.overhead)
+        _readonly(self.requests, self.nonzero_requests, self.limits, c_req, c_lim, overhead)
 
     @property
     def best_effort(self) -> bool:

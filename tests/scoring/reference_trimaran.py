@@ -157,7 +157,7 @@ def predict_utilisation(request: int, limit: int, multiplier: float = 1.5, defau
 def tlp_pod_cpu(requests: list[int], limits: list[int], overhead: int, multiplier: float = 1.5,
                 default_millis: int = 1000) -> int:
     cur = 0
-    for r, lim in zip(requests, limits):
+    for r, lim in zip(requests, limits, strict=True):
         cur += predict_utilisation(r, lim, multiplier, default_millis)
     return cur + overhead
 

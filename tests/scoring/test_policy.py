@@ -12,9 +12,18 @@ import pytest
 import yaml
 
 from scoring import Policy, PolicyError, parse_policy
-from scoring.policy import (BalancedAllocationArgs, LoadAwareArgs, LoadVariationRiskBalancingArgs,
-                            LowRiskOverCommitmentArgs, RequestedToCapacityRatioArgs, ResourcesArgs,
-                            ResourceWeight, ShapePoint, TargetLoadPackingArgs, resource_name_problem)
+from scoring.policy import (
+    BalancedAllocationArgs,
+    LoadAwareArgs,
+    LoadVariationRiskBalancingArgs,
+    LowRiskOverCommitmentArgs,
+    RequestedToCapacityRatioArgs,
+    ResourcesArgs,
+    ResourceWeight,
+    ShapePoint,
+    TargetLoadPackingArgs,
+    resource_name_problem,
+)
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "extender-policy.yaml"
 
@@ -553,7 +562,7 @@ def test_every_resource_name_field_refuses_what_no_node_has(build, name, says):
 @pytest.mark.parametrize("name", [5, "", None])
 @pytest.mark.parametrize("build", [pytest.param(b, id=i) for i, b in RESOURCE_NAME_FIELDS])
 def test_a_resource_name_must_be_a_non_empty_string(build, name):
-    doc, field = build(name)
+    doc, _ = build(name)
     with pytest.raises(PolicyError, match="must be a non-empty string"):
         parse_policy(doc)
 

@@ -317,7 +317,8 @@ def test_spread_maps_the_feasible_range_onto_0_100(sc):
         assert after.tolist() == before.tolist()
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(sc=gen.scenarios(), seed=gen.SEEDS)
 def test_explaining_taken_rows_equals_explaining_those_rows_of_the_whole(sc, seed):
     """The decision log keeps ``Evaluation.take`` / ``NodeTable.take`` of its best rows and
@@ -327,5 +328,6 @@ def test_explaining_taken_rows_equals_explaining_those_rows_of_the_whole(sc, see
     n = len(sc.nodes)
     rows = np.random.default_rng(seed).permutation(n)[: max(1, n // 2)]
     whole = explain(ev, pod=sc.pod, nodes=sc.nodes, policy=sc.policy, rows=rows.tolist())
-    part = explain(ev.take(rows), pod=sc.pod, nodes=sc.nodes.take(rows), policy=sc.policy, rows=range(len(rows)))
+    part = explain(ev.take(rows), pod=sc.pod, nodes=sc.nodes.take(rows), policy=sc.policy,
+                   rows=range(len(rows)))
     assert part == whole

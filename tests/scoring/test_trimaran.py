@@ -25,9 +25,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from scoring.special import beta_cdf
 from scoring.trimaran import (
     MEGA_FACTOR,
-    beta_cdf,
     load_variation_risk_balancing,
     low_risk_over_commitment,
     lroc_resource_risks,
@@ -276,6 +276,14 @@ def test_lvrb_memory_unit_conversion_is_exact():
         int(alloc[0, 0]), 1.7e9, 2.1e8, 123456789.0, 1.0, 1.0, True)
 
 
+def test_lvrb_without_resources_scores_0():
+    # no resource, so none present: upstream's "0 if none" (was int64 garbage before)
+    none = np.zeros((3, 0))
+    got = load_variation_risk_balancing(none.astype(np.int64), none, none, np.zeros(0),
+                                        resource_is_memory=np.zeros(0, bool))
+    assert got.dtype == np.int64 and got.tolist() == [0, 0, 0]
+
+
 # --------------------------------------------------------------------------------------------
 # Beta CDF
 
@@ -427,7 +435,7 @@ def _assert_lroc_within(got_risks, got_scores, reference):
     bad = (got_risks < lo - 1e-9) | (got_risks > hi + 1e-9)
     assert not bad.any(), [(tuple(ij), got_risks[tuple(ij)], risk[tuple(ij)], lo[tuple(ij)], hi[tuple(ij)])
                            for ij in np.argwhere(bad)]
-    assert all(w <= g <= b for g, w, b in zip(got_scores, worst, best)), (got_scores, want, worst, best)
+    assert all(w <= g <= b for g, w, b in zip(got_scores, worst, best, strict=True)), (got_scores, want, worst, best)
 
 
 # The flake of the full run: node 2's cpu has C = 2**53, an average of C - 526 (mu = 1 - 5.8e-14,
