@@ -435,7 +435,8 @@ def _assert_lroc_within(got_risks, got_scores, reference):
     bad = (got_risks < lo - 1e-9) | (got_risks > hi + 1e-9)
     assert not bad.any(), [(tuple(ij), got_risks[tuple(ij)], risk[tuple(ij)], lo[tuple(ij)], hi[tuple(ij)])
                            for ij in np.argwhere(bad)]
-    assert all(w <= g <= b for g, w, b in zip(got_scores, worst, best, strict=True)), (got_scores, want, worst, best)
+    within = all(w <= g <= b for g, w, b in zip(got_scores, worst, best, strict=True))
+    assert within, (got_scores, want, worst, best)
 
 
 # The flake of the full run: node 2's cpu has C = 2**53, an average of C - 526 (mu = 1 - 5.8e-14,
