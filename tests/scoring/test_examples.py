@@ -35,8 +35,15 @@ import pytest
 
 from scoring import evaluate, parse_policy, to_extender_scores
 from scoring.estimate import estimate_pod, go_round, go_round_scalar
-from scoring.filters import (INSUFFICIENT, NO_ALLOCATABLE, NO_FRESH_LOAD, OK, USAGE_THRESHOLD, filter_nodes,
-                             load_usable)
+from scoring.filters import (
+    INSUFFICIENT,
+    NO_ALLOCATABLE,
+    NO_FRESH_LOAD,
+    OK,
+    USAGE_THRESHOLD,
+    filter_nodes,
+    load_usable,
+)
 from scoring.strategies import balanced_allocation, least_allocated, load_aware, most_allocated
 from tests.scoring import reference as ref
 from tests.scoring.generators import pod, table

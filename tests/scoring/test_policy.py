@@ -12,9 +12,18 @@ import pytest
 import yaml
 
 from scoring import Policy, PolicyError, parse_policy
-from scoring.policy import (BalancedAllocationArgs, LoadAwareArgs, LoadVariationRiskBalancingArgs,
-                            LowRiskOverCommitmentArgs, RequestedToCapacityRatioArgs, ResourcesArgs,
-                            ResourceWeight, ShapePoint, TargetLoadPackingArgs, resource_name_problem)
+from scoring.policy import (
+    BalancedAllocationArgs,
+    LoadAwareArgs,
+    LoadVariationRiskBalancingArgs,
+    LowRiskOverCommitmentArgs,
+    RequestedToCapacityRatioArgs,
+    ResourcesArgs,
+    ResourceWeight,
+    ShapePoint,
+    TargetLoadPackingArgs,
+    resource_name_problem,
+)
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "extender-policy.yaml"
 
