@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import core, latency, names, placement
+from benchmarks import core, latency, names, placement, workers
 
 
 def _add(sub: Any, name: str, run: Callable[[argparse.Namespace], int],
@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     _add(sub, "latency", latency.run_latency, latency.add_latency_arguments,
          "kube-scheduler's cycle (sampling, filter, prioritize, bind) against the extender in both "
          "forms at 100..10,000 nodes: per-verb latency, calls/s, body sizes, server CPU, orjson floor")
-    _add(sub, "workers", latency.run_workers, latency.add_workers_arguments,
+    _add(sub, "workers", workers.run_workers, workers.add_workers_arguments,
          "filter latency while a slow bind is in flight, gunicorn --threads 1 vs the default 4")
     _add(sub, "core", core.run, core.add_arguments,
          "the numpy scoring core per strategy and for the default policy at 100..10,000 nodes, "

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.latency import _command, _write, facts_lines, machine_facts
+from benchmarks.harness import _command, _write, facts_lines, machine_facts
 from scoring import NodeTable, PodDemand, Policy, evaluate, parse_policy
 
 RESOURCES = ("cpu", "memory", "pods")

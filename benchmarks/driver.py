@@ -24,7 +24,7 @@ Per pod, what an unmodified kube-scheduler does with an extender that has ``filt
 
 Every HTTP call has the scheduler's deadline (``httpTimeout``, default 5 s, Go's
 ``http.Client.Timeout``): past it the call counts as a timeout, never a hang. Every answer is
-checked (``latency.decode_filter`` / ``decode_prioritize`` / ``check_bind``); a wrong one is a
+checked (``harness.decode_filter`` / ``decode_prioritize`` / ``check_bind``); a wrong one is a
 ``BenchmarkError``. kube-scheduler binds asynchronously, overlapping the next pods' calls; here
 the bind follows the cycle, so that each call's server CPU time is its own (the ``workers``
 benchmark measures the overlap).
@@ -32,45 +32,35 @@ benchmark measures the overlap).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import gc
 import random
-import signal
-import statistics
-import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 
-from benchmarks import k8s_objects, names
-from benchmarks.latency import (
-    BenchmarkError,
+from benchmarks import k8s_objects
+from benchmarks.harness import (
     CallTimeout,
     Client,
     ProcCounters,
     Reply,
-    Server,
     _rfc3339,
     check_bind,
     decode_filter,
     decode_prioritize,
-    metric_value,
-    pct,
     proc_counters,
-    running_server,
     time_calls,
 )
 from benchmarks.sampling import find_feasible, next_start_index, num_feasible_nodes_to_find
-from extender.demand import pod_demand, to_units
-from extender.wire import decode_node, decode_object_list, decode_pod
+from extender.kube.demand import pod_demand, to_units
+from extender.kube.objects import decode_node, decode_object_list, decode_pod
 from scoring import MAX_EXTENDER_PRIORITY, NodeTable, PodDemand
 from scoring.policy import BalancedAllocationArgs, ResourcesArgs
 from scoring.strategies import MAX_NODE_SCORE, balanced_allocation, least_allocated
@@ -191,7 +181,7 @@ def view_from_api(url: str) -> NodeView:
     """The view of a names-form cluster, read from its API server as the scheduler's informers
     read it: the Nodes' allocatable, and the requests of every pod bound to a node and not
     finished (the scheduler's pod informer selects ``status.phase`` neither Succeeded nor
-    Failed), added up as kube-scheduler does (``extender.demand``)."""
+    Failed), added up as kube-scheduler does (``extender.kube.demand``)."""
     node_names, alloc = [], []
     for raw in _list(url, "nodes"):
         node = decode_node(raw)
@@ -447,206 +437,3 @@ def _cpu_ms(before: ProcCounters | None, after: ProcCounters | None) -> float | 
     if before is None or after is None:
         return None
     return (after.user_s + after.system_s - before.user_s - before.system_s) * 1e3
-
-
-# --- one size in one form --------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """What every size and form share (the ``latency`` arguments)."""
-
-    pods: int  # scheduled and measured per size and form
-    warmup: int  # scheduled first, not measured
-    weight: int  # the extender's weight
-    timeout_s: float  # httpTimeout
-    percentage: int  # percentageOfNodesToScore, 0 = adaptive
-    seed: int
-    pods_per_node: int  # names form: running pods per node in the fake API server
-    ready_timeout_s: float
-
-
-@dataclasses.dataclass
-class FormRun:
-    """The measured pods of one size in one form."""
-
-    form: Form
-    nodes: int
-    sample: int  # numFeasibleNodesToFind
-    calls: dict[str, list[Call]]
-    cycles: list[Cycle]
-    seconds: float  # wall time of the measured cycles, the driver's own work included
-    server_cpu_ms: float | None  # the worker's CPU over the measured cycles, between calls included
-    answers: dict[str, dict[str, int]]
-    fallback_nodes: float | None  # nodes the extender scored with the requests-only fallback
-    setup: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def verb_summary(self, verb: str) -> dict[str, Any] | None:
-        """Per-call figures of one verb (None if it was never called)."""
-        calls = self.calls[verb]
-        if not calls:
-            return None
-        wall = [c.wall_ms for c in calls]
-        server = [c.server_ms for c in calls if c.server_ms is not None]
-        cpu = [c.cpu_ms for c in calls if c.cpu_ms is not None]
-        out: dict[str, Any] = {
-            "nodes": self.nodes, "form": self.form, "verb": verb, "calls": len(calls),
-            "timeouts": sum(c.timed_out for c in calls),
-            "nodes_per_call": _spread([c.nodes for c in calls]),
-            "request_bytes": _spread([c.request_bytes for c in calls]),
-            "response_bytes": _spread([c.response_bytes for c in calls]),
-            "client_ms": _percentiles(wall), "calls_per_s": len(wall) / (sum(wall) / 1e3),
-            "server_ms": _percentiles(server) if server else None,
-            "server_cpu_ms_per_call": sum(cpu) / len(cpu) if cpu else None,
-            "answer": self.answers.get(verb, {}),
-        }
-        floors = [c for c in calls if c.floor_ms is not None and c.server_ms is not None]
-        if floors:
-            floor = statistics.median(c.floor_ms for c in floors if c.floor_ms is not None)
-            nogc = statistics.median(c.floor_nogc_ms for c in floors if c.floor_nogc_ms is not None)
-            srv = statistics.median(c.server_ms for c in floors if c.server_ms is not None)
-            out.update({"orjson_loads_ms": {"p50": floor}, "orjson_loads_gc_disabled_ms": {"p50": nogc},
-                        "ratio_server_orjson_p50": srv / floor,
-                        "ratio_server_orjson_gc_disabled_p50": srv / nogc})
-        return out
-
-    def summary(self) -> dict[str, Any]:
-        """Per size and form: what the cycles did and what the extender cost per pod."""
-        outcomes = [c.outcome for c in self.cycles]
-        passed = [c.passed for c in self.cycles if c.passed is not None]
-        extender_s = sum(c.wall_ms for calls in self.calls.values() for c in calls) / 1e3
-        pods = len(self.cycles)
-        return {
-            "nodes": self.nodes, "form": self.form, "pods": pods, "sample": self.sample,
-            "outcomes": {o: outcomes.count(o) for o in sorted(set(outcomes))},
-            "sampled": _spread([c.sampled for c in self.cycles]),
-            "passed_extender_filter": _spread(passed) if passed else None,
-            "prioritized": sum(c.prioritized for c in self.cycles),
-            "prioritize_skipped_one_node": sum(c.passed == 1 for c in self.cycles),
-            "prioritize_errors": sum(c.prioritize_error for c in self.cycles),
-            "ties": sum(c.ties > 1 for c in self.cycles),
-            "distinct_hosts": len({c.host for c in self.cycles if c.host}),
-            "extender_ms_per_pod": extender_s * 1e3 / pods if pods else None,
-            "pods_per_s_extender": pods / extender_s if extender_s else None,
-            "pods_per_s_loop": pods / self.seconds if self.seconds else None,
-            "server_cpu_ms_per_pod": (self.server_cpu_ms / pods if self.server_cpu_ms is not None and pods
-                                      else None),
-            "fallback_nodes": self.fallback_nodes, "setup": self.setup,
-        }
-
-    def record(self) -> dict[str, Any]:
-        """Everything, each call and each cycle included (the JSON)."""
-        return {**self.summary(),
-                "calls": {v: [dataclasses.asdict(c) for c in cs] for v, cs in self.calls.items()},
-                "cycles": [dataclasses.asdict(c) for c in self.cycles]}
-
-
-def _percentiles(values: Sequence[float]) -> dict[str, float]:
-    return {"p50": statistics.median(values), "p90": pct(values, 90), "p99": pct(values, 99),
-            "max": max(values)}
-
-
-def _spread(values: Sequence[float]) -> dict[str, float]:
-    return {"p50": statistics.median(values), "max": max(values)}
-
-
-def pending_pods(count: int) -> list[PendingPod]:
-    """The pods to schedule: ``names.pending_pod(k)`` (500m / 512 Mi, a UID each), which the
-    names form's fake API server holds unbound."""
-    return [PendingPod.from_object(names.pending_pod(k)) for k in range(count)]
-
-
-def schedule(sched: Scheduler, ext: HTTPExtender, pods: Sequence[PendingPod], warmup: int,
-             worker: int | None) -> tuple[list[Cycle], float, float | None]:
-    """Cycles for ``pods``, the first ``warmup`` unrecorded; (measured cycles, their wall
-    seconds, the worker's CPU ms over them)."""
-    for pod in pods[:warmup]:
-        sched.schedule_one(pod)
-    ext.recording = True
-    cpu0, t0 = proc_counters(worker), time.perf_counter()
-    cycles = [sched.schedule_one(pod) for pod in pods[warmup:]]
-    seconds, cpu1 = time.perf_counter() - t0, proc_counters(worker)
-    return cycles, seconds, _cpu_ms(cpu0, cpu1)
-
-
-@contextlib.contextmanager
-def sigterm_unwinds() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C meanwhile, so that the extender and the fake API server
-    (child processes) are stopped."""
-    previous = signal.signal(signal.SIGTERM, names._terminate)  # noqa: SLF001
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _fallback(server: Server, before: float | None) -> float | None:
-    after = metric_value(server, FALLBACK)
-    return None if before is None or after is None else after - before
-
-
-def run_stateless(server: Server, n: int, s: Settings) -> FormRun:
-    """``n`` realistic Nodes (``k8s_objects.cluster``, fresh load) against a ``--no-api``
-    extender: the Nodes form, no bind."""
-    t0 = time.perf_counter()
-    items = k8s_objects.cluster(n, seed=s.seed)
-    stamp = _rfc3339(time.time())
-    for item in items:
-        item["metadata"]["annotations"][k8s_objects.LOAD_PREFIX + "updated"] = stamp
-    bodies = NodeBodies([orjson.dumps(item) for item in items], stamp)
-    view = view_from_objects(items, random.Random(s.seed * 7919 + n))
-    del items
-    gc.collect()  # no large object graph left for the floor's garbage collections
-    worker = server.worker_pid()
-    client = Client(server.host, server.port, timeout_s=s.timeout_s)
-    ext = HTTPExtender(client, view.names, form="stateless", timeout_s=s.timeout_s, bodies=bodies,
-                       worker=worker, floor=True)
-    sched = Scheduler(view, ext, s.weight, random.Random(s.seed), s.percentage)
-    build_s = time.perf_counter() - t0
-    try:
-        before = metric_value(server, FALLBACK)
-        cycles, seconds, cpu = schedule(sched, ext, pending_pods(s.warmup + s.pods), s.warmup, worker)
-        fallback = _fallback(server, before)
-    finally:
-        client.close()
-    setup = {"build_s": build_s, "node_json_bytes": sum(map(len, bodies.encoded))}
-    return FormRun("stateless", n, num_feasible_nodes_to_find(n, s.percentage), ext.calls, cycles, seconds,
-                   cpu, ext.answers, fallback, setup)
-
-
-def run_names(n: int, s: Settings, on_server: Callable[[Server], None]) -> FormRun:
-    """``n`` Nodes with ``pods_per_node`` running pods each in the fake API server (its own
-    process, ``names.fake_api``), the extender in cluster-cache mode on it, the pods to
-    schedule pending there: the NodeNames form, bound through the extender."""
-    total = s.warmup + s.pods
-    with names.fake_api(n, s.pods_per_node, timeout_s=s.ready_timeout_s, pending=total) as fake, \
-            tempfile.TemporaryDirectory(prefix="extender-bench-") as tmp:
-        info = fake.info
-        kubeconfig = names._kubeconfig(Path(tmp) / "kubeconfig", fake.url)  # noqa: SLF001
-        started = time.monotonic()
-        with running_server("--kubeconfig", str(kubeconfig), "--log-level", "warning",
-                            timeout_s=s.ready_timeout_s) as server:
-            ready_s, ready_text = names._wait_ready(server, started, s.ready_timeout_s)  # noqa: SLF001
-            on_server(server)
-            expected = f"{n} nodes, {info['pods'] - total} pods"  # pending pods are not counted on a node
-            if expected not in ready_text:
-                raise BenchmarkError(f"the extender's cache holds {ready_text!r}, expected {expected}")
-            names._restamp_if_old(server, fake, info, n, s.ready_timeout_s)  # noqa: SLF001
-            t0 = time.perf_counter()
-            view = view_from_api(fake.url)
-            view_s = time.perf_counter() - t0
-            worker = server.worker_pid()
-            client = Client(server.host, server.port, timeout_s=s.timeout_s)
-            ext = HTTPExtender(client, view.names, form="names", timeout_s=s.timeout_s, worker=worker,
-                               binder=True)
-            sched = Scheduler(view, ext, s.weight, random.Random(s.seed), s.percentage)
-            try:
-                before = metric_value(server, FALLBACK)
-                cycles, seconds, cpu = schedule(sched, ext, pending_pods(total), s.warmup, worker)
-                fallback = _fallback(server, before)
-            finally:
-                client.close()
-    setup = {"fake_build_s": info["build_s"], "pods_running": info["pods"] - total,
-             "extender_ready_s": ready_s, "driver_view_s": view_s}
-    return FormRun("names", n, num_feasible_nodes_to_find(n, s.percentage), ext.calls, cycles, seconds, cpu,
-                   ext.answers, fallback, setup)

@@ -1,532 +1,72 @@
-"""The extender over HTTP as kube-scheduler calls it (``latency``), and the worker-model check
-(``workers``); the server, client, answer checks and report helpers the other benchmarks share.
+"""The extender over HTTP as kube-scheduler calls it: ``python -m benchmarks latency``.
 
-Both drive the real server, started exactly as a user starts it (``python -m extender serve``:
-gunicorn, one gthread worker), over loopback, the way kube-scheduler calls an extender:
-one call at a time on a keep-alive connection, ``Content-Type: application/json`` and a known
-``Content-Length``. ``latency`` runs kube-scheduler's scheduling cycle (``benchmarks.driver``)
+It drives the real server, started exactly as a user starts it (``python -m extender serve``:
+gunicorn, one gthread worker), over loopback, the way kube-scheduler calls an extender
+(``benchmarks.harness``): one call at a time on a keep-alive connection. It runs kube-scheduler's scheduling cycle (``benchmarks.driver``)
 in both ``nodeCacheCapable`` forms: full Node objects from ``benchmarks.k8s_objects``
 (stateless), or node names against the cluster-cache extender on the fake API server of
-``benchmarks.names``.
+``benchmarks.names_fake``.
 
 Nothing is pinned: client and server share whatever cores the machine has, and the figures
 say so. See benchmarks/README.md for how to read them.
 """
 
-from __future__ import annotations
+
 
 import argparse
 import contextlib
 import dataclasses
-import datetime
 import gc
-import http.client
-import json
 import os
-import platform
-import re
-import shlex
-import socket
+import random
+import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import msgspec
-import numpy as np
 import orjson
 
-from benchmarks import k8s_objects
-
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = ROOT / "benchmarks" / "results"
-WARMUP_CALLS = 3
-_SERVER_TIMING = re.compile(r"(?:^|,)\s*app;dur=([0-9.]+)")
-_SERVER_CPU = re.compile(r"(?:^|,)\s*cpu;dur=([0-9.]+)")
-
-
-class BenchmarkError(RuntimeError):
-    """A wrong answer or a server that would not start: the figures would be meaningless."""
-
-
-# --- the server under test --------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    host: str
-    port: int
-    master_pid: int
-    log: Any  # the temporary file holding the server's output
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def worker_pid(self) -> int | None:
-        """The gunicorn worker: the child of the master (= the process we started, since
-        ``python -m extender serve`` execs gunicorn)."""
-        children = children_of(self.master_pid)
-        return min(children) if children else None
-
-    def cache_pids(self) -> list[int]:
-        """The worker's own children: the cache process (``EXTENDER_CACHE_PROCESS``) and
-        multiprocessing's resource tracker; none when the cache runs in the worker."""
-        worker = self.worker_pid()
-        return children_of(worker) if worker is not None else []
-
-    def log_tail(self, limit: int = 3000) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-limit:]
-
-
-def children_of(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (from /proc; empty where /proc is unusable)."""
-    return [child for child, ppid in _processes() if ppid == pid]
-
-
-def _processes() -> Iterator[tuple[int, int]]:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _stat_fields(int(entry.name))
-            if fields is not None:
-                yield int(entry.name), int(fields[1])
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """/proc/<pid>/stat from field 3 (state) on; the command name may contain spaces."""
-    try:
-        data = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return data[data.rindex(")") + 2:].split()
-
-
-@dataclass(frozen=True)
-class ProcCounters:
-    """CPU time (all threads, clock-tick resolution) and minor page faults of a process."""
-
-    user_s: float
-    system_s: float
-    minor_faults: int
-
-
-def proc_counters(pid: int | None) -> ProcCounters | None:
-    """From /proc/<pid>/stat (utime, stime, minflt); None where /proc is unusable."""
-    fields = _stat_fields(pid) if pid is not None else None
-    if fields is None:
-        return None
-    tick = os.sysconf("SC_CLK_TCK")
-    return ProcCounters(int(fields[11]) / tick, int(fields[12]) / tick, int(fields[7]))
-
-
-def runqueue_wait_s(pid: int | None) -> float | None:
-    """Seconds the process's threads spent runnable but waiting for a CPU, summed over its
-    threads (/proc/<pid>/task/*/schedstat, second field, ns). A call that is slow while the
-    server's own CPU time per call is not was waiting for a core: this says how long. None
-    where /proc is unusable; threads that ended are not counted."""
-    if pid is None:
-        return None
-    total = 0
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return None
-    for tid in tasks:
-        try:
-            total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[1])
-        except (OSError, IndexError, ValueError):
-            continue  # the thread ended meanwhile
-    return total / 1e9
-
-
-@contextlib.contextmanager
-def running_server(*args: str, env: dict[str, str] | None = None, timeout_s: float = 60.0) -> Iterator[Server]:
-    """``python -m extender serve --host 127.0.0.1 --port <free> ARGS`` until the block ends
-    (``env``: extra ``EXTENDER_*`` variables; the caller's own are dropped). Tests use it too."""
-    port = free_port()
-    extra = env or {}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXTENDER_")}
-    env.update(extra)
-    log = tempfile.TemporaryFile(prefix="extender-bench-")  # never an unread pipe
-    cmd = [sys.executable, "-m", "extender", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = Server("127.0.0.1", port, proc.pid, log)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise BenchmarkError(f"extender exited with {proc.returncode}:\n{server.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{server.url}/livez", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise BenchmarkError(f"extender not live after {timeout_s:.0f} s:\n{server.log_tail()}") from None
-                time.sleep(0.05)
-        yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def metric_value(server: Server, name: str) -> float | None:
-    """One unlabelled sample from /metrics (None when absent)."""
-    with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    return None
-
-
-# --- the client: kube-scheduler's way of calling ----------------------------------------------
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: bytes | bytearray
-    wall_ms: float  # request sent -> whole response read
-    server_ms: float | None  # Server-Timing: app;dur=<ms>
-    server_cpu_ms: float | None = None  # Server-Timing: cpu;dur=<ms>, the answering thread's CPU
-
-
-class CallTimeout(Exception):  # noqa: N818 - named after what the scheduler sees, not an error class
-    """A call that did not end within its deadline: kube-scheduler's extender ``httpTimeout``
-    (Go's ``http.Client.Timeout``: connect, request and reading the whole answer)."""
-
-    def __init__(self, path: str, wall_ms: float, deadline_s: float) -> None:
-        super().__init__(f"POST {path}: no complete answer within {deadline_s:g} s ({wall_ms:,.0f} ms)")
-        self.wall_ms = wall_ms
-
-
-READ_CHUNK = 1 << 20  # with a deadline, answers are read this much at a time, the time left re-armed
-
-
-class Client:
-    """One keep-alive connection, one call at a time (concurrency 1)."""
-
-    def __init__(self, host: str, port: int, timeout_s: float = 120.0) -> None:
-        self.timeout_s = timeout_s
-        self.conn = http.client.HTTPConnection(host, port, timeout=timeout_s)  # sets TCP_NODELAY
-
-    def post(self, path: str, body: bytes, *, deadline_s: float | None = None) -> Reply:
-        """POST ``body``; with ``deadline_s`` the whole exchange (connect, send, the whole answer
-        read) must end within it, else the connection is closed and CallTimeout raised, as Go's
-        ``http.Client.Timeout`` does. Every socket operation is bounded by the time left, so a
-        stalled server costs about the deadline, never a hang; an answer completed late counts
-        as a timeout too (the scheduler would have given up on it)."""
-        conn = self.conn
-        start = time.perf_counter()
-        limit = None if deadline_s is None else start + deadline_s
-        try:
-            self._arm(limit)
-            # Headers, then the body in one sendall: http.client's request() would first copy a
-            # bytes body onto the headers (a 60 MB memcpy inside the timed region).
-            conn.putrequest("POST", path, skip_accept_encoding=True)
-            conn.putheader("Content-Type", "application/json")
-            conn.putheader("Content-Length", str(len(body)))
-            conn.putheader("Accept-Encoding", "gzip")  # as Go's transport sends it
-            conn.endheaders()
-            conn.send(body)
-            self._arm(limit)
-            resp = conn.getresponse()
-            data = resp.read() if limit is None else self._read(resp, limit)
-        except TimeoutError:
-            if deadline_s is None:
-                raise
-            conn.close()
-            raise CallTimeout(path, (time.perf_counter() - start) * 1e3, deadline_s) from None
-        wall_ms = (time.perf_counter() - start) * 1e3
-        if deadline_s is not None and wall_ms > deadline_s * 1e3:
-            raise CallTimeout(path, wall_ms, deadline_s)
-        header = resp.getheader("Server-Timing") or ""
-        timing, cpu = _SERVER_TIMING.search(header), _SERVER_CPU.search(header)
-        return Reply(resp.status, data, wall_ms, float(timing.group(1)) if timing else None,
-                     float(cpu.group(1)) if cpu else None)
-
-    def _arm(self, limit: float | None) -> None:
-        """Socket timeout: the time left before ``limit`` (None: the client's own timeout)."""
-        timeout = self.timeout_s if limit is None else limit - time.perf_counter()
-        if timeout <= 0:
-            raise TimeoutError("deadline passed")
-        self.conn.timeout = timeout  # for a (re)connect
-        if self.conn.sock is not None:
-            self.conn.sock.settimeout(timeout)
-
-    def _read(self, resp: http.client.HTTPResponse, limit: float) -> bytes | bytearray:
-        """The whole answer, READ_CHUNK at a time with the time left re-armed before each."""
-        if resp.length is None:  # chunked: each read still bounded by the time left
-            return resp.read()
-        buf = bytearray(resp.length)
-        view, got = memoryview(buf), 0
-        while got < len(buf):
-            self._arm(limit)
-            n = resp.readinto(view[got:got + READ_CHUNK])
-            if not n:
-                raise http.client.IncompleteRead(bytes(buf[:got]), len(buf) - got)
-            got += n
-        view.release()
-        return buf
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-# --- answer checks ----------------------------------------------------------------------------
-
-
-class _Name(msgspec.Struct, frozen=True):
-    name: str = ""
-
-
-class _Named(msgspec.Struct, frozen=True):
-    """An echoed Node of a Nodes-form answer, of which only the name is read."""
-
-    metadata: _Name = _Name()
-
-
-class _Items(msgspec.Struct):
-    items: list[_Named]
-
-
-class _FilterAnswer(msgspec.Struct):
-    """Every key of ExtenderFilterResult is required (the Go encoder always writes them)."""
-
-    Nodes: _Items | None  # noqa: N815
-    NodeNames: list[str] | None  # noqa: N815
-    FailedNodes: dict[str, str] | None  # noqa: N815
-    FailedAndUnresolvableNodes: dict[str, str] | None  # noqa: N815
-    Error: str  # noqa: N815
-
-
-_filter_answer = msgspec.json.Decoder(_FilterAnswer)
-
-
-@dataclass(frozen=True)
-class FilterOutcome:
-    """A checked ExtenderFilterResult: the passing node names in the answer's order, and the
-    rejected ones with their messages."""
-
-    passing: tuple[str, ...]
-    failed: dict[str, str]
-    unresolvable: dict[str, str]
-
-    def counts(self) -> dict[str, int]:
-        return {"passing": len(self.passing), "failed": len(self.failed),
-                "unresolvable": len(self.unresolvable)}
-
-
-def decode_filter(reply: Reply, names: frozenset[str], *, names_form: bool) -> FilterOutcome:
-    """Status 200, no Error, the answer in the form asked (``names_form``: NodeNames and Nodes
-    null, else Nodes and NodeNames null: kube-scheduler reads only the key of its
-    nodeCacheCapable setting, k/k pkg/scheduler/extender.go Filter), and the passing, failed
-    and unresolvable nodes naming every request node exactly once between them."""
-    _check_status(reply, "filter")
-    try:
-        ans = _filter_answer.decode(reply.body)
-    except msgspec.DecodeError as exc:
-        raise BenchmarkError(f"filter: malformed answer: {exc}") from None
-    if ans.Error or (ans.NodeNames is None) == names_form or (ans.Nodes is None) != names_form:
-        raise BenchmarkError(
-            f"filter: expected the {'NodeNames' if names_form else 'Nodes'} form and no Error, got "
-            f"NodeNames={'null' if ans.NodeNames is None else len(ans.NodeNames)} "
-            f"Nodes={'null' if ans.Nodes is None else len(ans.Nodes.items)} Error={ans.Error!r}")
-    passing = tuple(ans.NodeNames if ans.NodeNames is not None else
-                    [item.metadata.name for item in ans.Nodes.items] if ans.Nodes is not None else ())
-    outcome = FilterOutcome(passing, ans.FailedNodes or {}, ans.FailedAndUnresolvableNodes or {})
-    seen = [*outcome.passing, *outcome.failed, *outcome.unresolvable]
-    if len(seen) != len(names) or set(seen) != names:
-        counts = outcome.counts()
-        raise BenchmarkError(f"filter: {counts['passing']} passing + {counts['failed']} failed + "
-                             f"{counts['unresolvable']} unresolvable do not name the {len(names)} request "
-                             "nodes exactly once")
-    return outcome
-
-
-def check_filter(reply: Reply, names: frozenset[str]) -> dict[str, int]:
-    """A Nodes-form filter answer checked (``decode_filter``); its counts."""
-    return decode_filter(reply, names, names_form=False).counts()
-
-
-def decode_prioritize(reply: Reply, names: frozenset[str]) -> dict[str, int]:
-    """Status 200; a list of one {Host, Score} per request node, Score an integer 0..10;
-    host -> score."""
-    _check_status(reply, "prioritize")
-    try:
-        ans = orjson.loads(reply.body)
-    except orjson.JSONDecodeError as exc:
-        raise BenchmarkError(f"prioritize: malformed answer: {exc}") from None
-    if not isinstance(ans, list) or len(ans) != len(names):
-        raise BenchmarkError(f"prioritize: expected a list of {len(names)} entries")
-    scores = {}
-    for entry in ans:
-        score = entry.get("Score") if isinstance(entry, dict) else None
-        if set(entry) != {"Host", "Score"} or type(score) is not int or not 0 <= score <= 10:
-            raise BenchmarkError(f"prioritize: bad entry {entry!r}")
-        scores[entry["Host"]] = score
-    if set(scores) != names:
-        raise BenchmarkError("prioritize: the hosts are not the request's nodes")
-    return scores
-
-
-def check_prioritize(reply: Reply, names: frozenset[str]) -> dict[str, int]:
-    """A prioritize answer checked (``decode_prioritize``); how many nodes it scored."""
-    return {"scored": len(decode_prioritize(reply, names))}
-
-
-def check_bind(reply: Reply, what: str) -> None:
-    """Status 200 and ``{"Error": ""}`` (ExtenderBindingResult): the extender bound the pod."""
-    _check_status(reply, "bind")
-    try:
-        ans = orjson.loads(reply.body)
-    except orjson.JSONDecodeError:
-        ans = None
-    if ans != {"Error": ""}:
-        raise BenchmarkError(f"bind of {what}: {bytes(reply.body[:500])!r}")
-
-
-def _check_status(reply: Reply, verb: str) -> None:
-    if reply.status != 200:
-        raise BenchmarkError(f"{verb}: HTTP {reply.status}: {reply.body[:500]!r}")
-
-
-# --- request bodies ---------------------------------------------------------------------------
-
-
-def _rfc3339(stamp: float) -> str:
-    return datetime.datetime.fromtimestamp(stamp, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def request_body(nodes: int) -> tuple[bytes, frozenset[str]]:
-    """ExtenderArgs in the Nodes form for ``nodes`` realistic nodes whose load annotations were
-    measured just now (``cluster()`` stamps a fixed time, which would be stale by now and send
-    every node down the requests-only fallback)."""
-    items = k8s_objects.cluster(nodes)
-    now = _rfc3339(time.time())
-    for item in items:
-        item["metadata"]["annotations"][k8s_objects.LOAD_PREFIX + "updated"] = now
-    body = k8s_objects.extender_args(items, k8s_objects.pod())
-    names = frozenset(item["metadata"]["name"] for item in items)
-    del items
-    gc.collect()  # leave no large object graph behind for the floor measurement
-    return body, names
-
-
-# --- statistics and machine facts --------------------------------------------------------------
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    """Percentile with linear interpolation (p99 of 30 samples sits between the two largest)."""
-    return float(np.percentile(np.asarray(values, dtype=float), q))
-
-
-def time_calls(fn: Callable[[], object], repeat: int) -> list[float]:
-    """Wall time of ``fn()`` in ms, ``repeat`` times; the result is freed outside the timing."""
-    out = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        out.append((time.perf_counter() - start) * 1e3)
-        del result
-    return out
-
-
-def machine_facts(server: Server | None = None) -> dict[str, Any]:
-    import flask
-    import gunicorn
-
-    facts: dict[str, Any] = {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": _cpu_model(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "orjson": orjson.__version__,
-        "msgspec": msgspec.__version__,
-        "flask": flask.__version__ if hasattr(flask, "__version__") else _dist_version("flask"),
-        "gunicorn": gunicorn.__version__,
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-        "client_cpus": sorted(os.sched_getaffinity(0)),
-    }
-    worker = server.worker_pid() if server else None
-    if worker is not None:
-        server_cpus = sorted(os.sched_getaffinity(worker))
-        facts["server_cpus"] = server_cpus
-        facts["shared_cores"] = bool(set(server_cpus) & set(facts["client_cpus"]))
-    return facts
-
-
-def _dist_version(name: str) -> str:
-    from importlib.metadata import version
-
-    return version(name)
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def facts_lines(command: str, facts: dict[str, Any]) -> list[str]:
-    shared = facts.get("shared_cores")
-    sharing = ("client and server share the cores (nothing pinned)" if shared else
-               "client and server on separate cores" if shared is not None else "server cores unknown")
-    return [
-        f"command: {command}",
-        f"machine: {facts['cpu_count']} CPUs ({facts['cpu_model']}), {facts['platform']}; "
-        f"client CPUs {facts['client_cpus']}, server worker CPUs {facts.get('server_cpus', '?')}: {sharing}; "
-        f"load average at start {facts['loadavg_at_start']}",
-        f"versions: python {facts['python']}, numpy {facts['numpy']}, orjson {facts['orjson']}, "
-        f"msgspec {facts['msgspec']}, flask {facts['flask']}, gunicorn {facts['gunicorn']}",
-    ]
-
-
-def _command() -> str:
-    argv = list(getattr(sys, "orig_argv", sys.argv))
-    if argv and Path(argv[0]).resolve() == Path(sys.executable).resolve():
-        with contextlib.suppress(ValueError):
-            argv[0] = os.path.relpath(argv[0], Path.cwd())
-    return shlex.join(argv)
-
-
-def _write(out: Path, stem: str, record: dict[str, Any], markdown: str) -> tuple[Path, Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    json_path, md_path = out / f"{stem}-{stamp}.json", out / f"{stem}-{stamp}.md"
-    json_path.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
-    md_path.write_text(markdown)
-    return json_path, md_path
-
-
-def _ms(x: float | None) -> str:
-    if x is None:
-        return "n/a"
-    return f"{x:,.0f}" if x >= 1000 else f"{x:.1f}" if x >= 10 else f"{x:.2f}"
-
+from benchmarks import k8s_objects, names, names_fake, names_objects
+from benchmarks.driver import (
+    FALLBACK,
+    Call,
+    Cycle,
+    Form,
+    HTTPExtender,
+    NodeBodies,
+    PendingPod,
+    Scheduler,
+    _cpu_ms,
+    view_from_api,
+    view_from_objects,
+)
+from benchmarks.harness import (
+    DEFAULT_OUT,
+    WARMUP_CALLS,
+    BenchmarkError,
+    Client,
+    Server,
+    _command,
+    _ms,
+    _non_negative,
+    _percentage,
+    _positive,
+    _rfc3339,
+    _seconds,
+    _sizes,
+    _write,
+    facts_lines,
+    machine_facts,
+    metric_value,
+    pct,
+    proc_counters,
+    running_server,
+)
+from benchmarks.sampling import num_feasible_nodes_to_find
 
 # --- latency: kube-scheduler's cycle against the real extender (benchmarks/driver.py) --------------
 
@@ -567,44 +107,6 @@ def add_latency_arguments(p: argparse.ArgumentParser) -> None:
                    "results (default benchmarks/results/, gitignored)")
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _percentage(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"must be 0..100, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(x.replace("_", "")) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a comma-separated list of node counts: {text!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError("node counts must be >= 1")
-    return sizes
-
-
 def _forms(text: str) -> tuple[str, ...]:
     forms = tuple(x.strip() for x in text.split(",") if x.strip())
     if not forms or set(forms) - set(FORMS):
@@ -630,11 +132,9 @@ def run_latency(args: argparse.Namespace) -> int:
     scheduler's httpTimeout and checked. Per verb and form: latency percentiles, calls/s, body
     sizes, the server's CPU per call; in the stateless form also the server time against
     orjson.loads of the same body."""
-    from benchmarks import driver  # imports this module (the client, the checks): imported on use
-
     plan = latency_plan(args)
     quick = args.quick and not args.sizes
-    settings = driver.Settings(
+    settings = Settings(
         pods=args.pods or (QUICK_PODS if args.quick else DEFAULT_PODS), warmup=args.warmup,
         weight=args.weight,
         timeout_s=args.http_timeout, percentage=args.percentage, seed=args.seed,
@@ -650,19 +150,19 @@ def run_latency(args: argparse.Namespace) -> int:
 
     runs = []
     try:
-        with driver.sigterm_unwinds():
+        with sigterm_unwinds():
             stateless = [n for form, n in plan if form == "stateless"]
             if stateless:
                 with running_server("--no-api") as server:
                     remember(server)
                     for n in stateless:
                         print(f"{n:,} nodes, stateless form: {settings.pods} pods ...", flush=True)
-                        runs.append(driver.run_stateless(server, n, settings))
+                        runs.append(run_stateless(server, n, settings))
                         print(run_line(runs[-1]), flush=True)
             for n in (n for form, n in plan if form == "names"):
                 print(f"{n:,} nodes x {settings.pods_per_node} pods, names form: {settings.pods} pods ...",
                       flush=True)
-                runs.append(driver.run_names(n, settings, remember))
+                runs.append(run_names(n, settings, remember))
                 print(run_line(runs[-1]), flush=True)
     except BenchmarkError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -797,114 +297,204 @@ def latency_notes(rows: Sequence[dict[str, Any]], cycles: Sequence[dict[str, Any
     return notes
 
 
-# --- workers: why one worker with several threads ----------------------------------------------
-
-WORKERS_HEADER = ("| threads | filter alone p50 ms | filter during a slow bind p50 ms | during a slow bind max ms "
-                  "| bind call p50 ms | repetitions |\n|---|---:|---:|---:|---:|---:|")
+# --- one size in one form --------------------------------------------------------------------------
 
 
-def add_workers_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--nodes", type=_positive, default=1000, help="nodes in each filter call (default 1,000)")
-    p.add_argument("--repeat", type=_positive, default=7, help="filter calls alone and during a bind, per "
-                   "thread count (default 7)")
-    p.add_argument("--bind-delay", type=float, default=1.5, help="seconds the fake API holds each binding "
-                   "POST (default 1.5; below the extender's 4 s bind timeout)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the JSON and Markdown "
-                   "results (default benchmarks/results/)")
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What every size and form share (the ``latency`` arguments)."""
+
+    pods: int  # scheduled and measured per size and form
+    warmup: int  # scheduled first, not measured
+    weight: int  # the extender's weight
+    timeout_s: float  # httpTimeout
+    percentage: int  # percentageOfNodesToScore, 0 = adaptive
+    seed: int
+    pods_per_node: int  # names form: running pods per node in the fake API server
+    ready_timeout_s: float
 
 
-def run_workers(args: argparse.Namespace) -> int:
-    """Worker model: filter latency while a bind waits on a slow Kubernetes API, with gunicorn
-    --threads 1 against the default 4 (one gthread worker either way). The API is the in-test
-    fake (tests/kubeapi) holding every binding POST for --bind-delay seconds."""
-    from tests.kubeapi import FakeKubeAPI  # the repository's in-test API server
+@dataclasses.dataclass
+class FormRun:
+    """The measured pods of one size in one form."""
 
-    command = _command()
-    body, names = request_body(args.nodes)
-    results: list[dict[str, Any]] = []
+    form: Form
+    nodes: int
+    sample: int  # numFeasibleNodesToFind
+    calls: dict[str, list[Call]]
+    cycles: list[Cycle]
+    seconds: float  # wall time of the measured cycles, the driver's own work included
+    server_cpu_ms: float | None  # the worker's CPU over the measured cycles, between calls included
+    answers: dict[str, dict[str, int]]
+    fallback_nodes: float | None  # nodes the extender scored with the requests-only fallback
+    setup: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def verb_summary(self, verb: str) -> dict[str, Any] | None:
+        """Per-call figures of one verb (None if it was never called)."""
+        calls = self.calls[verb]
+        if not calls:
+            return None
+        wall = [c.wall_ms for c in calls]
+        server = [c.server_ms for c in calls if c.server_ms is not None]
+        cpu = [c.cpu_ms for c in calls if c.cpu_ms is not None]
+        out: dict[str, Any] = {
+            "nodes": self.nodes, "form": self.form, "verb": verb, "calls": len(calls),
+            "timeouts": sum(c.timed_out for c in calls),
+            "nodes_per_call": _spread([c.nodes for c in calls]),
+            "request_bytes": _spread([c.request_bytes for c in calls]),
+            "response_bytes": _spread([c.response_bytes for c in calls]),
+            "client_ms": _percentiles(wall), "calls_per_s": len(wall) / (sum(wall) / 1e3),
+            "server_ms": _percentiles(server) if server else None,
+            "server_cpu_ms_per_call": sum(cpu) / len(cpu) if cpu else None,
+            "answer": self.answers.get(verb, {}),
+        }
+        floors = [c for c in calls if c.floor_ms is not None and c.server_ms is not None]
+        if floors:
+            floor = statistics.median(c.floor_ms for c in floors if c.floor_ms is not None)
+            nogc = statistics.median(c.floor_nogc_ms for c in floors if c.floor_nogc_ms is not None)
+            srv = statistics.median(c.server_ms for c in floors if c.server_ms is not None)
+            out.update({"orjson_loads_ms": {"p50": floor}, "orjson_loads_gc_disabled_ms": {"p50": nogc},
+                        "ratio_server_orjson_p50": srv / floor,
+                        "ratio_server_orjson_gc_disabled_p50": srv / nogc})
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """Per size and form: what the cycles did and what the extender cost per pod."""
+        outcomes = [c.outcome for c in self.cycles]
+        passed = [c.passed for c in self.cycles if c.passed is not None]
+        extender_s = sum(c.wall_ms for calls in self.calls.values() for c in calls) / 1e3
+        pods = len(self.cycles)
+        return {
+            "nodes": self.nodes, "form": self.form, "pods": pods, "sample": self.sample,
+            "outcomes": {o: outcomes.count(o) for o in sorted(set(outcomes))},
+            "sampled": _spread([c.sampled for c in self.cycles]),
+            "passed_extender_filter": _spread(passed) if passed else None,
+            "prioritized": sum(c.prioritized for c in self.cycles),
+            "prioritize_skipped_one_node": sum(c.passed == 1 for c in self.cycles),
+            "prioritize_errors": sum(c.prioritize_error for c in self.cycles),
+            "ties": sum(c.ties > 1 for c in self.cycles),
+            "distinct_hosts": len({c.host for c in self.cycles if c.host}),
+            "extender_ms_per_pod": extender_s * 1e3 / pods if pods else None,
+            "pods_per_s_extender": pods / extender_s if extender_s else None,
+            "pods_per_s_loop": pods / self.seconds if self.seconds else None,
+            "server_cpu_ms_per_pod": (self.server_cpu_ms / pods if self.server_cpu_ms is not None and pods
+                                      else None),
+            "fallback_nodes": self.fallback_nodes, "setup": self.setup,
+        }
+
+    def record(self) -> dict[str, Any]:
+        """Everything, each call and each cycle included (the JSON)."""
+        return {**self.summary(),
+                "calls": {v: [dataclasses.asdict(c) for c in cs] for v, cs in self.calls.items()},
+                "cycles": [dataclasses.asdict(c) for c in self.cycles]}
+
+
+def _percentiles(values: Sequence[float]) -> dict[str, float]:
+    return {"p50": statistics.median(values), "p90": pct(values, 90), "p99": pct(values, 99),
+            "max": max(values)}
+
+
+def _spread(values: Sequence[float]) -> dict[str, float]:
+    return {"p50": statistics.median(values), "max": max(values)}
+
+
+def pending_pods(count: int) -> list[PendingPod]:
+    """The pods to schedule: ``names_objects.pending_pod(k)`` (500m / 512 Mi, a UID each), which the
+    names form's fake API server holds unbound."""
+    return [PendingPod.from_object(names_objects.pending_pod(k)) for k in range(count)]
+
+
+def schedule(sched: Scheduler, ext: HTTPExtender, pods: Sequence[PendingPod], warmup: int,
+             worker: int | None) -> tuple[list[Cycle], float, float | None]:
+    """Cycles for ``pods``, the first ``warmup`` unrecorded; (measured cycles, their wall
+    seconds, the worker's CPU ms over them)."""
+    for pod in pods[:warmup]:
+        sched.schedule_one(pod)
+    ext.recording = True
+    cpu0, t0 = proc_counters(worker), time.perf_counter()
+    cycles = [sched.schedule_one(pod) for pod in pods[warmup:]]
+    seconds, cpu1 = time.perf_counter() - t0, proc_counters(worker)
+    return cycles, seconds, _cpu_ms(cpu0, cpu1)
+
+
+@contextlib.contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C meanwhile, so that the extender and the fake API server
+    (child processes) are stopped."""
+    previous = signal.signal(signal.SIGTERM, names._terminate)  # noqa: SLF001
     try:
-        with FakeKubeAPI() as api, tempfile.TemporaryDirectory(prefix="extender-bench-") as tmp:
-            kubeconfig = Path(tmp) / "kubeconfig"
-            kubeconfig.write_text(
-                "apiVersion: v1\nkind: Config\ncurrent-context: fake\n"
-                f"clusters: [{{name: fake, cluster: {{server: '{api.url}'}}}}]\n"
-                "users: [{name: bench, user: {token: dummy-benchmark-token}}]\n"
-                "contexts: [{name: fake, context: {cluster: fake, user: bench}}]\n")
-            facts = None
-            for threads in (1, None):  # None: serve's default (4)
-                extra = ("--threads", str(threads)) if threads else ()
-                with running_server("--kubeconfig", str(kubeconfig), *extra) as server:
-                    facts = facts or machine_facts(server)
-                    if len(results) == 0:
-                        print("\n".join(facts_lines(command, facts)), flush=True)
-                    results.append(_measure_workers(api, server, threads, body, names, args))
-    except BenchmarkError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    lines = [WORKERS_HEADER]
-    for r in results:
-        lines.append(f"| {r['threads_label']} | {_ms(r['alone_ms']['p50'])} | {_ms(r['during_bind_ms']['p50'])} "
-                     f"| {_ms(r['during_bind_ms']['max'])} | {_ms(r['bind_ms']['p50'])} | {r['repeat']} |")
-    table = "\n".join(lines)
-    text = (f"\n{table}\n\n{args.nodes:,}-node filter calls; each bind held {args.bind_delay:g} s by the API; "
-            "the filter is sent once the binding POST has reached the API.\n")
-    print(text)
-    record = {"benchmark": "workers", "command": command, "machine": facts,
-              "config": {"nodes": args.nodes, "repeat": args.repeat, "bind_delay_s": args.bind_delay},
-              "rows": results}
-    json_path, md_path = _write(args.out, "workers", record,
-                                "\n".join(["```", *facts_lines(command, facts or {}), "```", text]))
-    print(f"written: {json_path} and {md_path}")
-    return 0
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
-def _measure_workers(api: Any, server: Server, threads: int | None, body: bytes, names: frozenset[str],
-                     args: argparse.Namespace) -> dict[str, Any]:
-    label = str(threads) if threads else "4 (default)"
-    client, binder = Client(server.host, server.port), Client(server.host, server.port)
+def _fallback(server: Server, before: float | None) -> float | None:
+    after = metric_value(server, FALLBACK)
+    return None if before is None or after is None else after - before
+
+
+def run_stateless(server: Server, n: int, s: Settings) -> FormRun:
+    """``n`` realistic Nodes (``k8s_objects.cluster``, fresh load) against a ``--no-api``
+    extender: the Nodes form, no bind."""
+    t0 = time.perf_counter()
+    items = k8s_objects.cluster(n, seed=s.seed)
+    stamp = _rfc3339(time.time())
+    for item in items:
+        item["metadata"]["annotations"][k8s_objects.LOAD_PREFIX + "updated"] = stamp
+    bodies = NodeBodies([orjson.dumps(item) for item in items], stamp)
+    view = view_from_objects(items, random.Random(s.seed * 7919 + n))
+    del items
+    gc.collect()  # no large object graph left for the floor's garbage collections
+    worker = server.worker_pid()
+    client = Client(server.host, server.port, timeout_s=s.timeout_s)
+    ext = HTTPExtender(client, view.names, form="stateless", timeout_s=s.timeout_s, bodies=bodies,
+                       worker=worker, floor=True)
+    sched = Scheduler(view, ext, s.weight, random.Random(s.seed), s.percentage)
+    build_s = time.perf_counter() - t0
     try:
-        for _ in range(WARMUP_CALLS):
-            check_filter(client.post("/filter", body), names)
-        alone = []
-        for _ in range(args.repeat):
-            reply = client.post("/filter", body)
-            check_filter(reply, names)
-            alone.append(reply.wall_ms)
-        during, binds = [], []
-        for i in range(args.repeat):
-            name = f"bench-t{threads or 0}-{i}"
-            uid = api.add_pod({"metadata": {"name": name, "namespace": "default"},
-                               "spec": {"containers": [{"name": "c", "image": "nginx"}]}})["metadata"]["uid"]
-            api.delay("POST", f"/pods/{name}/binding$", args.bind_delay, times=1)
-            bind_body = json.dumps({"PodName": name, "PodNamespace": "default", "PodUID": uid,
-                                    "Node": "node-00000"}).encode()
-            outcome: dict[str, Any] = {}
-
-            def bind(bind_body: bytes = bind_body, outcome: dict[str, Any] = outcome) -> None:
-                try:
-                    outcome["reply"] = binder.post("/bind", bind_body)
-                except Exception as exc:  # noqa: BLE001 - reported below
-                    outcome["error"] = exc
-
-            thread = threading.Thread(target=bind, name=f"bind-{name}")
-            thread.start()
-            if not api.wait_until(lambda name=name: bool(api.requests("POST", f"/pods/{name}/binding$")), 10):
-                raise BenchmarkError(f"the bind of {name} never reached the API:\n{server.log_tail()}")
-            reply = client.post("/filter", body)
-            check_filter(reply, names)
-            during.append(reply.wall_ms)
-            thread.join(30)
-            bound = outcome.get("reply")
-            if bound is None:
-                raise BenchmarkError(f"bind of {name} failed: {outcome}:\n{server.log_tail()}")
-            check_bind(bound, name)
-            binds.append(bound.wall_ms)
+        before = metric_value(server, FALLBACK)
+        cycles, seconds, cpu = schedule(sched, ext, pending_pods(s.warmup + s.pods), s.warmup, worker)
+        fallback = _fallback(server, before)
     finally:
         client.close()
-        binder.close()
-    print(f"  threads {label}: filter alone p50 {_ms(statistics.median(alone))} ms, during a slow bind "
-          f"p50 {_ms(statistics.median(during))} ms", flush=True)
-    return {"threads": threads or 4, "threads_label": label, "repeat": args.repeat,
-            "alone_ms": {"p50": statistics.median(alone), "max": max(alone), "samples": alone},
-            "during_bind_ms": {"p50": statistics.median(during), "max": max(during), "samples": during},
-            "bind_ms": {"p50": statistics.median(binds), "samples": binds}}
+    setup = {"build_s": build_s, "node_json_bytes": sum(map(len, bodies.encoded))}
+    return FormRun("stateless", n, num_feasible_nodes_to_find(n, s.percentage), ext.calls, cycles, seconds,
+                   cpu, ext.answers, fallback, setup)
+
+
+def run_names(n: int, s: Settings, on_server: Callable[[Server], None]) -> FormRun:
+    """``n`` Nodes with ``pods_per_node`` running pods each in the fake API server (its own
+    process, ``names_fake.fake_api``), the extender in cluster-cache mode on it, the pods to
+    schedule pending there: the NodeNames form, bound through the extender."""
+    total = s.warmup + s.pods
+    with names_fake.fake_api(n, s.pods_per_node, timeout_s=s.ready_timeout_s, pending=total) as fake, \
+            tempfile.TemporaryDirectory(prefix="extender-bench-") as tmp:
+        info = fake.info
+        kubeconfig = names_fake._kubeconfig(Path(tmp) / "kubeconfig", fake.url)  # noqa: SLF001
+        started = time.monotonic()
+        with running_server("--kubeconfig", str(kubeconfig), "--log-level", "warning",
+                            timeout_s=s.ready_timeout_s) as server:
+            ready_s, ready_text = names._wait_ready(server, started, s.ready_timeout_s)  # noqa: SLF001
+            on_server(server)
+            expected = f"{n} nodes, {info['pods'] - total} pods"  # pending pods are not counted on a node
+            if expected not in ready_text:
+                raise BenchmarkError(f"the extender's cache holds {ready_text!r}, expected {expected}")
+            names._restamp_if_old(server, fake, info, n, s.ready_timeout_s)  # noqa: SLF001
+            t0 = time.perf_counter()
+            view = view_from_api(fake.url)
+            view_s = time.perf_counter() - t0
+            worker = server.worker_pid()
+            client = Client(server.host, server.port, timeout_s=s.timeout_s)
+            ext = HTTPExtender(client, view.names, form="names", timeout_s=s.timeout_s, worker=worker,
+                               binder=True)
+            sched = Scheduler(view, ext, s.weight, random.Random(s.seed), s.percentage)
+            try:
+                before = metric_value(server, FALLBACK)
+                cycles, seconds, cpu = schedule(sched, ext, pending_pods(total), s.warmup, worker)
+                fallback = _fallback(server, before)
+            finally:
+                client.close()
+    setup = {"fake_build_s": info["build_s"], "pods_running": info["pods"] - total,
+             "extender_ready_s": ready_s, "driver_view_s": view_s}
+    return FormRun("names", n, num_feasible_nodes_to_find(n, s.percentage), ext.calls, cycles, seconds, cpu,
+                   ext.answers, fallback, setup)

@@ -1,7 +1,7 @@
 """gunicorn configuration shared by the container and ``python -m extender serve``.
 
 One worker process, several threads (gthread, with the pool thread staying on a busy
-connection: ``extender/worker.py``): kube-scheduler sends filter and prioritize one pod at a
+connection: ``extender/server/worker.py``): kube-scheduler sends filter and prioritize one pod at a
 time, but bind arrives concurrently with them (binding cycles are asynchronous), so a slow
 bind must not hold up the next filter. One process keeps one node source, one
 metrics registry and, with the cluster cache, one view of recent binds; more replicas of the
@@ -28,7 +28,7 @@ _settings = Settings.from_env()
 
 bind = [f"[{_settings.host}]:{_settings.port}" if ":" in _settings.host else f"{_settings.host}:{_settings.port}"]
 workers = 1
-worker_class = "extender.worker.LingeringThreadWorker"  # gthread, see extender/worker.py
+worker_class = "extender.server.worker.LingeringThreadWorker"  # gthread, see extender/server/worker.py
 threads = _settings.threads
 # kube-scheduler's HTTP client keeps idle connections for 90 s (Go IdleConnTimeout) and does not
 # retry a POST on a connection the server closed; keep ours open longer than that.

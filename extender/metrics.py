@@ -52,7 +52,7 @@ class Metrics:
             "counted until the watch shows it), late (not shown within the budget), not_ready, elsewhere.",
             ["outcome"], registry=r)
         # cluster-cache mode: here when the cache runs in this process, else in the cache
-        # process's own registry (``extender.cache_process``), whose exposition is appended
+        # process's own registry (``extender.cache.process``), whose exposition is appended
         self.cache = CacheMetrics(r) if cache else None
         self._extra: list[Callable[[], bytes]] = []
         self.decisions = Counter("extender_decisions_recorded_total",

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from extender.source import DEFAULT_ANNOTATION_PREFIX
+from extender.verbs.source import DEFAULT_ANNOTATION_PREFIX
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POLICY_PATH = PACKAGE_ROOT / "config" / "extender-policy.yaml"
@@ -48,14 +48,14 @@ class Settings:
     """gunicorn gthread threads of the single worker (benchmarks/README.md has the measurement)."""
     linger_s: float = 1.0
     """How long a worker thread that answered a request waits on its kept-alive connection for
-    the next one (``extender/worker.py``); 0: hand it back to the poller at once, as gthread."""
+    the next one (``extender/server/worker.py``); 0: hand it back to the poller at once, as gthread."""
     log_level: str = "info"
     cache: bool = True
     """With API access: keep the watch-fed cluster cache (nodeCacheCapable: true). False: stateless."""
     cache_process: bool = True
     """Run the cluster cache (informers, load pollers, store) in a child process of its own and
     map its snapshots, so that applying watch events never takes the interpreter from a verb
-    (``extender/cache_process.py``). False: in the serving process, one process in all."""
+    (``extender/cache/process.py``). False: in the serving process, one process in all."""
     load_sources: str = "annotations"
     """Comma-separated: annotations, metrics-server, prometheus (cache mode)."""
     metrics_interval_s: float = 15.0
@@ -102,7 +102,7 @@ class Settings:
             if getattr(self, name) < 1:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be >= 1")
         try:
-            from extender.load import parse_load_sources
+            from extender.load.sources import parse_load_sources
             parse_load_sources(self.load_sources)
         except ValueError as exc:
             raise SettingsError(f"{ENV_PREFIX}LOAD_SOURCES: {exc}") from None

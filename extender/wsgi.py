@@ -1,6 +1,6 @@
 """gunicorn target: ``extender.wsgi:app``, configured from ``EXTENDER_*`` variables."""
 
-from extender.app import create_app
+from extender.server.app import create_app
 from extender.settings import Settings
 
 app = create_app(Settings.from_env())

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from benchmarks.latency import running_server
+from benchmarks.harness import running_server
 from tests.kubeapi import FakeKubeAPI
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,11 +10,11 @@ import threading
 
 import numpy as np
 
-from extender.binding import BindOutcome, BindResult, BindTarget
-from extender.cache import CachedBinder, CacheSource
-from extender.cluster import CONFIRMED, COUNTED, ELSEWHERE, KNOWN, UNKNOWN_POD, ClusterState
-from extender.verbs import Verbs
-from extender.wire import decode_pod
+from extender.cache.node_source import CachedBinder, CacheSource
+from extender.cache.store import CONFIRMED, COUNTED, ELSEWHERE, KNOWN, UNKNOWN_POD, ClusterState
+from extender.kube.bind import BindOutcome, BindResult, BindTarget
+from extender.kube.objects import decode_pod
+from extender.verbs.verbs import Verbs
 from tests.test_bind_differential import POLICY, _Cache
 from tests.test_cluster import node, pod
 

@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from benchmarks import driver, k8s_objects, sampling
-from benchmarks.latency import BenchmarkError, CallTimeout, Client, Reply, decode_filter, decode_prioritize
+from benchmarks.harness import BenchmarkError, CallTimeout, Client, Reply, decode_filter, decode_prioritize
 from scoring import PodDemand
 from scoring.types import BASE_RESOURCES
 from tests.test_benchmarks_smoke import run_cli

@@ -66,7 +66,7 @@ def test_sampled_bodies_rotate_through_every_node() -> None:
     that together cover every node; 100: every node in every call."""
     import json
 
-    from benchmarks.names import _bodies
+    from benchmarks.names_client import _bodies
     names = [f"node-{i:05d}" for i in range(5000)]
     body = _bodies(names, 0)
     seen: set[str] = set()
@@ -89,7 +89,8 @@ def test_churn_restamps_what_a_fresh_render_would_send() -> None:
 
     import orjson
 
-    from benchmarks.names import _Churn, make_bench_api, new_pod, pod_key, pod_object, restarted
+    from benchmarks.names_fake import _Churn, make_bench_api
+    from benchmarks.names_objects import new_pod, pod_key, pod_object, restarted
 
     rng = random.Random(7)
     for i in range(300):  # every shape and flavour (sidecars, init containers, BestEffort)

@@ -71,7 +71,7 @@ def test_runqueue_wait_reads_every_thread_of_a_process() -> None:
     import os
     import time
 
-    from benchmarks.latency import runqueue_wait_s
+    from benchmarks.harness import runqueue_wait_s
 
     if not os.path.exists(f"/proc/{os.getpid()}/task"):
         pytest.skip("no /proc")

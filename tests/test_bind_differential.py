@@ -37,17 +37,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from extender.binding import BindOutcome, BindResult, BindTarget
-from extender.cache import CachedBinder, CacheSource
-from extender.cluster import ClusterState, CompensationSpec
-from extender.load import LoadWindow
+from extender.cache.node_source import CachedBinder, CacheSource
+from extender.cache.store import ClusterState, CompensationSpec
+from extender.kube.bind import BindOutcome, BindResult, BindTarget
+from extender.load.window import LoadWindow
 from extender.policy_file import load_policy
-from extender.verbs import Verbs
+from extender.verbs.verbs import Verbs
 from tests.conftest import running_extender, write_kubeconfig
 from tests.kubeapi import FakeKubeAPI
 from tests.test_cache_mode import bind, call, wait_ready
@@ -112,7 +111,7 @@ class FakeAPI:
 
 
 class FakeBinder:
-    """The Binding subresource as the API server answers it (``extender.binding.Binder``'s
+    """The Binding subresource as the API server answers it (``extender.kube.binding.Binder``'s
     outcomes): 404 for a pod that is gone, success for a pod already on that node, conflict
     for one on another node; ``fail_next_bind`` makes the next one fail (a 500 or timeout)."""
 

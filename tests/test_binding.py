@@ -10,13 +10,9 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from extender.binding import (
-    Binder,
-    BindOutcome,
-    BindResult,
-    BindTarget,
-    load_api_client,
-)
+from extender.kube.bind import BindOutcome, BindResult, BindTarget
+from extender.kube.binding import Binder
+from extender.kube.client import load_api_client
 from tests.kubeapi import FakeKubeAPI
 
 BIND = r"/binding$"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.latency import children_of, running_server
+from benchmarks.harness import children_of, running_server
 from tests.conftest import write_kubeconfig
 from tests.kubeapi import FakeKubeAPI
 from tests.test_cache_mode import args, bind, call, metric, node_obj, pod_obj, wait_ready

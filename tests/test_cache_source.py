@@ -19,12 +19,12 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from extender import verbs as verbs_module
-from extender.cache import AGE_RESOLUTION_S, CacheSource
-from extender.cluster import ClusterState
-from extender.load import LoadWindow
+from extender.cache.node_source import AGE_RESOLUTION_S, CacheSource
+from extender.cache.store import ClusterState
+from extender.load.window import LoadWindow
 from extender.policy_file import load_policy
-from extender.verbs import Verbs
+from extender.verbs import verbs as verbs_module
+from extender.verbs.verbs import Verbs
 
 POLICY = load_policy(Path(__file__).resolve().parents[1] / "config" / "extender-policy.yaml")
 PREFIX = "load.extender.scheduling/"

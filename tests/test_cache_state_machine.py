@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, settings
 
-from extender.cluster import ClusterState
+from extender.cache.store import ClusterState
 from tests import test_informer as ti
 
 

@@ -128,9 +128,9 @@ def test_server_timing_tells_waiting_from_computing() -> None:
     another thread would) shows it: ``app`` counts the wait, ``cpu`` only the work."""
     import time
 
-    from extender.app import create_app
+    from extender.server.app import create_app
     from extender.settings import Settings
-    from extender.source import StatelessSource
+    from extender.verbs.source import StatelessSource
 
     class Slow(StatelessSource):
         def candidates(self, request, resources):  # noqa: ANN001, ANN201

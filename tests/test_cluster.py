@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from extender.cluster import LOAD_REFRESH_S, ClusterState, CompensationSpec
+from extender.cache.store import LOAD_REFRESH_S, ClusterState, CompensationSpec
 
 GI = 1024.0**3
 
@@ -243,7 +243,7 @@ def test_compensation_expires_after_max() -> None:
 def test_a_polled_sample_reaches_the_next_snapshot_without_any_event() -> None:
     # metrics-server and Prometheus write into the load window, not through the informers: a
     # quiet cluster (no pod or node event) must still see them at the next publish
-    from extender.load import LoadWindow
+    from extender.load.window import LoadWindow
     now = [1000.0]
     s = ClusterState(estimator_factors={"cpu": 100}, load=LoadWindow(("cpu", "memory")), clock=lambda: now[0])
     s.nodes_handler.replace([node("a")])
@@ -282,7 +282,7 @@ def test_compensation_republishes_only_when_something_runs_out() -> None:
 
 
 def test_malformed_objects_raise_for_the_informer_to_handle() -> None:
-    from extender.wire import MalformedObject
+    from extender.kube.objects import MalformedObject
     s = ClusterState(estimator_factors={})
     with pytest.raises(MalformedObject):
         s.nodes_handler.upsert(b'{"metadata": 3}')
@@ -369,7 +369,7 @@ COMP_OPS = st.lists(st.one_of(
 # a node's sample already covers a pod bound after the last build (a clock ahead of ours)
 @example(ops=[("sample", "a", -40.0), ("publish", True, 0.0), ("bind", "a", 0.0), ("publish", False, 0.0)])
 def test_compensation_equals_a_recomputation(ops) -> None:
-    from extender.load import LoadWindow
+    from extender.load.window import LoadWindow
     now = [1000.0]
     lag, max_s = 20.0, 100.0
     s = ClusterState(estimator_factors={"cpu": 100}, load=LoadWindow(("cpu",), window_s=10**6),
@@ -435,7 +435,7 @@ def test_pod_events_reuse_the_load_copy_until_the_load_moves() -> None:
     """A snapshot rebuilt for pod events shares the previous one's load arrays (the window did
     not move); a new sample, a new node or LOAD_REFRESH_S later, they are read again, and
     always equal what the window says."""
-    from extender.load import LoadWindow
+    from extender.load.window import LoadWindow
     now = [1000.0]
     window = LoadWindow(("cpu", "memory"))
     s = ClusterState(estimator_factors={"cpu": 100}, load=window, clock=lambda: now[0])
@@ -502,7 +502,7 @@ def bind_state(nodes: int = 12) -> ClusterState:
 def test_a_bind_snapshot_equals_a_full_build(seed: int) -> None:
     """Chains of binds (the same node again, others, up to the patch limit) give the snapshot
     a full build of the same store gives; the next full build starts clean."""
-    from extender.cluster import MAX_PATCHED
+    from extender.cache.snapshot import MAX_PATCHED
 
     rng = np.random.default_rng(seed)
     s, k = bind_state(), 0
@@ -569,7 +569,7 @@ def test_a_bind_builds_the_whole_snapshot_when_it_cannot_patch_one_node() -> Non
 
 
 def test_binds_patch_at_most_max_patched_nodes_before_a_full_build() -> None:
-    from extender.cluster import MAX_PATCHED
+    from extender.cache.snapshot import MAX_PATCHED
 
     s = bind_state(nodes=MAX_PATCHED + 4)
     for j in range(MAX_PATCHED):

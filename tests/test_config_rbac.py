@@ -1,8 +1,8 @@
 """The extender's RBAC covers every Kubernetes API call its code makes, and nothing more.
 
-The code in extender/ is read (ast), not run: every reference to a method of a Kubernetes API
+The code in extender/ and its subpackages is read (ast), not run: every reference to a method of a Kubernetes API
 class of the official client (``CoreV1Api.list_node``, ``CustomObjectsApi.list_cluster_custom_object``,
-...) is found, whether called directly or named in a string (informer.py picks its list method
+...) is found, whether called directly or named in a string (cache/informer.py picks its list method
 from a table with ``getattr``). The API class is the one the module constructs. Each method maps
 to (apiGroup, resource, verb) through the table below; a list method in a module that also
 passes ``watch=True`` is a watch too. The table is deliberately explicit: a method it does not
@@ -98,6 +98,11 @@ def _enclosing_classes(tree: ast.Module) -> dict[ast.AST, str]:
     return owner
 
 
+def _module(path: Path) -> str:
+    """The path under extender/ (``kube/binding.py``), or the file name of a file elsewhere."""
+    return path.relative_to(EXTENDER).as_posix() if path.is_relative_to(EXTENDER) else path.name
+
+
 def api_calls(path: Path) -> list[ApiCall]:
     tree = ast.parse(path.read_text())
     owner = _enclosing_classes(tree)
@@ -126,7 +131,7 @@ def api_calls(path: Path) -> list[ApiCall]:
             f"{path.name}:{node.lineno}: {name!r} belongs to "
             f"{classes or 'no API class this module constructs'}; "
             "teach tests/test_config_rbac.py which API it calls")
-        calls.append(ApiCall(path.name, node.lineno, classes[0], name, owner.get(node, ""), args, watch))
+        calls.append(ApiCall(_module(path), node.lineno, classes[0], name, owner.get(node, ""), args, watch))
     return calls
 
 
@@ -149,7 +154,7 @@ def grants_of(call: ApiCall) -> set[Grant]:
 
 @functools.cache
 def _extender_calls() -> tuple[ApiCall, ...]:
-    return tuple(c for path in sorted(EXTENDER.glob("*.py")) for c in api_calls(path))
+    return tuple(c for path in sorted(EXTENDER.rglob("*.py")) for c in api_calls(path))
 
 
 def extender_calls() -> list[ApiCall]:
@@ -193,15 +198,15 @@ def _bound_to_pod_sa(objs: list[Obj], role: str) -> bool:
 def test_the_scan_sees_the_known_calls() -> None:
     """Guards the scanner: these calls exist today (a silent scan would pass any role)."""
     found = {(c.module, c.api, c.method) for c in extender_calls()}
-    assert {("informer.py", "CoreV1Api", "list_node"),
-            ("informer.py", "CoreV1Api", "list_pod_for_all_namespaces"),
-            ("binding.py", "CoreV1Api", "create_namespaced_pod_binding"),
-            ("binding.py", "CoreV1Api", "read_namespaced_pod"),
-            ("load.py", "CustomObjectsApi", "list_cluster_custom_object")} <= found, found
+    assert {("cache/informer.py", "CoreV1Api", "list_node"),
+            ("cache/informer.py", "CoreV1Api", "list_pod_for_all_namespaces"),
+            ("kube/binding.py", "CoreV1Api", "create_namespaced_pod_binding"),
+            ("kube/binding.py", "CoreV1Api", "read_namespaced_pod"),
+            ("load/metrics_server.py", "CustomObjectsApi", "list_cluster_custom_object")} <= found, found
 
 
 def test_no_untyped_api_access() -> None:
-    bad = [b for path in sorted(EXTENDER.glob("*.py")) for b in _raw_api_access(path)]
+    bad = [b for path in sorted(EXTENDER.rglob("*.py")) for b in _raw_api_access(path)]
     assert not bad, f"API access the RBAC test cannot map: {bad}"
 
 
@@ -243,7 +248,7 @@ def test_metrics_server_component_grants_exactly_its_call() -> None:
 
 def test_stateless_component_grants_exactly_what_binding_calls() -> None:
     """In stateless mode only the Binder talks to the API (no informers, no load pollers)."""
-    want = needed([c for c in extender_calls() if c.module == "binding.py"])
+    want = needed([c for c in extender_calls() if c.module == "kube/binding.py"])
     patches = [p for entry in kustomization(COMPONENTS / "stateless")["patches"]
                for p in load_docs(entry["patch"])]
     role = [p for p in patches if p["kind"] == "ClusterRole"][0]

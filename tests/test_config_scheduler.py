@@ -12,7 +12,7 @@ the same without a scheduler:
   at most one bindVerb, unique managed resources, httpTimeout a Go duration; and for a
   secondary scheduler, a lease of its own.
 * Against the app: urlPrefix + each verb is a POST route of the Flask app (built from
-  extender.app.create_app, so a renamed route breaks this test), on the port and prefix the
+  extender.server.app.create_app, so a renamed route breaks this test), on the port and prefix the
   sidecar is configured with (config/deploy/deployment.yaml, defaults from extender/settings.py).
 """
 
@@ -28,7 +28,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from extender.app import VERBS, create_app
+from extender.server.app import VERBS, create_app
 from extender.settings import Settings
 from tests.test_config_manifests import (
     COMPONENTS,

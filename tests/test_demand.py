@@ -1,7 +1,7 @@
 """What a pod asks for, from the decoded wire object: kube-scheduler's PodRequests semantics
 and the per-container values TargetLoadPacking predicts from.
 
-The tables below are computed by hand from the upstream rules (``extender/demand.py`` names
+The tables below are computed by hand from the upstream rules (``extender/kube/demand.py`` names
 the files and the release): one row per case, requests / non-zero requests / limits on
 (cpu millicores, memory MiB). ``assigned`` rows are pods on a node (the scheduler's
 ``NodeInfo`` accounting, which reads the pod's status during an in-place resize); the others
@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from extender.demand import accounting_key, pod_demand, requested_resources
-from extender.wire import BadRequest, MalformedObject, Pod, decode_pod, decode_pod_watch_line
+from extender.kube.demand import accounting_key, pod_demand, requested_resources
+from extender.kube.objects import BadRequest, MalformedObject, Pod, decode_pod, decode_pod_watch_line
 from scoring import trimaran
 
 MI = 1024.0**2

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from extender.gate import CallGate
+from extender.cache.gate import CallGate
 
 
 def test_a_feeder_runs_freely_without_calls() -> None:
@@ -79,7 +79,7 @@ def test_each_step_aside_is_reported() -> None:
 def test_gated_paths_hold_the_gate_until_the_answer_is_closed() -> None:
     """The middleware enters the gate for the listed paths only, and leaves it when the server
     closes the response (after writing it), also when the application raises."""
-    from extender.gate import GatedPaths
+    from extender.cache.gate import GatedPaths
 
     gate = CallGate()
     seen: list[bool] = []
@@ -108,9 +108,9 @@ def test_the_app_gates_the_scheduling_verbs_only() -> None:
     and it is let go once the answer is closed; bind and the probes are not gated."""
     from pathlib import Path
 
-    from extender.app import create_app
+    from extender.server.app import create_app
     from extender.settings import Settings
-    from extender.source import StatelessSource
+    from extender.verbs.source import StatelessSource
 
     class Spy(StatelessSource):
         gate: CallGate | None = None

@@ -32,11 +32,11 @@ from typing import Any
 
 import pytest
 
-from extender.app import create_app
-from extender.binding import BindOutcome, BindResult
+from extender.kube.bind import BindOutcome, BindResult
+from extender.protocol.wire import decode_scheduling_request
+from extender.server.app import create_app
 from extender.settings import Settings
-from extender.source import StatelessSource
-from extender.wire import decode_scheduling_request
+from extender.verbs.source import StatelessSource
 
 GOLDEN = Path(__file__).parent / "golden"
 MEASURED_AT = "2026-11-27T11:59:30Z"

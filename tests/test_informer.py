@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from kubernetes import client
 
-from extender.informer import Informer, InformerHandler
-from extender.wire import decode_meta, decode_pod
+from extender.cache.informer import Informer, InformerHandler
+from extender.kube.objects import decode_meta, decode_pod
 from tests.kubeapi import AuditEntry, FakeKubeAPI
 
 pytestmark = pytest.mark.timeout(60)
@@ -730,7 +730,7 @@ def test_one_pass_pod_line_agrees_with_the_general_path(etype: str, obj: Any, dr
     informer judges those as before."""
     import json as _json
 
-    from extender.wire import MalformedObject, decode_pod_watch_line, decode_watch_event
+    from extender.kube.objects import MalformedObject, decode_pod_watch_line, decode_watch_event
 
     event = {"object": obj} if drop_type else {"type": etype, "object": obj}
     line = _json.dumps(event).encode() + garble

@@ -1,4 +1,6 @@
-"""scoring/ imports numpy and the standard library only; only wire.py knows the wire keys."""
+"""scoring/ imports numpy and the standard library only; only extender/protocol/wire.py knows the
+wire keys. The layers between packages are import-linter contracts (pyproject.toml), run by
+tests/test_import_contracts.py."""
 
 from __future__ import annotations
 
@@ -23,16 +25,23 @@ def imported_modules(path: Path) -> set[str]:
 def test_scoring_is_pure_numpy() -> None:
     allowed = {"numpy", "scoring"} | set(sys.stdlib_module_names)
     forbidden_stdlib = {"os", "time", "datetime", "socket", "logging", "random", "io", "pathlib", "subprocess"}
-    for path in sorted((ROOT / "scoring").glob("*.py")):
+    for path in sorted((ROOT / "scoring").rglob("*.py")):
         mods = imported_modules(path)
         assert mods <= allowed, f"{path.name} imports {mods - allowed}"
         assert not mods & forbidden_stdlib, f"{path.name} imports {mods & forbidden_stdlib} (I/O, clock or randomness)"
 
 
+PROTOCOL = ROOT / "extender" / "protocol" / "wire.py"
+
+
 def test_only_wire_knows_the_protocol_keys() -> None:
     keys = ('"FailedNodes"', '"NodeNames"', '"NodeNameToMetaVictims"', '"PodUID"', '"FailedAndUnresolvableNodes"')
-    for path in sorted((ROOT / "extender").glob("*.py")):
-        if path.name == "wire.py":
+    assert any(k in PROTOCOL.read_text() for k in keys), "the protocol module moved: update PROTOCOL"
+    paths = sorted((ROOT / "extender").rglob("*.py"))
+    assert len(paths) > 20, "the scan sees extender/'s subpackages"
+    for path in paths:
+        if path == PROTOCOL:
             continue
         text = path.read_text()
-        assert not any(k in text for k in keys), f"{path.name} spells a wire key; only wire.py may"
+        rel = path.relative_to(ROOT)
+        assert not any(k in text for k in keys), f"{rel} spells a wire key; only {PROTOCOL.relative_to(ROOT)} may"

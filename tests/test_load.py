@@ -20,17 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kubernetes import client
 
-from extender import load
-from extender.load import (
-    DEFAULT_PROM_QUERIES,
-    LoadWindow,
-    MetricsServerSource,
-    PromQuery,
-    PrometheusSource,
-    default_prom_queries,
-    parse_load_sources,
-    parse_rfc3339,
-)
+from extender.kube.timestamps import parse_rfc3339
+from extender.load import window as load
+from extender.load.metrics_server import MetricsServerSource
+from extender.load.prometheus import DEFAULT_PROM_QUERIES, PrometheusSource, PromQuery, default_prom_queries
+from extender.load.sources import parse_load_sources
+from extender.load.window import LoadWindow
 from tests.kubeapi import FakeKubeAPI
 
 RES = ("cpu", "memory")

@@ -1,4 +1,4 @@
-"""Tests for extender.quantity: Kubernetes quantities parsed like ParseQuantity.
+"""Tests for extender.kube.quantity: Kubernetes quantities parsed like ParseQuantity.
 
 Expected values are hand-checked against k8s.io/apimachinery pkg/api/resource
 (quantity.go ParseQuantity, Value, MilliValue; suffix.go; quantity_test.go
@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from extender.quantity import QuantityError, base_units, cpu_millis, parse_quantity
+from extender.kube.quantity import QuantityError, base_units, cpu_millis, parse_quantity
 
 INT64_MAX = 2**63 - 1
 

@@ -14,17 +14,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from extender.app import create_app
-from extender.settings import Settings
-from extender.wire import (
-    BadRequest,
+from extender.kube.objects import BadRequest, Pod
+from extender.protocol.wire import (
     NameListMemo,
-    Pod,
     SchedulingRequest,
     decode_scheduling_request,
     encode_filter_result,
     encode_host_priorities,
 )
+from extender.server.app import create_app
+from extender.settings import Settings
 
 NOW = 1_800_000_000.0
 P = "load.extender.scheduling/"

@@ -1,4 +1,4 @@
-"""Snapshots written by the cache process and mapped by the serving one (extender/shipping.py):
+"""Snapshots written by the cache process and mapped by the serving one (extender/cache/shipping.py):
 what arrives equals what left, cannot be written, and shares node names only when they are
 the same."""
 
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from extender.cluster import Snapshot
-from extender.shipping import SnapshotReader, SnapshotWriter
+from extender.cache.shipping import SnapshotReader, SnapshotWriter
+from extender.cache.snapshot import Snapshot
 from tests.test_cluster import assert_same_snapshot, bind_state, node, pod
 
 
@@ -67,7 +67,7 @@ def test_a_new_node_set_ships_its_names(tmp_path: Path) -> None:
 
 def test_shared_arrays_are_written_once(tmp_path: Path) -> None:
     """Without a load source the load fields are one NaN block, shared: one copy in the file."""
-    from extender.cluster import ClusterState
+    from extender.cache.store import ClusterState
 
     s = ClusterState(estimator_factors={"cpu": 85, "memory": 70})
     s.nodes_handler.replace([node(f"n{i}") for i in range(50)])
@@ -134,7 +134,7 @@ def test_chains_of_binds_events_and_builds_ship_equal_snapshots(tmp_path: Path, 
 
 
 def test_a_lost_file_refuses_what_refers_to_it_until_a_whole_write(tmp_path: Path) -> None:
-    from extender.shipping import WHOLE_EVERY_S
+    from extender.cache.shipping import WHOLE_EVERY_S
 
     clock = Clock()
     s = bind_state()
@@ -155,7 +155,7 @@ def test_a_lost_file_refuses_what_refers_to_it_until_a_whole_write(tmp_path: Pat
 
 
 def test_a_snapshot_without_names_to_share_is_refused(tmp_path: Path) -> None:
-    from extender.shipping import WHOLE_EVERY_S
+    from extender.cache.shipping import WHOLE_EVERY_S
 
     clock = Clock()
     s = bind_state()

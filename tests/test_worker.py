@@ -1,4 +1,4 @@
-"""The gunicorn worker class (extender/worker.py): a pool thread stays on its connection for the
+"""The gunicorn worker class (extender/server/worker.py): a pool thread stays on its connection for the
 next request, without ever holding up a request on another connection."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 from gunicorn.workers.gthread import ThreadWorker
 
+from extender.server.worker import LingeringThreadWorker, _Pipe
 from extender.settings import Settings, SettingsError
-from extender.worker import LingeringThreadWorker, _Pipe
 from tests.conftest import running_extender
 
 LINGER = "3"  # seconds: far longer than any answer here, so a request stuck behind a linger shows

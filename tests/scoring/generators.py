@@ -194,7 +194,7 @@ def rand_table(rng: np.random.Generator, resources: tuple[str, ...], n: int, *, 
 
 def rand_pod(rng: np.random.Generator, resources: tuple[str, ...], *,
              max_value: int = MAX_QUANTITY) -> PodDemand:
-    """A pod as extender/demand.py builds it: ``pods`` = 1; the non-zero variant substitutes
+    """A pod as extender/kube/demand.py builds it: ``pods`` = 1; the non-zero variant substitutes
     100m / 200 MiB where no CPU / memory request is set; limits 0 (none), equal to, below or
     above the request, or anything. One pod in six is best-effort (no requests, no limits);
     some come split into containers with an overhead (which the non-Trimaran strategies

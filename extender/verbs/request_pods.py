@@ -13,7 +13,7 @@ from __future__ import annotations
 import collections
 import threading
 
-from extender.wire import Pod
+from extender.kube.objects import Pod
 
 CAPACITY = 256  # pods between their scheduling cycle and their bind (kube-scheduler binds in parallel)
 

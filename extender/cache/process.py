@@ -5,7 +5,7 @@ events a second under churn) and the publisher's copies take the interpreter loc
 threads answering kube-scheduler. On two cores that waiting is most of what churn adds to a
 verb's p99 (``benchmarks/README.md``, "names"). Here a spawned child runs the whole ``Cache``
 (informers, load pollers, store, publisher) unchanged, and the serving process keeps only what
-the verbs read: the latest ``Snapshot``, mapped from shared memory (``extender.shipping``).
+the verbs read: the latest ``Snapshot``, mapped from shared memory (``extender.cache.shipping``).
 
 The serving side (``CacheProcess``) looks to ``CacheSource`` and ``CachedBinder`` like the
 in-process ``Cache``: ``synced``, ``readiness()`` and a ``state`` with ``snapshot``,
@@ -48,15 +48,18 @@ from typing import Any
 import numpy as np
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 
-from extender.binding import load_api_client
-from extender.cache import Cache, CacheNotReady, cache_config
-from extender.cluster import Assumption, Snapshot
-from extender.gate import CallGate
+from extender.cache.config import cache_config
+from extender.cache.feed import Cache
+from extender.cache.gate import CallGate
+from extender.cache.shipping import Shipped, SnapshotReader, SnapshotWriter
+from extender.cache.snapshot import Snapshot
+from extender.cache.store import Assumption
+from extender.kube.client import load_api_client
+from extender.kube.objects import Pod
 from extender.metrics import CacheMetrics, Metrics, snapshot_age_gauge
 from extender.policy_file import load_policy
 from extender.settings import LOG_FORMAT, Settings
-from extender.shipping import Shipped, SnapshotReader, SnapshotWriter
-from extender.wire import Pod
+from extender.verbs.source import CacheNotReady
 
 CALL_TIMEOUT_S = 2.0  # a call to the child: its threads answer in microseconds
 # A bind's count in the child and the install of the snapshot that shows it, together: the

@@ -24,17 +24,21 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.wsgi import get_input_stream
 
-from extender.binding import Binder, load_api_client
-from extender.cache import Cache, CachedBinder, CacheNotReady, CacheSource, cache_config
-from extender.cache_process import CacheProcess
-from extender.decisions import DecisionLog
-from extender.gate import CallGate, GatedPaths
+from extender.cache.config import cache_config
+from extender.cache.feed import Cache
+from extender.cache.gate import CallGate, GatedPaths
+from extender.cache.node_source import CachedBinder, CacheSource
+from extender.cache.process import CacheProcess
+from extender.kube.binding import Binder
+from extender.kube.client import load_api_client
+from extender.kube.objects import BadRequest
 from extender.metrics import Metrics
 from extender.policy_file import load_policy
+from extender.protocol.wire import encode_error, encode_json
 from extender.settings import Settings
-from extender.source import NamesFormUnsupported, NodeSource, StatelessSource
-from extender.verbs import Answer, Verbs
-from extender.wire import BadRequest, encode_error, encode_json
+from extender.verbs.decisions import DecisionLog
+from extender.verbs.source import CacheNotReady, NamesFormUnsupported, NodeSource, StatelessSource
+from extender.verbs.verbs import Answer, Verbs
 
 JSON = "application/json"
 VERBS = ("filter", "prioritize", "bind", "preempt")

@@ -4,7 +4,8 @@ The handlers ask a ``NodeSource`` for the candidates of a request and never care
 were found. ``StatelessSource`` (scheduler ``nodeCacheCapable: false``) reads everything from
 the request: allocatable and capacity from the Node objects, measured load from node
 annotations. The watch-fed cluster cache (``nodeCacheCapable: true``) is another
-implementation of the same protocol.
+implementation of the same protocol (``extender.cache.node_source.CacheSource``); the app
+gives the verbs one or the other.
 
 Annotations read by the stateless source, for prefix ``P`` (default
 ``load.extender.scheduling/``): ``P<resource>`` measured usage (a quantity), ``P<resource>-stddev``,
@@ -22,13 +23,20 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from extender import load
-from extender.demand import nonnegative, to_units
-from extender.wire import BadRequest, Node, SchedulingRequest
+from extender.kube.demand import nonnegative, to_units
+from extender.kube.objects import BadRequest, Node
+from extender.kube.timestamps import parse_rfc3339 as _parse_rfc3339
+from extender.protocol.wire import SchedulingRequest
 from scoring import NodeTable
 from scoring.types import ARRAY_FIELDS
 
 DEFAULT_ANNOTATION_PREFIX = "load.extender.scheduling/"
+
+
+class CacheNotReady(BadRequest):
+    """The node source cannot answer yet (the cluster cache has not finished its first sync);
+    the message says what is missing. Defined with the protocol the verbs speak, so that the
+    verbs catch it without importing the cache."""
 
 
 class NamesFormUnsupported(BadRequest):
@@ -60,7 +68,7 @@ class NodeSource(Protocol):
 def parse_rfc3339(text: str) -> float:
     """RFC 3339 -> Unix seconds; ValueError on anything else (cached: every node of every
     stateless request carries one, mostly the same few)."""
-    return load.parse_rfc3339(text)
+    return _parse_rfc3339(text)
 
 
 @dataclasses.dataclass(frozen=True)

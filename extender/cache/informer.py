@@ -3,7 +3,7 @@
 One `Informer` per kind runs a daemon thread that keeps a handler's view equal to the API
 server's: a full (paged) list handed over in one `replace()`, then a watch from the list's
 resourceVersion turned into `upsert()` / `delete()` calls.  The handler receives raw JSON bytes;
-only `extender.wire` knows the JSON keys.
+only `extender.kube.objects` knows the JSON keys of API objects.
 
 Why this module looks the way it does (kubernetes client 37, urllib3 2):
 
@@ -43,8 +43,8 @@ import urllib3
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
-from extender.binding import no_retry_client
-from extender.wire import (
+from extender.kube.client import no_retry_client
+from extender.kube.objects import (
     MalformedObject,
     decode_meta,
     decode_object_list,
@@ -52,7 +52,7 @@ from extender.wire import (
     decode_watch_event,
 )
 
-_LOG = logging.getLogger(__name__)
+_LOG = logging.getLogger("extender.informer")  # its name in log lines: unchanged by the move
 
 Kind = Literal["nodes", "pods"]
 _LIST_METHOD: dict[str, str] = {"nodes": "list_node", "pods": "list_pod_for_all_namespaces"}

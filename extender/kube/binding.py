@@ -1,5 +1,8 @@
 """The extender's `bind` verb: POST a v1 Binding through the official `kubernetes` client.
 
+The client comes from ``extender.kube.client``; what a bind asks for and its outcome are the
+data types of ``extender.kube.bind``.
+
 Why this module looks the way it does:
 
 * The reply to a successful binding is a `Status` object, not a `Binding`; the client's model
@@ -21,107 +24,25 @@ Why this module looks the way it does:
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import enum
 import json
 import logging
-import os
 import time
 from typing import Any
 
 import urllib3
 from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from extender.wire import Pod
+from extender.kube.bind import BindOutcome, BindResult, BindTarget
+from extender.kube.client import no_retry_client
 
-_LOG = logging.getLogger(__name__)
+_LOG = logging.getLogger("extender.binding")  # its name in log lines: unchanged by the move
 
 _MIN_ATTEMPT_S = 0.2  # never start an HTTP request with less time than this left
 _RETRY_PAUSE_S = 0.1  # pause before the single retry when the server gave no Retry-After
 _MAX_MESSAGE = 300  # cap on API messages copied into errors
 
-
-def no_retry_client(api_client: k8s_client.ApiClient) -> k8s_client.ApiClient:
-    """A new ApiClient from a deep copy of ``api_client``'s configuration (cookie and default
-    headers kept) with urllib3's retries off: every user that decides its own retries and
-    deadlines (binder, informers, metrics poller) gets its own, and the caller's client is left
-    as it was."""
-    cfg = copy.deepcopy(api_client.configuration)
-    cfg.retries = False
-    cfg.client_go_retries = False
-    own = k8s_client.ApiClient(configuration=cfg, cookie=api_client.cookie)
-    own.default_headers.update(api_client.default_headers)
-    return own
-
-
-class BindOutcome(enum.Enum):
-    """How a bind ended; only BOUND and ALREADY_BOUND are successes."""
-
-    BOUND = "bound"
-    ALREADY_BOUND = "already_bound"
-    CONFLICT = "conflict"
-    NOT_FOUND = "not_found"
-    API_ERROR = "api_error"
-    NO_API = "no_api"
-
-
-@dataclasses.dataclass(frozen=True)
-class BindResult:
-    """Outcome plus a human message for the scheduler's ExtenderBindingResult.Error ("" on success)."""
-
-    outcome: BindOutcome
-    error: str
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome in (BindOutcome.BOUND, BindOutcome.ALREADY_BOUND)
-
-
-@dataclasses.dataclass(frozen=True)
-class BindTarget:
-    """What the scheduler asked for (ExtenderBindingArgs: PodName, PodNamespace, PodUID, Node),
-    and the Pod its scheduling request carried, when one did (``extender.request_pods``)."""
-
-    pod_name: str
-    namespace: str
-    pod_uid: str
-    node: str
-    pod: Pod | None = None
-
-
-def load_api_client(*, kubeconfig: str | None = None) -> k8s_client.ApiClient | None:
-    """An ApiClient from in-cluster config, else kubeconfig; None when neither is usable.
-
-    In-cluster config is tried first unless `kubeconfig` is given explicitly.  Kubeconfig
-    resolution: the explicit file, else $KUBECONFIG (read now, not at import), else
-    ~/.kube/config.  A fresh Configuration is filled and passed in, so the client library's
-    process-global default configuration is never touched.
-    """
-    if kubeconfig is None:
-        cfg = k8s_client.Configuration()
-        try:
-            k8s_config.load_incluster_config(client_configuration=cfg)
-        except k8s_config.ConfigException:
-            pass
-        else:
-            _LOG.info("kubernetes API access: in-cluster service account")
-            return k8s_client.ApiClient(configuration=cfg)
-    source = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-    cfg = k8s_client.Configuration()
-    try:
-        k8s_config.load_kube_config(config_file=source, client_configuration=cfg, persist_config=False)
-    except Exception as exc:  # noqa: BLE001 - any loader failure means "no API"; message may hold secrets
-        _LOG.info(
-            "bind unavailable: no in-cluster config and no usable kubeconfig (%s: %s)",
-            source,
-            type(exc).__name__,
-        )
-        return None
-    _LOG.info("kubernetes API access: kubeconfig %s", source)
-    return k8s_client.ApiClient(configuration=cfg)
 
 
 @dataclasses.dataclass

@@ -2,7 +2,10 @@
 
 No Flask here and no score arithmetic: this module wires ``wire`` (the protocol),
 ``NodeSource`` (node data), ``demand`` (what the pod asks for) and ``scoring`` (the numbers)
-together, so that the HTTP layer only moves bytes and records metrics.
+together, so that the HTTP layer only moves bytes and records metrics. No I/O either: the
+node source and the binder are protocols (``NodeSource``, ``extender.kube.bind.PodBinder``)
+whose concrete classes the app chooses and passes in (``extender.server.app``), so nothing
+here imports the Kubernetes client or the cache.
 """
 
 from __future__ import annotations
@@ -13,15 +16,11 @@ import logging
 
 import numpy as np
 
-from extender.binding import Binder, BindTarget
-from extender.cache import CacheNotReady
-from extender.decisions import DecisionLog
-from extender.demand import pod_demand, requested_resources
-from extender.request_pods import RequestPods
-from extender.source import Candidates, NamesFormUnsupported, NodeSource
-from extender.wire import (
+from extender.kube.bind import BindTarget, PodBinder
+from extender.kube.demand import pod_demand, requested_resources
+from extender.kube.objects import Pod
+from extender.protocol.wire import (
     NameListMemo,
-    Pod,
     PreemptionRequest,
     SchedulingRequest,
     decode_binding_request,
@@ -34,6 +33,9 @@ from extender.wire import (
     encode_host_priorities,
     encode_preemption_result,
 )
+from extender.verbs.decisions import DecisionLog
+from extender.verbs.request_pods import RequestPods
+from extender.verbs.source import CacheNotReady, Candidates, NamesFormUnsupported, NodeSource
 from scoring import Evaluation, Feasibility, PodDemand, Policy, evaluate, feasibility, release
 from scoring.estimate import estimate_usage
 from scoring.explain import explain, ranking
@@ -77,7 +79,7 @@ _REASON_NAMES = {1: "insufficient_resources", 2: "no_allocatable", 3: "usage_thr
 class Verbs:
     """Answers filter, prioritize, bind and preempt for one policy and one node source."""
 
-    def __init__(self, *, policy: Policy, source: NodeSource, binder: Binder,
+    def __init__(self, *, policy: Policy, source: NodeSource, binder: PodBinder,
                  logger: logging.Logger, decisions: DecisionLog | None = None) -> None:
         self._policy = policy
         self._source = source

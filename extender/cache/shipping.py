@@ -1,6 +1,6 @@
 """Snapshots across a process boundary, without copying them through a pipe.
 
-The cache process (``extender.cache_process``) writes each new ``Snapshot``'s arrays once into a
+The cache process (``extender.cache.process``) writes each new ``Snapshot``'s arrays once into a
 file of its own on a memory-backed file system (``/dev/shm``) and sends the serving process a
 small ``Shipped`` message: where each array lies in the file, and the node names only when the
 node set changed. The serving process maps the file read-only, faults its pages in outside the
@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import numpy.typing as npt
 
-from extender.cluster import Snapshot
+from extender.cache.snapshot import Snapshot
 
 ALIGN = 64  # each array starts on a cache line
 _PAD = bytes(ALIGN)

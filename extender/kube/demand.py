@@ -56,8 +56,15 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from extender.quantity import QuantityError, base_units, cpu_millis
-from extender.wire import BadRequest, Container, ContainerStatus, Pod, ResourceList, ResourceRequirements
+from extender.kube.objects import (
+    BadRequest,
+    Container,
+    ContainerStatus,
+    Pod,
+    ResourceList,
+    ResourceRequirements,
+)
+from extender.kube.quantity import QuantityError, base_units, cpu_millis
 from scoring import CPU, MEMORY, PODS, PodDemand
 from scoring.types import MAX_QUANTITY
 

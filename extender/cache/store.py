@@ -9,7 +9,7 @@ one attribute assignment. A bind through the extender shows at once: its snapsho
 from the current one with the bound node's columns replaced (``ClusterState._derive``). The
 request path only reads ``ClusterState.snapshot`` (no lock) and takes the rows it needs.
 
-Pod accounting is kube-scheduler's (``extender.demand``: ``PodRequests`` with restartable init
+Pod accounting is kube-scheduler's (``extender.kube.demand``: ``PodRequests`` with restartable init
 containers and overhead; non-zero requests for scoring): a pod counts on ``spec.nodeName``
 from the moment it is bound (or assumed by our bind) until it is deleted or finishes
 (``status.phase`` Succeeded or Failed). Pods whose node is not known yet are kept and counted
@@ -19,6 +19,12 @@ Recent-bind compensation (Koordinator ``pod_assign_cache.go``, simplified: no pe
 reported to us): a pod bound at ``t`` adds its estimated usage (Koordinator's estimator) to its
 node's ``pending`` while the node's newest load sample is older than ``t + report_lag_s`` (the
 measurement cannot show it yet), and never longer than ``max_s``.
+
+The snapshot type is ``extender.cache.snapshot``; the informers that call the store's node and
+pod handlers are ``extender.cache.informer``. Over 600 lines on purpose: ``ClusterState`` is
+one class whose every writer holds its one lock and keeps the node rows, the pod records, the
+compensation and the published snapshot consistent with each other; cut across files, which
+methods hold the lock and which invariants they share would no longer be seen in one place.
 """
 
 from __future__ import annotations
@@ -34,9 +40,9 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from extender.demand import accounting_key, nonnegative, pod_demand, requested_resources, to_units
-from extender.source import parse_rfc3339
-from extender.wire import (
+from extender.cache.snapshot import BASE_AXIS, EMPTY_FIELDS, LOAD_FIELDS, MAX_PATCHED, NODE_FIELDS, Snapshot
+from extender.kube.demand import accounting_key, nonnegative, pod_demand, requested_resources, to_units
+from extender.kube.objects import (
     MalformedObject,
     Node,
     ObjectMeta,
@@ -46,14 +52,11 @@ from extender.wire import (
     decode_pod,
     decode_pod_watch_line,
 )
-from scoring import NodeTable
+from extender.verbs.source import parse_rfc3339
 from scoring.estimate import estimate_pod
 from scoring.types import MAX_QUANTITY
 
-BASE_AXIS = ("cpu", "memory", "pods", "ephemeral-storage")
 FINISHED_PHASES = ("Succeeded", "Failed")
-# Node fields on the resource axis (N, R) that the store keeps per node row.
-NODE_FIELDS = ("allocatable", "capacity", "requested", "nonzero_requested", "limits", "pending")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,67 +65,6 @@ class CompensationSpec:
     max_s: float = 300.0  # never compensate longer than this
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class Snapshot:
-    """Known nodes at one instant. Arrays are resource-major: (R, N) C-ordered, so that
-    ``arr.T`` is an (N, R) Fortran-ordered NodeTable column block without a copy. ``by_node``
-    holds the same values node-major, (N, F, R) C-ordered for ``fields``: a subset of nodes is
-    gathered from it as whole rows (a few cache lines per node) rather than element by element
-    from each (R, N) array, which on a cold cache costs ~10x more."""
-
-    generation: int
-    built_at: float  # wall clock
-    names: tuple[str, ...]
-    index: Mapping[str, int]
-    resources: tuple[str, ...]
-    arrays: Mapping[str, npt.NDArray[np.float64]]  # NODE_FIELDS + usage, usage_avg, usage_std, usage_p95, pending, threshold_override: (R, N)
-    newest_sample: npt.NDArray[np.float64]  # (N,) wall time of the newest load sample, -inf = none
-    pods: int  # pods counted on known nodes
-    compensated_pods: int
-    by_node: npt.NDArray[np.float64]  # (N, len(fields), R)
-    # Nodes whose ``by_node`` record is out of date, position -> their (len(fields), R) record:
-    # a bind's snapshot (``ClusterState.assume``) changes one node and shares the rest,
-    # by_node included, with the snapshot it came from. Empty after a full build.
-    patched: Mapping[int, npt.NDArray[np.float64]] = dataclasses.field(default_factory=dict)
-
-    @property
-    def fields(self) -> tuple[str, ...]:
-        """The field order of ``by_node``: that of ``arrays``, from which it is stacked."""
-        return tuple(self.arrays)
-
-    def table(self, rows: npt.NDArray[np.intp] | None, now: float, names: tuple[str, ...] | None = None) -> NodeTable:
-        """The NodeTable of the given snapshot rows, or of every node in snapshot order when
-        ``rows`` is None (views of the snapshot's arrays: nothing is copied). Load ages are
-        computed at ``now``. ``names``: the rows' node names when the caller has them already
-        (the request's own tuple)."""
-        if rows is None:
-            fields = {f: a.T for f, a in self.arrays.items()}  # (R, N) C-ordered: (N, R) Fortran views
-            return NodeTable(names=self.names, resources=self.resources, load_age_s=self.ages(None, now), **fields)
-        if names is None:
-            names = tuple(map(self.names.__getitem__, rows.tolist()))
-        # whole node records, then one transposing copy: (F, R, n) C-ordered, (n, R) Fortran views
-        records = self.by_node.take(rows, axis=0)
-        if self.patched:
-            for pos in np.flatnonzero(np.isin(rows, np.fromiter(self.patched, np.intp))).tolist():
-                records[pos] = self.patched[int(rows[pos])]
-        block = np.ascontiguousarray(records.transpose(1, 2, 0))
-        fields = {f: block[k].T for k, f in enumerate(self.fields)}
-        return NodeTable(names=names, resources=self.resources, load_age_s=self.ages(rows, now), **fields)
-
-    def ages(self, rows: npt.NDArray[np.intp] | None, now: float) -> npt.NDArray[np.float64]:
-        """(n,) seconds since the newest load sample of ``rows`` (every node if None), +inf
-        where there is none."""
-        newest = self.newest_sample if rows is None else self.newest_sample[rows]
-        return np.maximum(now - newest, 0.0)
-
-
-# A bind's snapshot shares the previous one's node records and carries its own node's apart;
-# past this many such nodes the next bind builds the whole snapshot (each table of a sample
-# patches its gathered records from them, one by one).
-MAX_PATCHED = 32
-
-EMPTY_FIELDS = ("usage", "usage_avg", "usage_std", "usage_p95", "threshold_override")
-LOAD_FIELDS = ("usage", "usage_avg", "usage_std", "usage_p95")  # copied from the load window
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -188,7 +130,7 @@ class _PodRecord:
 
 
 class LoadProvider(Protocol):
-    """What the store needs of the load window (extender.load.LoadWindow implements it)."""
+    """What the store needs of the load window (extender.load.window.LoadWindow implements it)."""
 
     def view(self, names: Sequence[str], resources: Sequence[str], now: float): ...  # noqa: ANN201
     def record(self, node: str, t: float, values: Mapping[str, float], *, source: str) -> None: ...

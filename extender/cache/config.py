@@ -1,0 +1,36 @@
+"""The cluster cache's settings, as one frozen value both of its homes read.
+
+Kept apart from ``extender.cache.feed`` (the in-process cache) and ``extender.cache.process``
+(the cache in a child process) so that each reads its configuration without importing the
+other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from extender.cache.store import CompensationSpec
+from extender.load.sources import parse_load_sources
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheConfig:
+    load_sources: tuple[str, ...] = ("annotations",)
+    annotation_prefix: str = "load.extender.scheduling/"
+    metrics_interval_s: float = 15.0
+    prometheus_url: str | None = None
+    prometheus_node_label: str = "node"
+    load_window_s: float = 300.0
+    compensation: CompensationSpec = CompensationSpec()
+    publish_interval_s: float = 0.2  # binds through the extender publish at once
+    resync_s: float = 0.0
+
+
+def cache_config(settings: object) -> CacheConfig:
+    """The CacheConfig of the service's Settings."""
+    s = settings
+    return CacheConfig(
+        load_sources=parse_load_sources(s.load_sources), annotation_prefix=s.annotation_prefix,  # type: ignore[attr-defined]
+        metrics_interval_s=s.metrics_interval_s, prometheus_url=s.prometheus_url,  # type: ignore[attr-defined]
+        prometheus_node_label=s.prometheus_node_label, load_window_s=s.load_window_s,  # type: ignore[attr-defined]
+        compensation=CompensationSpec(s.compensation_lag_s, s.compensation_max_s))  # type: ignore[attr-defined]

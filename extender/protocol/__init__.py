@@ -1,0 +1,2 @@
+"""kube-scheduler's extender protocol (``wire``): the only module that knows its keys. Imports
+no Kubernetes client."""
