@@ -77,6 +77,18 @@ def wait_ready(url: str, timeout: float = 20.0) -> None:
     raise AssertionError(f"not ready: {call(f'{url}/readyz')}")
 
 
+def pod_events(url: str) -> float:
+    """Watch events the cache's pods informer has applied (counted after the cache has them)."""
+    return metric(url, "extender_informer_events_total", '{kind="pods",what="event"}') or 0.0
+
+
+def wait_pod_events(url: str, count: float, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while pod_events(url) < count:
+        assert time.monotonic() < deadline, f"the watch showed {pod_events(url)} pod events, not {count}"
+        time.sleep(0.05)
+
+
 def start(api: FakeKubeAPI, tmp_path: Path, *extra: str, env: dict[str, str] | None = None):  # noqa: ANN201
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
     return running_extender("--kubeconfig", str(kubeconfig), *extra, env=env)
@@ -163,8 +175,9 @@ def test_bind_through_the_cache(api: FakeKubeAPI, tmp_path: Path, cache_env: dic
     api.add_node(node_obj("n1"))
     with start(api, tmp_path, env=cache_env) as url:
         wait_ready(url)
+        seen = pod_events(url)
         uid = api.add_pod(pod_obj("web"))["metadata"]["uid"]
-        time.sleep(0.5)  # the watch shows the pending pod (its spec, for the cache's accounting)
+        wait_pod_events(url, seen + 1)  # the cache has the pending pod (its spec, for its accounting)
         assert bind(url, "web", uid, "n0") == {"Error": ""}
         assert bind(url, "web", uid, "n0") == {"Error": ""}  # the scheduler's retry
         assert "already bound to node n0" in bind(url, "web", uid, "n1")["Error"]
@@ -239,8 +252,9 @@ def test_no_lost_and_no_duplicate_bindings_under_bind_faults(api: FakeKubeAPI, t
     api.add_node(node_obj("n1"))
     with start(api, tmp_path, env=cache_env) as url:
         wait_ready(url)
+        seen = pod_events(url)
         pods = [api.add_pod(pod_obj(f"f-{k}")) for k in range(20)]
-        time.sleep(0.5)
+        wait_pod_events(url, seen + 20)
         binding = r"/pods/[^/]+/binding$"
         api.fail("POST", binding, status=500, times=3)
         api.drop("POST", binding, times=3, after_processing=True)  # bound, reply lost

@@ -5,17 +5,24 @@ from __future__ import annotations
 
 import http.client
 import io
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
+import gunicorn
 import pytest
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.config import Config
+from gunicorn.glogging import Logger
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from extender.server.worker import LingeringThreadWorker, _Pipe
+from extender.cli import GUNICORN_ARGS
+from extender.server.worker import GUNICORN_MIN, LingeringThreadWorker, _Pipe, check_gunicorn
 from extender.settings import Settings, SettingsError
 from tests.conftest import running_extender
 
@@ -259,3 +266,88 @@ def test_a_request_with_no_free_thread_makes_a_lingerer_give_way() -> None:
             late.close()
             for conn in idle:
                 conn.close()
+
+
+# --- the gunicorn it runs on ---------------------------------------------------------------------
+
+def _response(f: Any) -> tuple[bytes, bytes]:
+    """One HTTP/1.1 response read off ``f``: its status code and body (Content-Length framed)."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        line = f.readline()
+        assert line, f"connection closed after {head!r}"
+        head += line
+    length = next(int(h.split(b":", 1)[1]) for h in head.split(b"\r\n")
+                  if h.lower().startswith(b"content-length:"))
+    return head.split(b" ", 2)[1], f.read(length)
+
+
+def test_the_installed_gthread_handle_lets_the_thread_linger() -> None:
+    """gthread's own ``ThreadWorker.handle`` (no stub): one pool thread answers three requests
+    on its connection, which needs handle to return True for a kept connection and the parser's
+    read-ahead buffer where the worker looks. On gunicorn 23 (handle returned a tuple) the
+    thread returns after the first answer and the second request is never read."""
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+
+    cfg = Config()
+    cfg.set("threads", 2)
+    w = LingeringThreadWorker(0, 0, [], SimpleNamespace(), 30, cfg, Logger(cfg))
+    w.wsgi, w.linger_s, w.alive = app, 5.0, True
+    w._stopping.open()  # noqa: SLF001 (init_process would, in a forked worker)
+    w._yield.open()  # noqa: SLF001
+    w._queued = 1  # noqa: SLF001 (as enqueue_req leaves it)
+    ours, peer = socket.socketpair()
+    conn = TConn(cfg, ours, ("127.0.0.1", 1), ("127.0.0.1", 2))
+    conn.init()
+    kept: list[Any] = []
+    thread = threading.Thread(target=lambda: kept.append(w.handle(conn)))
+    request = b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n"
+    peer.settimeout(10)
+    answers = peer.makefile("rb")
+    try:
+        thread.start()
+        for _ in range(3):
+            peer.sendall(request)
+            assert _response(answers) == (b"200", b"ok")  # a timeout here: the thread did not linger
+        assert thread.is_alive() and w.nr == 3  # still waiting on the connection for a fourth
+        w._stopping.put()  # noqa: SLF001
+        thread.join(10)
+        assert kept == [True]  # the connection goes back to gthread's poller, kept
+    finally:
+        w._stopping.put()  # noqa: SLF001
+        answers.close()
+        peer.close()
+        ours.close()
+        w.tmp.close()  # the heartbeat file gunicorn's Worker opens
+        for fd in (w._stopping.r, w._stopping.w, w._yield.r, w._yield.w):  # noqa: SLF001
+            os.close(fd)
+
+
+def test_gunicorn_floor() -> None:
+    check_gunicorn()  # the installed one
+    check_gunicorn(GUNICORN_MIN)
+    check_gunicorn((27, 0, 1))
+    with pytest.raises(RuntimeError, match=r"needs gunicorn >= 24\.0\.0 .* found 23\.0\.0"):
+        check_gunicorn((23, 0, 0))
+
+
+def test_a_newer_major_gunicorn_is_warned_about(monkeypatch: pytest.MonkeyPatch) -> None:
+    warnings: list[Any] = []
+    log = SimpleNamespace(warning=lambda *a: warnings.append(a))
+    LingeringThreadWorker.check_config(Config(), log)
+    assert warnings == []
+    monkeypatch.setattr(gunicorn, "version_info", (28, 0, 0))
+    LingeringThreadWorker.check_config(Config(), log)
+    assert len(warnings) == 1 and "newer than the versions tested" in warnings[0][0]
+
+
+def test_gunicorn_too_old_refuses_to_start() -> None:
+    """The extender's gunicorn command, on a gunicorn that says it is 23.0.0: it exits at once
+    with the reason instead of serving without the linger."""
+    code = ("import sys, gunicorn; gunicorn.version_info = (23, 0, 0); from gunicorn.app.wsgiapp import run;"
+            f" sys.argv = ['gunicorn', *{list(GUNICORN_ARGS)!r}, '--bind', '127.0.0.1:0']; run()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done
+    assert "needs gunicorn >= 24.0.0" in done.stderr, done.stderr

@@ -17,6 +17,13 @@ thread (with ``threads = 1`` it never lingers: plain gthread). When the linger e
 request in time, the worker stopping, the connection closing) the connection goes back to
 gthread's poller exactly as before. Parsing, the WSGI call, errors, keep-alive
 and its limits are gthread's own code (``ThreadWorker.handle``).
+
+It relies on gthread internals that gunicorn does not promise: ``ThreadWorker.handle`` runs in a
+pool thread and returns ``True`` for a connection to keep (gunicorn 24.0.0 on; 23 returned a
+``(keepalive, conn)`` tuple, and this worker would never linger), ``enqueue_req`` submits a
+connection to the pool, and ``conn.parser.unreader.buf`` holds bytes read ahead.
+``check_config`` refuses a gunicorn older than ``GUNICORN_MIN`` at start; tests/test_worker.py
+runs the real ``ThreadWorker.handle`` to check the rest on the gunicorn installed.
 """
 
 from __future__ import annotations
@@ -28,10 +35,23 @@ import threading
 import time
 from typing import Any
 
+import gunicorn
 from gunicorn.workers.gthread import ThreadWorker
 
 LINGER_S = 1.0  # how long a pool thread waits on its connection for the next request
 # (gunicorn_conf's post_fork sets each worker's from Settings.linger_s)
+GUNICORN_MIN = (24, 0, 0)  # the first gunicorn whose ThreadWorker.handle returns True to keep
+GUNICORN_TESTED_BELOW = (28, 0, 0)  # requirements.txt's ceiling: a newer major is untested
+
+
+def check_gunicorn(version: tuple[int, ...] | None = None) -> None:
+    """Raise RuntimeError on a gunicorn this worker cannot linger on (default: the one imported)."""
+    version = tuple(gunicorn.version_info if version is None else version)
+    if version[:3] < GUNICORN_MIN:
+        raise RuntimeError(
+            f"extender.server.worker.LingeringThreadWorker needs gunicorn >= {'.'.join(map(str, GUNICORN_MIN))}"
+            f" (its ThreadWorker.handle returning True to keep a connection), found"
+            f" {'.'.join(map(str, version))}; install from constraints.txt")
 
 
 class LingeringThreadWorker(ThreadWorker):
@@ -39,6 +59,15 @@ class LingeringThreadWorker(ThreadWorker):
     request too while requests keep coming (see the module docstring)."""
 
     linger_s = LINGER_S
+
+    @classmethod
+    def check_config(cls, cfg: Any, log: Any) -> None:
+        """At start, in gunicorn's master: a RuntimeError here makes gunicorn print it and exit 1."""
+        check_gunicorn()
+        if tuple(gunicorn.version_info[:3]) >= GUNICORN_TESTED_BELOW:
+            log.warning("extender.server.worker: gunicorn %s is newer than the versions tested (< %s)",
+                        gunicorn.__version__, ".".join(map(str, GUNICORN_TESTED_BELOW)))
+        super().check_config(cfg, log)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

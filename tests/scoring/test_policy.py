@@ -427,6 +427,7 @@ def test_invalid_new_strategy_args_are_rejected_naming_the_field(name, args, fie
 # Policy.load_resources: whose measured usage makes a node's load data usable
 
 
+# (ids with sets sorted: every pytest-xdist worker must collect the same ids, whatever PYTHONHASHSEED)
 @pytest.mark.parametrize(("doc", "expected"), [
     ({}, {"cpu", "memory"}),  # default thresholds and LoadAware weights
     ({"filters": {"usageThresholds": {}}, "strategies": [{"name": "LeastAllocated"}]}, set()),
@@ -444,7 +445,7 @@ def test_invalid_new_strategy_args_are_rejected_naming_the_field(name, args, fie
      {"cpu", "memory"}),
     ({"filters": {"usageThresholds": {}}, "strategies": [
         {"name": "RequestedToCapacityRatio", "args": {"shape": BIN_PACK}}]}, set()),
-], ids=lambda v: repr(v)[:60])
+], ids=lambda v: repr(sorted(v) if isinstance(v, set) else v)[:60])
 def test_load_resources(doc, expected):
     assert parse_policy(doc).load_resources == frozenset(expected)
 
