@@ -15,10 +15,16 @@ from typing import Any
 from benchmarks import core, latency, names, placement, workers
 
 
-def _add(sub: Any, name: str, run: Callable[[argparse.Namespace], int],
-         add_arguments: Callable[[argparse.ArgumentParser], None], help_text: str) -> None:
-    parser = sub.add_parser(name, help=help_text, description=run.__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+def _add(
+    sub: Any,
+    name: str,
+    run: Callable[[argparse.Namespace], int],
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    help_text: str,
+) -> None:
+    parser = sub.add_parser(
+        name, help=help_text, description=run.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -39,26 +45,58 @@ def _run_all(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks",
-                                description="Benchmarks of the load-aware extender (see benchmarks/README.md).")
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Benchmarks of the load-aware extender (see benchmarks/README.md).",
+    )
     sub = p.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
 
-    _add(sub, "latency", latency.run_latency, latency.add_latency_arguments,
-         "kube-scheduler's cycle (sampling, filter, prioritize, bind) against the extender in both "
-         "forms at 100..10,000 nodes: per-verb latency, calls/s, body sizes, server CPU, orjson floor")
-    _add(sub, "workers", workers.run_workers, workers.add_workers_arguments,
-         "filter latency while a slow bind is in flight, gunicorn --threads 1 vs the default 4")
-    _add(sub, "core", core.run, core.add_arguments,
-         "the numpy scoring core per strategy and for the default policy at 100..10,000 nodes, "
-         "against the scalar reference")
-    _add(sub, "names", names.run, names.add_arguments,
-         "cluster-cache mode (NodeNames only): readiness, latency steady and under pod churn")
+    _add(
+        sub,
+        "latency",
+        latency.run_latency,
+        latency.add_latency_arguments,
+        "kube-scheduler's cycle (sampling, filter, prioritize, bind) against the extender in both "
+        "forms at 100..10,000 nodes: per-verb latency, calls/s, body sizes, server CPU, orjson floor",
+    )
+    _add(
+        sub,
+        "workers",
+        workers.run_workers,
+        workers.add_workers_arguments,
+        "filter latency while a slow bind is in flight, gunicorn --threads 1 vs the default 4",
+    )
+    _add(
+        sub,
+        "core",
+        core.run,
+        core.add_arguments,
+        "the numpy scoring core per strategy and for the default policy at 100..10,000 nodes, "
+        "against the scalar reference",
+    )
+    _add(
+        sub,
+        "names",
+        names.run,
+        names.add_arguments,
+        "cluster-cache mode (NodeNames only): readiness, latency steady and under pod churn",
+    )
 
-    _add(sub, "all", _run_all, _all_arguments,
-         "latency, then placement (the issue-6 harness), each with its defaults or --quick")
-    _add(sub, "placement", placement.run, placement.add_arguments,
-         "placement quality: the openb trace replayed under kube-scheduler's defaults, Trimaran, "
-         "Koordinator and this extender's default policy")
+    _add(
+        sub,
+        "all",
+        _run_all,
+        _all_arguments,
+        "latency, then placement (the issue-6 harness), each with its defaults or --quick",
+    )
+    _add(
+        sub,
+        "placement",
+        placement.run,
+        placement.add_arguments,
+        "placement quality: the openb trace replayed under kube-scheduler's defaults, Trimaran, "
+        "Koordinator and this extender's default policy",
+    )
     return p
 
 

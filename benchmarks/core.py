@@ -35,8 +35,14 @@ GIB = 1024**3
 POLICIES: dict[str, dict[str, Any]] = {
     "LeastAllocated": {"strategies": [{"name": "LeastAllocated"}]},
     "MostAllocated": {"strategies": [{"name": "MostAllocated"}]},
-    "RequestedToCapacityRatio": {"strategies": [{"name": "RequestedToCapacityRatio", "args": {
-        "shape": [{"utilization": 0, "score": 0}, {"utilization": 100, "score": 10}]}}]},
+    "RequestedToCapacityRatio": {
+        "strategies": [
+            {
+                "name": "RequestedToCapacityRatio",
+                "args": {"shape": [{"utilization": 0, "score": 0}, {"utilization": 100, "score": 10}]},
+            }
+        ]
+    },
     "BalancedAllocation": {"strategies": [{"name": "BalancedAllocation"}]},
     "LoadAware": {"strategies": [{"name": "LoadAware"}]},
     "TargetLoadPacking": {"strategies": [{"name": "TargetLoadPacking"}]},
@@ -63,10 +69,20 @@ def make_inputs(n: int, *, seed: int = 7) -> tuple[NodeTable, PodDemand]:
     age = rng.uniform(0, 120, n)
     age[rng.random(n) < 0.05] = 600.0
     pending = np.where(rng.random((n, 1)) < 0.1, np.floor(alloc * 0.02), 0.0)
-    table = NodeTable.build(names=tuple(f"node-{i:05d}" for i in range(n)), resources=RESOURCES,
-                            allocatable=alloc, capacity=alloc, requested=requested,
-                            nonzero_requested=requested, limits=limits, usage=usage, usage_avg=avg,
-                            usage_std=std, load_age_s=age, pending=pending)
+    table = NodeTable.build(
+        names=tuple(f"node-{i:05d}" for i in range(n)),
+        resources=RESOURCES,
+        allocatable=alloc,
+        capacity=alloc,
+        requested=requested,
+        nonzero_requested=requested,
+        limits=limits,
+        usage=usage,
+        usage_avg=avg,
+        usage_std=std,
+        load_age_s=age,
+        pending=pending,
+    )
     req = np.array([500.0, 512.0 * 1024**2, 1.0])
     pod = PodDemand(RESOURCES, req, req.copy(), np.array([1000.0, 1.0 * GIB, 0.0]), "Burstable")
     return table, pod
@@ -87,6 +103,7 @@ def _median_ms(fn: Callable[[], object], *, min_calls: int, min_seconds: float) 
 def _reference() -> Any:
     """The scalar reference of the test suite (imported late: it is test code)."""
     from tests.scoring import reference
+
     return reference
 
 
@@ -97,7 +114,9 @@ def _reference_scores(ref: Any, table: NodeTable, pod: PodDemand, policy: Policy
         return None  # a strategy the reference does not model
 
 
-def measure(sizes: Sequence[int], *, ref_max: int, min_calls: int, min_seconds: float) -> list[dict[str, Any]]:
+def measure(
+    sizes: Sequence[int], *, ref_max: int, min_calls: int, min_seconds: float
+) -> list[dict[str, Any]]:
     ref = _reference()
     rows = []
     for n in sizes:
@@ -108,20 +127,34 @@ def measure(sizes: Sequence[int], *, ref_max: int, min_calls: int, min_seconds: 
         for label, doc in POLICIES.items():
             policy = parse_policy(doc)
             ev = evaluate(pod=pod, nodes=table, policy=policy)
-            core_ms, calls = _median_ms(lambda p=policy: evaluate(pod=pod, nodes=table, policy=p),
-                                        min_calls=min_calls, min_seconds=min_seconds)
-            row: dict[str, Any] = {"nodes": n, "policy": label, "core_ms": core_ms, "calls": calls,
-                                   "stats_ms": stats_ms, "ref_ms": None, "ratio": None, "agree": None,
-                                   "feasible": int(ev.verdict.feasible.sum()),
-                                   "score_histogram": np.bincount(ev.scores, minlength=11).tolist()}
+            core_ms, calls = _median_ms(
+                lambda p=policy: evaluate(pod=pod, nodes=table, policy=p),
+                min_calls=min_calls,
+                min_seconds=min_seconds,
+            )
+            row: dict[str, Any] = {
+                "nodes": n,
+                "policy": label,
+                "core_ms": core_ms,
+                "calls": calls,
+                "stats_ms": stats_ms,
+                "ref_ms": None,
+                "ratio": None,
+                "agree": None,
+                "feasible": int(ev.verdict.feasible.sum()),
+                "score_histogram": np.bincount(ev.scores, minlength=11).tolist(),
+            }
             if n <= ref_max:
                 gc.collect()
                 t0 = time.perf_counter()
                 want = _reference_scores(ref, table, pod, policy)
                 ref_ms = (time.perf_counter() - t0) * 1e3
                 if want is not None:
-                    row.update(ref_ms=ref_ms, ratio=ref_ms / core_ms,
-                               agree=int(np.sum(np.asarray(want) == ev.scores)))
+                    row.update(
+                        ref_ms=ref_ms,
+                        ratio=ref_ms / core_ms,
+                        agree=int(np.sum(np.asarray(want) == ev.scores)),
+                    )
             rows.append(row)
             print(_line(row), flush=True)
     return rows
@@ -131,16 +164,20 @@ def _line(row: dict[str, Any]) -> str:
     ref = "n/a" if row["ref_ms"] is None else f"{row['ref_ms']:,.1f}"
     ratio = "n/a" if row["ratio"] is None else f"{row['ratio']:,.0f}x"
     agree = "n/a" if row["agree"] is None else f"{row['agree']}/{row['nodes']}"
-    return (f"| {row['nodes']:,} | {row['policy']} | {row['core_ms']:.3f} | {ref} | {ratio} | {agree} |")
+    return f"| {row['nodes']:,} | {row['policy']} | {row['core_ms']:.3f} | {ref} | {ratio} | {agree} |"
 
 
-HEADER = ("| nodes | policy | core median ms | scalar reference ms | speed-up | scores equal |\n"
-          "|---:|---|---:|---:|---:|---:|")
+HEADER = (
+    "| nodes | policy | core median ms | scalar reference ms | speed-up | scores equal |\n"
+    "|---:|---|---:|---:|---:|---:|"
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizes", default="100,1000,5000,10000", help="comma-separated node counts")
-    p.add_argument("--ref-max", type=int, default=5000, help="largest size also run through the scalar reference")
+    p.add_argument(
+        "--ref-max", type=int, default=5000, help="largest size also run through the scalar reference"
+    )
     p.add_argument("--min-calls", type=int, default=50, help="core calls per cell, at least")
     p.add_argument("--min-seconds", type=float, default=0.5, help="core time per cell, at least")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
@@ -161,8 +198,10 @@ def run(args: argparse.Namespace) -> int:
     if default_5k:
         r = default_5k[0]
         ratio = "n/a" if r["ratio"] is None else f"{r['ratio']:,.0f}x"
-        notes.append(f"targets: default policy at 5,000 nodes {r['core_ms']:.3f} ms (target <= 1 ms), "
-                     f"{ratio} the scalar reference (target >= 50x)")
+        notes.append(
+            f"targets: default policy at 5,000 nodes {r['core_ms']:.3f} ms (target <= 1 ms), "
+            f"{ratio} the scalar reference (target >= 50x)"
+        )
     disagreements = [r for r in rows if r["agree"] is not None and r["agree"] != r["nodes"]]
     if disagreements:
         notes.append(f"DISAGREEMENT with the reference in {len(disagreements)} cells")

@@ -91,8 +91,9 @@ def in_tree_scores(nodes: NodeTable, pod: PodDemand) -> npt.NDArray[np.int64]:
     return total
 
 
-def combine_scores(in_tree: npt.NDArray[np.int64], extender: npt.NDArray[np.int64] | None,
-                   weight: int) -> npt.NDArray[np.int64]:
+def combine_scores(
+    in_tree: npt.NDArray[np.int64], extender: npt.NDArray[np.int64] | None, weight: int
+) -> npt.NDArray[np.int64]:
     """Totals (k/k schedule_one.go ``prioritizeNodes``): in-tree plus the extender's score x
     weight x (MaxNodeScore / MaxExtenderPriority); scores are neither clamped nor checked there.
     ``extender`` None: the call failed, which only costs its scores."""
@@ -135,9 +136,13 @@ class NodeView:
 
     def table(self, rows: IntArray) -> NodeTable:
         """The rows as the scoring core's NodeTable (requests only: no load, no limits)."""
-        return NodeTable.build(names=tuple(self.names[i] for i in rows), resources=BASE_RESOURCES,
-                               allocatable=self.allocatable[rows], requested=self.requested[rows],
-                               nonzero_requested=self.nonzero_requested[rows])
+        return NodeTable.build(
+            names=tuple(self.names[i] for i in rows),
+            resources=BASE_RESOURCES,
+            allocatable=self.allocatable[rows],
+            requested=self.requested[rows],
+            nonzero_requested=self.nonzero_requested[rows],
+        )
 
     def assume(self, row: int, pod: PodDemand, sign: float = 1.0) -> None:
         """Count the pod on the node (the scheduler cache's AssumePod); ``sign`` -1 forgets it."""
@@ -158,8 +163,11 @@ def view_from_objects(nodes: Sequence[dict[str, Any]], rng: random.Random) -> No
     alloc = alloc.reshape(-1, 3)
     requested = np.zeros_like(alloc)
     for i in range(len(nodes)):
-        requested[i] = (np.floor(alloc[i, 0] * rng.uniform(0.05, 0.70)),
-                        np.floor(alloc[i, 1] * rng.uniform(0.05, 0.70)), rng.randint(5, 40))
+        requested[i] = (
+            np.floor(alloc[i, 0] * rng.uniform(0.05, 0.70)),
+            np.floor(alloc[i, 1] * rng.uniform(0.05, 0.70)),
+            rng.randint(5, 40),
+        )
     return NodeView(tuple(n["metadata"]["name"] for n in nodes), alloc, requested, requested.copy())
 
 
@@ -270,8 +278,9 @@ class Scheduler:
 
     def schedule_one(self, pod: PendingPod) -> Cycle:
         n = len(self.view)
-        search = find_feasible(self.view.fits(pod.demand), self.next_start,
-                               num_feasible_nodes_to_find(n, self.percentage))
+        search = find_feasible(
+            self.view.fits(pod.demand), self.next_start, num_feasible_nodes_to_find(n, self.percentage)
+        )
         self.next_start = next_start_index(self.next_start, search.processed, n)
         cycle = Cycle(pod.name, len(search.rows), search.processed)
         if not len(search.rows):  # extenders are not called when no node fits in-tree
@@ -364,9 +373,19 @@ class HTTPExtender:
     or ``NodeNames`` (names form), one call at a time on a keep-alive connection, each within
     ``timeout_s``. Records every call made while ``recording``."""
 
-    def __init__(self, client: Client, node_names: Sequence[str], *, form: Form, timeout_s: float,
-                 bodies: NodeBodies | None = None, worker: int | None = None, floor: bool = False,
-                 binder: bool = False, prefix: str = "") -> None:
+    def __init__(
+        self,
+        client: Client,
+        node_names: Sequence[str],
+        *,
+        form: Form,
+        timeout_s: float,
+        bodies: NodeBodies | None = None,
+        worker: int | None = None,
+        floor: bool = False,
+        binder: bool = False,
+        prefix: str = "",
+    ) -> None:
         if (form == "stateless") != (bodies is not None):
             raise ValueError("the stateless form, and only it, sends Node objects")
         self.client, self.names, self.form, self.timeout_s = client, node_names, form, timeout_s
@@ -380,9 +399,13 @@ class HTTPExtender:
         """ExtenderArgs in Go's field order (Pod, Nodes, NodeNames), the unused key null."""
         if self.bodies is None:
             return b'{"Pod":%s,"Nodes":null,"NodeNames":%s}' % (
-                pod.body, orjson.dumps([self.names[i] for i in rows]))
+                pod.body,
+                orjson.dumps([self.names[i] for i in rows]),
+            )
         return b'{"Pod":%s,"Nodes":{"metadata":{},"items":[%s]},"NodeNames":null}' % (
-            pod.body, self.bodies.items(rows))
+            pod.body,
+            self.bodies.items(rows),
+        )
 
     def filter(self, pod: PendingPod, rows: IntArray) -> IntArray | None:
         reply = self._call("filter", self.args(pod, rows), len(rows))
@@ -406,8 +429,9 @@ class HTTPExtender:
         no binder extender, and kube-scheduler's DefaultBinder would call the API instead."""
         if not self.binder:
             return True
-        body = orjson.dumps({"PodName": pod.name, "PodNamespace": pod.namespace, "PodUID": pod.uid,
-                             "Node": self.names[row]})
+        body = orjson.dumps(
+            {"PodName": pod.name, "PodNamespace": pod.namespace, "PodUID": pod.uid, "Node": self.names[row]}
+        )
         reply = self._call("bind", body, 1)
         if reply is None:
             return False
@@ -427,8 +451,19 @@ class HTTPExtender:
         cpu1 = proc_counters(self.worker)
         if self.recording:
             floor = loads_floor(body) if self.floor else (None, None)
-            self.calls[verb].append(Call(verb, nodes, len(body), len(reply.body) if reply else 0, wall_ms,
-                                         server_ms, _cpu_ms(cpu0, cpu1), reply is None, *floor))
+            self.calls[verb].append(
+                Call(
+                    verb,
+                    nodes,
+                    len(body),
+                    len(reply.body) if reply else 0,
+                    wall_ms,
+                    server_ms,
+                    _cpu_ms(cpu0, cpu1),
+                    reply is None,
+                    *floor,
+                )
+            )
         return reply
 
 

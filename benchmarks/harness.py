@@ -8,7 +8,6 @@ a time on a keep-alive connection, ``Content-Type: application/json`` and a know
 none of them.
 """
 
-
 import argparse
 import contextlib
 import datetime
@@ -103,7 +102,7 @@ def _stat_fields(pid: int) -> list[str] | None:
         data = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return data[data.rindex(")") + 2:].split()
+    return data[data.rindex(")") + 2 :].split()
 
 
 @dataclass(frozen=True)
@@ -145,7 +144,9 @@ def runqueue_wait_s(pid: int | None) -> float | None:
 
 
 @contextlib.contextmanager
-def running_server(*args: str, env: dict[str, str] | None = None, timeout_s: float = 60.0) -> Iterator[Server]:
+def running_server(
+    *args: str, env: dict[str, str] | None = None, timeout_s: float = 60.0
+) -> Iterator[Server]:
     """``python -m extender serve --host 127.0.0.1 --port <free> ARGS`` until the block ends
     (``env``: extra ``EXTENDER_*`` variables; the caller's own are dropped). Tests use it too."""
     port = free_port()
@@ -167,7 +168,9 @@ def running_server(*args: str, env: dict[str, str] | None = None, timeout_s: flo
                         break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise BenchmarkError(f"extender not live after {timeout_s:.0f} s:\n{server.log_tail()}") from None
+                    raise BenchmarkError(
+                        f"extender not live after {timeout_s:.0f} s:\n{server.log_tail()}"
+                    ) from None
                 time.sleep(0.05)
         yield server
     finally:
@@ -252,8 +255,13 @@ class Client:
             raise CallTimeout(path, wall_ms, deadline_s)
         header = resp.getheader("Server-Timing") or ""
         timing, cpu = _SERVER_TIMING.search(header), _SERVER_CPU.search(header)
-        return Reply(resp.status, data, wall_ms, float(timing.group(1)) if timing else None,
-                     float(cpu.group(1)) if cpu else None)
+        return Reply(
+            resp.status,
+            data,
+            wall_ms,
+            float(timing.group(1)) if timing else None,
+            float(cpu.group(1)) if cpu else None,
+        )
 
     def _arm(self, limit: float | None) -> None:
         """Socket timeout: the time left before ``limit`` (None: the client's own timeout)."""
@@ -272,7 +280,7 @@ class Client:
         view, got = memoryview(buf), 0
         while got < len(buf):
             self._arm(limit)
-            n = resp.readinto(view[got:got + READ_CHUNK])
+            n = resp.readinto(view[got : got + READ_CHUNK])
             if not n:
                 raise http.client.IncompleteRead(bytes(buf[:got]), len(buf) - got)
             got += n
@@ -323,8 +331,11 @@ class FilterOutcome:
     unresolvable: dict[str, str]
 
     def counts(self) -> dict[str, int]:
-        return {"passing": len(self.passing), "failed": len(self.failed),
-                "unresolvable": len(self.unresolvable)}
+        return {
+            "passing": len(self.passing),
+            "failed": len(self.failed),
+            "unresolvable": len(self.unresolvable),
+        }
 
 
 def decode_filter(reply: Reply, names: frozenset[str], *, names_form: bool) -> FilterOutcome:
@@ -341,16 +352,24 @@ def decode_filter(reply: Reply, names: frozenset[str], *, names_form: bool) -> F
         raise BenchmarkError(
             f"filter: expected the {'NodeNames' if names_form else 'Nodes'} form and no Error, got "
             f"NodeNames={'null' if ans.NodeNames is None else len(ans.NodeNames)} "
-            f"Nodes={'null' if ans.Nodes is None else len(ans.Nodes.items)} Error={ans.Error!r}")
-    passing = tuple(ans.NodeNames if ans.NodeNames is not None else
-                    [item.metadata.name for item in ans.Nodes.items] if ans.Nodes is not None else ())
+            f"Nodes={'null' if ans.Nodes is None else len(ans.Nodes.items)} Error={ans.Error!r}"
+        )
+    passing = tuple(
+        ans.NodeNames
+        if ans.NodeNames is not None
+        else [item.metadata.name for item in ans.Nodes.items]
+        if ans.Nodes is not None
+        else ()
+    )
     outcome = FilterOutcome(passing, ans.FailedNodes or {}, ans.FailedAndUnresolvableNodes or {})
     seen = [*outcome.passing, *outcome.failed, *outcome.unresolvable]
     if len(seen) != len(names) or set(seen) != names:
         counts = outcome.counts()
-        raise BenchmarkError(f"filter: {counts['passing']} passing + {counts['failed']} failed + "
-                             f"{counts['unresolvable']} unresolvable do not name the {len(names)} request "
-                             "nodes exactly once")
+        raise BenchmarkError(
+            f"filter: {counts['passing']} passing + {counts['failed']} failed + "
+            f"{counts['unresolvable']} unresolvable do not name the {len(names)} request "
+            "nodes exactly once"
+        )
     return outcome
 
 
@@ -483,8 +502,13 @@ def _cpu_model() -> str:
 
 def facts_lines(command: str, facts: dict[str, Any]) -> list[str]:
     shared = facts.get("shared_cores")
-    sharing = ("client and server share the cores (nothing pinned)" if shared else
-               "client and server on separate cores" if shared is not None else "server cores unknown")
+    sharing = (
+        "client and server share the cores (nothing pinned)"
+        if shared
+        else "client and server on separate cores"
+        if shared is not None
+        else "server cores unknown"
+    )
     return [
         f"command: {command}",
         f"machine: {facts['cpu_count']} CPUs ({facts['cpu_model']}), {facts['platform']}; "

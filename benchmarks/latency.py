@@ -11,8 +11,6 @@ Nothing is pinned: client and server share whatever cores the machine has, and t
 say so. See benchmarks/README.md for how to read them.
 """
 
-
-
 import argparse
 import contextlib
 import dataclasses
@@ -80,31 +78,76 @@ DEFAULT_HTTP_TIMEOUT_S = 5.0  # k/k pkg/scheduler/extender.go DefaultExtenderTim
 
 
 def add_latency_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quick", action="store_true",
-                   help=f"stateless 100 and 1,000 nodes, names 200 nodes; {QUICK_PODS} pods, "
-                   f"{QUICK_PODS_PER_NODE} running pods per node")
-    p.add_argument("--sizes", type=_sizes, help="node counts, each in every form (default "
-                   f"{','.join(map(str, DEFAULT_SIZES))})")
-    p.add_argument("--forms", type=_forms, default=FORMS, help="stateless (nodeCacheCapable: false, "
-                   "Node objects), names (true, NodeNames, cluster-cache mode); default both")
-    p.add_argument("--pods", type=_positive, help=f"pods scheduled and measured per size and form (default "
-                   f"{DEFAULT_PODS}; {QUICK_PODS} with --quick)")
-    p.add_argument("--warmup", type=_non_negative, default=WARMUP_CALLS,
-                   help=f"pods scheduled first, not measured (default {WARMUP_CALLS})")
-    p.add_argument("--pods-per-node", type=_positive, help="names form: running pods per node in the fake "
-                   f"API server (default {DEFAULT_PODS_PER_NODE}; {QUICK_PODS_PER_NODE} with --quick)")
-    p.add_argument("--weight", type=_positive, default=DEFAULT_WEIGHT, help=f"the extender's weight (default "
-                   f"{DEFAULT_WEIGHT}, as in config/scheduler/secondary-scheduler.yaml)")
-    p.add_argument("--http-timeout", type=_seconds, default=DEFAULT_HTTP_TIMEOUT_S,
-                   help=f"the scheduler's httpTimeout per call, seconds (default {DEFAULT_HTTP_TIMEOUT_S:g}, "
-                   "kube-scheduler's default)")
-    p.add_argument("--percentage", type=_percentage, default=0, help="percentageOfNodesToScore (default 0: "
-                   "adaptive, 50 - nodes/125, at least 5)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"stateless 100 and 1,000 nodes, names 200 nodes; {QUICK_PODS} pods, "
+        f"{QUICK_PODS_PER_NODE} running pods per node",
+    )
+    p.add_argument(
+        "--sizes",
+        type=_sizes,
+        help=f"node counts, each in every form (default {','.join(map(str, DEFAULT_SIZES))})",
+    )
+    p.add_argument(
+        "--forms",
+        type=_forms,
+        default=FORMS,
+        help="stateless (nodeCacheCapable: false, "
+        "Node objects), names (true, NodeNames, cluster-cache mode); default both",
+    )
+    p.add_argument(
+        "--pods",
+        type=_positive,
+        help=f"pods scheduled and measured per size and form (default "
+        f"{DEFAULT_PODS}; {QUICK_PODS} with --quick)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=_non_negative,
+        default=WARMUP_CALLS,
+        help=f"pods scheduled first, not measured (default {WARMUP_CALLS})",
+    )
+    p.add_argument(
+        "--pods-per-node",
+        type=_positive,
+        help="names form: running pods per node in the fake "
+        f"API server (default {DEFAULT_PODS_PER_NODE}; {QUICK_PODS_PER_NODE} with --quick)",
+    )
+    p.add_argument(
+        "--weight",
+        type=_positive,
+        default=DEFAULT_WEIGHT,
+        help=f"the extender's weight (default "
+        f"{DEFAULT_WEIGHT}, as in config/scheduler/secondary-scheduler.yaml)",
+    )
+    p.add_argument(
+        "--http-timeout",
+        type=_seconds,
+        default=DEFAULT_HTTP_TIMEOUT_S,
+        help=f"the scheduler's httpTimeout per call, seconds (default {DEFAULT_HTTP_TIMEOUT_S:g}, "
+        "kube-scheduler's default)",
+    )
+    p.add_argument(
+        "--percentage",
+        type=_percentage,
+        default=0,
+        help="percentageOfNodesToScore (default 0: adaptive, 50 - nodes/125, at least 5)",
+    )
     p.add_argument("--seed", type=int, default=1, help="cluster, running pods and tie-breaks (default 1)")
-    p.add_argument("--ready-timeout", type=_seconds, default=600.0, help="names form: seconds to wait for "
-                   "the fake API server to build and the extender's first sync (default 600)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the JSON and Markdown "
-                   "results (default benchmarks/results/, gitignored)")
+    p.add_argument(
+        "--ready-timeout",
+        type=_seconds,
+        default=600.0,
+        help="names form: seconds to wait for "
+        "the fake API server to build and the extender's first sync (default 600)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="directory for the JSON and Markdown results (default benchmarks/results/, gitignored)",
+    )
 
 
 def _forms(text: str) -> tuple[str, ...]:
@@ -135,11 +178,15 @@ def run_latency(args: argparse.Namespace) -> int:
     plan = latency_plan(args)
     quick = args.quick and not args.sizes
     settings = Settings(
-        pods=args.pods or (QUICK_PODS if args.quick else DEFAULT_PODS), warmup=args.warmup,
+        pods=args.pods or (QUICK_PODS if args.quick else DEFAULT_PODS),
+        warmup=args.warmup,
         weight=args.weight,
-        timeout_s=args.http_timeout, percentage=args.percentage, seed=args.seed,
+        timeout_s=args.http_timeout,
+        percentage=args.percentage,
+        seed=args.seed,
         pods_per_node=args.pods_per_node or (QUICK_PODS_PER_NODE if args.quick else DEFAULT_PODS_PER_NODE),
-        ready_timeout_s=args.ready_timeout)
+        ready_timeout_s=args.ready_timeout,
+    )
     command = _command()
     facts: dict[str, Any] = {}
 
@@ -160,24 +207,51 @@ def run_latency(args: argparse.Namespace) -> int:
                         runs.append(run_stateless(server, n, settings))
                         print(run_line(runs[-1]), flush=True)
             for n in (n for form, n in plan if form == "names"):
-                print(f"{n:,} nodes x {settings.pods_per_node} pods, names form: {settings.pods} pods ...",
-                      flush=True)
+                print(
+                    f"{n:,} nodes x {settings.pods_per_node} pods, names form: {settings.pods} pods ...",
+                    flush=True,
+                )
                 runs.append(run_names(n, settings, remember))
                 print(run_line(runs[-1]), flush=True)
     except BenchmarkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     facts["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    rows = [summary for run in runs for verb in ("filter", "prioritize", "bind")
-            if (summary := run.verb_summary(verb)) is not None]
+    rows = [
+        summary
+        for run in runs
+        for verb in ("filter", "prioritize", "bind")
+        if (summary := run.verb_summary(verb)) is not None
+    ]
     cycles = [run.summary() for run in runs]
-    text = "\n".join(["", calls_table(rows), "", floor_table(rows), "", cycles_table(cycles), "",
-                      target_line(rows), *latency_notes(rows, cycles, facts), ""])
+    text = "\n".join(
+        [
+            "",
+            calls_table(rows),
+            "",
+            floor_table(rows),
+            "",
+            cycles_table(cycles),
+            "",
+            target_line(rows),
+            *latency_notes(rows, cycles, facts),
+            "",
+        ]
+    )
     print(text)
-    record = {"benchmark": "latency", "command": command, "machine": facts,
-              "config": {"plan": plan, "quick": quick, **dataclasses.asdict(settings),
-                         "target": {"nodes": TARGET_NODES, "ratio": TARGET_RATIO}},
-              "rows": rows, "runs": [run.record() for run in runs]}
+    record = {
+        "benchmark": "latency",
+        "command": command,
+        "machine": facts,
+        "config": {
+            "plan": plan,
+            "quick": quick,
+            **dataclasses.asdict(settings),
+            "target": {"nodes": TARGET_NODES, "ratio": TARGET_RATIO},
+        },
+        "rows": rows,
+        "runs": [run.record() for run in runs],
+    }
     markdown = "\n".join(["```", *facts_lines(command, facts), "```", text])
     json_path, md_path = _write(args.out, "latency", record, markdown)
     print(f"written: {json_path} and {md_path}")
@@ -191,68 +265,148 @@ def run_line(run: Any) -> str:
         s = run.verb_summary(verb)
         if s is not None:
             srv = s["server_ms"] or {}
-            parts.append(f"{verb} p50 {_ms(s['client_ms']['p50'])} / p99 {_ms(s['client_ms']['p99'])} ms "
-                         f"(server {_ms(srv.get('p50'))})")
+            parts.append(
+                f"{verb} p50 {_ms(s['client_ms']['p50'])} / p99 {_ms(s['client_ms']['p99'])} ms "
+                f"(server {_ms(srv.get('p50'))})"
+            )
     return f"  {len(run.cycles)} pods in {run.seconds:.1f} s; " + "; ".join(parts)
 
 
 def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[str]], *, text: Sequence[str] = ()) -> str:
     """A Markdown table: ``columns`` titles, one row of cells each; the ``text`` columns
     left-aligned, the others (numbers) right-aligned."""
-    lines = ["| " + " | ".join(columns) + " |",
-             "|" + "|".join("---" if c in text else "---:" for c in columns) + "|"]
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---" if c in text else "---:" for c in columns) + "|",
+    ]
     lines.extend("| " + " | ".join(cells) + " |" for cells in rows)
     return "\n".join(lines)
 
 
-CALLS_COLUMNS = ("nodes", "form", "verb", "calls", "nodes per call", "request KB", "response KB",
-                 "client p50 ms", "client p90 ms", "client p99 ms", "client max ms", "calls/s",
-                 "server p50 ms", "server p99 ms", "server CPU ms/call", "timeouts")
+CALLS_COLUMNS = (
+    "nodes",
+    "form",
+    "verb",
+    "calls",
+    "nodes per call",
+    "request KB",
+    "response KB",
+    "client p50 ms",
+    "client p90 ms",
+    "client p99 ms",
+    "client max ms",
+    "calls/s",
+    "server p50 ms",
+    "server p99 ms",
+    "server CPU ms/call",
+    "timeouts",
+)
 
 
 def calls_table(rows: Sequence[dict[str, Any]]) -> str:
     """Per size, form and verb: sizes, latency, throughput, server time and CPU."""
+
     def cells(r: dict[str, Any]) -> list[str]:
         c, srv = r["client_ms"], r["server_ms"] or {}
-        return [f"{r['nodes']:,}", r["form"], r["verb"], str(r["calls"]),
-                f"{r['nodes_per_call']['p50']:,.0f}",
-                _kb(r["request_bytes"]["p50"]), _kb(r["response_bytes"]["p50"]),
-                *(_ms(c[q]) for q in ("p50", "p90", "p99", "max")), f"{r['calls_per_s']:,.1f}",
-                _ms(srv.get("p50")), _ms(srv.get("p99")), _ms(r["server_cpu_ms_per_call"]),
-                str(r["timeouts"])]
+        return [
+            f"{r['nodes']:,}",
+            r["form"],
+            r["verb"],
+            str(r["calls"]),
+            f"{r['nodes_per_call']['p50']:,.0f}",
+            _kb(r["request_bytes"]["p50"]),
+            _kb(r["response_bytes"]["p50"]),
+            *(_ms(c[q]) for q in ("p50", "p90", "p99", "max")),
+            f"{r['calls_per_s']:,.1f}",
+            _ms(srv.get("p50")),
+            _ms(srv.get("p99")),
+            _ms(r["server_cpu_ms_per_call"]),
+            str(r["timeouts"]),
+        ]
+
     return markdown_table(CALLS_COLUMNS, map(cells, rows), text=("form", "verb"))
 
 
-FLOOR_COLUMNS = ("nodes", "verb", "nodes per call", "request KB", "server p50 ms", "orjson.loads p50 ms",
-                 "ratio server/orjson p50", "orjson.loads GC off p50 ms", "ratio GC off")
+FLOOR_COLUMNS = (
+    "nodes",
+    "verb",
+    "nodes per call",
+    "request KB",
+    "server p50 ms",
+    "orjson.loads p50 ms",
+    "ratio server/orjson p50",
+    "orjson.loads GC off p50 ms",
+    "ratio GC off",
+)
 
 
 def floor_table(rows: Sequence[dict[str, Any]]) -> str:
     """Stateless form: the server against orjson.loads of the same bodies."""
-    return markdown_table(FLOOR_COLUMNS, ([
-        f"{r['nodes']:,}", r["verb"], f"{r['nodes_per_call']['p50']:,.0f}", _kb(r["request_bytes"]["p50"]),
-        _ms(r["server_ms"]["p50"]), _ms(r["orjson_loads_ms"]["p50"]), f"{r['ratio_server_orjson_p50']:.2f}",
-        _ms(r["orjson_loads_gc_disabled_ms"]["p50"]), f"{r['ratio_server_orjson_gc_disabled_p50']:.2f}"]
-        for r in rows if "orjson_loads_ms" in r), text=("verb",))
+    return markdown_table(
+        FLOOR_COLUMNS,
+        (
+            [
+                f"{r['nodes']:,}",
+                r["verb"],
+                f"{r['nodes_per_call']['p50']:,.0f}",
+                _kb(r["request_bytes"]["p50"]),
+                _ms(r["server_ms"]["p50"]),
+                _ms(r["orjson_loads_ms"]["p50"]),
+                f"{r['ratio_server_orjson_p50']:.2f}",
+                _ms(r["orjson_loads_gc_disabled_ms"]["p50"]),
+                f"{r['ratio_server_orjson_gc_disabled_p50']:.2f}",
+            ]
+            for r in rows
+            if "orjson_loads_ms" in r
+        ),
+        text=("verb",),
+    )
 
 
-CYCLES_COLUMNS = ("nodes", "form", "pods", "numFeasibleNodesToFind", "passed extender filter p50", "bound",
-                  "unschedulable", "filter errors", "prioritized / skipped (1 node) / failed", "bind errors",
-                  "ties", "nodes chosen", "extender ms/pod", "pods/s on extender calls", "pods/s whole cycle",
-                  "server CPU ms/pod")
+CYCLES_COLUMNS = (
+    "nodes",
+    "form",
+    "pods",
+    "numFeasibleNodesToFind",
+    "passed extender filter p50",
+    "bound",
+    "unschedulable",
+    "filter errors",
+    "prioritized / skipped (1 node) / failed",
+    "bind errors",
+    "ties",
+    "nodes chosen",
+    "extender ms/pod",
+    "pods/s on extender calls",
+    "pods/s whole cycle",
+    "server CPU ms/pod",
+)
 
 
 def cycles_table(cycles: Sequence[dict[str, Any]]) -> str:
     """Per size and form: what the scheduling cycles did, and the extender's cost per pod."""
+
     def cells(c: dict[str, Any]) -> list[str]:
         o, passed = c["outcomes"], c["passed_extender_filter"]
-        return [f"{c['nodes']:,}", c["form"], str(c["pods"]), f"{c['sample']:,}",
-                "n/a" if passed is None else f"{passed['p50']:,.0f}", str(o.get("bound", 0)),
-                str(o.get("unschedulable", 0)), str(o.get("filter_error", 0)),
-                f"{c['prioritized']} / {c['prioritize_skipped_one_node']} / {c['prioritize_errors']}",
-                str(o.get("bind_error", 0)), str(c["ties"]), str(c["distinct_hosts"]),
-                _ms(c["extender_ms_per_pod"]), _rate(c["pods_per_s_extender"]), _rate(c["pods_per_s_loop"]),
-                _ms(c["server_cpu_ms_per_pod"])]
+        return [
+            f"{c['nodes']:,}",
+            c["form"],
+            str(c["pods"]),
+            f"{c['sample']:,}",
+            "n/a" if passed is None else f"{passed['p50']:,.0f}",
+            str(o.get("bound", 0)),
+            str(o.get("unschedulable", 0)),
+            str(o.get("filter_error", 0)),
+            f"{c['prioritized']} / {c['prioritize_skipped_one_node']} / {c['prioritize_errors']}",
+            str(o.get("bind_error", 0)),
+            str(c["ties"]),
+            str(c["distinct_hosts"]),
+            _ms(c["extender_ms_per_pod"]),
+            _rate(c["pods_per_s_extender"]),
+            _rate(c["pods_per_s_loop"]),
+            _ms(c["server_cpu_ms_per_pod"]),
+        ]
+
     return markdown_table(CYCLES_COLUMNS, map(cells, cycles), text=("form",))
 
 
@@ -275,23 +429,31 @@ def target_line(rows: Sequence[dict[str, Any]]) -> str:
         return f"{head}: not measured"
     return f"{head}: " + ", ".join(
         f"{r['verb']} {r['ratio_server_orjson_p50']:.2f} "
-        f"({'met' if r['ratio_server_orjson_p50'] <= TARGET_RATIO else 'MISSED'})" for r in at)
+        f"({'met' if r['ratio_server_orjson_p50'] <= TARGET_RATIO else 'MISSED'})"
+        for r in at
+    )
 
 
-def latency_notes(rows: Sequence[dict[str, Any]], cycles: Sequence[dict[str, Any]],
-                  facts: dict[str, Any]) -> list[str]:
+def latency_notes(
+    rows: Sequence[dict[str, Any]], cycles: Sequence[dict[str, Any]], facts: dict[str, Any]
+) -> list[str]:
     notes = [f"load average at end {facts.get('loadavg_at_end')}"]
     for c in cycles:
-        setup = ", ".join(f"{k} {v:,.1f}" if isinstance(v, float) else f"{k} {v:,}"
-                          for k, v in c["setup"].items())
+        setup = ", ".join(
+            f"{k} {v:,.1f}" if isinstance(v, float) else f"{k} {v:,}" for k, v in c["setup"].items()
+        )
         notes.append(f"{c['nodes']:,} {c['form']}: {setup}")
         if c["fallback_nodes"]:
-            notes.append(f"warning: {c['nodes']:,} {c['form']}: {c['fallback_nodes']:,.0f} node scorings "
-                         "used the stale-load fallback")
+            notes.append(
+                f"warning: {c['nodes']:,} {c['form']}: {c['fallback_nodes']:,.0f} node scorings "
+                "used the stale-load fallback"
+            )
     timeouts = [r for r in rows if r["timeouts"]]
     if timeouts:
-        notes.append("timeouts (httpTimeout): " + ", ".join(
-            f"{r['nodes']:,} {r['form']} {r['verb']} {r['timeouts']}" for r in timeouts))
+        notes.append(
+            "timeouts (httpTimeout): "
+            + ", ".join(f"{r['nodes']:,} {r['form']} {r['verb']} {r['timeouts']}" for r in timeouts)
+        )
     if any(r["server_ms"] is None for r in rows):
         notes.append("note: some answers had no 'Server-Timing: app;dur=' header; server time unknown there")
     return notes
@@ -338,12 +500,16 @@ class FormRun:
         server = [c.server_ms for c in calls if c.server_ms is not None]
         cpu = [c.cpu_ms for c in calls if c.cpu_ms is not None]
         out: dict[str, Any] = {
-            "nodes": self.nodes, "form": self.form, "verb": verb, "calls": len(calls),
+            "nodes": self.nodes,
+            "form": self.form,
+            "verb": verb,
+            "calls": len(calls),
             "timeouts": sum(c.timed_out for c in calls),
             "nodes_per_call": _spread([c.nodes for c in calls]),
             "request_bytes": _spread([c.request_bytes for c in calls]),
             "response_bytes": _spread([c.response_bytes for c in calls]),
-            "client_ms": _percentiles(wall), "calls_per_s": len(wall) / (sum(wall) / 1e3),
+            "client_ms": _percentiles(wall),
+            "calls_per_s": len(wall) / (sum(wall) / 1e3),
             "server_ms": _percentiles(server) if server else None,
             "server_cpu_ms_per_call": sum(cpu) / len(cpu) if cpu else None,
             "answer": self.answers.get(verb, {}),
@@ -353,9 +519,14 @@ class FormRun:
             floor = statistics.median(c.floor_ms for c in floors if c.floor_ms is not None)
             nogc = statistics.median(c.floor_nogc_ms for c in floors if c.floor_nogc_ms is not None)
             srv = statistics.median(c.server_ms for c in floors if c.server_ms is not None)
-            out.update({"orjson_loads_ms": {"p50": floor}, "orjson_loads_gc_disabled_ms": {"p50": nogc},
-                        "ratio_server_orjson_p50": srv / floor,
-                        "ratio_server_orjson_gc_disabled_p50": srv / nogc})
+            out.update(
+                {
+                    "orjson_loads_ms": {"p50": floor},
+                    "orjson_loads_gc_disabled_ms": {"p50": nogc},
+                    "ratio_server_orjson_p50": srv / floor,
+                    "ratio_server_orjson_gc_disabled_p50": srv / nogc,
+                }
+            )
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -365,7 +536,10 @@ class FormRun:
         extender_s = sum(c.wall_ms for calls in self.calls.values() for c in calls) / 1e3
         pods = len(self.cycles)
         return {
-            "nodes": self.nodes, "form": self.form, "pods": pods, "sample": self.sample,
+            "nodes": self.nodes,
+            "form": self.form,
+            "pods": pods,
+            "sample": self.sample,
             "outcomes": {o: outcomes.count(o) for o in sorted(set(outcomes))},
             "sampled": _spread([c.sampled for c in self.cycles]),
             "passed_extender_filter": _spread(passed) if passed else None,
@@ -377,21 +551,29 @@ class FormRun:
             "extender_ms_per_pod": extender_s * 1e3 / pods if pods else None,
             "pods_per_s_extender": pods / extender_s if extender_s else None,
             "pods_per_s_loop": pods / self.seconds if self.seconds else None,
-            "server_cpu_ms_per_pod": (self.server_cpu_ms / pods if self.server_cpu_ms is not None and pods
-                                      else None),
-            "fallback_nodes": self.fallback_nodes, "setup": self.setup,
+            "server_cpu_ms_per_pod": (
+                self.server_cpu_ms / pods if self.server_cpu_ms is not None and pods else None
+            ),
+            "fallback_nodes": self.fallback_nodes,
+            "setup": self.setup,
         }
 
     def record(self) -> dict[str, Any]:
         """Everything, each call and each cycle included (the JSON)."""
-        return {**self.summary(),
-                "calls": {v: [dataclasses.asdict(c) for c in cs] for v, cs in self.calls.items()},
-                "cycles": [dataclasses.asdict(c) for c in self.cycles]}
+        return {
+            **self.summary(),
+            "calls": {v: [dataclasses.asdict(c) for c in cs] for v, cs in self.calls.items()},
+            "cycles": [dataclasses.asdict(c) for c in self.cycles],
+        }
 
 
 def _percentiles(values: Sequence[float]) -> dict[str, float]:
-    return {"p50": statistics.median(values), "p90": pct(values, 90), "p99": pct(values, 99),
-            "max": max(values)}
+    return {
+        "p50": statistics.median(values),
+        "p90": pct(values, 90),
+        "p99": pct(values, 99),
+        "max": max(values),
+    }
 
 
 def _spread(values: Sequence[float]) -> dict[str, float]:
@@ -404,8 +586,9 @@ def pending_pods(count: int) -> list[PendingPod]:
     return [PendingPod.from_object(names_objects.pending_pod(k)) for k in range(count)]
 
 
-def schedule(sched: Scheduler, ext: HTTPExtender, pods: Sequence[PendingPod], warmup: int,
-             worker: int | None) -> tuple[list[Cycle], float, float | None]:
+def schedule(
+    sched: Scheduler, ext: HTTPExtender, pods: Sequence[PendingPod], warmup: int, worker: int | None
+) -> tuple[list[Cycle], float, float | None]:
     """Cycles for ``pods``, the first ``warmup`` unrecorded; (measured cycles, their wall
     seconds, the worker's CPU ms over them)."""
     for pod in pods[:warmup]:
@@ -447,8 +630,9 @@ def run_stateless(server: Server, n: int, s: Settings) -> FormRun:
     gc.collect()  # no large object graph left for the floor's garbage collections
     worker = server.worker_pid()
     client = Client(server.host, server.port, timeout_s=s.timeout_s)
-    ext = HTTPExtender(client, view.names, form="stateless", timeout_s=s.timeout_s, bodies=bodies,
-                       worker=worker, floor=True)
+    ext = HTTPExtender(
+        client, view.names, form="stateless", timeout_s=s.timeout_s, bodies=bodies, worker=worker, floor=True
+    )
     sched = Scheduler(view, ext, s.weight, random.Random(s.seed), s.percentage)
     build_s = time.perf_counter() - t0
     try:
@@ -458,8 +642,18 @@ def run_stateless(server: Server, n: int, s: Settings) -> FormRun:
     finally:
         client.close()
     setup = {"build_s": build_s, "node_json_bytes": sum(map(len, bodies.encoded))}
-    return FormRun("stateless", n, num_feasible_nodes_to_find(n, s.percentage), ext.calls, cycles, seconds,
-                   cpu, ext.answers, fallback, setup)
+    return FormRun(
+        "stateless",
+        n,
+        num_feasible_nodes_to_find(n, s.percentage),
+        ext.calls,
+        cycles,
+        seconds,
+        cpu,
+        ext.answers,
+        fallback,
+        setup,
+    )
 
 
 def run_names(n: int, s: Settings, on_server: Callable[[Server], None]) -> FormRun:
@@ -467,13 +661,16 @@ def run_names(n: int, s: Settings, on_server: Callable[[Server], None]) -> FormR
     process, ``names_fake.fake_api``), the extender in cluster-cache mode on it, the pods to
     schedule pending there: the NodeNames form, bound through the extender."""
     total = s.warmup + s.pods
-    with names_fake.fake_api(n, s.pods_per_node, timeout_s=s.ready_timeout_s, pending=total) as fake, \
-            tempfile.TemporaryDirectory(prefix="extender-bench-") as tmp:
+    with (
+        names_fake.fake_api(n, s.pods_per_node, timeout_s=s.ready_timeout_s, pending=total) as fake,
+        tempfile.TemporaryDirectory(prefix="extender-bench-") as tmp,
+    ):
         info = fake.info
         kubeconfig = names_fake._kubeconfig(Path(tmp) / "kubeconfig", fake.url)  # noqa: SLF001
         started = time.monotonic()
-        with running_server("--kubeconfig", str(kubeconfig), "--log-level", "warning",
-                            timeout_s=s.ready_timeout_s) as server:
+        with running_server(
+            "--kubeconfig", str(kubeconfig), "--log-level", "warning", timeout_s=s.ready_timeout_s
+        ) as server:
             ready_s, ready_text = names._wait_ready(server, started, s.ready_timeout_s)  # noqa: SLF001
             on_server(server)
             expected = f"{n} nodes, {info['pods'] - total} pods"  # pending pods are not counted on a node
@@ -485,8 +682,9 @@ def run_names(n: int, s: Settings, on_server: Callable[[Server], None]) -> FormR
             view_s = time.perf_counter() - t0
             worker = server.worker_pid()
             client = Client(server.host, server.port, timeout_s=s.timeout_s)
-            ext = HTTPExtender(client, view.names, form="names", timeout_s=s.timeout_s, worker=worker,
-                               binder=True)
+            ext = HTTPExtender(
+                client, view.names, form="names", timeout_s=s.timeout_s, worker=worker, binder=True
+            )
             sched = Scheduler(view, ext, s.weight, random.Random(s.seed), s.percentage)
             try:
                 before = metric_value(server, FALLBACK)
@@ -494,7 +692,21 @@ def run_names(n: int, s: Settings, on_server: Callable[[Server], None]) -> FormR
                 fallback = _fallback(server, before)
             finally:
                 client.close()
-    setup = {"fake_build_s": info["build_s"], "pods_running": info["pods"] - total,
-             "extender_ready_s": ready_s, "driver_view_s": view_s}
-    return FormRun("names", n, num_feasible_nodes_to_find(n, s.percentage), ext.calls, cycles, seconds, cpu,
-                   ext.answers, fallback, setup)
+    setup = {
+        "fake_build_s": info["build_s"],
+        "pods_running": info["pods"] - total,
+        "extender_ready_s": ready_s,
+        "driver_view_s": view_s,
+    }
+    return FormRun(
+        "names",
+        n,
+        num_feasible_nodes_to_find(n, s.percentage),
+        ext.calls,
+        cycles,
+        seconds,
+        cpu,
+        ext.answers,
+        fallback,
+        setup,
+    )

@@ -77,8 +77,11 @@ class LoadModel:
         return [table[name] for name in QOS_CLASSES]
 
 
-def _beta(rng: np.random.Generator, mean: npt.NDArray[np.float64], concentration: float,
-          ) -> npt.NDArray[np.float64]:
+def _beta(
+    rng: np.random.Generator,
+    mean: npt.NDArray[np.float64],
+    concentration: float,
+) -> npt.NDArray[np.float64]:
     return rng.beta(mean * concentration, (1.0 - mean) * concentration)
 
 
@@ -105,8 +108,8 @@ def generate(model: LoadModel, pods: Pods, *, ticks: int, tick_s: float, seed: i
     memory = _beta(rng, np.full(len(pods), model.memory_base), model.concentration)
     out = np.empty((ticks, len(pods)), dtype=np.float32)
     e = rng.standard_normal(len(pods)) * sigma
-    innovation = math.sqrt(1.0 - model.rho ** 2)
-    shift = sigma ** 2 / 2.0
+    innovation = math.sqrt(1.0 - model.rho**2)
+    shift = sigma**2 / 2.0
     for k in range(ticks):
         t = k * tick_s
         cycle = 1.0 + amp * np.sin(2.0 * math.pi * (t - phase) / model.cycle_s)

@@ -58,8 +58,9 @@ FALLBACK = "extender_load_fallback_nodes_total"
 
 
 def _informer(m: dict[str, float], what: str) -> float:
-    return sum(m.get(f'extender_informer_events_total{{kind="{k}",what="{what}"}}', 0.0)
-               for k in ("nodes", "pods"))
+    return sum(
+        m.get(f'extender_informer_events_total{{kind="{k}",what="{what}"}}', 0.0) for k in ("nodes", "pods")
+    )
 
 
 @dataclass
@@ -84,11 +85,16 @@ class Phase:
 
     def verb_summary(self, verb: str) -> dict[str, Any]:
         c, s, cpu = self.client_ms[verb], self.server_ms[verb], self.server_cpu_ms[verb]
-        return {"nodes": self.nodes, "phase": self.phase, "verb": verb, "calls": len(c),
-                "client_ms": {"p50": statistics.median(c), "p99": pct(c, 99), "max": max(c)},
-                "server_ms": ({"p50": statistics.median(s), "p99": pct(s, 99), "max": max(s)} if s else None),
-                "server_cpu_ms": ({"p50": statistics.median(cpu), "p99": pct(cpu, 99)} if cpu else None),
-                "answer": self.answer.get(verb, {})}
+        return {
+            "nodes": self.nodes,
+            "phase": self.phase,
+            "verb": verb,
+            "calls": len(c),
+            "client_ms": {"p50": statistics.median(c), "p99": pct(c, 99), "max": max(c)},
+            "server_ms": ({"p50": statistics.median(s), "p99": pct(s, 99), "max": max(s)} if s else None),
+            "server_cpu_ms": ({"p50": statistics.median(cpu), "p99": pct(cpu, 99)} if cpu else None),
+            "answer": self.answer.get(verb, {}),
+        }
 
 
 Body = Callable[[int], tuple[bytes, frozenset[str]]]
@@ -107,20 +113,39 @@ def _bodies(names: Sequence[str], percentage: int = 100) -> Body:
         tail, every = orjson.dumps(list(names)), frozenset(names)
 
         def body(k: int) -> tuple[bytes, frozenset[str]]:
-            return b'{"Pod":' + orjson.dumps(pending_pod(k)) + b',"Nodes":null,"NodeNames":' + tail + b"}", every
+            return b'{"Pod":' + orjson.dumps(
+                pending_pod(k)
+            ) + b',"Nodes":null,"NodeNames":' + tail + b"}", every
+
         return body
 
     def sampled(k: int) -> tuple[bytes, frozenset[str]]:
         start = k * want % n
         window = [names[(start + i) % n] for i in range(want)]
-        return (b'{"Pod":' + orjson.dumps(pending_pod(k)) + b',"Nodes":null,"NodeNames":' + orjson.dumps(window)
-                + b"}", frozenset(window))
+        return (
+            b'{"Pod":'
+            + orjson.dumps(pending_pod(k))
+            + b',"Nodes":null,"NodeNames":'
+            + orjson.dumps(window)
+            + b"}",
+            frozenset(window),
+        )
+
     return sampled
 
 
-def _run_phase(server: Server, client: Client, fake: FakeAPIProcess | None, phase: Phase,
-               names: Sequence[str], body: Body, first_cycle: int, calls: int,
-               min_seconds: float, max_seconds: float = math.inf) -> int:
+def _run_phase(
+    server: Server,
+    client: Client,
+    fake: FakeAPIProcess | None,
+    phase: Phase,
+    names: Sequence[str],
+    body: Body,
+    first_cycle: int,
+    calls: int,
+    min_seconds: float,
+    max_seconds: float = math.inf,
+) -> int:
     """``calls`` filter + prioritize pairs (and more until ``min_seconds`` passed; fewer if
     ``max_seconds`` passed first), checking each answer; /metrics (and the fake's counters)
     sampled between calls. Returns the next cycle."""
@@ -132,8 +157,9 @@ def _run_phase(server: Server, client: Client, fake: FakeAPIProcess | None, phas
     start = last_sample = time.monotonic()
     _sample(server, fake, phase, 0.0)
     done = 0
-    while done == 0 or ((done < calls or time.monotonic() - start < min_seconds)
-                        and time.monotonic() - start < max_seconds):
+    while done == 0 or (
+        (done < calls or time.monotonic() - start < min_seconds) and time.monotonic() - start < max_seconds
+    ):
         data, name_set = body(k)
         k += 1
         for verb in ("filter", "prioritize"):
@@ -177,10 +203,13 @@ def _cpu_s(pids: Sequence[int]) -> float:
 
 def _sample(server: Server, fake: FakeAPIProcess | None, phase: Phase, t: float) -> None:
     m = metrics_snapshot(server)
-    entry: dict[str, Any] = {"t": t, "metrics": {
-        key: m.get(key) for key in (POD_EVENTS, SNAPSHOT_AGE, FALLBACK)}}
-    entry["metrics"].update({f"informer_{w}": _informer(m, w)
-                             for w in ("relist", "restart", "error", "malformed")})
+    entry: dict[str, Any] = {
+        "t": t,
+        "metrics": {key: m.get(key) for key in (POD_EVENTS, SNAPSHOT_AGE, FALLBACK)},
+    }
+    entry["metrics"].update(
+        {f"informer_{w}": _informer(m, w) for w in ("relist", "restart", "error", "malformed")}
+    )
     if fake is not None:
         entry["fake"] = fake.call("stats")
     phase.samples.append(entry)

@@ -120,8 +120,14 @@ def make_bench_api(**kwargs: Any) -> Any:  # noqa: C901 - one class, kept togeth
             # the test fake's handlers that read one object (GET, pods/binding) see the encoded store
             self._objs = {kind: _DecodedStore(raw) for kind, raw in self.store.items()}  # type: ignore[misc]
 
-        def _emit(self, kind: str, etype: str, key: tuple[str, str], obj: dict[str, Any],
-                  prev: dict[str, Any] | None) -> dict[str, Any]:
+        def _emit(
+            self,
+            kind: str,
+            etype: str,
+            key: tuple[str, str],
+            obj: dict[str, Any],
+            prev: dict[str, Any] | None,
+        ) -> dict[str, Any]:
             """The test fake's own writes (a pods/binding POST: ``_bind``) go through ``put``."""
             self.put(kind, obj, etype)
             self.notify()
@@ -171,8 +177,9 @@ def make_bench_api(**kwargs: Any) -> Any:  # noqa: C901 - one class, kept togeth
         def _list(self, kind: str, ns: str | None, query: dict[str, str]) -> Any:
             t0 = time.perf_counter()
             if ns is not None or _SEL.search(query.get("fieldSelector", "") + query.get("labelSelector", "")):
-                raise _Reply(400, "BadRequest",
-                             "the benchmark's fake serves all-namespace lists without selectors")
+                raise _Reply(
+                    400, "BadRequest", "the benchmark's fake serves all-namespace lists without selectors"
+                )
             limit = int(query.get("limit") or 0)
             with self._cond:
                 if tok := query.get("continue"):
@@ -181,8 +188,9 @@ def make_bench_api(**kwargs: Any) -> Any:  # noqa: C901 - one class, kept togeth
                         rv, sid, off = int(state["rv"]), int(state["snap"]), int(state["off"])
                         items = self._snaps[sid]
                     except (ValueError, KeyError, TypeError):
-                        raise _Reply(410, "Expired",
-                                     "continue token not valid (any more); list again") from None
+                        raise _Reply(
+                            410, "Expired", "continue token not valid (any more); list again"
+                        ) from None
                 else:
                     rv, off = self._rv, 0
                     items = list(self.store[kind].values())
@@ -195,12 +203,14 @@ def make_bench_api(**kwargs: Any) -> Any:  # noqa: C901 - one class, kept togeth
             meta: dict[str, Any] = {"resourceVersion": str(rv)}
             if end < len(items):
                 meta["continue"] = base64.urlsafe_b64encode(
-                    json.dumps({"rv": rv, "snap": sid, "off": end}).encode()).decode()
+                    json.dumps({"rv": rv, "snap": sid, "off": end}).encode()
+                ).decode()
                 meta["remainingItemCount"] = len(items) - end
             else:
                 self._snaps.pop(sid, None)
-            head = orjson.dumps({"kind": "PodList" if kind == "pods" else "NodeList", "apiVersion": "v1",
-                                 "metadata": meta})
+            head = orjson.dumps(
+                {"kind": "PodList" if kind == "pods" else "NodeList", "apiVersion": "v1", "metadata": meta}
+            )
             body = head[:-1] + b',"items":[' + b",".join(items[off:end]) + b"]}"
             self.served["list_requests"] += 1
             self.served["list_bytes"] += len(body)
@@ -222,8 +232,9 @@ def make_bench_api(**kwargs: Any) -> Any:  # noqa: C901 - one class, kept togeth
                 h.close_connection = True
 
         # ---- watch -------------------------------------------------------------------------
-        def _watch_lines(self, kind: str, match: Any, rv_param: str, timeout: float, bookmarks: bool,
-                         wf: Any) -> Iterator[bytes]:
+        def _watch_lines(
+            self, kind: str, match: Any, rv_param: str, timeout: float, bookmarks: bool, wf: Any
+        ) -> Iterator[bytes]:
             log = self.log[kind]
 
             def expired(rv: int) -> bytes:
@@ -245,16 +256,26 @@ def make_bench_api(**kwargs: Any) -> Any:  # noqa: C901 - one class, kept togeth
                     pending, sent_rv = [], rv
             while True:
                 for start in range(0, len(pending), 32):  # ~100 KB chunks, like Go's buffered writer
-                    yield b"".join(pending[start:start + 32])
+                    yield b"".join(pending[start : start + 32])
                 self.served["watch_lines"] += len(pending)
                 self.watch_pos[kind] = pos
                 now = time.monotonic()
                 if now >= deadline:
                     return
                 if bookmarks and now >= next_bm:  # every event of this kind up to sent_rv was sent
-                    yield orjson.dumps({"type": "BOOKMARK", "object": {
-                        "kind": "Pod" if kind == "pods" else "Node", "apiVersion": "v1",
-                        "metadata": {"resourceVersion": str(sent_rv)}}}) + b"\n"
+                    yield (
+                        orjson.dumps(
+                            {
+                                "type": "BOOKMARK",
+                                "object": {
+                                    "kind": "Pod" if kind == "pods" else "Node",
+                                    "apiVersion": "v1",
+                                    "metadata": {"resourceVersion": str(sent_rv)},
+                                },
+                            }
+                        )
+                        + b"\n"
+                    )
                     next_bm = now + self.bookmark_interval_s
                 with self._cond:
                     while not self._closing.is_set() and pos >= log.end:
@@ -268,7 +289,7 @@ def make_bench_api(**kwargs: Any) -> Any:  # noqa: C901 - one class, kept togeth
                     if pos < log.base:
                         yield expired(log.floor_rv)
                         return
-                    pending = log.lines[pos - log.base:]
+                    pending = log.lines[pos - log.base :]
                     pos, sent_rv = log.end, self._rv
 
     return _BenchKubeAPI(**kwargs)
@@ -286,8 +307,9 @@ class _Churn:
     restamps the pod's stored encoding (``restarted``, ``put_raw``). What the extender
     receives is the same as rendering each event would give."""
 
-    def __init__(self, api: Any, live: list[PodParams], nodes: int, rate: float, seed: int,
-                 seconds: float = 0.0) -> None:
+    def __init__(
+        self, api: Any, live: list[PodParams], nodes: int, rate: float, seed: int, seconds: float = 0.0
+    ) -> None:
         self.api, self.live, self.nodes, self.rate = api, live, nodes, rate
         self.rng = random.Random(seed)
         self.new_rng = random.Random(seed + 1)  # the new pods' draws, apart: they are made ahead
@@ -360,10 +382,15 @@ class _Churn:
     def stats(self) -> dict[str, Any]:
         end = self.stopped or time.monotonic()
         elapsed = end - self.started if self.started else 0.0
-        return {"target_per_s": self.rate, "emitted": self.emitted, "seconds": elapsed,
-                "emitted_per_s": self.emitted / elapsed if elapsed > 0 else None,
-                "by_type": dict(self.counts), "rendered_ahead_s": self.prepare_s,
-                "rendered_live": self.rendered_live}
+        return {
+            "target_per_s": self.rate,
+            "emitted": self.emitted,
+            "seconds": elapsed,
+            "emitted_per_s": self.emitted / elapsed if elapsed > 0 else None,
+            "by_type": dict(self.counts),
+            "rendered_ahead_s": self.prepare_s,
+            "rendered_live": self.rendered_live,
+        }
 
 
 def _fake_main(conn: Any, nodes: int, pods_per_node: int, seed: int, history: int, pending: int = 0) -> None:
@@ -387,9 +414,18 @@ def _fake_main(conn: Any, nodes: int, pods_per_node: int, seed: int, history: in
     build_s = time.perf_counter() - t0
     sizes = {kind: sum(map(len, api.store[kind].values())) for kind in ("nodes", "pods")}
     api.start()
-    conn.send({"url": api.url, "build_s": build_s, "json_bytes": sizes, "load_updated": updated,
-               "pods": len(api.store["pods"]), "pending": pending, "nodes": len(api.store["nodes"]),
-               "pid": os.getpid()})
+    conn.send(
+        {
+            "url": api.url,
+            "build_s": build_s,
+            "json_bytes": sizes,
+            "load_updated": updated,
+            "pods": len(api.store["pods"]),
+            "pending": pending,
+            "nodes": len(api.store["nodes"]),
+            "pid": os.getpid(),
+        }
+    )
     churn: _Churn | None = None
     try:
         while True:
@@ -433,20 +469,36 @@ def _fake_stats(api: Any, churn: _Churn | None) -> dict[str, Any]:
         log = api.log["pods"]
         backlog = log.end - api.watch_pos.get("pods", log.end)
         pods = len(api.store["pods"])
-    return {"churn": churn.stats() if churn is not None else None, "served": dict(api.served),
-            "pods": pods, "watch_backlog": backlog, "cpu_s": sum(os.times()[:2])}
+    return {
+        "churn": churn.stats() if churn is not None else None,
+        "served": dict(api.served),
+        "pods": pods,
+        "watch_backlog": backlog,
+        "cpu_s": sum(os.times()[:2]),
+    }
 
 
 class FakeAPIProcess:
     """The fake API server in a child process (spawned: its own interpreter and GIL)."""
 
-    def __init__(self, nodes: int, pods_per_node: int, *, seed: int = 11, timeout_s: float = 900.0,
-                 history: int = 100_000, pending: int = 0) -> None:
+    def __init__(
+        self,
+        nodes: int,
+        pods_per_node: int,
+        *,
+        seed: int = 11,
+        timeout_s: float = 900.0,
+        history: int = 100_000,
+        pending: int = 0,
+    ) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_fake_main,
-                                 args=(child, nodes, pods_per_node, seed, history, pending),
-                                 name=f"fake-kube-api-{nodes}", daemon=True)
+        self._proc = ctx.Process(
+            target=_fake_main,
+            args=(child, nodes, pods_per_node, seed, history, pending),
+            name=f"fake-kube-api-{nodes}",
+            daemon=True,
+        )
         self._proc.start()
         child.close()
         try:
@@ -462,8 +514,9 @@ class FakeAPIProcess:
         try:
             return self._conn.recv()
         except EOFError:
-            raise BenchmarkError(f"fake API server exited (code {self._proc.exitcode}) "
-                                 f"during {what}") from None
+            raise BenchmarkError(
+                f"fake API server exited (code {self._proc.exitcode}) during {what}"
+            ) from None
 
     def call(self, *cmd: Any, timeout_s: float = 30.0) -> Any:
         self._conn.send(cmd)
@@ -495,9 +548,16 @@ def fake_api(nodes: int, pods_per_node: int, **kw: Any) -> Iterator[FakeAPIProce
 
 
 def _kubeconfig(path: Path, url: str) -> Path:
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-        "clusters": [{"name": "fake", "cluster": {"server": url}}],
-        "users": [{"name": "bench", "user": {"token": "dummy-benchmark-token"}}],
-        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "bench"}}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "fake",
+                "clusters": [{"name": "fake", "cluster": {"server": url}}],
+                "users": [{"name": "bench", "user": {"token": "dummy-benchmark-token"}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "bench"}}],
+            }
+        )
+    )
     return path

@@ -15,17 +15,45 @@ from benchmarks import k8s_objects
 # --- objects ------------------------------------------------------------------------------------
 
 # (cpu, memory) requests and how often they occur: a mix of small services and a few big ones.
-_SHAPES = (("50m", "64Mi", 15), ("100m", "128Mi", 25), ("250m", "256Mi", 25), ("500m", "512Mi", 20),
-           ("1", "1Gi", 10), ("2", "4Gi", 5))
+_SHAPES = (
+    ("50m", "64Mi", 15),
+    ("100m", "128Mi", 25),
+    ("250m", "256Mi", 25),
+    ("500m", "512Mi", 20),
+    ("1", "1Gi", 10),
+    ("2", "4Gi", 5),
+)
 _SHAPE_TABLE = [i for i, (_, _, w) in enumerate(_SHAPES) for _ in range(w)]
-_DOUBLE = {"50m": "100m", "100m": "200m", "250m": "500m", "500m": "1", "1": "2", "2": "4",
-           "64Mi": "128Mi", "128Mi": "256Mi", "256Mi": "512Mi", "512Mi": "1Gi", "1Gi": "2Gi", "4Gi": "8Gi"}
-_TOLERATIONS = [{"key": f"node.kubernetes.io/{k}", "operator": "Exists", "effect": "NoExecute",
-                 "tolerationSeconds": 300} for k in ("not-ready", "unreachable")]
-_PROBE = {"httpGet": {"path": "/healthz", "port": 8080, "scheme": "HTTP"}, "timeoutSeconds": 1,
-          "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3}
-_ENV = [{"name": "LOG_LEVEL", "value": "info"}, {"name": "GOMAXPROCS", "value": "2"},
-        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}}]
+_DOUBLE = {
+    "50m": "100m",
+    "100m": "200m",
+    "250m": "500m",
+    "500m": "1",
+    "1": "2",
+    "2": "4",
+    "64Mi": "128Mi",
+    "128Mi": "256Mi",
+    "256Mi": "512Mi",
+    "512Mi": "1Gi",
+    "1Gi": "2Gi",
+    "4Gi": "8Gi",
+}
+_TOLERATIONS = [
+    {"key": f"node.kubernetes.io/{k}", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
+    for k in ("not-ready", "unreachable")
+]
+_PROBE = {
+    "httpGet": {"path": "/healthz", "port": 8080, "scheme": "HTTP"},
+    "timeoutSeconds": 1,
+    "periodSeconds": 10,
+    "successThreshold": 1,
+    "failureThreshold": 3,
+}
+_ENV = [
+    {"name": "LOG_LEVEL", "value": "info"},
+    {"name": "GOMAXPROCS", "value": "2"},
+    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}},
+]
 _SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
@@ -56,73 +84,191 @@ def pod_object(p: PodParams) -> dict[str, Any]:
             resources["limits"] = {"cpu": _DOUBLE[cpu], "memory": mem if p.flavour < 20 else _DOUBLE[mem]}
     ip = f"10.{64 + p.node // 256 % 64}.{p.node % 256}.{i % 250 + 2}"
     mounts = [{"name": f"kube-api-access-{i % 99991:05d}", "readOnly": True, "mountPath": _SA_MOUNT}]
-    containers = [{"name": "app", "image": f"registry.example.com/{team}/{app}:v1.{i % 40}.0",
-                   "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}], "env": _ENV,
-                   "resources": resources, "volumeMounts": mounts, "livenessProbe": _PROBE,
-                   "readinessProbe": _PROBE, "terminationMessagePath": "/dev/termination-log",
-                   "terminationMessagePolicy": "File", "imagePullPolicy": "IfNotPresent"}]
+    containers = [
+        {
+            "name": "app",
+            "image": f"registry.example.com/{team}/{app}:v1.{i % 40}.0",
+            "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+            "env": _ENV,
+            "resources": resources,
+            "volumeMounts": mounts,
+            "livenessProbe": _PROBE,
+            "readinessProbe": _PROBE,
+            "terminationMessagePath": "/dev/termination-log",
+            "terminationMessagePolicy": "File",
+            "imagePullPolicy": "IfNotPresent",
+        }
+    ]
     if p.flavour < 20 or p.flavour >= 90:
-        containers.append({"name": "proxy", "image": "registry.example.com/mesh/proxy:1.22.3",
-                           "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}},
-                           "volumeMounts": mounts, "terminationMessagePath": "/dev/termination-log",
-                           "terminationMessagePolicy": "File", "imagePullPolicy": "IfNotPresent"})
+        containers.append(
+            {
+                "name": "proxy",
+                "image": "registry.example.com/mesh/proxy:1.22.3",
+                "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}},
+                "volumeMounts": mounts,
+                "terminationMessagePath": "/dev/termination-log",
+                "terminationMessagePolicy": "File",
+                "imagePullPolicy": "IfNotPresent",
+            }
+        )
     spec: dict[str, Any] = {
-        "volumes": [{"name": mounts[0]["name"], "projected": {"sources": [
-            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-            {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {
-                "apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}],
-            "defaultMode": 420}}],
-        "containers": containers}
+        "volumes": [
+            {
+                "name": mounts[0]["name"],
+                "projected": {
+                    "sources": [
+                        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                        {
+                            "configMap": {
+                                "name": "kube-root-ca.crt",
+                                "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                            }
+                        },
+                        {
+                            "downwardAPI": {
+                                "items": [
+                                    {
+                                        "path": "namespace",
+                                        "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
+                                    }
+                                ]
+                            }
+                        },
+                    ],
+                    "defaultMode": 420,
+                },
+            }
+        ],
+        "containers": containers,
+    }
     if p.flavour >= 90:
-        init: dict[str, Any] = {"name": "init-config", "image": "registry.example.com/tools/init:2.1",
-                                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
-                                "terminationMessagePath": "/dev/termination-log",
-                                "terminationMessagePolicy": "File", "imagePullPolicy": "IfNotPresent"}
+        init: dict[str, Any] = {
+            "name": "init-config",
+            "image": "registry.example.com/tools/init:2.1",
+            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+            "terminationMessagePath": "/dev/termination-log",
+            "terminationMessagePolicy": "File",
+            "imagePullPolicy": "IfNotPresent",
+        }
         if p.flavour >= 97:
             init["restartPolicy"] = "Always"
         spec["initContainers"] = [init]
-    spec.update({"restartPolicy": "Always", "terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst",
-                 "serviceAccountName": "default", "serviceAccount": "default", "nodeName": node,
-                 "securityContext": {}, "schedulerName": "default-scheduler", "tolerations": _TOLERATIONS,
-                 "priority": 0, "enableServiceLinks": True, "preemptionPolicy": "PreemptLowerPriority"})
+    spec.update(
+        {
+            "restartPolicy": "Always",
+            "terminationGracePeriodSeconds": 30,
+            "dnsPolicy": "ClusterFirst",
+            "serviceAccountName": "default",
+            "serviceAccount": "default",
+            "nodeName": node,
+            "securityContext": {},
+            "schedulerName": "default-scheduler",
+            "tolerations": _TOLERATIONS,
+            "priority": 0,
+            "enableServiceLinks": True,
+            "preemptionPolicy": "PreemptLowerPriority",
+        }
+    )
     started = "2026-11-27T08:00:00Z"
-    qos = ("BestEffort" if "requests" not in resources else
-           "Guaranteed" if resources.get("limits") == resources["requests"] else "Burstable")
+    qos = (
+        "BestEffort"
+        if "requests" not in resources
+        else "Guaranteed"
+        if resources.get("limits") == resources["requests"]
+        else "Burstable"
+    )
     return {
         "metadata": {
-            "name": name, "generateName": f"{app}-{rs_hash}-", "namespace": team, "uid": uid,
-            "resourceVersion": "0", "creationTimestamp": started,
-            "labels": {"app.kubernetes.io/name": app, "app.kubernetes.io/part-of": team,
-                       "pod-template-hash": rs_hash},
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"{app}-{rs_hash}",
-                                 "uid": f"{i % 997:08x}-0000-4000-8000-000000000000", "controller": True,
-                                 "blockOwnerDeletion": True}],
+            "name": name,
+            "generateName": f"{app}-{rs_hash}-",
+            "namespace": team,
+            "uid": uid,
+            "resourceVersion": "0",
+            "creationTimestamp": started,
+            "labels": {
+                "app.kubernetes.io/name": app,
+                "app.kubernetes.io/part-of": team,
+                "pod-template-hash": rs_hash,
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "name": f"{app}-{rs_hash}",
+                    "uid": f"{i % 997:08x}-0000-4000-8000-000000000000",
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
             "managedFields": [
-                {"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1",
-                 "time": started, "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {
-                     "f:generateName": {}, "f:labels": {".": {}, "f:app.kubernetes.io/name": {},
-                                                        "f:pod-template-hash": {}},
-                     "f:ownerReferences": {".": {}, f"k:{{\"uid\":\"{i % 997:08x}\"}}": {}}}}},
-                {"manager": "kubelet", "operation": "Update", "apiVersion": "v1", "time": started,
-                 "fieldsType": "FieldsV1", "subresource": "status", "fieldsV1": {"f:status": {
-                     "f:conditions": {}, "f:containerStatuses": {}, "f:hostIP": {}, "f:phase": {},
-                     "f:podIP": {}, "f:startTime": {}}}}]},
+                {
+                    "manager": "kube-controller-manager",
+                    "operation": "Update",
+                    "apiVersion": "v1",
+                    "time": started,
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": {
+                        "f:metadata": {
+                            "f:generateName": {},
+                            "f:labels": {".": {}, "f:app.kubernetes.io/name": {}, "f:pod-template-hash": {}},
+                            "f:ownerReferences": {".": {}, f'k:{{"uid":"{i % 997:08x}"}}': {}},
+                        }
+                    },
+                },
+                {
+                    "manager": "kubelet",
+                    "operation": "Update",
+                    "apiVersion": "v1",
+                    "time": started,
+                    "fieldsType": "FieldsV1",
+                    "subresource": "status",
+                    "fieldsV1": {
+                        "f:status": {
+                            "f:conditions": {},
+                            "f:containerStatuses": {},
+                            "f:hostIP": {},
+                            "f:phase": {},
+                            "f:podIP": {},
+                            "f:startTime": {},
+                        }
+                    },
+                },
+            ],
+        },
         "spec": spec,
         "status": {
             "phase": "Running",
-            "conditions": [{"type": t, "status": "True", "lastProbeTime": None,
-                            "lastTransitionTime": started}
-                           for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
-                                     "PodScheduled")],
-            "hostIP": f"10.1.{p.node // 256 % 256}.{p.node % 256}", "podIP": ip, "podIPs": [{"ip": ip}],
+            "conditions": [
+                {"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": started}
+                for t in (
+                    "PodReadyToStartContainers",
+                    "Initialized",
+                    "Ready",
+                    "ContainersReady",
+                    "PodScheduled",
+                )
+            ],
+            "hostIP": f"10.1.{p.node // 256 % 256}.{p.node % 256}",
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
             "startTime": started,
-            "containerStatuses": [{"name": c["name"], "state": {"running": {"startedAt": started}},
-                                   "lastState": {}, "ready": True, "restartCount": p.gen,
-                                   "image": c["image"], "imageID": f"{c['image']}@sha256:{i:064x}",
-                                   "containerID": f"containerd://{i:060x}{k:04x}", "started": True}
-                                  for k, c in enumerate(containers)],
-            "qosClass": qos}}
+            "containerStatuses": [
+                {
+                    "name": c["name"],
+                    "state": {"running": {"startedAt": started}},
+                    "lastState": {},
+                    "ready": True,
+                    "restartCount": p.gen,
+                    "image": c["image"],
+                    "imageID": f"{c['image']}@sha256:{i:064x}",
+                    "containerID": f"containerd://{i:060x}{k:04x}",
+                    "started": True,
+                }
+                for k, c in enumerate(containers)
+            ],
+            "qosClass": qos,
+        },
+    }
 
 
 def _pod_names(i: int) -> tuple[str, str, str, str]:

@@ -54,8 +54,14 @@ PROFILE_STAGES = (
 CACHE_FLUSH_BYTES = 64 * 1024 * 1024
 
 
-def profile_in_process(kubeconfig: Path, names: Sequence[str], body: Body, first_cycle: int,
-                       calls: int, ready_timeout_s: float = 600.0) -> dict[str, Any]:
+def profile_in_process(
+    kubeconfig: Path,
+    names: Sequence[str],
+    body: Body,
+    first_cycle: int,
+    calls: int,
+    ready_timeout_s: float = 600.0,
+) -> dict[str, Any]:
     """The server's work for names-form calls without HTTP: ``create_app`` in this process with
     a cache of its own on the same fake API, then ``Verbs.filter`` / ``Verbs.prioritize`` on the
     request bytes. Wall medians with the source's table cached (a still cluster), rebuilt on every
@@ -105,15 +111,18 @@ def profile_in_process(kubeconfig: Path, names: Sequence[str], body: Body, first
             for d in data:
                 r = http.post(f"/{verb}", data=d, content_type="application/json")
                 timings.append(float(r.headers["Server-Timing"].split("dur=")[1]))
-            result["wall_ms"][f"{verb} cached table through Flask (Server-Timing)"] = \
-                statistics.median(timings)
+            result["wall_ms"][f"{verb} cached table through Flask (Server-Timing)"] = statistics.median(
+                timings
+            )
             result["wall_ms"][f"{verb} table rebuilt"] = statistics.median(wall(verb, cold=True))
-            result["wall_ms"][f"{verb} cached table, CPU caches flushed before each call"] = statistics.median(
-                wall(verb, cold=False, flushed=True))
+            result["wall_ms"][f"{verb} cached table, CPU caches flushed before each call"] = (
+                statistics.median(wall(verb, cold=False, flushed=True))
+            )
             decisions, verbs._decisions = verbs._decisions, None  # noqa: SLF001
             try:
                 result["wall_ms"][f"{verb} cached table, no decisions log"] = statistics.median(
-                    wall(verb, cold=False))
+                    wall(verb, cold=False)
+                )
             finally:
                 verbs._decisions = decisions  # noqa: SLF001
             for cold in (False, True):
@@ -210,31 +219,47 @@ def _events_in_process(cache: Any, verbs: Any, data: Sequence[bytes], nodes: int
                 getattr(verbs, verb)(d)
                 walls[verb].append((time.perf_counter() - t0) * 1e3)
         return {f"{v} p50": statistics.median(w) for v, w in walls.items()} | {
-            f"{v} p99": pct(w, 99) for v, w in walls.items()}
+            f"{v} p99": pct(w, 99) for v, w in walls.items()
+        }
 
     serving, seconds, walls = run(serve)
-    return {"publish": {"before": publish_before, "after": publish_ms()},
-            "events_per_s_alone": alone, "events_per_s_while_serving": serving, "serving_s": seconds,
-            "wall_ms_while_applying": walls, "switch_interval_s": sys.getswitchinterval()}
+    return {
+        "publish": {"before": publish_before, "after": publish_ms()},
+        "events_per_s_alone": alone,
+        "events_per_s_while_serving": serving,
+        "serving_s": seconds,
+        "wall_ms_while_applying": walls,
+        "switch_interval_s": sys.getswitchinterval(),
+    }
 
 
 def profile_lines(nodes: int, prof: dict[str, Any]) -> list[str]:
-    out = [f"in-process profile at {nodes:,} nodes ({prof['calls']} calls per case; wall medians, ms): " +
-           ", ".join(f"{k} {_ms(v)}" for k, v in prof["wall_ms"].items())]
+    out = [
+        f"in-process profile at {nodes:,} nodes ({prof['calls']} calls per case; wall medians, ms): "
+        + ", ".join(f"{k} {_ms(v)}" for k, v in prof["wall_ms"].items())
+    ]
     for label, stages in prof["stages_ms"].items():
-        out.append(f"  cProfile {label} (ms per call, cumulative; the profiler inflates Python-heavy "
-                   "code): " + ", ".join(f"{k} {_ms(v)}" for k, v in stages.items()))
+        out.append(
+            f"  cProfile {label} (ms per call, cumulative; the profiler inflates Python-heavy "
+            "code): " + ", ".join(f"{k} {_ms(v)}" for k, v in stages.items())
+        )
     if "gc_ms" in prof:
-        out.append(f"  full GC collection: {_ms(prof['gc_ms']['unfrozen'])} ms with the cache's objects unfrozen, "
-                   f"{_ms(prof['gc_ms']['frozen'])} ms frozen (as the extender runs after its first sync)")
+        out.append(
+            f"  full GC collection: {_ms(prof['gc_ms']['unfrozen'])} ms with the cache's objects unfrozen, "
+            f"{_ms(prof['gc_ms']['frozen'])} ms frozen (as the extender runs after its first sync)"
+        )
     ev = prof.get("events")
     if ev:
-        out.append("  pod events through the informer's line handler in-process: "
-                   f"{ev['events_per_s_alone']:,.0f}/s alone, {ev['events_per_s_while_serving']:,.0f}/s "
-                   "while serving; meanwhile (ms) " +
-                   ", ".join(f"{k} {_ms(v)}" for k, v in ev["wall_ms_while_applying"].items()))
+        out.append(
+            "  pod events through the informer's line handler in-process: "
+            f"{ev['events_per_s_alone']:,.0f}/s alone, {ev['events_per_s_while_serving']:,.0f}/s "
+            "while serving; meanwhile (ms) "
+            + ", ".join(f"{k} {_ms(v)}" for k, v in ev["wall_ms_while_applying"].items())
+        )
         pub = ev["publish"]
-        out.append(f"  snapshot publish: {_ms(pub['before']['ms'])} ms with {pub['before']['recent_pods']:,} "
-                   f"recently bound pods, {_ms(pub['after']['ms'])} ms with {pub['after']['recent_pods']:,} "
-                   "after the event flood (at most every 200 ms, when anything it copies changed)")
+        out.append(
+            f"  snapshot publish: {_ms(pub['before']['ms'])} ms with {pub['before']['recent_pods']:,} "
+            f"recently bound pods, {_ms(pub['after']['ms'])} ms with {pub['after']['recent_pods']:,} "
+            "after the event flood (at most every 200 ms, when anything it copies changed)"
+        )
     return out

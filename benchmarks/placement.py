@@ -60,17 +60,39 @@ def contenders(extra: tuple[tuple[str, str], ...] = ()) -> tuple[simulate.Conten
     """The four policies compared, then ``extra`` ((name, policy file) pairs given with
     ``--policy``), each run as the extender is, behind kube-scheduler's defaults."""
     kube = load_policy(POLICIES / "kube-scheduler-default.yaml")
-    added = tuple(simulate.Contender(name, f"extender with {path}", load_policy(Path(path)), "extender",
-                                     extender_weight(), kube) for name, path in extra)
+    added = tuple(
+        simulate.Contender(
+            name, f"extender with {path}", load_policy(Path(path)), "extender", extender_weight(), kube
+        )
+        for name, path in extra
+    )
     return (
-        simulate.Contender(BASELINE, "kube-scheduler defaults (LeastAllocated + BalancedAllocation, requests only)",
-                           kube, "plugins"),
-        simulate.Contender("trimaran-tlp", "Trimaran TargetLoadPacking (target 40 %)",
-                           load_policy(POLICIES / "trimaran-targetloadpacking.yaml"), "plugins"),
-        simulate.Contender("koordinator", "Koordinator LoadAwareScheduling (thresholds cpu 65 / memory 95)",
-                           load_policy(POLICIES / "koordinator-loadaware.yaml"), "plugins"),
-        simulate.Contender(OURS, "this extender, default policy, behind kube-scheduler's defaults",
-                           load_policy(DEFAULT_POLICY_PATH), "extender", extender_weight(), kube),
+        simulate.Contender(
+            BASELINE,
+            "kube-scheduler defaults (LeastAllocated + BalancedAllocation, requests only)",
+            kube,
+            "plugins",
+        ),
+        simulate.Contender(
+            "trimaran-tlp",
+            "Trimaran TargetLoadPacking (target 40 %)",
+            load_policy(POLICIES / "trimaran-targetloadpacking.yaml"),
+            "plugins",
+        ),
+        simulate.Contender(
+            "koordinator",
+            "Koordinator LoadAwareScheduling (thresholds cpu 65 / memory 95)",
+            load_policy(POLICIES / "koordinator-loadaware.yaml"),
+            "plugins",
+        ),
+        simulate.Contender(
+            OURS,
+            "this extender, default policy, behind kube-scheduler's defaults",
+            load_policy(DEFAULT_POLICY_PATH),
+            "extender",
+            extender_weight(),
+            kube,
+        ),
     ) + added
 
 
@@ -97,8 +119,9 @@ def run_job(job: Job) -> list[dict[str, Any]]:
     draws are loaded once and shared by the contenders (common random numbers)."""
     replay = trace.Replay(compression=job.compression, keep_every=job.keep_every)
     nodes, pods = trace.load_nodes(replay), trace.load_pods(replay)
-    usage = loadmodel.generate(job.model, pods, ticks=simulate.ticks_for(pods, job.params),
-                               tick_s=job.params.tick_s, seed=job.seed)
+    usage = loadmodel.generate(
+        job.model, pods, ticks=simulate.ticks_for(pods, job.params), tick_s=job.params.tick_s, seed=job.seed
+    )
     out = []
     for contender in contenders(job.extra):
         result = simulate.run(contender, nodes, pods, usage, job.params, job.seed)
@@ -110,8 +133,9 @@ def run_job(job: Job) -> list[dict[str, Any]]:
     return out
 
 
-def check_consistent(results: Sequence[dict[str, Any]], names: Sequence[str], levels: Sequence[float],
-                     seeds: int) -> list[str]:
+def check_consistent(
+    results: Sequence[dict[str, Any]], names: Sequence[str], levels: Sequence[float], seeds: int
+) -> list[str]:
     """What is wrong with a set of results (empty when they add up): every contender at every
     level and seed, and placed + unschedulable = pods in each run."""
     problems = []
@@ -123,8 +147,10 @@ def check_consistent(results: Sequence[dict[str, Any]], names: Sequence[str], le
     for r in results:
         total = r["placed_first_try"] + r["placed_after_wait"] + r["unschedulable"]
         if total != r["pods"]:
-            problems.append(f"{r['contender']} x{r['compression']:g} seed {r['seed']}: "
-                            f"placed + unschedulable = {total} != {r['pods']} pods")
+            problems.append(
+                f"{r['contender']} x{r['compression']:g} seed {r['seed']}: "
+                f"placed + unschedulable = {total} != {r['pods']} pods"
+            )
     return problems
 
 
@@ -133,7 +159,11 @@ def aggregate(results: Sequence[dict[str, Any]], level: float, name: str) -> dic
     runs = [r for r in results if r["compression"] == level and r["contender"] == name]
     out: dict[str, Any] = {"contender": name, "compression": level, "seeds": len(runs)}
     for key, value in runs[0].items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("seed", "compression"):
+        if (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and key not in ("seed", "compression")
+        ):
             xs = np.array([r[key] for r in runs], dtype=np.float64)
             out[key] = {"mean": float(xs.mean()), "min": float(xs.min()), "max": float(xs.max())}
     return out
@@ -147,7 +177,9 @@ def target_check(agg: dict[str, dict[str, Any]]) -> dict[str, Any]:
     b_un, o_un = base["unschedulable"]["mean"], ours["unschedulable"]["mean"]
     reduction = (b_hot - o_hot) / b_hot if b_hot > 0 else None
     excess = (o_un - b_un) / max(b_un, 1.0)
-    multi = [a["hotspot_node_minutes"]["mean"] - a["hotspot_node_minutes_single_pod"]["mean"] for a in (base, ours)]
+    multi = [
+        a["hotspot_node_minutes"]["mean"] - a["hotspot_node_minutes_single_pod"]["mean"] for a in (base, ours)
+    ]
     pods = base["pods"]["mean"]
     return {
         "hotspot_reduction": reduction,
@@ -161,18 +193,33 @@ def target_check(agg: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quick", action="store_true",
-                   help="a quarter of the nodes and pods, one seed, one load level (x10,000): < 1 min")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a quarter of the nodes and pods, one seed, one load level (x10,000): < 1 min",
+    )
     p.add_argument("--seeds", type=int, help=f"seeds per level (default {DEFAULT_SEEDS}; --quick 1)")
-    p.add_argument("--compression", type=lambda s: tuple(float(x) for x in s.split(",")),
-                   help="arrival-time compressions, comma-separated (default 1000,10000,100000)")
+    p.add_argument(
+        "--compression",
+        type=lambda s: tuple(float(x) for x in s.split(",")),
+        help="arrival-time compressions, comma-separated (default 1000,10000,100000)",
+    )
     p.add_argument("--keep-every", type=int, help="replay every k-th node and pod (default 1; --quick 4)")
-    p.add_argument("--policy", action="append", default=[], metavar="NAME=FILE", type=_named_policy,
-                   help="also run this policy file as the extender (repeatable), e.g. "
-                        "--policy strict=my-policy.yaml")
-    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes (default 2)")
+    p.add_argument(
+        "--policy",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        type=_named_policy,
+        help="also run this policy file as the extender (repeatable), e.g. --policy strict=my-policy.yaml",
+    )
+    p.add_argument(
+        "--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes (default 2)"
+    )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (default benchmarks/results)")
+    p.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="results folder (default benchmarks/results)"
+    )
 
 
 def _named_policy(text: str) -> tuple[str, str]:
@@ -221,17 +268,32 @@ def run(args: argparse.Namespace) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     aggregates = {level: {n: aggregate(results, level, n) for n in names} for level in levels}
     doc = {
-        "command": "python -m benchmarks placement " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["placement"] else []),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-                    "loadavg": os.getloadavg()},
-        "wall_s": wall, "replay": {"compressions": list(levels), "keep_every": keep, "seeds": seeds},
-        "sim": params.as_dict(), "load_model": model.as_dict(),
-        "contenders": [{"name": c.name, "title": c.title, "mode": c.mode, "extender_weight": c.extender_weight,
-                        "policy_file": POLICY_FILES.get(c.name, dict(extra).get(c.name))}
-                       for c in built],
+        "command": "python -m benchmarks placement "
+        + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["placement"] else []),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "loadavg": os.getloadavg(),
+        },
+        "wall_s": wall,
+        "replay": {"compressions": list(levels), "keep_every": keep, "seeds": seeds},
+        "sim": params.as_dict(),
+        "load_model": model.as_dict(),
+        "contenders": [
+            {
+                "name": c.name,
+                "title": c.title,
+                "mode": c.mode,
+                "extender_weight": c.extender_weight,
+                "policy_file": POLICY_FILES.get(c.name, dict(extra).get(c.name)),
+            }
+            for c in built
+        ],
         "aggregates": {f"{level:g}": {n: a for n, a in per.items()} for level, per in aggregates.items()},
         "targets": {f"{level:g}": target_check(per) for level, per in aggregates.items()},
-        "runs": results, "problems": problems,
+        "runs": results,
+        "problems": problems,
     }
     (folder / "results.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
     report = placement_report.markdown(doc)

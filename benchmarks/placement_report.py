@@ -26,27 +26,34 @@ def _pct(x: float | None) -> str:
 TABLE_HEADER = (
     "| policy | placed at once | placed after waiting | unschedulable | hotspot node-min | of which single-pod | unmet CPU core-min "
     "| CPU util p50 / p95 / max % | peak node util % | nodes in use mean / peak | decide ms p50 / p99 |\n"
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+)
 
 
 def level_table(per: dict[str, dict[str, Any]]) -> str:
     rows = [TABLE_HEADER]
     for name, a in per.items():
-        util = " / ".join(_mmm(a, k, "{:.0f}", 100.0) for k in ("util_p50_mean", "util_p95_mean", "util_max_mean"))
+        util = " / ".join(
+            _mmm(a, k, "{:.0f}", 100.0) for k in ("util_p50_mean", "util_p95_mean", "util_max_mean")
+        )
         rows.append(
             f"| {name} | {_mmm(a, 'placed_first_try', '{:.0f}')} | {_mmm(a, 'placed_after_wait', '{:.0f}')} "
             f"| {_mmm(a, 'unschedulable', '{:.0f}')} | {_mmm(a, 'hotspot_node_minutes')} "
             f"| {_mmm(a, 'hotspot_node_minutes_single_pod')} "
             f"| {_mmm(a, 'unmet_cpu_core_minutes')} | {util} | {_mmm(a, 'util_max_peak', '{:.0f}', 100.0)} "
             f"| {_mmm(a, 'nodes_in_use_mean', '{:.0f}')} / {_mmm(a, 'nodes_in_use_peak', '{:.0f}')} "
-            f"| {_mmm(a, 'decide_ms_p50', '{:.2f}')} / {_mmm(a, 'decide_ms_p99', '{:.2f}')} |")
+            f"| {_mmm(a, 'decide_ms_p50', '{:.2f}')} / {_mmm(a, 'decide_ms_p99', '{:.2f}')} |"
+        )
     return "\n".join(rows)
 
 
 def _model_lines(doc: dict[str, Any]) -> list[str]:
     m, s, r = doc["load_model"], doc["sim"], doc["replay"]
-    qos = "; ".join(f"{name}: base {q['base']}, cycle amplitude {q['amplitude']}, noise σ {q['sigma']}, "
-                    f"cap {q['cap']}× request" for name, q in m["qos"].items())
+    qos = "; ".join(
+        f"{name}: base {q['base']}, cycle amplitude {q['amplitude']}, noise σ {q['sigma']}, "
+        f"cap {q['cap']}× request"
+        for name, q in m["qos"].items()
+    )
     return [
         f"- Replay: openb trace, every {r['keep_every']}. node and pod, arrival times compressed by "
         f"{', '.join(f'{c:g}' for c in r['compressions'])} (one table each), own lifetimes kept, "
@@ -63,34 +70,49 @@ def _model_lines(doc: dict[str, Any]) -> list[str]:
 
 
 def markdown(doc: dict[str, Any]) -> str:
-    lines = ["# Placement quality on the openb trace", "",
-             f"Command: `{doc['command']}`  ",
-             f"Machine: {doc['machine']['cpus']} CPUs, Python {doc['machine']['python']}, numpy "
-             f"{doc['machine']['numpy']}, load average {', '.join(f'{x:.1f}' for x in doc['machine']['loadavg'])}; "
-             f"wall time {doc['wall_s']:.0f} s.", "", "Policies:"]
+    lines = [
+        "# Placement quality on the openb trace",
+        "",
+        f"Command: `{doc['command']}`  ",
+        f"Machine: {doc['machine']['cpus']} CPUs, Python {doc['machine']['python']}, numpy "
+        f"{doc['machine']['numpy']}, load average {', '.join(f'{x:.1f}' for x in doc['machine']['loadavg'])}; "
+        f"wall time {doc['wall_s']:.0f} s.",
+        "",
+        "Policies:",
+    ]
     for c in doc["contenders"]:
         weight = f", extender weight {c['extender_weight']}" if c["mode"] == "extender" else ""
         lines.append(f"- `{c['name']}`: {c['title']} — `{c['policy_file']}`{weight}")
-    lines += ["", "Parameters:", *_model_lines(doc), "",
-              "Figures are the mean over seeds, with (min–max) where seeds differ. Utilisation columns "
-              "are time means of the per-tick p50 / p95 / max over nodes running at least one pod. "
-              "`decide ms` is the in-process scheduling cycle per arriving pod (the scoring core on "
-              "every node; for the extender also kube-scheduler's own scores), not HTTP: see the "
-              "`latency` benchmark for the extender's time over the wire."]
+    lines += [
+        "",
+        "Parameters:",
+        *_model_lines(doc),
+        "",
+        "Figures are the mean over seeds, with (min–max) where seeds differ. Utilisation columns "
+        "are time means of the per-tick p50 / p95 / max over nodes running at least one pod. "
+        "`decide ms` is the in-process scheduling cycle per arriving pod (the scoring core on "
+        "every node; for the extender also kube-scheduler's own scores), not HTTP: see the "
+        "`latency` benchmark for the extender's time over the wire.",
+    ]
     for level, per in doc["aggregates"].items():
         t = doc["targets"][level]
         pods = next(iter(per.values()))["pods"]["mean"]
         nodes = next(r["nodes"] for r in doc["runs"] if f"{r['compression']:g}" == level)
-        lines += ["", f"## Arrivals compressed ×{float(level):,.0f} ({nodes} nodes, {pods:.0f} pods)", "",
-                  level_table(per), "",
-                  f"Extender vs kube-scheduler's defaults: hotspot node-minutes {_pct(None if t['hotspot_reduction'] is None else -t['hotspot_reduction'])} "
-                  f"(target −50 %: {'met' if t['hotspot_target_met'] else 'not met'}), unschedulable pods "
-                  f"{_pct(t['unschedulable_excess'])} (target at most +5 %: "
-                  f"{'met' if t['unschedulable_target_met'] else 'not met'}; that is "
-                  f"{t['unschedulable_extra_pods']:+.0f} pods, {t['unschedulable_extra_share_of_pods'] * 100:+.2f} % "
-                  f"of all pods). On nodes running two pods "
-                  f"or more (the hotspots a placement can avoid; a single pod that overruns its node "
-                  f"can only be refused): {_pct(None if t['multi_pod_hotspot_reduction'] is None else -t['multi_pod_hotspot_reduction'])}."]
+        lines += [
+            "",
+            f"## Arrivals compressed ×{float(level):,.0f} ({nodes} nodes, {pods:.0f} pods)",
+            "",
+            level_table(per),
+            "",
+            f"Extender vs kube-scheduler's defaults: hotspot node-minutes {_pct(None if t['hotspot_reduction'] is None else -t['hotspot_reduction'])} "
+            f"(target −50 %: {'met' if t['hotspot_target_met'] else 'not met'}), unschedulable pods "
+            f"{_pct(t['unschedulable_excess'])} (target at most +5 %: "
+            f"{'met' if t['unschedulable_target_met'] else 'not met'}; that is "
+            f"{t['unschedulable_extra_pods']:+.0f} pods, {t['unschedulable_extra_share_of_pods'] * 100:+.2f} % "
+            f"of all pods). On nodes running two pods "
+            f"or more (the hotspots a placement can avoid; a single pod that overruns its node "
+            f"can only be refused): {_pct(None if t['multi_pod_hotspot_reduction'] is None else -t['multi_pod_hotspot_reduction'])}.",
+        ]
     if doc["problems"]:
         lines += ["", "**Inconsistent results:**", *(f"- {p}" for p in doc["problems"])]
     return "\n".join(lines) + "\n"
@@ -100,6 +122,7 @@ def plots(doc: dict[str, Any], folder: Path) -> str:
     """One PNG per load level (hotspot nodes and p95 node utilisation over time, seed 0) and
     one bar chart of hotspot node-minutes; returns the Markdown that links them."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -129,11 +152,18 @@ def plots(doc: dict[str, Any], folder: Path) -> str:
     width = 0.8 / len(names)
     for i, n in enumerate(names):
         means = [doc["aggregates"][lv][n]["hotspot_node_minutes"]["mean"] for lv in levels]
-        lo = [m - doc["aggregates"][lv][n]["hotspot_node_minutes"]["min"] for lv, m in zip(levels, means, strict=True)]
-        hi = [doc["aggregates"][lv][n]["hotspot_node_minutes"]["max"] - m for lv, m in zip(levels, means, strict=True)]
+        lo = [
+            m - doc["aggregates"][lv][n]["hotspot_node_minutes"]["min"]
+            for lv, m in zip(levels, means, strict=True)
+        ]
+        hi = [
+            doc["aggregates"][lv][n]["hotspot_node_minutes"]["max"] - m
+            for lv, m in zip(levels, means, strict=True)
+        ]
         ax.bar(np.arange(len(levels)) + i * width, means, width, yerr=[lo, hi], label=n, capsize=3)
-    ax.set_xticks(np.arange(len(levels)) + width * (len(names) - 1) / 2,
-                  [f"x{float(lv):,.0f}" for lv in levels])
+    ax.set_xticks(
+        np.arange(len(levels)) + width * (len(names) - 1) / 2, [f"x{float(lv):,.0f}" for lv in levels]
+    )
     ax.set_ylabel("hotspot node-minutes")
     ax.set_xlabel("arrival-time compression")
     ax.legend(fontsize=8)

@@ -129,7 +129,9 @@ class Cluster:
         self.requested = np.zeros((n, 3), order="F")
         self.nonzero = np.zeros((n, 3), order="F")
         self.pending = np.zeros((n, 3), order="F")
-        self.gpu_free = np.where(np.arange(MAX_GPUS)[None, :] < nodes.gpus[:, None], 1000, -1).astype(np.int64)
+        self.gpu_free = np.where(np.arange(MAX_GPUS)[None, :] < nodes.gpus[:, None], 1000, -1).astype(
+            np.int64
+        )
         self.pod_node = np.full(len(pods), -1, dtype=np.int64)
         self.pod_gpus: dict[int, npt.NDArray[np.int64]] = {}
         self.pod_req = np.stack([pods.cpu, pods.memory, np.ones(len(pods))], 1)
@@ -156,11 +158,21 @@ class Cluster:
         n = len(self.nodes.names)
         requested = self.requested.copy(order="F")
         return NodeTable(
-            names=self.nodes.names, resources=RESOURCES, allocatable=self.alloc, capacity=self.alloc,
-            requested=requested, nonzero_requested=self.nonzero.copy(order="F"), limits=requested,
-            usage=self.reported, usage_avg=self.nan, usage_std=self.nan, usage_p95=self.nan,
-            load_age_s=np.full(n, now - self.report_time), pending=self.pending.copy(order="F"),
-            threshold_override=self.nan)
+            names=self.nodes.names,
+            resources=RESOURCES,
+            allocatable=self.alloc,
+            capacity=self.alloc,
+            requested=requested,
+            nonzero_requested=self.nonzero.copy(order="F"),
+            limits=requested,
+            usage=self.reported,
+            usage_avg=self.nan,
+            usage_std=self.nan,
+            usage_p95=self.nan,
+            load_age_s=np.full(n, now - self.report_time),
+            pending=self.pending.copy(order="F"),
+            threshold_override=self.nan,
+        )
 
     def gpu_fit(self, pod: int) -> npt.NDArray[np.bool_]:
         g = int(self.pods.gpus[pod])
@@ -247,8 +259,13 @@ def _demand(pods: Pods, cluster: Cluster, pod: int) -> PodDemand:
     req = cluster.pod_req[pod].copy()
     limits = req.copy() if qos == "Guaranteed" else np.zeros(3)
     limits[2] = 0.0
-    return PodDemand(resources=RESOURCES, requests=req, nonzero_requests=cluster.pod_nonzero[pod].copy(),
-                     limits=limits, qos=qos)
+    return PodDemand(
+        resources=RESOURCES,
+        requests=req,
+        nonzero_requests=cluster.pod_nonzero[pod].copy(),
+        limits=limits,
+        qos=qos,
+    )
 
 
 def plugin_total(ev: Evaluation, policy: Policy) -> npt.NDArray[np.int64]:
@@ -272,8 +289,9 @@ class Scheduler:
         self.c = contender
         self.cluster = cluster
         self.rng = np.random.default_rng(seed + 7919)
-        self.want = num_feasible_nodes_to_find(len(cluster.nodes.names),
-                                               cluster.params.percentage_of_nodes_to_score)
+        self.want = num_feasible_nodes_to_find(
+            len(cluster.nodes.names), cluster.params.percentage_of_nodes_to_score
+        )
 
     def schedule(self, pod: int, now: float) -> bool:
         """One cycle; True when the pod was bound."""
@@ -309,21 +327,40 @@ def _series_row(cl: Cluster, tick: int, now: float, hot: float) -> tuple[float, 
     demand, used, in_use = cl.measure(tick)
     util = used / cl.nodes.cpu
     busy = util[cl.requested[:, 2] > 0]
-    p50, p95, mx = (np.percentile(busy, [50, 95, 100]) if len(busy) else (0.0, 0.0, 0.0))
+    p50, p95, mx = np.percentile(busy, [50, 95, 100]) if len(busy) else (0.0, 0.0, 0.0)
     total_cpu = float(cl.nodes.cpu.sum())
     hot_nodes = util > hot
-    return (now, float(p50), float(p95), float(mx), float(np.count_nonzero(hot_nodes)),
-            float(np.count_nonzero(hot_nodes & (cl.requested[:, 2] == 1))), float(in_use),
-            float(cl.requested[:, 0].sum()) / total_cpu, float(used.sum()) / total_cpu,
-            float(np.maximum(demand - cl.nodes.cpu, 0.0).sum()) / 1000.0)
+    return (
+        now,
+        float(p50),
+        float(p95),
+        float(mx),
+        float(np.count_nonzero(hot_nodes)),
+        float(np.count_nonzero(hot_nodes & (cl.requested[:, 2] == 1))),
+        float(in_use),
+        float(cl.requested[:, 0].sum()) / total_cpu,
+        float(used.sum()) / total_cpu,
+        float(np.maximum(demand - cl.nodes.cpu, 0.0).sum()) / 1000.0,
+    )
 
 
-SERIES = ("t_s", "util_p50", "util_p95", "util_max", "hotspot_nodes", "hotspot_single_pod", "nodes_in_use",
-          "requested_cpu", "used_cpu", "unmet_cpu_cores")
+SERIES = (
+    "t_s",
+    "util_p50",
+    "util_p95",
+    "util_max",
+    "hotspot_nodes",
+    "hotspot_single_pod",
+    "nodes_in_use",
+    "requested_cpu",
+    "used_cpu",
+    "unmet_cpu_cores",
+)
 
 
-def run(contender: Contender, nodes: Nodes, pods: Pods, usage: Usage, params: SimParams,
-        seed: int) -> RunResult:
+def run(
+    contender: Contender, nodes: Nodes, pods: Pods, usage: Usage, params: SimParams, seed: int
+) -> RunResult:
     """Replay every pod of ``pods`` under ``contender``; the usage draws of ``seed``."""
     started = time.perf_counter()
     cl = Cluster(nodes, pods, usage, params)
@@ -368,28 +405,59 @@ def run(contender: Contender, nodes: Nodes, pods: Pods, usage: Usage, params: Si
         rows.append(_series_row(cl, k, now, params.hotspot_utilisation))
     unschedulable += len(backlog)
     series = {name: [r[i] for r in rows] for i, name in enumerate(SERIES)}
-    return _result(contender, seed, len(pods), first_try, after_wait, unschedulable, waits, decide,
-                   series, params, time.perf_counter() - started)
+    return _result(
+        contender,
+        seed,
+        len(pods),
+        first_try,
+        after_wait,
+        unschedulable,
+        waits,
+        decide,
+        series,
+        params,
+        time.perf_counter() - started,
+    )
 
 
-def _result(contender: Contender, seed: int, n_pods: int, first_try: int, after_wait: int,
-            unschedulable: int, waits: list[float], decide: list[float], series: dict[str, list[float]],
-            params: SimParams, wall_s: float) -> RunResult:
+def _result(
+    contender: Contender,
+    seed: int,
+    n_pods: int,
+    first_try: int,
+    after_wait: int,
+    unschedulable: int,
+    waits: list[float],
+    decide: list[float],
+    series: dict[str, list[float]],
+    params: SimParams,
+    wall_s: float,
+) -> RunResult:
     minutes = params.tick_s / 60.0
     in_use = np.array(series["nodes_in_use"])
     busy = in_use > 0
     mean = lambda name: float(np.array(series[name])[busy].mean()) if busy.any() else 0.0  # noqa: E731
     ms = np.array(decide) * 1000.0
     return RunResult(
-        contender=contender.name, seed=seed, pods=n_pods, placed_first_try=first_try,
-        placed_after_wait=after_wait, unschedulable=unschedulable,
+        contender=contender.name,
+        seed=seed,
+        pods=n_pods,
+        placed_first_try=first_try,
+        placed_after_wait=after_wait,
+        unschedulable=unschedulable,
         wait_s_mean=float(np.mean(waits)) if waits else 0.0,
         hotspot_node_minutes=float(np.sum(series["hotspot_nodes"])) * minutes,
         hotspot_node_minutes_single_pod=float(np.sum(series["hotspot_single_pod"])) * minutes,
         unmet_cpu_core_minutes=float(np.sum(series["unmet_cpu_cores"])) * minutes,
-        util_p50_mean=mean("util_p50"), util_p95_mean=mean("util_p95"), util_max_mean=mean("util_max"),
+        util_p50_mean=mean("util_p50"),
+        util_p95_mean=mean("util_p95"),
+        util_max_mean=mean("util_max"),
         util_max_peak=float(np.max(series["util_max"])),
         nodes_in_use_mean=float(in_use[busy].mean()) if busy.any() else 0.0,
         nodes_in_use_peak=int(in_use.max()),
-        decide_ms_p50=float(np.percentile(ms, 50)), decide_ms_p99=float(np.percentile(ms, 99)),
-        decide_ms_mean=float(ms.mean()), wall_s=wall_s, series=series)
+        decide_ms_p50=float(np.percentile(ms, 50)),
+        decide_ms_p99=float(np.percentile(ms, 99)),
+        decide_ms_mean=float(ms.mean()),
+        wall_s=wall_s,
+        series=series,
+    )

@@ -77,7 +77,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def load_nodes(replay: Replay, data: Path = DATA) -> Nodes:
-    rows = _rows(data / "nodes.csv")[::replay.keep_every]
+    rows = _rows(data / "nodes.csv")[:: replay.keep_every]
     return Nodes(
         names=tuple(r["sn"] for r in rows),
         cpu=np.array([float(r["cpu_milli"]) for r in rows]),
@@ -88,7 +88,7 @@ def load_nodes(replay: Replay, data: Path = DATA) -> Nodes:
 
 def load_pods(replay: Replay, data: Path = DATA) -> Pods:
     """The pods sorted by creation time (stable: the trace's order among equal times)."""
-    rows = _rows(data / "pods.csv")[::replay.keep_every]
+    rows = _rows(data / "pods.csv")[:: replay.keep_every]
     created = np.array([float(r["creation_time"]) for r in rows])
     deleted = np.array([float(r["deletion_time"]) for r in rows])
     trace_end = float(max(deleted.max(), created.max()))

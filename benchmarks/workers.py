@@ -5,7 +5,6 @@ on the real server (``benchmarks.harness``) with a fake API server that answers 
 slowly. See benchmarks/README.md ("workers").
 """
 
-
 import argparse
 import json
 import statistics
@@ -35,18 +34,33 @@ from benchmarks.harness import (
 
 # --- workers: why one worker with several threads ----------------------------------------------
 
-WORKERS_HEADER = ("| threads | filter alone p50 ms | filter during a slow bind p50 ms | during a slow bind max ms "
-                  "| bind call p50 ms | repetitions |\n|---|---:|---:|---:|---:|---:|")
+WORKERS_HEADER = (
+    "| threads | filter alone p50 ms | filter during a slow bind p50 ms | during a slow bind max ms "
+    "| bind call p50 ms | repetitions |\n|---|---:|---:|---:|---:|---:|"
+)
 
 
 def add_workers_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nodes", type=_positive, default=1000, help="nodes in each filter call (default 1,000)")
-    p.add_argument("--repeat", type=_positive, default=7, help="filter calls alone and during a bind, per "
-                   "thread count (default 7)")
-    p.add_argument("--bind-delay", type=float, default=1.5, help="seconds the fake API holds each binding "
-                   "POST (default 1.5; below the extender's 4 s bind timeout)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the JSON and Markdown "
-                   "results (default benchmarks/results/)")
+    p.add_argument(
+        "--repeat",
+        type=_positive,
+        default=7,
+        help="filter calls alone and during a bind, per thread count (default 7)",
+    )
+    p.add_argument(
+        "--bind-delay",
+        type=float,
+        default=1.5,
+        help="seconds the fake API holds each binding "
+        "POST (default 1.5; below the extender's 4 s bind timeout)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="directory for the JSON and Markdown results (default benchmarks/results/)",
+    )
 
 
 def run_workers(args: argparse.Namespace) -> int:
@@ -65,7 +79,8 @@ def run_workers(args: argparse.Namespace) -> int:
                 "apiVersion: v1\nkind: Config\ncurrent-context: fake\n"
                 f"clusters: [{{name: fake, cluster: {{server: '{api.url}'}}}}]\n"
                 "users: [{name: bench, user: {token: dummy-benchmark-token}}]\n"
-                "contexts: [{name: fake, context: {cluster: fake, user: bench}}]\n")
+                "contexts: [{name: fake, context: {cluster: fake, user: bench}}]\n"
+            )
             facts = None
             for threads in (1, None):  # None: serve's default (4)
                 extra = ("--threads", str(threads)) if threads else ()
@@ -79,23 +94,38 @@ def run_workers(args: argparse.Namespace) -> int:
         return 1
     lines = [WORKERS_HEADER]
     for r in results:
-        lines.append(f"| {r['threads_label']} | {_ms(r['alone_ms']['p50'])} | {_ms(r['during_bind_ms']['p50'])} "
-                     f"| {_ms(r['during_bind_ms']['max'])} | {_ms(r['bind_ms']['p50'])} | {r['repeat']} |")
+        lines.append(
+            f"| {r['threads_label']} | {_ms(r['alone_ms']['p50'])} | {_ms(r['during_bind_ms']['p50'])} "
+            f"| {_ms(r['during_bind_ms']['max'])} | {_ms(r['bind_ms']['p50'])} | {r['repeat']} |"
+        )
     table = "\n".join(lines)
-    text = (f"\n{table}\n\n{args.nodes:,}-node filter calls; each bind held {args.bind_delay:g} s by the API; "
-            "the filter is sent once the binding POST has reached the API.\n")
+    text = (
+        f"\n{table}\n\n{args.nodes:,}-node filter calls; each bind held {args.bind_delay:g} s by the API; "
+        "the filter is sent once the binding POST has reached the API.\n"
+    )
     print(text)
-    record = {"benchmark": "workers", "command": command, "machine": facts,
-              "config": {"nodes": args.nodes, "repeat": args.repeat, "bind_delay_s": args.bind_delay},
-              "rows": results}
-    json_path, md_path = _write(args.out, "workers", record,
-                                "\n".join(["```", *facts_lines(command, facts or {}), "```", text]))
+    record = {
+        "benchmark": "workers",
+        "command": command,
+        "machine": facts,
+        "config": {"nodes": args.nodes, "repeat": args.repeat, "bind_delay_s": args.bind_delay},
+        "rows": results,
+    }
+    json_path, md_path = _write(
+        args.out, "workers", record, "\n".join(["```", *facts_lines(command, facts or {}), "```", text])
+    )
     print(f"written: {json_path} and {md_path}")
     return 0
 
 
-def _measure_workers(api: Any, server: Server, threads: int | None, body: bytes, names: frozenset[str],
-                     args: argparse.Namespace) -> dict[str, Any]:
+def _measure_workers(
+    api: Any,
+    server: Server,
+    threads: int | None,
+    body: bytes,
+    names: frozenset[str],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
     label = str(threads) if threads else "4 (default)"
     client, binder = Client(server.host, server.port), Client(server.host, server.port)
     try:
@@ -109,11 +139,16 @@ def _measure_workers(api: Any, server: Server, threads: int | None, body: bytes,
         during, binds = [], []
         for i in range(args.repeat):
             name = f"bench-t{threads or 0}-{i}"
-            uid = api.add_pod({"metadata": {"name": name, "namespace": "default"},
-                               "spec": {"containers": [{"name": "c", "image": "nginx"}]}})["metadata"]["uid"]
+            uid = api.add_pod(
+                {
+                    "metadata": {"name": name, "namespace": "default"},
+                    "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+                }
+            )["metadata"]["uid"]
             api.delay("POST", f"/pods/{name}/binding$", args.bind_delay, times=1)
-            bind_body = json.dumps({"PodName": name, "PodNamespace": "default", "PodUID": uid,
-                                    "Node": "node-00000"}).encode()
+            bind_body = json.dumps(
+                {"PodName": name, "PodNamespace": "default", "PodUID": uid, "Node": "node-00000"}
+            ).encode()
             outcome: dict[str, Any] = {}
 
             def bind(bind_body: bytes = bind_body, outcome: dict[str, Any] = outcome) -> None:
@@ -138,9 +173,16 @@ def _measure_workers(api: Any, server: Server, threads: int | None, body: bytes,
     finally:
         client.close()
         binder.close()
-    print(f"  threads {label}: filter alone p50 {_ms(statistics.median(alone))} ms, during a slow bind "
-          f"p50 {_ms(statistics.median(during))} ms", flush=True)
-    return {"threads": threads or 4, "threads_label": label, "repeat": args.repeat,
-            "alone_ms": {"p50": statistics.median(alone), "max": max(alone), "samples": alone},
-            "during_bind_ms": {"p50": statistics.median(during), "max": max(during), "samples": during},
-            "bind_ms": {"p50": statistics.median(binds), "samples": binds}}
+    print(
+        f"  threads {label}: filter alone p50 {_ms(statistics.median(alone))} ms, during a slow bind "
+        f"p50 {_ms(statistics.median(during))} ms",
+        flush=True,
+    )
+    return {
+        "threads": threads or 4,
+        "threads_label": label,
+        "repeat": args.repeat,
+        "alone_ms": {"p50": statistics.median(alone), "max": max(alone), "samples": alone},
+        "during_bind_ms": {"p50": statistics.median(during), "max": max(during), "samples": during},
+        "bind_ms": {"p50": statistics.median(binds), "samples": binds},
+    }

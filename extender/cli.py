@@ -26,13 +26,18 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start the production server (gunicorn)")
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default 8888)")
-    serve.add_argument("--policy", type=Path, help=f"policy file (default {DEFAULT_POLICY_PATH.name} in config/)")
+    serve.add_argument(
+        "--policy", type=Path, help=f"policy file (default {DEFAULT_POLICY_PATH.name} in config/)"
+    )
     serve.add_argument("--url-prefix", help="path prefix of the verbs, e.g. /scheduler")
     serve.add_argument("--kubeconfig", help="kubeconfig for bind (default: in-cluster, then KUBECONFIG)")
     serve.add_argument("--no-api", action="store_true", help="never use Kubernetes API credentials")
     serve.add_argument("--threads", type=int, help="worker threads (default 4)")
-    serve.add_argument("--no-cache", action="store_true",
-                       help="stateless mode even with API access (nodeCacheCapable: false)")
+    serve.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="stateless mode even with API access (nodeCacheCapable: false)",
+    )
     serve.add_argument("--load-sources", help="annotations,metrics-server,prometheus (default annotations)")
     serve.add_argument("--prometheus-url", help="Prometheus base URL, e.g. http://prometheus:9090")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
@@ -48,11 +53,23 @@ def main(argv: list[str] | None = None) -> int:
             policy = load_policy(args.policy)
             print(f"{args.policy}: ok ({', '.join(f'{s.name}x{s.weight:g}' for s in policy.strategies)})")
             return 0
-        overrides = {k: v for k, v in {
-            "host": args.host, "port": args.port, "policy": args.policy, "url_prefix": args.url_prefix,
-            "kubeconfig": args.kubeconfig, "threads": args.threads, "log_level": args.log_level,
-            "api_access": False if args.no_api else None, "cache": False if args.no_cache else None,
-            "load_sources": args.load_sources, "prometheus_url": args.prometheus_url}.items() if v is not None}
+        overrides = {
+            k: v
+            for k, v in {
+                "host": args.host,
+                "port": args.port,
+                "policy": args.policy,
+                "url_prefix": args.url_prefix,
+                "kubeconfig": args.kubeconfig,
+                "threads": args.threads,
+                "log_level": args.log_level,
+                "api_access": False if args.no_api else None,
+                "cache": False if args.no_cache else None,
+                "load_sources": args.load_sources,
+                "prometheus_url": args.prometheus_url,
+            }.items()
+            if v is not None
+        }
         settings = dataclasses.replace(Settings.from_env(), **overrides).validated()
         load_policy(settings.policy)
     except (SettingsError, PolicyError) as exc:

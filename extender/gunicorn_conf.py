@@ -26,7 +26,9 @@ class QuietAccessLogger(Logger):
 
 _settings = Settings.from_env()
 
-bind = [f"[{_settings.host}]:{_settings.port}" if ":" in _settings.host else f"{_settings.host}:{_settings.port}"]
+bind = [
+    f"[{_settings.host}]:{_settings.port}" if ":" in _settings.host else f"{_settings.host}:{_settings.port}"
+]
 workers = 1
 worker_class = "extender.server.worker.LingeringThreadWorker"  # gthread, see extender/server/worker.py
 threads = _settings.threads
@@ -47,8 +49,9 @@ logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"kv": {"format": LOG_FORMAT}},
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "kv",
-                            "stream": "ext://sys.stdout"}},
+    "handlers": {
+        "stdout": {"class": "logging.StreamHandler", "formatter": "kv", "stream": "ext://sys.stdout"}
+    },
     "root": {"level": _settings.log_level.upper(), "handlers": ["stdout"]},
     "loggers": {
         "gunicorn.error": {"level": _settings.log_level.upper(), "handlers": ["stdout"], "propagate": False},

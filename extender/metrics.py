@@ -30,33 +30,53 @@ class Metrics:
     def __init__(self, *, mode: str, cache: bool = True) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter("extender_requests_total", "Requests by verb and HTTP status code.",
-                                ["verb", "code"], registry=r)
-        self.latency = Histogram("extender_request_duration_seconds",
-                                 "Server time per request, from body read to answer encoded.",
-                                 ["verb"], buckets=LATENCY_BUCKETS_S, registry=r)
-        self.nodes = Histogram("extender_request_nodes", "Candidate nodes per request.", ["verb"],
-                               buckets=NODE_BUCKETS, registry=r)
-        self.errors = Counter("extender_errors_total", "Failed requests by verb and kind.",
-                              ["verb", "kind"], registry=r)
-        self.rejections = Counter("extender_filter_rejections_total",
-                                  "Nodes the filter rejected, by reason.", ["reason"], registry=r)
-        self.fallback = Counter("extender_load_fallback_nodes_total",
-                                "Nodes scored by the stale-load fallback (requests-based).",
-                                registry=r)
+        self.requests = Counter(
+            "extender_requests_total", "Requests by verb and HTTP status code.", ["verb", "code"], registry=r
+        )
+        self.latency = Histogram(
+            "extender_request_duration_seconds",
+            "Server time per request, from body read to answer encoded.",
+            ["verb"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.nodes = Histogram(
+            "extender_request_nodes",
+            "Candidate nodes per request.",
+            ["verb"],
+            buckets=NODE_BUCKETS,
+            registry=r,
+        )
+        self.errors = Counter(
+            "extender_errors_total", "Failed requests by verb and kind.", ["verb", "kind"], registry=r
+        )
+        self.rejections = Counter(
+            "extender_filter_rejections_total",
+            "Nodes the filter rejected, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.fallback = Counter(
+            "extender_load_fallback_nodes_total",
+            "Nodes scored by the stale-load fallback (requests-based).",
+            registry=r,
+        )
         self.binds = Counter("extender_bind_total", "Bind calls by outcome.", ["outcome"], registry=r)
         self.bind_visibility = Counter(
             "extender_bind_visibility_total",
             "Binds in cluster-cache mode by how the cache counted the pod before the Binding: counted, "
             "confirmed (the watch had it there), known (an earlier bind had), unknown_pod (no spec: not "
             "counted until the watch shows it), late (not shown within the budget), not_ready, elsewhere.",
-            ["outcome"], registry=r)
+            ["outcome"],
+            registry=r,
+        )
         # cluster-cache mode: here when the cache runs in this process, else in the cache
         # process's own registry (``extender.cache.process``), whose exposition is appended
         self.cache = CacheMetrics(r) if cache else None
         self._extra: list[Callable[[], bytes]] = []
-        self.decisions = Counter("extender_decisions_recorded_total",
-                                 "Scheduling decisions kept for /debug/decisions.", registry=r)
+        self.decisions = Counter(
+            "extender_decisions_recorded_total", "Scheduling decisions kept for /debug/decisions.", registry=r
+        )
         info = Gauge("extender_info", "Constant 1, labelled with the node-data mode.", ["mode"], registry=r)
         info.labels(mode=mode).set(1)
         # What the default registry would carry: process_* (CPU, resident memory, open fds:
@@ -80,31 +100,50 @@ class CacheMetrics:
 
     def __init__(self, registry: CollectorRegistry, *, snapshot_age: bool = True) -> None:
         r = registry
-        self.informer_events = Counter("extender_informer_events_total",
-                                       "Informer activity by kind (nodes, pods) and what happened: event, "
-                                       "bookmark, relist, restart, error, malformed.", ["kind", "what"], registry=r)
+        self.informer_events = Counter(
+            "extender_informer_events_total",
+            "Informer activity by kind (nodes, pods) and what happened: event, "
+            "bookmark, relist, restart, error, malformed.",
+            ["kind", "what"],
+            registry=r,
+        )
         # in the cache process the serving process reports the age of the snapshot it serves
         self.snapshot_age = snapshot_age_gauge(r) if snapshot_age else None
-        self.cache_objects = Gauge("extender_cache_objects", "Nodes known and pods counted on them.",
-                                   ["kind"], registry=r)
-        self.load_source_age = Gauge("extender_load_source_age_seconds",
-                                     "Time since the last successful poll of each load source.", ["source"],
-                                     registry=r)
-        self.load_polls = Counter("extender_load_polls_total", "Load source polls by outcome.",
-                                  ["source", "outcome"], registry=r)
-        self.stale_nodes = Gauge("extender_load_stale_nodes",
-                                 "Known nodes whose newest load sample is older than load.staleAfterSeconds.",
-                                 registry=r)
-        self.compensated_pods = Gauge("extender_compensated_pods",
-                                      "Recently bound pods whose estimated usage is added to their node "
-                                      "until the load shows them.", registry=r)
-        self.cache_yields = Counter("extender_cache_yields_total",
-                                    "Times a cache feeder (informer nodes / pods, publisher) stepped aside "
-                                    "for a scheduling call in flight.", ["feeder"], registry=r)
-
+        self.cache_objects = Gauge(
+            "extender_cache_objects", "Nodes known and pods counted on them.", ["kind"], registry=r
+        )
+        self.load_source_age = Gauge(
+            "extender_load_source_age_seconds",
+            "Time since the last successful poll of each load source.",
+            ["source"],
+            registry=r,
+        )
+        self.load_polls = Counter(
+            "extender_load_polls_total", "Load source polls by outcome.", ["source", "outcome"], registry=r
+        )
+        self.stale_nodes = Gauge(
+            "extender_load_stale_nodes",
+            "Known nodes whose newest load sample is older than load.staleAfterSeconds.",
+            registry=r,
+        )
+        self.compensated_pods = Gauge(
+            "extender_compensated_pods",
+            "Recently bound pods whose estimated usage is added to their node until the load shows them.",
+            registry=r,
+        )
+        self.cache_yields = Counter(
+            "extender_cache_yields_total",
+            "Times a cache feeder (informer nodes / pods, publisher) stepped aside "
+            "for a scheduling call in flight.",
+            ["feeder"],
+            registry=r,
+        )
 
 
 def snapshot_age_gauge(registry: CollectorRegistry) -> Gauge:
-    return Gauge("extender_cache_snapshot_age_seconds",
-                 "Age of the snapshot the verbs answer from (kept while nothing it copies changes: "
-                 "up to 10 s in a quiet cluster).", registry=registry)
+    return Gauge(
+        "extender_cache_snapshot_age_seconds",
+        "Age of the snapshot the verbs answer from (kept while nothing it copies changes: "
+        "up to 10 s in a quiet cluster).",
+        registry=registry,
+    )

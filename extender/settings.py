@@ -89,20 +89,25 @@ class Settings:
             value = getattr(self, field.name)
             if value is None:
                 continue
-            out[ENV_PREFIX + field.name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
+            out[ENV_PREFIX + field.name.upper()] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
         return out
 
     def validated(self) -> Settings:
         if not 0 < self.port < 65536:
             raise SettingsError(f"{ENV_PREFIX}PORT: must be 1..65535, got {self.port}")
         if self.url_prefix and (not self.url_prefix.startswith("/") or self.url_prefix.endswith("/")):
-            raise SettingsError(f"{ENV_PREFIX}URL_PREFIX: must start with '/' and not end with it "
-                                f"(e.g. /scheduler), got {self.url_prefix!r}")
+            raise SettingsError(
+                f"{ENV_PREFIX}URL_PREFIX: must start with '/' and not end with it "
+                f"(e.g. /scheduler), got {self.url_prefix!r}"
+            )
         for name in ("max_body_bytes", "threads"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be >= 1")
         try:
             from extender.load.sources import parse_load_sources
+
             parse_load_sources(self.load_sources)
         except ValueError as exc:
             raise SettingsError(f"{ENV_PREFIX}LOAD_SOURCES: {exc}") from None
@@ -114,8 +119,14 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}LINGER_S: must be 0..60 seconds")
         if self.decisions < 0:
             raise SettingsError(f"{ENV_PREFIX}DECISIONS: must be >= 0")
-        for name in ("read_timeout_s", "bind_timeout_s", "metrics_interval_s", "load_window_s",
-                     "compensation_lag_s", "compensation_max_s"):
+        for name in (
+            "read_timeout_s",
+            "bind_timeout_s",
+            "metrics_interval_s",
+            "load_window_s",
+            "compensation_lag_s",
+            "compensation_max_s",
+        ):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be > 0")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):

@@ -20,7 +20,22 @@ from scoring.policy import Policy, PolicyError, parse_policy
 from scoring.types import BASE_RESOURCES, CPU, MEMORY, PODS, NodeTable, PodDemand
 
 __all__ = [
-    "BASE_RESOURCES", "CPU", "MAX_EXTENDER_PRIORITY", "MEMORY", "PODS", "Evaluation", "Feasibility",
-    "NodeTable", "PodDemand", "Policy", "PolicyError", "Verdict", "describe", "evaluate", "feasibility",
-    "parse_policy", "release", "to_extender_scores",
+    "BASE_RESOURCES",
+    "CPU",
+    "MAX_EXTENDER_PRIORITY",
+    "MEMORY",
+    "PODS",
+    "Evaluation",
+    "Feasibility",
+    "NodeTable",
+    "PodDemand",
+    "Policy",
+    "PolicyError",
+    "Verdict",
+    "describe",
+    "evaluate",
+    "feasibility",
+    "parse_policy",
+    "release",
+    "to_extender_scores",
 ]

@@ -19,8 +19,9 @@ from scoring.types import CPU, MEMORY, FloatArray, PodDemand
 
 DEFAULT_CPU_ESTIMATE_MILLIS = 250.0  # Koordinator DefaultMilliCPURequest
 DEFAULT_MEMORY_ESTIMATE_BYTES = 200.0 * 1024 * 1024  # Koordinator DefaultMemoryRequest
-DEFAULTS: Mapping[str, float] = MappingProxyType({CPU: DEFAULT_CPU_ESTIMATE_MILLIS,
-                                                  MEMORY: DEFAULT_MEMORY_ESTIMATE_BYTES})
+DEFAULTS: Mapping[str, float] = MappingProxyType(
+    {CPU: DEFAULT_CPU_ESTIMATE_MILLIS, MEMORY: DEFAULT_MEMORY_ESTIMATE_BYTES}
+)
 
 
 def go_round(x: FloatArray) -> FloatArray:
@@ -35,8 +36,9 @@ def go_round(x: FloatArray) -> FloatArray:
     return t + np.copysign(up.astype(np.float64), x)
 
 
-def estimate_usage(requests: FloatArray, limits: FloatArray, resources: tuple[str, ...],
-                   factors: Mapping[str, float]) -> FloatArray:
+def estimate_usage(
+    requests: FloatArray, limits: FloatArray, resources: tuple[str, ...], factors: Mapping[str, float]
+) -> FloatArray:
     """Estimated usage for a batch of pods.
 
     requests, limits: (..., R) float64 in scheduler units; returns the same shape.

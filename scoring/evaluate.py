@@ -58,10 +58,16 @@ class Evaluation:
 
     def take(self, rows: npt.NDArray[np.int64]) -> Evaluation:
         """The evaluation of ``rows`` only, aligned with ``NodeTable.take(rows)``."""
-        return Evaluation(self.verdict.take(rows),
-                          {k: None if c is None else c[rows] for k, c in self.components.items()},
-                          self.combined[rows], self.scores[rows], self.load_ok[rows], self.fallback[rows],
-                          self.estimate, None if self.implicit is None else self.implicit[rows])
+        return Evaluation(
+            self.verdict.take(rows),
+            {k: None if c is None else c[rows] for k, c in self.components.items()},
+            self.combined[rows],
+            self.scores[rows],
+            self.load_ok[rows],
+            self.fallback[rows],
+            self.estimate,
+            None if self.implicit is None else self.implicit[rows],
+        )
 
 
 def to_extender_scores(combined: FloatArray) -> npt.NDArray[np.int64]:
@@ -71,8 +77,9 @@ def to_extender_scores(combined: FloatArray) -> npt.NDArray[np.int64]:
     return np.clip(np.floor(safe / 10.0 + 0.5), 0, MAX_EXTENDER_PRIORITY).astype(np.int64)
 
 
-def _components(pod: PodDemand, nodes: NodeTable, policy: Policy,
-                estimate: FloatArray) -> dict[str, IntArray | None]:
+def _components(
+    pod: PodDemand, nodes: NodeTable, policy: Policy, estimate: FloatArray
+) -> dict[str, IntArray | None]:
     out: dict[str, IntArray | None] = {}
     for spec in policy.strategies:
         if spec.name in LOAD_STRATEGIES:
@@ -82,8 +89,9 @@ def _components(pod: PodDemand, nodes: NodeTable, policy: Policy,
     return out
 
 
-def _weighted_sum(specs: list[StrategySpec], components: dict[str, IntArray | None], n: int,
-                  mask: BoolArray | None = None) -> IntArray:
+def _weighted_sum(
+    specs: list[StrategySpec], components: dict[str, IntArray | None], n: int, mask: BoolArray | None = None
+) -> IntArray:
     total = np.zeros(n, np.int64)
     for s in specs:
         c = components[s.name]
@@ -92,8 +100,13 @@ def _weighted_sum(specs: list[StrategySpec], components: dict[str, IntArray | No
     return total
 
 
-def _combine(pod: PodDemand, nodes: NodeTable, policy: Policy, components: dict[str, IntArray | None],
-             load_ok: BoolArray) -> tuple[IntArray, int, BoolArray, IntArray | None]:
+def _combine(
+    pod: PodDemand,
+    nodes: NodeTable,
+    policy: Policy,
+    components: dict[str, IntArray | None],
+    load_ok: BoolArray,
+) -> tuple[IntArray, int, BoolArray, IntArray | None]:
     """(numerator (N,) int64, common denominator, fallback mask, implicit scores or None):
     ``combined = numerator / denominator`` exactly."""
     n = len(nodes)
@@ -106,8 +119,12 @@ def _combine(pod: PodDemand, nodes: NodeTable, policy: Policy, components: dict[
     if w_all == 0:
         return np.zeros(n, np.int64), 1, np.zeros(n, bool), None
     if mode == "zero" and load:
-        return (_weighted_sum(req, components, n) + _weighted_sum(load, components, n, load_ok),
-                w_all, np.zeros(n, bool), None)
+        return (
+            _weighted_sum(req, components, n) + _weighted_sum(load, components, n, load_ok),
+            w_all,
+            np.zeros(n, bool),
+            None,
+        )
     total = _weighted_sum(taking, components, n)
     if mode != "requests" or not no_load.any():
         return total, w_all, np.zeros(n, bool), None
@@ -162,8 +179,9 @@ def feasibility(*, pod: PodDemand, nodes: NodeTable, policy: Policy) -> Feasibil
     return Feasibility(estimate, load_ok, verdict)
 
 
-def evaluate(*, pod: PodDemand, nodes: NodeTable, policy: Policy,
-             judged: Feasibility | None = None) -> Evaluation:
+def evaluate(
+    *, pod: PodDemand, nodes: NodeTable, policy: Policy, judged: Feasibility | None = None
+) -> Evaluation:
     """Filter and score every node in ``nodes`` for ``pod`` under ``policy``. ``judged``: the
     ``feasibility`` of this very pod, nodes and policy when the caller already has it."""
     judged = judged or feasibility(pod=pod, nodes=nodes, policy=policy)
@@ -177,12 +195,18 @@ def evaluate(*, pod: PodDemand, nodes: NodeTable, policy: Policy,
         combined, scores = num / float(den), _levels(num, den)
     else:
         combined, scores = spread
-    return Evaluation(verdict, components, combined, scores.astype(np.int64), load_ok, fallback,
-                      estimate, implicit)
+    return Evaluation(
+        verdict, components, combined, scores.astype(np.int64), load_ok, fallback, estimate, implicit
+    )
 
 
-def release(nodes: NodeTable, *, freed_requests: FloatArray, freed_usage: FloatArray,
-            freed_limits: FloatArray | None = None) -> NodeTable:
+def release(
+    nodes: NodeTable,
+    *,
+    freed_requests: FloatArray,
+    freed_usage: FloatArray,
+    freed_limits: FloatArray | None = None,
+) -> NodeTable:
     """The node table as it would be after pods leave: (N, R) requests, limits and estimated
     usage subtracted (never below zero). Used to re-check preemption candidates. Arrays that
     do not change are shared with ``nodes`` (all are read-only)."""

@@ -20,8 +20,13 @@ from scoring.filters import OK, describe
 from scoring.policy import LOAD_KIND, Policy, strategy_kind
 from scoring.types import NodeTable, PodDemand
 
-VERDICT_NAMES = {0: "ok", 1: "insufficient_resources", 2: "no_allocatable", 3: "usage_threshold",
-                 4: "no_fresh_load"}
+VERDICT_NAMES = {
+    0: "ok",
+    1: "insufficient_resources",
+    2: "no_allocatable",
+    3: "usage_threshold",
+    4: "no_fresh_load",
+}
 
 
 def _num(x: float) -> float | int | None:
@@ -47,17 +52,26 @@ def _strategy_rows(ev: Evaluation, i: int, policy: Policy) -> list[dict[str, Any
         elif load and not ev.load_ok[i]:
             score = None if policy.load.fallback != "zero" else 0
             counted = policy.load.fallback == "zero"
-            note = {"requests": "no usable load data: requests-based fallback",
-                    "zero": "no usable load data: scored 0",
-                    "reject": "no usable load data"}[policy.load.fallback]
+            note = {
+                "requests": "no usable load data: requests-based fallback",
+                "zero": "no usable load data: scored 0",
+                "reject": "no usable load data",
+            }[policy.load.fallback]
         else:
             counted, note = True, ""
-        rows.append({"name": spec.name, "weight": spec.weight, "score": score, "counted": counted,
-                     "note": note})
+        rows.append(
+            {"name": spec.name, "weight": spec.weight, "score": score, "counted": counted, "note": note}
+        )
     if ev.implicit is not None and ev.fallback[i] and feasible:
-        rows.append({"name": "LeastAllocated (implicit fallback)", "weight": 1,
-                     "score": int(ev.implicit[i]), "counted": True,
-                     "note": "no usable load data and no requests-based strategy in the policy"})
+        rows.append(
+            {
+                "name": "LeastAllocated (implicit fallback)",
+                "weight": 1,
+                "score": int(ev.implicit[i]),
+                "counted": True,
+                "note": "no usable load data and no requests-based strategy in the policy",
+            }
+        )
     return rows
 
 
@@ -78,8 +92,15 @@ def _inputs(ev: Evaluation, i: int, nodes: NodeTable, pod: PodDemand) -> dict[st
     return out
 
 
-def explain(ev: Evaluation, *, pod: PodDemand, nodes: NodeTable, policy: Policy,
-            only: Sequence[str] | None = None, rows: Sequence[int] | None = None) -> list[dict[str, Any]]:
+def explain(
+    ev: Evaluation,
+    *,
+    pod: PodDemand,
+    nodes: NodeTable,
+    policy: Policy,
+    only: Sequence[str] | None = None,
+    rows: Sequence[int] | None = None,
+) -> list[dict[str, Any]]:
     """One dict per node of ``nodes``, in table order; or only the nodes named in ``only``; or
     only the table rows ``rows``, in that order."""
     if rows is None:
@@ -90,19 +111,21 @@ def explain(ev: Evaluation, *, pod: PodDemand, nodes: NodeTable, policy: Policy,
         i = int(i)
         name = nodes.names[i]
         code = int(ev.verdict.code[i])
-        out.append({
-            "node": name,
-            "score": int(ev.scores[i]),
-            "combined": round(float(ev.combined[i]), 6),
-            "verdict": VERDICT_NAMES.get(code, str(code)),
-            "reason": describe(ev.verdict, i, nodes, pod, policy),
-            "unresolvable": bool(ev.verdict.unresolvable[i]) if code != OK else False,
-            "loadUsable": bool(ev.load_ok[i]),
-            "loadAgeSeconds": _num(float(nodes.load_age_s[i])),
-            "fallback": bool(ev.fallback[i]),
-            "strategies": _strategy_rows(ev, i, policy),
-            "inputs": _inputs(ev, i, nodes, pod),
-        })
+        out.append(
+            {
+                "node": name,
+                "score": int(ev.scores[i]),
+                "combined": round(float(ev.combined[i]), 6),
+                "verdict": VERDICT_NAMES.get(code, str(code)),
+                "reason": describe(ev.verdict, i, nodes, pod, policy),
+                "unresolvable": bool(ev.verdict.unresolvable[i]) if code != OK else False,
+                "loadUsable": bool(ev.load_ok[i]),
+                "loadAgeSeconds": _num(float(nodes.load_age_s[i])),
+                "fallback": bool(ev.fallback[i]),
+                "strategies": _strategy_rows(ev, i, policy),
+                "inputs": _inputs(ev, i, nodes, pod),
+            }
+        )
     return out
 
 

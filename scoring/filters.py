@@ -64,16 +64,18 @@ def load_usable(nodes: NodeTable, policy: Policy) -> BoolArray:
 Check = tuple[BoolArray, int, int, "FloatArray | float", "BoolArray | bool"]
 
 
-def _checks(pod: PodDemand, nodes: NodeTable, policy: Policy, estimate: FloatArray,
-            load_ok: BoolArray) -> list[Check]:
+def _checks(
+    pod: PodDemand, nodes: NodeTable, policy: Policy, estimate: FloatArray, load_ok: BoolArray
+) -> list[Check]:
     n = len(nodes)
     out: list[Check] = []
     for name in (CPU, MEMORY):
         col = nodes.column(name)
         if col >= 0 and nodes.stats.alloc_all_positive[col]:
             continue
-        out.append((nodes.allocatable[:, col] <= 0 if col >= 0 else np.ones(n, bool),
-                    NO_ALLOCATABLE, col, 0.0, True))
+        out.append(
+            (nodes.allocatable[:, col] <= 0 if col >= 0 else np.ones(n, bool), NO_ALLOCATABLE, col, 0.0, True)
+        )
     if policy.filters.resourceFit:
         for r, name in enumerate(pod.resources):
             want = 1.0 if name == PODS else float(pod.requests[r])
@@ -116,8 +118,9 @@ def _checks(pod: PodDemand, nodes: NodeTable, policy: Policy, estimate: FloatArr
     return out
 
 
-def filter_nodes(pod: PodDemand, nodes: NodeTable, policy: Policy, *, estimate: FloatArray,
-                 load_ok: BoolArray) -> Verdict:
+def filter_nodes(
+    pod: PodDemand, nodes: NodeTable, policy: Policy, *, estimate: FloatArray, load_ok: BoolArray
+) -> Verdict:
     """Judge every node; the first failing check (in the order of the codes' documentation)
     gives the node's verdict. ``estimate`` is the pod's (R,) estimated usage, ``load_ok`` the
     (N,) mask from ``load_usable``. The masks are computed for all nodes at once; the verdict
@@ -168,16 +171,20 @@ def describe(v: Verdict, i: int, nodes: NodeTable, pod: PodDemand, policy: Polic
     if code == USAGE_THRESHOLD:
         limit = nodes.threshold_override[i, col]
         limit = policy.filters.usageThresholds[name] if np.isnan(limit) else limit
-        return (f"node {name} usage too high: {value:.0f}% of allocatable with this pod "
-                f"(estimated), threshold {limit:g}%")
+        return (
+            f"node {name} usage too high: {value:.0f}% of allocatable with this pod "
+            f"(estimated), threshold {limit:g}%"
+        )
     if code == NO_FRESH_LOAD:
-        return _stale_sentence("no load data" if not np.isfinite(value) else f"load data is {value:.0f}s old",
-                               policy)
+        return _stale_sentence(
+            "no load data" if not np.isfinite(value) else f"load data is {value:.0f}s old", policy
+        )
     return ""
 
 
-def _threshold_limits(v: Verdict, rows: npt.NDArray[np.int64], nodes: NodeTable,
-                      policy: Policy) -> FloatArray:
+def _threshold_limits(
+    v: Verdict, rows: npt.NDArray[np.int64], nodes: NodeTable, policy: Policy
+) -> FloatArray:
     """(len(rows),) the usage threshold in percent that applied to each of ``rows`` (nodes
     failing USAGE_THRESHOLD): the node's override, else the policy's."""
     out = np.zeros(len(rows))
@@ -190,8 +197,9 @@ def _threshold_limits(v: Verdict, rows: npt.NDArray[np.int64], nodes: NodeTable,
     return out
 
 
-def _group_sentence(code: int, col: int, detail: float, nodes: NodeTable, pod: PodDemand,
-                    policy: Policy) -> str:
+def _group_sentence(
+    code: int, col: int, detail: float, nodes: NodeTable, pod: PodDemand, policy: Policy
+) -> str:
     name = _resource_name(col, nodes, pod)
     if code == USAGE_THRESHOLD:  # Koordinator's "node(s) <res> usage exceed threshold", with the limit
         return f"node(s) {name} usage exceed threshold {detail:g}% (measured + estimated, with this pod)"
@@ -200,8 +208,9 @@ def _group_sentence(code: int, col: int, detail: float, nodes: NodeTable, pod: P
     return ""
 
 
-def reason_groups(v: Verdict, nodes: NodeTable, pod: PodDemand,
-                  policy: Policy) -> list[tuple[str, npt.NDArray[np.int64]]]:
+def reason_groups(
+    v: Verdict, nodes: NodeTable, pod: PodDemand, policy: Policy
+) -> list[tuple[str, npt.NDArray[np.int64]]]:
     """The failing nodes grouped by the sentence the filter answers for them, as
     ``[(reason, rows (K,) int64), ...]``.
 
@@ -231,7 +240,8 @@ def reason_groups(v: Verdict, nodes: NodeTable, pod: PodDemand,
     out = []
     for g, i in enumerate(first.tolist()):
         rows = failing[inverse == g]
-        sentence = (_group_sentence(int(code[i]), int(col[i]), float(detail[i]), nodes, pod, policy)
-                    or describe(v, int(rows[0]), nodes, pod, policy))
+        sentence = _group_sentence(
+            int(code[i]), int(col[i]), float(detail[i]), nodes, pod, policy
+        ) or describe(v, int(rows[0]), nodes, pod, policy)
         out.append((sentence, rows))
     return out

@@ -111,9 +111,11 @@ class LoadAwareArgs:
     """Args of Koordinator's LoadAwareScheduling score (defaults from its v1 defaults.go)."""
 
     resourceWeights: Mapping[str, int] = dataclasses.field(
-        default_factory=lambda: _frozen({CPU: 1, MEMORY: 1}))
+        default_factory=lambda: _frozen({CPU: 1, MEMORY: 1})
+    )
     estimatedScalingFactors: Mapping[str, int] = dataclasses.field(
-        default_factory=lambda: _frozen({CPU: 85, MEMORY: 70}))
+        default_factory=lambda: _frozen({CPU: 85, MEMORY: 70})
+    )
     dominantResourceWeight: int = 0
 
 
@@ -142,11 +144,19 @@ class LowRiskOverCommitmentArgs:
 
     smoothingWindowSize: int = 5
     riskLimitWeights: Mapping[str, float] = dataclasses.field(
-        default_factory=lambda: _frozen({CPU: 0.5, MEMORY: 0.5}))
+        default_factory=lambda: _frozen({CPU: 0.5, MEMORY: 0.5})
+    )
 
 
-StrategyArgs = (ResourcesArgs | BalancedAllocationArgs | RequestedToCapacityRatioArgs | LoadAwareArgs
-                | TargetLoadPackingArgs | LoadVariationRiskBalancingArgs | LowRiskOverCommitmentArgs)
+StrategyArgs = (
+    ResourcesArgs
+    | BalancedAllocationArgs
+    | RequestedToCapacityRatioArgs
+    | LoadAwareArgs
+    | TargetLoadPackingArgs
+    | LoadVariationRiskBalancingArgs
+    | LowRiskOverCommitmentArgs
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,7 +180,8 @@ class FilterSpec:
 
     resourceFit: bool = True
     usageThresholds: Mapping[str, int] = dataclasses.field(
-        default_factory=lambda: _frozen({CPU: 80, MEMORY: 90}))
+        default_factory=lambda: _frozen({CPU: 80, MEMORY: 90})
+    )
 
 
 FALLBACKS = ("requests", "zero", "reject")
@@ -229,11 +240,13 @@ class Policy:
 DEFAULT_LOAD_AWARE = LoadAwareArgs()
 
 # Resources each Trimaran strategy reads (TLP: CPU only; LVRB and LROC: CPU and memory).
-LOAD_STRATEGY_RESOURCES: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "TargetLoadPacking": (CPU,),
-    "LoadVariationRiskBalancing": (CPU, MEMORY),
-    "LowRiskOverCommitment": (CPU, MEMORY),
-})
+LOAD_STRATEGY_RESOURCES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "TargetLoadPacking": (CPU,),
+        "LoadVariationRiskBalancing": (CPU, MEMORY),
+        "LowRiskOverCommitment": (CPU, MEMORY),
+    }
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -244,8 +257,7 @@ LOAD_STRATEGY_RESOURCES: Mapping[str, tuple[str, ...]] = MappingProxyType({
 def _num(value: Any, path: str, *, lo: float = ..., hi: float = ..., integer: Literal[True]) -> int: ...
 @overload
 def _num(value: Any, path: str, *, lo: float = ..., hi: float = ..., integer: bool = ...) -> float: ...
-def _num(value: Any, path: str, *, lo: float = 0.0, hi: float = math.inf,
-         integer: bool = False) -> float:
+def _num(value: Any, path: str, *, lo: float = 0.0, hi: float = math.inf, integer: bool = False) -> float:
     kind = "an integer" if integer else "a number"
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise PolicyError(f"{path}: must be {kind}, got {value!r}")
@@ -290,9 +302,11 @@ _PAGE_SIZE = re.compile(r"([1-9][0-9]*)(Ki|Mi|Gi|Ti|Pi|Ei)?")
 _BINARY_SUFFIXES = ("", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei")
 _INT64_MAX = 2**63 - 1
 _SUGGESTION_CUTOFF = 0.75  # memroy -> memory (0.83), cpus -> cpu (0.86); not gpu -> cpu (0.67)
-_WHAT_NODES_HAVE = ("a node's resources are cpu, memory, ephemeral-storage, pods, hugepages-<size> "
-                    "(e.g. hugepages-2Mi) and extended resources named with their domain prefix "
-                    "(e.g. nvidia.com/gpu)")
+_WHAT_NODES_HAVE = (
+    "a node's resources are cpu, memory, ephemeral-storage, pods, hugepages-<size> "
+    "(e.g. hugepages-2Mi) and extended resources named with their domain prefix "
+    "(e.g. nvidia.com/gpu)"
+)
 
 
 def _qualified_name_problem(name: str) -> str | None:
@@ -306,11 +320,15 @@ def _qualified_name_problem(name: str) -> str | None:
         if not prefix:
             return "the prefix part before '/' is empty"
         if len(prefix) > _DNS1123_SUBDOMAIN_MAX or not _DNS1123_SUBDOMAIN.fullmatch(prefix):
-            return (f"the prefix part must be a lower-case DNS subdomain of at most "
-                    f"{_DNS1123_SUBDOMAIN_MAX} characters (e.g. example.com)")
+            return (
+                f"the prefix part must be a lower-case DNS subdomain of at most "
+                f"{_DNS1123_SUBDOMAIN_MAX} characters (e.g. example.com)"
+            )
     if not _NAME_PART.fullmatch(parts[-1]) or len(parts[-1]) > _NAME_PART_MAX:
-        return (f"the name part must be 1..{_NAME_PART_MAX} characters of letters, digits, '-', '_' "
-                "and '.', starting and ending with a letter or digit")
+        return (
+            f"the name part must be 1..{_NAME_PART_MAX} characters of letters, digits, '-', '_' "
+            "and '.', starting and ending with a letter or digit"
+        )
     return None
 
 
@@ -331,12 +349,14 @@ def _hugepages_problem(name: str) -> str | None:
     KiB in canonical form. Any other spelling of a size (``2048Ki``) is a name no node reports,
     and a size that is no quantity is refused by kube-apiserver too (a container's request for
     it fails ``IsHugePageResourceValueDivisible``)."""
-    m = _PAGE_SIZE.fullmatch(name[len(HUGEPAGES_PREFIX):])
+    m = _PAGE_SIZE.fullmatch(name[len(HUGEPAGES_PREFIX) :])
     size = int(m[1]) * 1024 ** _BINARY_SUFFIXES.index(m[2] or "") if m else 0
     if not 0 < size <= _INT64_MAX or size % 1024:
-        return (f"{name!r} is not a huge page resource: the page size must be a whole number of KiB "
-                "with an optional binary suffix, as the kubelet names it (e.g. hugepages-2Mi, "
-                "hugepages-1Gi)")
+        return (
+            f"{name!r} is not a huge page resource: the page size must be a whole number of KiB "
+            "with an optional binary suffix, as the kubelet names it (e.g. hugepages-2Mi, "
+            "hugepages-1Gi)"
+        )
     canonical = HUGEPAGES_PREFIX + _canonical_size(size)
     if canonical != name:
         return f"{name!r} is not how the kubelet names that page size; did you mean {canonical!r}?"
@@ -353,7 +373,7 @@ def _closest_standard(name: str) -> str | None:
 def _quota_spelling_problem(name: str, prefixes: tuple[str, ...]) -> str | None:
     """``requests.cpu`` and friends are ResourceQuota's names; suggest the node's."""
     for prefix in prefixes:
-        rest = name[len(prefix):]
+        rest = name[len(prefix) :]
         if name.startswith(prefix) and rest and resource_name_problem(rest) is None:
             return f"{name!r} is a ResourceQuota spelling, not a node's resource; did you mean {rest!r}?"
     return None
@@ -422,9 +442,11 @@ def resource_name_problem(name: str) -> str | None:
     if name.startswith(_REQUESTS_PREFIX):
         return f"{name!r} is not an extended resource name: it must not start with {_REQUESTS_PREFIX!r}"
     if _qualified_name_problem(_REQUESTS_PREFIX + name) is not None:
-        return (f"{name!r} is not an extended resource name: the prefix part is too long for "
-                f"{_REQUESTS_PREFIX!r} + the name to be a qualified name (at most "
-                f"{_DNS1123_SUBDOMAIN_MAX - len(_REQUESTS_PREFIX)} characters)")
+        return (
+            f"{name!r} is not an extended resource name: the prefix part is too long for "
+            f"{_REQUESTS_PREFIX!r} + the name to be a qualified name (at most "
+            f"{_DNS1123_SUBDOMAIN_MAX - len(_REQUESTS_PREFIX)} characters)"
+        )
     return None
 
 
@@ -439,13 +461,26 @@ def _resource_name(name: Any, path: str) -> str:
 
 
 @overload
-def _resource_map(value: Any, path: str, *, hi: float = ..., integer: Literal[True] = ...,
-                  allowed: tuple[str, ...] | None = ...) -> Mapping[str, int]: ...
+def _resource_map(
+    value: Any,
+    path: str,
+    *,
+    hi: float = ...,
+    integer: Literal[True] = ...,
+    allowed: tuple[str, ...] | None = ...,
+) -> Mapping[str, int]: ...
 @overload
-def _resource_map(value: Any, path: str, *, hi: float = ..., integer: bool,
-                  allowed: tuple[str, ...] | None = ...) -> Mapping[str, float]: ...
-def _resource_map(value: Any, path: str, *, hi: float = math.inf, integer: bool = True,
-                  allowed: tuple[str, ...] | None = None) -> Mapping[str, float]:
+def _resource_map(
+    value: Any, path: str, *, hi: float = ..., integer: bool, allowed: tuple[str, ...] | None = ...
+) -> Mapping[str, float]: ...
+def _resource_map(
+    value: Any,
+    path: str,
+    *,
+    hi: float = math.inf,
+    integer: bool = True,
+    allowed: tuple[str, ...] | None = None,
+) -> Mapping[str, float]:
     out: dict[str, float] = {}
     for name, v in _mapping(value, path, allowed).items():
         if not isinstance(name, str) or not name:
@@ -470,8 +505,9 @@ def _resource_list(raw: Mapping[str, Any], path: str) -> tuple[ResourceWeight, .
         if any(r.name == name for r in out):
             raise PolicyError(f"{p}.name: duplicate resource {name!r}")
         # kube-scheduler ValidateNodeResourcesFitArgs: weight in 1..100
-        out.append(ResourceWeight(name, _num(item.get("weight", 1), f"{p}.weight", lo=1, hi=100,
-                                             integer=True)))
+        out.append(
+            ResourceWeight(name, _num(item.get("weight", 1), f"{p}.weight", lo=1, hi=100, integer=True))
+        )
     return tuple(out)
 
 
@@ -484,8 +520,10 @@ def _balanced_args(raw: Any, path: str) -> BalancedAllocationArgs:
     raw = _mapping(raw, path, ("resources", "formula"))
     formula = raw.get("formula", DEFAULT_BALANCED_FORMULA)
     if formula not in BALANCED_FORMULAS:  # a YAML 1.35 is the float 1.35: named, not accepted
-        raise PolicyError(f"{path}.formula: must be one of {', '.join(BALANCED_FORMULAS)} (the "
-                          f"kube-scheduler release whose BalancedAllocation to reproduce), got {formula!r}")
+        raise PolicyError(
+            f"{path}.formula: must be one of {', '.join(BALANCED_FORMULAS)} (the "
+            f"kube-scheduler release whose BalancedAllocation to reproduce), got {formula!r}"
+        )
     return BalancedAllocationArgs(_resource_list(raw, path), formula)
 
 
@@ -504,8 +542,10 @@ def _rtcr_args(raw: Any, path: str) -> RequestedToCapacityRatioArgs:
         u = _num(item["utilization"], f"{p}.utilization", hi=100, integer=True)
         s = _num(item["score"], f"{p}.score", hi=10, integer=True)
         if points and u <= points[-1].utilization:
-            raise PolicyError(f"{p}.utilization: must be greater than the previous point's "
-                              f"({points[-1].utilization}); shape must increase in utilization")
+            raise PolicyError(
+                f"{p}.utilization: must be greater than the previous point's "
+                f"({points[-1].utilization}); shape must increase in utilization"
+            )
         points.append(ShapePoint(u, s))
     return RequestedToCapacityRatioArgs(tuple(points), _resource_list(raw, path))
 
@@ -513,15 +553,18 @@ def _rtcr_args(raw: Any, path: str) -> RequestedToCapacityRatioArgs:
 def _load_aware_args(raw: Any, path: str) -> LoadAwareArgs:
     raw = _mapping(raw, path, ("resourceWeights", "estimatedScalingFactors", "dominantResourceWeight"))
     d = DEFAULT_LOAD_AWARE
-    weights = _resource_map(raw["resourceWeights"], f"{path}.resourceWeights") \
-        if "resourceWeights" in raw else d.resourceWeights
+    weights = (
+        _resource_map(raw["resourceWeights"], f"{path}.resourceWeights")
+        if "resourceWeights" in raw
+        else d.resourceWeights
+    )
     if not weights or sum(weights.values()) <= 0:
         raise PolicyError(f"{path}.resourceWeights: at least one weight must be > 0")
     factors = dict(d.estimatedScalingFactors)
-    factors.update(_resource_map(raw.get("estimatedScalingFactors"),
-                                 f"{path}.estimatedScalingFactors", hi=100))
-    dominant = _num(raw.get("dominantResourceWeight", 0), f"{path}.dominantResourceWeight",
-                    integer=True)
+    factors.update(
+        _resource_map(raw.get("estimatedScalingFactors"), f"{path}.estimatedScalingFactors", hi=100)
+    )
+    dominant = _num(raw.get("dominantResourceWeight", 0), f"{path}.dominantResourceWeight", integer=True)
     return LoadAwareArgs(weights, _frozen(factors), dominant)
 
 
@@ -534,18 +577,26 @@ def _cpu_millis(value: Any, path: str) -> float:
         return _num(value, path) * 1000.0
     m = _CPU_QUANTITY.match(value) if isinstance(value, str) else None
     if m is None:
-        raise PolicyError(f"{path}: must be a CPU quantity such as \"1000m\" or \"1\", got {value!r}")
+        raise PolicyError(f'{path}: must be a CPU quantity such as "1000m" or "1", got {value!r}')
     return float(m.group(1)) * (1.0 if m.group(2) else 1000.0)
 
 
 def _tlp_args(raw: Any, path: str) -> TargetLoadPackingArgs:
     raw = _mapping(raw, path, ("targetUtilization", "defaultRequests", "defaultRequestsMultiplier"))
     d = TargetLoadPackingArgs()
-    target = _num(raw.get("targetUtilization", d.targetUtilization), f"{path}.targetUtilization",
-                  lo=1, hi=100, integer=True)
+    target = _num(
+        raw.get("targetUtilization", d.targetUtilization),
+        f"{path}.targetUtilization",
+        lo=1,
+        hi=100,
+        integer=True,
+    )
     defaults = _mapping(raw.get("defaultRequests"), f"{path}.defaultRequests", ("cpu",))
-    cpu = _cpu_millis(defaults["cpu"], f"{path}.defaultRequests.cpu") if "cpu" in defaults \
+    cpu = (
+        _cpu_millis(defaults["cpu"], f"{path}.defaultRequests.cpu")
+        if "cpu" in defaults
         else d.defaultRequestsCpuMillis
+    )
     mult = raw.get("defaultRequestsMultiplier", d.defaultRequestsMultiplier)
     if isinstance(mult, str):  # upstream's type is a string ("1.5")
         try:
@@ -561,33 +612,50 @@ def _lvrb_args(raw: Any, path: str) -> LoadVariationRiskBalancingArgs:
     d = LoadVariationRiskBalancingArgs()
     return LoadVariationRiskBalancingArgs(
         _num(raw.get("safeVarianceMargin", d.safeVarianceMargin), f"{path}.safeVarianceMargin"),
-        _num(raw.get("safeVarianceSensitivity", d.safeVarianceSensitivity),
-             f"{path}.safeVarianceSensitivity", lo=1e-9))
+        _num(
+            raw.get("safeVarianceSensitivity", d.safeVarianceSensitivity),
+            f"{path}.safeVarianceSensitivity",
+            lo=1e-9,
+        ),
+    )
 
 
 def _lroc_args(raw: Any, path: str) -> LowRiskOverCommitmentArgs:
     raw = _mapping(raw, path, ("smoothingWindowSize", "riskLimitWeights"))
     d = LowRiskOverCommitmentArgs()
-    window = _num(raw.get("smoothingWindowSize", d.smoothingWindowSize), f"{path}.smoothingWindowSize",
-                  lo=1, integer=True)
+    window = _num(
+        raw.get("smoothingWindowSize", d.smoothingWindowSize),
+        f"{path}.smoothingWindowSize",
+        lo=1,
+        integer=True,
+    )
     weights = dict(d.riskLimitWeights)
-    weights.update(_resource_map(raw.get("riskLimitWeights"), f"{path}.riskLimitWeights", hi=1,
-                                 integer=False, allowed=(CPU, MEMORY)))
+    weights.update(
+        _resource_map(
+            raw.get("riskLimitWeights"),
+            f"{path}.riskLimitWeights",
+            hi=1,
+            integer=False,
+            allowed=(CPU, MEMORY),
+        )
+    )
     return LowRiskOverCommitmentArgs(window, _frozen(weights))
 
 
 # Strategy name -> (kind, args parser). "requests" strategies need only requests; "load"
 # strategies need fresh measured usage and fall back per LoadSpec.
-STRATEGIES: Mapping[str, tuple[str, Callable[[Any, str], StrategyArgs]]] = MappingProxyType({
-    "LeastAllocated": (REQUESTS_KIND, _resources_args),
-    "MostAllocated": (REQUESTS_KIND, _resources_args),
-    "RequestedToCapacityRatio": (REQUESTS_KIND, _rtcr_args),
-    "BalancedAllocation": (REQUESTS_KIND, _balanced_args),
-    "LoadAware": (LOAD_KIND, _load_aware_args),
-    "TargetLoadPacking": (LOAD_KIND, _tlp_args),
-    "LoadVariationRiskBalancing": (LOAD_KIND, _lvrb_args),
-    "LowRiskOverCommitment": (LOAD_KIND, _lroc_args),
-})
+STRATEGIES: Mapping[str, tuple[str, Callable[[Any, str], StrategyArgs]]] = MappingProxyType(
+    {
+        "LeastAllocated": (REQUESTS_KIND, _resources_args),
+        "MostAllocated": (REQUESTS_KIND, _resources_args),
+        "RequestedToCapacityRatio": (REQUESTS_KIND, _rtcr_args),
+        "BalancedAllocation": (REQUESTS_KIND, _balanced_args),
+        "LoadAware": (LOAD_KIND, _load_aware_args),
+        "TargetLoadPacking": (LOAD_KIND, _tlp_args),
+        "LoadVariationRiskBalancing": (LOAD_KIND, _lvrb_args),
+        "LowRiskOverCommitment": (LOAD_KIND, _lroc_args),
+    }
+)
 
 MAX_STRATEGY_WEIGHT = 100
 
@@ -622,8 +690,11 @@ def parse_policy(doc: Any) -> Policy:
     fit = f.get("resourceFit", True)
     if not isinstance(fit, bool):
         raise PolicyError(f"filters.resourceFit: must be true or false, got {fit!r}")
-    thresholds = _resource_map(f["usageThresholds"], "filters.usageThresholds", hi=100) \
-        if "usageThresholds" in f else FilterSpec().usageThresholds
+    thresholds = (
+        _resource_map(f["usageThresholds"], "filters.usageThresholds", hi=100)
+        if "usageThresholds" in f
+        else FilterSpec().usageThresholds
+    )
     load = _mapping(doc.get("load"), "load", ("staleAfterSeconds", "fallback"))
     fallback = load.get("fallback", "requests")
     if fallback not in FALLBACKS:

@@ -72,8 +72,21 @@ _LANCZOS_NUM = (
     210.82427775157934587250973392071336271166969580291,
     2.5066282746310002701649081771338373386264310793408,
 )
-_LANCZOS_DEN = (0.0, 39916800.0, 120543840.0, 150917976.0, 105258076.0, 45995730.0,
-                13339535.0, 2637558.0, 357423.0, 32670.0, 1925.0, 66.0, 1.0)
+_LANCZOS_DEN = (
+    0.0,
+    39916800.0,
+    120543840.0,
+    150917976.0,
+    105258076.0,
+    45995730.0,
+    13339535.0,
+    2637558.0,
+    357423.0,
+    32670.0,
+    1925.0,
+    66.0,
+    1.0,
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -272,8 +285,21 @@ def _cont_frac(a: _F, b: _F, x: _F, bd: bool) -> _F:
         if ndone * 4 > idx.size:  # drop the converged from the working set
             keep = ~done
             (idx, xx, k1, k2, k3, k4, k6, k8, pkm2, pkm1, qkm2, qkm1, ans, r) = (
-                idx[keep], xx[keep], k1[keep], k2[keep], k3[keep], k4[keep], k6[keep], k8[keep],
-                pkm2[keep], pkm1[keep], qkm2[keep], qkm1[keep], ans[keep], r[keep])
+                idx[keep],
+                xx[keep],
+                k1[keep],
+                k2[keep],
+                k3[keep],
+                k4[keep],
+                k6[keep],
+                k8[keep],
+                pkm2[keep],
+                pkm1[keep],
+                qkm2[keep],
+                qkm1[keep],
+                ans[keep],
+                r[keep],
+            )
             done = np.zeros(idx.size, dtype=bool)
             ndone = 0
     keep = ~done
@@ -388,8 +414,9 @@ def beta_cdf(x: npt.ArrayLike, a: npt.ArrayLike, b: npt.ArrayLike) -> _F:
     ``RegularizedIncomplete`` returns NaN, or Cephes returns NaN through ``Lbeta``, and
     ``DistributionFunction`` maps NaN and values outside [0, 1] to 0).
     """
-    xb, ab, bb = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(a, dtype=np.float64),
-                                     np.asarray(b, dtype=np.float64))
+    xb, ab, bb = np.broadcast_arrays(
+        np.asarray(x, dtype=np.float64), np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    )
     with np.errstate(all="ignore"):
         out = _beta_cdf_flat(xb.reshape(-1), ab.reshape(-1), bb.reshape(-1))
     return out.reshape(xb.shape)

@@ -72,8 +72,9 @@ def _pod_value(pod: PodDemand, vector: FloatArray, name: str) -> float:
 FLOAT_EXACT_LIMIT = float(2**53 // 100)
 
 
-def floor_percent(x: FloatArray, alloc: FloatArray, *, positive: bool = False,
-                  alloc_max: float = math.inf) -> FloatArray:
+def floor_percent(
+    x: FloatArray, alloc: FloatArray, *, positive: bool = False, alloc_max: float = math.inf
+) -> FloatArray:
     """(N,) ``x·100 / alloc`` truncated, as Go's int64 division, for integers
     ``0 <= x <= alloc``; 0 where ``alloc`` is 0. float64 result. ``positive`` (every alloc > 0)
     and ``alloc_max`` (the column's largest) come from ``NodeTable.stats`` and skip work."""
@@ -105,8 +106,9 @@ class ResourceColumns:
         return floor_percent(x, self.allocatable, positive=self.positive, alloc_max=self.alloc_max)
 
 
-def requested_and_allocatable(pod: PodDemand, nodes: NodeTable, resources: tuple[ResourceWeight, ...],
-                              *, use_requested: bool) -> list[ResourceColumns]:
+def requested_and_allocatable(
+    pod: PodDemand, nodes: NodeTable, resources: tuple[ResourceWeight, ...], *, use_requested: bool
+) -> list[ResourceColumns]:
     """``resource_allocation.go`` ``score`` / ``calculateResourceAllocatableRequest``: the
     scored resources, each with requested-including-the-pod, allocated (the node's own) and
     allocatable columns.
@@ -129,13 +131,28 @@ def requested_and_allocatable(pod: PodDemand, nodes: NodeTable, resources: tuple
             continue
         node_req = (nodes.nonzero_requested if nonzero else nodes.requested)[:, col]
         st = nodes.stats
-        out.append(ResourceColumns(name, node_req + req, node_req, nodes.allocatable[:, col], rw.weight,
-                                   st.alloc_all_positive[col], st.alloc_max[col]))
+        out.append(
+            ResourceColumns(
+                name,
+                node_req + req,
+                node_req,
+                nodes.allocatable[:, col],
+                rw.weight,
+                st.alloc_all_positive[col],
+                st.alloc_max[col],
+            )
+        )
     return out
 
 
-def _weighted_mean(scores: list[FloatArray], cols: list[ResourceColumns], n: int, *,
-                   rounding: str = "trunc", counted: list[BoolArray] | None = None) -> IntArray:
+def _weighted_mean(
+    scores: list[FloatArray],
+    cols: list[ResourceColumns],
+    n: int,
+    *,
+    rounding: str = "trunc",
+    counted: list[BoolArray] | None = None,
+) -> IntArray:
     """``Σ w·s / Σ w`` over each node's counted resources (allocatable > 0 unless ``counted``
     says otherwise), truncated (``trunc``, int64 division) or Go ``math.Round`` (``round``);
     0 where nothing counts. All values are small integers: float64 is exact."""
@@ -197,8 +214,13 @@ def broken_linear_table(args: RequestedToCapacityRatioArgs) -> FloatArray:
     return np.array(out, dtype=np.float64)
 
 
-def requested_to_capacity_ratio(pod: PodDemand, nodes: NodeTable, args: RequestedToCapacityRatioArgs,
-                                *, shape_table: FloatArray | None = None) -> IntArray:
+def requested_to_capacity_ratio(
+    pod: PodDemand,
+    nodes: NodeTable,
+    args: RequestedToCapacityRatioArgs,
+    *,
+    shape_table: FloatArray | None = None,
+) -> IntArray:
     """NodeResourcesFit RequestedToCapacityRatio (``requested_to_capacity_ratio.go``
     ``buildRequestedToCapacityRatioScorerFunction``, ``scaledUtilization``): utilisation
     ``u = req·100 / alloc`` (100 when req > alloc, 0 when req <= 0), ``f(u)`` from the broken
@@ -321,8 +343,12 @@ def load_aware(pod: PodDemand, nodes: NodeTable, args: LoadAwareArgs, *, estimat
             pod_est = estimate[pod.resources.index(name)] if name in pod.resources else 0.0
             used = nodes.usage[:, col] + nodes.pending[:, col] + pod_est
             # fmax: NaN usage (no measurement) scores 0 without a warning; masked by load_ok
-            s = floor_percent(np.fmax(alloc - used, 0.0), alloc, positive=nodes.stats.alloc_all_positive[col],
-                              alloc_max=nodes.stats.alloc_max[col])
+            s = floor_percent(
+                np.fmax(alloc - used, 0.0),
+                alloc,
+                positive=nodes.stats.alloc_all_positive[col],
+                alloc_max=nodes.stats.alloc_max[col],
+            )
         total += w * s
         dominant = s if dominant is None else np.minimum(dominant, s)
     dw = args.dominantResourceWeight
@@ -356,8 +382,9 @@ def _pod_cpu_memory(pod: PodDemand, vector: FloatArray) -> FloatArray:
 CPU_MEMORY_IS_MEMORY = np.array([False, True])
 
 
-def target_load_packing(pod: PodDemand, nodes: NodeTable, args: TargetLoadPackingArgs, *,
-                        estimate: FloatArray) -> IntArray:
+def target_load_packing(
+    pod: PodDemand, nodes: NodeTable, args: TargetLoadPackingArgs, *, estimate: FloatArray
+) -> IntArray:
     """Trimaran TargetLoadPacking (``targetloadpacking.go`` ``Score``), CPU only: predicted
     utilisation of the node's *capacity* with the incoming pod's predicted CPU (per container:
     limit, else request x multiplier, else the default; plus overhead) and the usage of
@@ -373,28 +400,44 @@ def target_load_packing(pod: PodDemand, nodes: NodeTable, args: TargetLoadPackin
     reqs = c_req[:, pcol] if pcol >= 0 else np.zeros(1)
     lims = c_lim[:, pcol] if pcol >= 0 else np.zeros(1)
     overhead = float(c_overhead[pcol]) if pcol >= 0 else 0.0
-    pod_cpu = trimaran.tlp_predicted_cpu(reqs, lims, overhead, multiplier=args.defaultRequestsMultiplier,
-                                         default_millis=args.defaultRequestsCpuMillis)
-    return trimaran.target_load_packing(nodes.capacity[:, col], _usage_avg(nodes)[:, 0],
-                                        nodes.pending[:, col], pod_cpu, target=args.targetUtilization)
+    pod_cpu = trimaran.tlp_predicted_cpu(
+        reqs,
+        lims,
+        overhead,
+        multiplier=args.defaultRequestsMultiplier,
+        default_millis=args.defaultRequestsCpuMillis,
+    )
+    return trimaran.target_load_packing(
+        nodes.capacity[:, col],
+        _usage_avg(nodes)[:, 0],
+        nodes.pending[:, col],
+        pod_cpu,
+        target=args.targetUtilization,
+    )
 
 
-def load_variation_risk_balancing(pod: PodDemand, nodes: NodeTable, args: LoadVariationRiskBalancingArgs, *,
-                                  estimate: FloatArray) -> IntArray:
+def load_variation_risk_balancing(
+    pod: PodDemand, nodes: NodeTable, args: LoadVariationRiskBalancingArgs, *, estimate: FloatArray
+) -> IntArray:
     """Trimaran LoadVariationRiskBalancing (``loadvariationriskbalancing.go`` ``Score``,
     ``analysis.go`` ``computeScore``): per resource ``risk = (μ + margin·σ^(1/sensitivity)) / 2``
     with μ the average usage plus the pod's request over allocatable and σ the usage std over
     allocatable (0 where unknown); node = min over CPU and memory of ``(1 − risk)·100``,
     rounded."""
     return trimaran.load_variation_risk_balancing(
-        _cpu_memory(nodes, nodes.allocatable, fill=0.0).astype(np.int64), _usage_avg(nodes),
-        np.nan_to_num(_cpu_memory(nodes, nodes.usage_std), nan=0.0), _pod_cpu_memory(pod, pod.requests),
-        margin=args.safeVarianceMargin, sensitivity=args.safeVarianceSensitivity,
-        resource_is_memory=CPU_MEMORY_IS_MEMORY)
+        _cpu_memory(nodes, nodes.allocatable, fill=0.0).astype(np.int64),
+        _usage_avg(nodes),
+        np.nan_to_num(_cpu_memory(nodes, nodes.usage_std), nan=0.0),
+        _pod_cpu_memory(pod, pod.requests),
+        margin=args.safeVarianceMargin,
+        sensitivity=args.safeVarianceSensitivity,
+        resource_is_memory=CPU_MEMORY_IS_MEMORY,
+    )
 
 
-def low_risk_over_commitment(pod: PodDemand, nodes: NodeTable, args: LowRiskOverCommitmentArgs, *,
-                             estimate: FloatArray) -> IntArray | None:
+def low_risk_over_commitment(
+    pod: PodDemand, nodes: NodeTable, args: LowRiskOverCommitmentArgs, *, estimate: FloatArray
+) -> IntArray | None:
     """Trimaran LowRiskOverCommitment (``lowriskovercommitment.go`` ``Score``): per resource
     ``risk = w·riskLimit + (1 − w)·riskLoad`` (limits over allocatable; a Beta distribution
     fitted to the usage mean and std); node = ``round(100·(1 − max_r risk_r))``. None for a
@@ -408,25 +451,35 @@ def low_risk_over_commitment(pod: PodDemand, nodes: NodeTable, args: LowRiskOver
     return trimaran.low_risk_over_commitment(
         _cpu_memory(nodes, nodes.allocatable, fill=0.0).astype(np.int64),
         _cpu_memory(nodes, nodes.requested, fill=0.0).astype(np.int64),
-        _cpu_memory(nodes, nodes.limits, fill=0.0).astype(np.int64), pod_request, pod_limit,
-        _usage_avg(nodes), np.nan_to_num(_cpu_memory(nodes, nodes.usage_std), nan=0.0),
-        smoothing_window_size=args.smoothingWindowSize, risk_limit_weights=weights,
-        resource_is_memory=CPU_MEMORY_IS_MEMORY, best_effort=False)
+        _cpu_memory(nodes, nodes.limits, fill=0.0).astype(np.int64),
+        pod_request,
+        pod_limit,
+        _usage_avg(nodes),
+        np.nan_to_num(_cpu_memory(nodes, nodes.usage_std), nan=0.0),
+        smoothing_window_size=args.smoothingWindowSize,
+        risk_limit_weights=weights,
+        resource_is_memory=CPU_MEMORY_IS_MEMORY,
+        best_effort=False,
+    )
 
 
 RequestsStrategy = Callable[[PodDemand, NodeTable, StrategyArgs], "IntArray | None"]
 LoadStrategy = Callable[..., "IntArray | None"]
 
-REQUESTS_STRATEGIES: Mapping[str, RequestsStrategy] = MappingProxyType({
-    "LeastAllocated": least_allocated,  # type: ignore[dict-item]
-    "MostAllocated": most_allocated,  # type: ignore[dict-item]
-    "RequestedToCapacityRatio": requested_to_capacity_ratio,  # type: ignore[dict-item]
-    "BalancedAllocation": balanced_allocation,  # type: ignore[dict-item]
-})
+REQUESTS_STRATEGIES: Mapping[str, RequestsStrategy] = MappingProxyType(
+    {
+        "LeastAllocated": least_allocated,  # type: ignore[dict-item]
+        "MostAllocated": most_allocated,  # type: ignore[dict-item]
+        "RequestedToCapacityRatio": requested_to_capacity_ratio,  # type: ignore[dict-item]
+        "BalancedAllocation": balanced_allocation,  # type: ignore[dict-item]
+    }
+)
 
-LOAD_STRATEGIES: Mapping[str, LoadStrategy] = MappingProxyType({
-    "LoadAware": load_aware,
-    "TargetLoadPacking": target_load_packing,
-    "LoadVariationRiskBalancing": load_variation_risk_balancing,
-    "LowRiskOverCommitment": low_risk_over_commitment,
-})
+LOAD_STRATEGIES: Mapping[str, LoadStrategy] = MappingProxyType(
+    {
+        "LoadAware": load_aware,
+        "TargetLoadPacking": target_load_packing,
+        "LoadVariationRiskBalancing": load_variation_risk_balancing,
+        "LowRiskOverCommitment": low_risk_over_commitment,
+    }
+)

@@ -94,8 +94,13 @@ from scoring.special import _beta_cdf_flat, _lbeta
 from scoring.types import FloatArray, IntArray
 
 __all__ = [
-    "MEGA_FACTOR", "load_variation_risk_balancing", "low_risk_over_commitment", "lroc_resource_risks",
-    "lvrb_resource_scores", "target_load_packing", "tlp_predicted_cpu",
+    "MEGA_FACTOR",
+    "load_variation_risk_balancing",
+    "low_risk_over_commitment",
+    "lroc_resource_risks",
+    "lvrb_resource_scores",
+    "target_load_packing",
+    "tlp_predicted_cpu",
 ]
 
 # apis/config/v1/defaults.go
@@ -119,10 +124,14 @@ _S = TypeVar("_S", bound=np.generic)
 # TargetLoadPacking
 
 
-def tlp_predicted_cpu(container_requests: npt.ArrayLike, container_limits: npt.ArrayLike,
-                      overhead: float, *,
-                      multiplier: float = DEFAULT_REQUESTS_MULTIPLIER,
-                      default_millis: float = DEFAULT_REQUESTS_MILLI_CORES) -> float:
+def tlp_predicted_cpu(
+    container_requests: npt.ArrayLike,
+    container_limits: npt.ArrayLike,
+    overhead: float,
+    *,
+    multiplier: float = DEFAULT_REQUESTS_MULTIPLIER,
+    default_millis: float = DEFAULT_REQUESTS_MILLI_CORES,
+) -> float:
     """Predicted CPU (millicores) of one pod, as TargetLoadPacking counts it.
 
     Source: ``pkg/trimaran/targetloadpacking/targetloadpacking.go``, ``PredictUtilisation`` (per
@@ -140,13 +149,20 @@ def tlp_predicted_cpu(container_requests: npt.ArrayLike, container_limits: npt.A
     lim = np.asarray(container_limits, dtype=np.float64).reshape(-1)
     if req.shape != lim.shape:
         raise ValueError("container_requests and container_limits must have the same length")
-    pred = np.where(lim > 0, lim, np.where(req > 0, go_round(req * float(multiplier)),
-                                           float(int(default_millis))))
+    pred = np.where(
+        lim > 0, lim, np.where(req > 0, go_round(req * float(multiplier)), float(int(default_millis)))
+    )
     return float(int(pred.astype(np.int64).sum()) + int(overhead))
 
 
-def target_load_packing(capacity_cpu: npt.ArrayLike, used_cpu: npt.ArrayLike, pending_cpu: npt.ArrayLike,
-                        pod_cpu: float, *, target: float) -> IntArray:
+def target_load_packing(
+    capacity_cpu: npt.ArrayLike,
+    used_cpu: npt.ArrayLike,
+    pending_cpu: npt.ArrayLike,
+    pod_cpu: float,
+    *,
+    target: float,
+) -> IntArray:
     """TargetLoadPacking ``Score`` for N nodes, (N,) int64.
 
     Source: ``pkg/trimaran/targetloadpacking/targetloadpacking.go``,
@@ -206,11 +222,16 @@ def _cols(a: npt.ArrayLike, dtype: type[_S]) -> npt.NDArray[_S]:
     return a.reshape(-1, 1) if a.ndim == 1 else a
 
 
-def lvrb_resource_scores(allocatable: npt.ArrayLike, used_avg: npt.ArrayLike, used_std: npt.ArrayLike,
-                         pod_request: npt.ArrayLike, *,
-                         margin: float = DEFAULT_SAFE_VARIANCE_MARGIN,
-                         sensitivity: float = DEFAULT_SAFE_VARIANCE_SENSITIVITY,
-                         resource_is_memory: npt.ArrayLike) -> FloatArray:
+def lvrb_resource_scores(
+    allocatable: npt.ArrayLike,
+    used_avg: npt.ArrayLike,
+    used_std: npt.ArrayLike,
+    pod_request: npt.ArrayLike,
+    *,
+    margin: float = DEFAULT_SAFE_VARIANCE_MARGIN,
+    sensitivity: float = DEFAULT_SAFE_VARIANCE_SENSITIVITY,
+    resource_is_memory: npt.ArrayLike,
+) -> FloatArray:
     """Per-resource float scores (k, N) (resource-major), upstream ``computeScore``.
 
     Source: ``pkg/trimaran/loadvariationriskbalancing/analysis.go``, ``computeScore`` (current
@@ -270,12 +291,17 @@ def lvrb_resource_scores(allocatable: npt.ArrayLike, used_avg: npt.ArrayLike, us
     return out
 
 
-def load_variation_risk_balancing(allocatable: npt.ArrayLike, used_avg: npt.ArrayLike,
-                                  used_std: npt.ArrayLike, pod_request: npt.ArrayLike, *,
-                                  margin: float = DEFAULT_SAFE_VARIANCE_MARGIN,
-                                  sensitivity: float = DEFAULT_SAFE_VARIANCE_SENSITIVITY,
-                                  resource_is_memory: npt.ArrayLike,
-                                  metric_present: npt.ArrayLike | None = None) -> IntArray:
+def load_variation_risk_balancing(
+    allocatable: npt.ArrayLike,
+    used_avg: npt.ArrayLike,
+    used_std: npt.ArrayLike,
+    pod_request: npt.ArrayLike,
+    *,
+    margin: float = DEFAULT_SAFE_VARIANCE_MARGIN,
+    sensitivity: float = DEFAULT_SAFE_VARIANCE_SENSITIVITY,
+    resource_is_memory: npt.ArrayLike,
+    metric_present: npt.ArrayLike | None = None,
+) -> IntArray:
     """LoadVariationRiskBalancing ``Score`` for N nodes, (N,) int64 in 0..100.
 
     Source: ``pkg/trimaran/loadvariationriskbalancing/loadvariationriskbalancing.go``,
@@ -295,8 +321,15 @@ def load_variation_risk_balancing(allocatable: npt.ArrayLike, used_avg: npt.Arra
     compensation (upstream registers the handler but ``Score`` does not use it).
     """
     avg = _cols(used_avg, np.float64)
-    s = lvrb_resource_scores(allocatable, avg, used_std, pod_request, margin=margin,
-                             sensitivity=sensitivity, resource_is_memory=resource_is_memory)
+    s = lvrb_resource_scores(
+        allocatable,
+        avg,
+        used_std,
+        pod_request,
+        margin=margin,
+        sensitivity=sensitivity,
+        resource_is_memory=resource_is_memory,
+    )
     k = s.shape[0]
     mp = None if metric_present is None else _cols(metric_present, np.bool_)
     total: FloatArray | None = None
@@ -321,12 +354,20 @@ def load_variation_risk_balancing(allocatable: npt.ArrayLike, used_avg: npt.Arra
 # LowRiskOverCommitment
 
 
-def lroc_resource_risks(allocatable: npt.ArrayLike, requested: npt.ArrayLike, limits: npt.ArrayLike,
-                        pod_request: npt.ArrayLike, pod_limit: npt.ArrayLike, used_avg: npt.ArrayLike,
-                        used_std: npt.ArrayLike, *,
-                        smoothing_window_size: int = DEFAULT_SMOOTHING_WINDOW_SIZE,
-                        risk_limit_weights: npt.ArrayLike, resource_is_memory: npt.ArrayLike | None = None,
-                        metric_present: npt.ArrayLike | None = None) -> FloatArray:
+def lroc_resource_risks(
+    allocatable: npt.ArrayLike,
+    requested: npt.ArrayLike,
+    limits: npt.ArrayLike,
+    pod_request: npt.ArrayLike,
+    pod_limit: npt.ArrayLike,
+    used_avg: npt.ArrayLike,
+    used_std: npt.ArrayLike,
+    *,
+    smoothing_window_size: int = DEFAULT_SMOOTHING_WINDOW_SIZE,
+    risk_limit_weights: npt.ArrayLike,
+    resource_is_memory: npt.ArrayLike | None = None,
+    metric_present: npt.ArrayLike | None = None,
+) -> FloatArray:
     """Per-resource total risk (k, N) (resource-major) in [0, 1], upstream ``computeRisk``.
 
     Source: ``pkg/trimaran/lowriskovercommitment/lowriskovercommitment.go``
@@ -451,14 +492,21 @@ def lroc_resource_risks(allocatable: npt.ArrayLike, requested: npt.ArrayLike, li
         return total
 
 
-def low_risk_over_commitment(allocatable: npt.ArrayLike, requested: npt.ArrayLike, limits: npt.ArrayLike,
-                             pod_request: npt.ArrayLike, pod_limit: npt.ArrayLike, used_avg: npt.ArrayLike,
-                             used_std: npt.ArrayLike, *,
-                             smoothing_window_size: int = DEFAULT_SMOOTHING_WINDOW_SIZE,
-                             risk_limit_weights: npt.ArrayLike,
-                             resource_is_memory: npt.ArrayLike | None = None,
-                             metric_present: npt.ArrayLike | None = None,
-                             best_effort: bool | None = None) -> IntArray:
+def low_risk_over_commitment(
+    allocatable: npt.ArrayLike,
+    requested: npt.ArrayLike,
+    limits: npt.ArrayLike,
+    pod_request: npt.ArrayLike,
+    pod_limit: npt.ArrayLike,
+    used_avg: npt.ArrayLike,
+    used_std: npt.ArrayLike,
+    *,
+    smoothing_window_size: int = DEFAULT_SMOOTHING_WINDOW_SIZE,
+    risk_limit_weights: npt.ArrayLike,
+    resource_is_memory: npt.ArrayLike | None = None,
+    metric_present: npt.ArrayLike | None = None,
+    best_effort: bool | None = None,
+) -> IntArray:
     """LowRiskOverCommitment ``Score`` for N nodes, (N,) int64 in 0..100.
 
     Source: ``pkg/trimaran/lowriskovercommitment/lowriskovercommitment.go``, ``Score`` ->
@@ -481,10 +529,19 @@ def low_risk_over_commitment(allocatable: npt.ArrayLike, requested: npt.ArrayLik
         best_effort = not (np.any(np.asarray(pod_request) != 0) or np.any(np.asarray(pod_limit) != 0))
     if best_effort:
         return np.zeros(_cols(allocatable, np.int64).shape[0], dtype=np.int64)
-    risks = lroc_resource_risks(allocatable, requested, limits, pod_request, pod_limit, used_avg, used_std,
-                                smoothing_window_size=smoothing_window_size,
-                                risk_limit_weights=risk_limit_weights, resource_is_memory=resource_is_memory,
-                                metric_present=metric_present)
+    risks = lroc_resource_risks(
+        allocatable,
+        requested,
+        limits,
+        pod_request,
+        pod_limit,
+        used_avg,
+        used_std,
+        smoothing_window_size=smoothing_window_size,
+        risk_limit_weights=risk_limit_weights,
+        resource_is_memory=resource_is_memory,
+        metric_present=metric_present,
+    )
     rank = 1.0 - risks.max(axis=0)
     rank *= MAX_NODE_SCORE
     return go_round(rank).astype(np.int64)

@@ -38,8 +38,18 @@ def _readonly(*arrays: npt.NDArray[np.generic]) -> None:
 
 
 ARRAY_FIELDS: tuple[str, ...] = (
-    "allocatable", "capacity", "requested", "nonzero_requested", "limits", "usage", "usage_avg",
-    "usage_std", "usage_p95", "pending", "threshold_override")
+    "allocatable",
+    "capacity",
+    "requested",
+    "nonzero_requested",
+    "limits",
+    "usage",
+    "usage_avg",
+    "usage_std",
+    "usage_p95",
+    "pending",
+    "threshold_override",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +97,8 @@ class NodeTable:
             arr = getattr(self, field)
             if arr.shape != (n, r) or arr.dtype != np.float64:
                 raise ValueError(
-                    f"NodeTable.{field}: expected float64 ({n}, {r}), got {arr.dtype} {arr.shape}")
+                    f"NodeTable.{field}: expected float64 ({n}, {r}), got {arr.dtype} {arr.shape}"
+                )
             if not arr.flags.f_contiguous:
                 # resource-major memory: every column the strategies read is contiguous
                 object.__setattr__(self, field, np.asfortranarray(arr))
@@ -107,16 +118,20 @@ class NodeTable:
         return TableStats(
             alloc_all_positive=tuple(bool((alloc[:, c] > 0).all()) for c in range(alloc.shape[1])),
             alloc_max=tuple(float(alloc[:, c].max()) if n else 0.0 for c in range(alloc.shape[1])),
-            has_threshold_override=tuple(bool((~np.isnan(self.threshold_override[:, c])).any())
-                                         for c in range(alloc.shape[1])),
+            has_threshold_override=tuple(
+                bool((~np.isnan(self.threshold_override[:, c])).any()) for c in range(alloc.shape[1])
+            ),
         )
 
     def take(self, rows: npt.NDArray[np.int64]) -> NodeTable:
         """The table of ``rows`` only, in that order (copies: a few rows kept for later, e.g. the
         decision log's best nodes, without holding on to the whole table)."""
-        return dataclasses.replace(self, names=tuple(self.names[i] for i in rows.tolist()),
-                                   load_age_s=self.load_age_s[rows],
-                                   **{f: getattr(self, f)[rows] for f in ARRAY_FIELDS})
+        return dataclasses.replace(
+            self,
+            names=tuple(self.names[i] for i in rows.tolist()),
+            load_age_s=self.load_age_s[rows],
+            **{f: getattr(self, f)[rows] for f in ARRAY_FIELDS},
+        )
 
     def column(self, resource: str) -> int:
         """Index of ``resource`` on the resource axis, or -1 if the table does not carry it."""
@@ -126,13 +141,24 @@ class NodeTable:
             return -1
 
     @classmethod
-    def build(cls, *, names: tuple[str, ...], resources: tuple[str, ...], allocatable: FloatArray,
-              capacity: FloatArray | None = None, requested: FloatArray | None = None,
-              nonzero_requested: FloatArray | None = None, limits: FloatArray | None = None,
-              usage: FloatArray | None = None, usage_avg: FloatArray | None = None,
-              usage_std: FloatArray | None = None, usage_p95: FloatArray | None = None,
-              load_age_s: FloatArray | None = None, pending: FloatArray | None = None,
-              threshold_override: FloatArray | None = None) -> NodeTable:
+    def build(
+        cls,
+        *,
+        names: tuple[str, ...],
+        resources: tuple[str, ...],
+        allocatable: FloatArray,
+        capacity: FloatArray | None = None,
+        requested: FloatArray | None = None,
+        nonzero_requested: FloatArray | None = None,
+        limits: FloatArray | None = None,
+        usage: FloatArray | None = None,
+        usage_avg: FloatArray | None = None,
+        usage_std: FloatArray | None = None,
+        usage_p95: FloatArray | None = None,
+        load_age_s: FloatArray | None = None,
+        pending: FloatArray | None = None,
+        threshold_override: FloatArray | None = None,
+    ) -> NodeTable:
         """Convenience constructor: absent arrays default to 'nothing known' (zeros or NaN)."""
         shape = (len(names), len(resources))
 
@@ -145,20 +171,25 @@ class NodeTable:
         alloc = np.asarray(allocatable, dtype=np.float64)
         req = zeros() if requested is None else np.asarray(requested, dtype=np.float64)
         return cls(
-            names=names, resources=resources, allocatable=alloc,
+            names=names,
+            resources=resources,
+            allocatable=alloc,
             capacity=alloc.copy() if capacity is None else np.asarray(capacity, dtype=np.float64),
             requested=req,
-            nonzero_requested=req.copy() if nonzero_requested is None
+            nonzero_requested=req.copy()
+            if nonzero_requested is None
             else np.asarray(nonzero_requested, dtype=np.float64),
             limits=req.copy() if limits is None else np.asarray(limits, dtype=np.float64),
             usage=nans() if usage is None else np.asarray(usage, dtype=np.float64),
             usage_avg=nans() if usage_avg is None else np.asarray(usage_avg, dtype=np.float64),
             usage_std=nans() if usage_std is None else np.asarray(usage_std, dtype=np.float64),
             usage_p95=nans() if usage_p95 is None else np.asarray(usage_p95, dtype=np.float64),
-            load_age_s=np.full(len(names), np.inf) if load_age_s is None
+            load_age_s=np.full(len(names), np.inf)
+            if load_age_s is None
             else np.asarray(load_age_s, dtype=np.float64),
             pending=zeros() if pending is None else np.asarray(pending, dtype=np.float64),
-            threshold_override=nans() if threshold_override is None
+            threshold_override=nans()
+            if threshold_override is None
             else np.asarray(threshold_override, dtype=np.float64),
         )
 
@@ -204,8 +235,7 @@ class PodDemand:
                 raise ValueError(f"PodDemand.{field}: expected float64 ({r},), got {arr.dtype} {arr.shape}")
         for field in ("container_requests", "container_limits"):
             arr = getattr(self, field)
-            if arr.ndim != 2 or arr.shape[1] != r or arr.dtype != np.float64 \
-                    or arr.shape != c_req.shape:
+            if arr.ndim != 2 or arr.shape[1] != r or arr.dtype != np.float64 or arr.shape != c_req.shape:
                 raise ValueError(f"PodDemand.{field}: expected float64 (C, {r}), got {arr.dtype} {arr.shape}")
         _readonly(self.requests, self.nonzero_requests, self.limits, c_req, c_lim, overhead)
 

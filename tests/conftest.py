@@ -64,8 +64,10 @@ class FileProgress:
             tr = self.config.pluginmanager.get_plugin("terminalreporter")
             if tr is not None:
                 tr.ensure_newline()
-                tr.write_line(f"[{self.files_done:{len(str(total))}}/{total}] {path}: {counts},"
-                              f" {self.seconds[path]:.1f}s")
+                tr.write_line(
+                    f"[{self.files_done:{len(str(total))}}/{total}] {path}: {counts},"
+                    f" {self.seconds[path]:.1f}s"
+                )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -74,8 +76,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @contextlib.contextmanager
-def running_extender(*args: str, env: dict[str, str] | None = None,
-                     timeout_s: float = 30.0) -> Iterator[str]:
+def running_extender(*args: str, env: dict[str, str] | None = None, timeout_s: float = 30.0) -> Iterator[str]:
     """Start ``python -m extender serve`` on a free loopback port; yield its base URL."""
     with running_server(*args, env=env, timeout_s=timeout_s) as server:
         yield server.url
@@ -83,11 +84,18 @@ def running_extender(*args: str, env: dict[str, str] | None = None,
 
 def write_kubeconfig(path: Path, server_url: str) -> Path:
     """A kubeconfig for the in-test API server (token auth, plain HTTP)."""
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-        "clusters": [{"name": "fake", "cluster": {"server": server_url}}],
-        "users": [{"name": "u", "user": {"token": "test-token"}}],
-        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "u"}}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "fake",
+                "clusters": [{"name": "fake", "cluster": {"server": server_url}}],
+                "users": [{"name": "u", "user": {"token": "test-token"}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "u"}}],
+            }
+        )
+    )
     return path
 
 

@@ -137,13 +137,24 @@ def test_a_call_while_a_bind_is_in_flight_sees_the_pod_and_a_failed_bind_is_undo
     for ok in (True, False):
         s = cluster()
         slow = _SlowBinder(ok)
-        verbs = Verbs(policy=POLICY, source=CacheSource(_Cache(s)), binder=CachedBinder(slow, s),
-                      logger=logging.getLogger("test"))
+        verbs = Verbs(
+            policy=POLICY,
+            source=CacheSource(_Cache(s)),
+            binder=CachedBinder(slow, s),
+            logger=logging.getLogger("test"),
+        )
         first = _prioritize(verbs, "1")
         assert first["a"] == first["b"]
         answer: list[bytes] = []
-        t = threading.Thread(target=lambda: answer.append(verbs.bind(json.dumps(
-            {"PodName": "p1", "PodNamespace": "default", "PodUID": "1", "Node": "a"}).encode()).body))
+        t = threading.Thread(
+            target=lambda: answer.append(
+                verbs.bind(
+                    json.dumps(
+                        {"PodName": "p1", "PodNamespace": "default", "PodUID": "1", "Node": "a"}
+                    ).encode()
+                ).body
+            )
+        )
         t.start()
         assert slow.entered.wait(5)
         during = _prioritize(verbs, "2")

@@ -32,38 +32,131 @@ CASES = [
     ("pod-wrong-type", "filter", b'{"Pod": 3, "NodeNames": ["a"]}', "`Pod`"),
     ("missing-pod", "filter", b'{"NodeNames": ["a"]}', "Pod is missing"),
     ("lowercase-keys", "filter", b'{"pod": {}, "nodenames": ["a"]}', "PascalCase"),
-    ("neither-form", "filter", json.dumps({"Pod": VALID_POD, "Nodes": None, "NodeNames": None}).encode(),
-     "neither of Nodes and NodeNames"),
-    ("both-forms", "prioritize", json.dumps({"Pod": VALID_POD, "Nodes": {"items": []}, "NodeNames": []}).encode(),
-     "both of Nodes and NodeNames"),
-    ("duplicate-nodes", "filter", json.dumps({"Pod": VALID_POD, "Nodes": {"items": [
-        {"metadata": {"name": "a"}}, {"metadata": {"name": "a"}}]}}).encode(), "'a' appears more than once"),
-    ("nameless-node", "filter", json.dumps({"Pod": VALID_POD, "Nodes": {"items": [{"metadata": {}}]}}).encode(),
-     "empty name"),
-    ("node-wrong-type", "filter", json.dumps({"Pod": VALID_POD, "Nodes": {"items": [
-        {"metadata": {"name": "a"}, "status": {"allocatable": {"cpu": ["1"]}}}]}}).encode(),
-     "Nodes.items[0].status.allocatable"),
-    ("bad-pod-quantity", "filter", json.dumps({"Pod": {"spec": {"containers": [
-        {"resources": {"requests": {"cpu": "lots"}}}]}}, "Nodes": {"items": []}}).encode(),
-     "Pod.spec.containers[0].resources.requests.cpu"),
-    ("absurd-pod-quantity", "prioritize", json.dumps({"Pod": {"spec": {"containers": [
-        {"resources": {"requests": {"memory": "1e400"}}}]}}, "Nodes": {"items": []}}).encode(),
-     "Pod.spec.containers[0].resources.requests.memory"),
-    ("pod-quantity-over-2**53", "filter", json.dumps({"Pod": {"spec": {"containers": [
-        {"resources": {"requests": {"memory": "9Pi"}}}]}}, "Nodes": {"items": []}}).encode(), "is absurd"),
-    ("pod-total-over-2**53", "filter", json.dumps({"Pod": {"spec": {"containers": [
-        {"resources": {"requests": {"memory": "5Pi"}}}, {"resources": {"requests": {"memory": "5Pi"}}}]}},
-        "Nodes": {"items": []}}).encode(), "total requests of memory exceed"),
-    ("negative-pod-quantity", "filter", json.dumps({"Pod": {"spec": {"containers": [
-        {"resources": {"requests": {"cpu": "-1"}}}]}}, "Nodes": {"items": []}}).encode(), "negative"),
-    ("names-without-cache", "filter", json.dumps({"Pod": VALID_POD, "NodeNames": ["a"]}).encode(), "stateless mode"),
+    (
+        "neither-form",
+        "filter",
+        json.dumps({"Pod": VALID_POD, "Nodes": None, "NodeNames": None}).encode(),
+        "neither of Nodes and NodeNames",
+    ),
+    (
+        "both-forms",
+        "prioritize",
+        json.dumps({"Pod": VALID_POD, "Nodes": {"items": []}, "NodeNames": []}).encode(),
+        "both of Nodes and NodeNames",
+    ),
+    (
+        "duplicate-nodes",
+        "filter",
+        json.dumps(
+            {"Pod": VALID_POD, "Nodes": {"items": [{"metadata": {"name": "a"}}, {"metadata": {"name": "a"}}]}}
+        ).encode(),
+        "'a' appears more than once",
+    ),
+    (
+        "nameless-node",
+        "filter",
+        json.dumps({"Pod": VALID_POD, "Nodes": {"items": [{"metadata": {}}]}}).encode(),
+        "empty name",
+    ),
+    (
+        "node-wrong-type",
+        "filter",
+        json.dumps(
+            {
+                "Pod": VALID_POD,
+                "Nodes": {"items": [{"metadata": {"name": "a"}, "status": {"allocatable": {"cpu": ["1"]}}}]},
+            }
+        ).encode(),
+        "Nodes.items[0].status.allocatable",
+    ),
+    (
+        "bad-pod-quantity",
+        "filter",
+        json.dumps(
+            {
+                "Pod": {"spec": {"containers": [{"resources": {"requests": {"cpu": "lots"}}}]}},
+                "Nodes": {"items": []},
+            }
+        ).encode(),
+        "Pod.spec.containers[0].resources.requests.cpu",
+    ),
+    (
+        "absurd-pod-quantity",
+        "prioritize",
+        json.dumps(
+            {
+                "Pod": {"spec": {"containers": [{"resources": {"requests": {"memory": "1e400"}}}]}},
+                "Nodes": {"items": []},
+            }
+        ).encode(),
+        "Pod.spec.containers[0].resources.requests.memory",
+    ),
+    (
+        "pod-quantity-over-2**53",
+        "filter",
+        json.dumps(
+            {
+                "Pod": {"spec": {"containers": [{"resources": {"requests": {"memory": "9Pi"}}}]}},
+                "Nodes": {"items": []},
+            }
+        ).encode(),
+        "is absurd",
+    ),
+    (
+        "pod-total-over-2**53",
+        "filter",
+        json.dumps(
+            {
+                "Pod": {
+                    "spec": {
+                        "containers": [
+                            {"resources": {"requests": {"memory": "5Pi"}}},
+                            {"resources": {"requests": {"memory": "5Pi"}}},
+                        ]
+                    }
+                },
+                "Nodes": {"items": []},
+            }
+        ).encode(),
+        "total requests of memory exceed",
+    ),
+    (
+        "negative-pod-quantity",
+        "filter",
+        json.dumps(
+            {
+                "Pod": {"spec": {"containers": [{"resources": {"requests": {"cpu": "-1"}}}]}},
+                "Nodes": {"items": []},
+            }
+        ).encode(),
+        "negative",
+    ),
+    (
+        "names-without-cache",
+        "filter",
+        json.dumps({"Pod": VALID_POD, "NodeNames": ["a"]}).encode(),
+        "stateless mode",
+    ),
     ("bind-missing-fields", "bind", b'{"PodName": "p"}', "missing PodNamespace, Node"),
     ("bind-wrong-type", "bind", b'{"PodName": 1}', "`PodName`"),
     ("preempt-neither", "preempt", json.dumps({"Pod": VALID_POD}).encode(), "neither of NodeNameToVictims"),
-    ("preempt-victim-without-uid", "preempt", json.dumps({"Pod": VALID_POD, "NodeNameToVictims": {
-        "a": {"Pods": [{"metadata": {"name": "v"}}], "NumPDBViolations": 0}}}).encode(), "no metadata.uid"),
-    ("deep-nesting", "filter", b'{"Pod": {"metadata": {"annotations": ' + b"[" * 100000 + b"]" * 100000 + b"}}}",
-     "`Pod.metadata.annotations`"),
+    (
+        "preempt-victim-without-uid",
+        "preempt",
+        json.dumps(
+            {
+                "Pod": VALID_POD,
+                "NodeNameToVictims": {"a": {"Pods": [{"metadata": {"name": "v"}}], "NumPDBViolations": 0}},
+            }
+        ).encode(),
+        "no metadata.uid",
+    ),
+    (
+        "deep-nesting",
+        "filter",
+        b'{"Pod": {"metadata": {"annotations": ' + b"[" * 100000 + b"]" * 100000 + b"}}}",
+        "`Pod.metadata.annotations`",
+    ),
 ]
 
 
@@ -78,9 +171,16 @@ def test_bad_request_gets_400_with_error(extender_url: str, verb: str, body: byt
 
 @pytest.mark.timeout(60)
 def test_absurd_node_quantity_fails_that_node_only(extender_url: str) -> None:
-    nodes = [{"metadata": {"name": "huge"}, "status": {"allocatable": {"cpu": "4", "memory": "9Pi", "pods": "110"}}},
-             {"metadata": {"name": "ok"}, "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}}}]
-    status, answer = post(f"{extender_url}/filter", json.dumps({"Pod": VALID_POD, "Nodes": {"items": nodes}}).encode())
+    nodes = [
+        {
+            "metadata": {"name": "huge"},
+            "status": {"allocatable": {"cpu": "4", "memory": "9Pi", "pods": "110"}},
+        },
+        {"metadata": {"name": "ok"}, "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}}},
+    ]
+    status, answer = post(
+        f"{extender_url}/filter", json.dumps({"Pod": VALID_POD, "Nodes": {"items": nodes}}).encode()
+    )
     assert status == 200, answer
     assert [n["metadata"]["name"] for n in answer["Nodes"]["items"]] == ["ok"]
     reason = answer["FailedAndUnresolvableNodes"]["huge"]
@@ -113,8 +213,10 @@ def test_stalled_body_is_cut_off_and_does_not_hold_a_thread() -> None:
     with running_extender("--no-api", "--threads", "1", env={"EXTENDER_READ_TIMEOUT_S": "1"}) as url:
         port = int(url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port)) as s:
-            s.sendall(b"POST /filter HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                      b"Content-Length: 1000\r\n\r\n{\"Pod\":")
+            s.sendall(
+                b"POST /filter HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 1000\r\n\r\n{"Pod":'
+            )
             s.settimeout(10)
             started = time.monotonic()
             reply = b""
@@ -145,7 +247,10 @@ def test_verb_answers_are_sized_and_keep_the_connection(extender_url: str) -> No
             r = conn.getresponse()
             data = r.read()
             assert r.status == status and r.getheader("Transfer-Encoding") is None
-            assert int(r.getheader("Content-Length")) == len(data) and r.getheader("Content-Type") == "application/json"
+            assert (
+                int(r.getheader("Content-Length")) == len(data)
+                and r.getheader("Content-Type") == "application/json"
+            )
             assert "Error" in json.loads(data)
     finally:
         conn.close()

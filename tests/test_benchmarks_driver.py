@@ -26,18 +26,21 @@ from tests.test_benchmarks_smoke import run_cli
 # --- sampling: numFeasibleNodesToFind and nextStartNodeIndex ---------------------------------------
 
 
-@pytest.mark.parametrize(("nodes", "percentage", "expected"), [
-    (50, 0, 50),  # under 100 nodes: all of them
-    (99, 0, 99),
-    (100, 0, 100),  # 50 % of 100 is 50, raised to the 100-node minimum
-    (1523, 0, 578),  # 50 - 1523/125 = 38 %: 1523 * 38 / 100 = 578 (integer division)
-    (3125, 0, 781),  # the most any cluster sends: 25 % of 3,125
-    (5000, 0, 500),  # 50 - 40 = 10 %
-    (10000, 0, 500),  # 50 - 80 < 5: the 5 % minimum
-    (1000, 30, 300),  # a configured percentageOfNodesToScore
-    (1000, 5, 100),  # ... still at least 100 nodes
-    (50, 30, 50),  # ... and all nodes under 100
-])
+@pytest.mark.parametrize(
+    ("nodes", "percentage", "expected"),
+    [
+        (50, 0, 50),  # under 100 nodes: all of them
+        (99, 0, 99),
+        (100, 0, 100),  # 50 % of 100 is 50, raised to the 100-node minimum
+        (1523, 0, 578),  # 50 - 1523/125 = 38 %: 1523 * 38 / 100 = 578 (integer division)
+        (3125, 0, 781),  # the most any cluster sends: 25 % of 3,125
+        (5000, 0, 500),  # 50 - 40 = 10 %
+        (10000, 0, 500),  # 50 - 80 < 5: the 5 % minimum
+        (1000, 30, 300),  # a configured percentageOfNodesToScore
+        (1000, 5, 100),  # ... still at least 100 nodes
+        (50, 30, 50),  # ... and all nodes under 100
+    ],
+)
 def test_num_feasible_nodes_to_find_is_kube_schedulers(nodes: int, percentage: int, expected: int) -> None:
     assert sampling.num_feasible_nodes_to_find(nodes, percentage) == expected
 
@@ -60,9 +63,12 @@ def test_search_counts_the_rejected_nodes_it_examined() -> None:
 class FakeExtender:
     """Passes ``passing(rows)`` (default: every node), scores ``scores(rows)``, records calls."""
 
-    def __init__(self, passing: Callable[[np.ndarray], np.ndarray | None] | None = None,
-                 scores: Callable[[np.ndarray], np.ndarray | None] | None = None,
-                 bind_ok: bool = True) -> None:
+    def __init__(
+        self,
+        passing: Callable[[np.ndarray], np.ndarray | None] | None = None,
+        scores: Callable[[np.ndarray], np.ndarray | None] | None = None,
+        bind_ok: bool = True,
+    ) -> None:
         self.passing = passing or (lambda rows: rows)
         self.scores = scores or (lambda rows: np.zeros(len(rows), np.int64))
         self.bind_ok = bind_ok
@@ -92,8 +98,9 @@ def _view(n: int, *, cpu: float = 32000.0, requested_cpu: float = 0.0) -> driver
 
 def _pod(cpu: float = 500.0, memory: float = 512 * 2**20) -> driver.PendingPod:
     req = np.array([cpu, memory, 1.0])
-    demand = PodDemand(resources=BASE_RESOURCES, requests=req, nonzero_requests=req.copy(),
-                       limits=np.zeros(3))
+    demand = PodDemand(
+        resources=BASE_RESOURCES, requests=req, nonzero_requests=req.copy(), limits=np.zeros(3)
+    )
     return driver.PendingPod("web-0", "default", "uid-0", b"{}", demand)
 
 
@@ -147,8 +154,9 @@ def test_ties_are_broken_at_random_and_reproducibly_with_a_seed() -> None:
     picks = [driver.select_host(totals, random.Random(seed)) for seed in range(200)]
     assert {p for p, _ in picks} == {1, 2, 4} and {t for _, t in picks} == {3}
     rng_a, rng_b = random.Random(7), random.Random(7)
-    assert [driver.select_host(totals, rng_a)[0] for _ in range(20)] == \
-           [driver.select_host(totals, rng_b)[0] for _ in range(20)]
+    assert [driver.select_host(totals, rng_a)[0] for _ in range(20)] == [
+        driver.select_host(totals, rng_b)[0] for _ in range(20)
+    ]
     assert driver.select_host(np.array([1, 4, 2], np.int64), random.Random(0)) == (1, 1)
 
 
@@ -176,8 +184,10 @@ def test_failures_as_the_scheduler_treats_them() -> None:
     assert cycle.outcome == "filter_error" and ext.prioritized == [] and ext.bound == []
     # no node passes: unschedulable
     none_left = FakeExtender(passing=lambda rows: rows[:0])
-    assert driver.Scheduler(view, none_left, weight=3, rng=random.Random(1)).schedule_one(_pod()).outcome == \
-        "unschedulable"
+    assert (
+        driver.Scheduler(view, none_left, weight=3, rng=random.Random(1)).schedule_one(_pod()).outcome
+        == "unschedulable"
+    )
     # prioritize failed: the in-tree scores alone decide (node 2 is the emptiest: LeastAllocated
     # says so; kube-scheduler v1.36's BalancedAllocation gives all three 74, the pod moving each
     # balance by the same 1 point)
@@ -187,8 +197,9 @@ def test_failures_as_the_scheduler_treats_them() -> None:
     assert cycle.prioritize_error and cycle.host == "node-00002" and cycle.outcome == "bound"
     # bind failed: the assumed pod is forgotten
     before = view.requested.copy()
-    cycle = driver.Scheduler(view, FakeExtender(bind_ok=False), weight=3,
-                             rng=random.Random(1)).schedule_one(_pod())
+    cycle = driver.Scheduler(view, FakeExtender(bind_ok=False), weight=3, rng=random.Random(1)).schedule_one(
+        _pod()
+    )
     assert cycle.outcome == "bind_error" and np.array_equal(view.requested, before)
 
 
@@ -245,17 +256,28 @@ def _reply(body: object) -> Reply:
 
 def test_filter_answers_are_checked() -> None:
     names = frozenset({"a", "b", "c"})
-    ok = {"Nodes": None, "NodeNames": ["c", "a"], "FailedNodes": {"b": "busy"},
-          "FailedAndUnresolvableNodes": None, "Error": ""}
+    ok = {
+        "Nodes": None,
+        "NodeNames": ["c", "a"],
+        "FailedNodes": {"b": "busy"},
+        "FailedAndUnresolvableNodes": None,
+        "Error": "",
+    }
     assert decode_filter(_reply(ok), names, names_form=True).passing == ("c", "a")
-    nodes_form = {**ok, "NodeNames": None, "Nodes": {"metadata": {}, "items": [{"metadata": {"name": "a"}}]},
-                  "FailedNodes": {"b": "busy", "c": "busy"}}
+    nodes_form = {
+        **ok,
+        "NodeNames": None,
+        "Nodes": {"metadata": {}, "items": [{"metadata": {"name": "a"}}]},
+        "FailedNodes": {"b": "busy", "c": "busy"},
+    }
     assert decode_filter(_reply(nodes_form), names, names_form=False).passing == ("a",)
-    for bad, form in [({**ok, "FailedNodes": {}}, True),  # b named nowhere
-                      ({**ok, "FailedNodes": {"b": "x", "a": "x"}}, True),  # a twice
-                      ({**ok, "FailedNodes": {"b": "x", "d": "x"}}, True),  # a node not asked about
-                      (ok, False),  # the NodeNames form where the Nodes form was asked
-                      ({**ok, "Error": "boom"}, True)]:
+    for bad, form in [
+        ({**ok, "FailedNodes": {}}, True),  # b named nowhere
+        ({**ok, "FailedNodes": {"b": "x", "a": "x"}}, True),  # a twice
+        ({**ok, "FailedNodes": {"b": "x", "d": "x"}}, True),  # a node not asked about
+        (ok, False),  # the NodeNames form where the Nodes form was asked
+        ({**ok, "Error": "boom"}, True),
+    ]:
         with pytest.raises(BenchmarkError):
             decode_filter(_reply(bad), names, names_form=form)
     with pytest.raises(BenchmarkError):
@@ -264,10 +286,16 @@ def test_filter_answers_are_checked() -> None:
 
 def test_prioritize_answers_are_checked() -> None:
     names = frozenset({"a", "b"})
-    assert decode_prioritize(_reply([{"Host": "a", "Score": 3}, {"Host": "b", "Score": 10}]), names) == \
-        {"a": 3, "b": 10}
-    for bad in ([{"Host": "a", "Score": 3}], [{"Host": "a", "Score": 11}, {"Host": "b", "Score": 0}],
-                [{"Host": "a", "Score": 1.5}, {"Host": "b", "Score": 0}], {"Host": "a", "Score": 1}):
+    assert decode_prioritize(_reply([{"Host": "a", "Score": 3}, {"Host": "b", "Score": 10}]), names) == {
+        "a": 3,
+        "b": 10,
+    }
+    for bad in (
+        [{"Host": "a", "Score": 3}],
+        [{"Host": "a", "Score": 11}, {"Host": "b", "Score": 0}],
+        [{"Host": "a", "Score": 1.5}, {"Host": "b", "Score": 0}],
+        {"Host": "a", "Score": 1},
+    ):
         with pytest.raises(BenchmarkError):
             decode_prioritize(_reply(bad), names)
 
@@ -279,13 +307,16 @@ def test_stateless_requests_carry_the_sampled_nodes_with_fresh_load_stamps() -> 
         item["metadata"]["annotations"][k8s_objects.LOAD_PREFIX + "updated"] = old
     bodies = driver.NodeBodies([orjson.dumps(item) for item in items], old)
     node_names = [i["metadata"]["name"] for i in items]
-    ext = driver.HTTPExtender(Client("127.0.0.1", 9), node_names, form="stateless", timeout_s=5.0,
-                              bodies=bodies)
+    ext = driver.HTTPExtender(
+        Client("127.0.0.1", 9), node_names, form="stateless", timeout_s=5.0, bodies=bodies
+    )
     args = orjson.loads(ext.args(driver.PendingPod.from_object(k8s_objects.pod()), np.array([2, 0])))
     assert list(args) == ["Pod", "Nodes", "NodeNames"] and args["NodeNames"] is None
     assert [n["metadata"]["name"] for n in args["Nodes"]["items"]] == ["node-00002", "node-00000"]
-    assert all(n["metadata"]["annotations"][k8s_objects.LOAD_PREFIX + "updated"] != old
-               for n in args["Nodes"]["items"])
+    assert all(
+        n["metadata"]["annotations"][k8s_objects.LOAD_PREFIX + "updated"] != old
+        for n in args["Nodes"]["items"]
+    )
     ext.client.close()
 
 
@@ -294,13 +325,30 @@ def test_stateless_requests_carry_the_sampled_nodes_with_fresh_load_stamps() -> 
 
 @pytest.mark.timeout(180)
 def test_both_forms_end_to_end_write_every_verb(tmp_path: Path) -> None:
-    stdout, record = run_cli(tmp_path, "latency", "--sizes", "100", "--pods", "3", "--warmup", "1",
-                             "--pods-per-node", "3", "--ready-timeout", "60")
+    stdout, record = run_cli(
+        tmp_path,
+        "latency",
+        "--sizes",
+        "100",
+        "--pods",
+        "3",
+        "--warmup",
+        "1",
+        "--pods-per-node",
+        "3",
+        "--ready-timeout",
+        "60",
+    )
     assert "| nodes | form | verb |" in stdout and "| nodes | form | pods |" in stdout
     assert record["benchmark"] == "latency" and record["machine"]["cpu_count"] >= 1
     rows = {(r["form"], r["verb"]): r for r in record["rows"]}
-    assert set(rows) == {("stateless", "filter"), ("stateless", "prioritize"),
-                         ("names", "filter"), ("names", "prioritize"), ("names", "bind")}
+    assert set(rows) == {
+        ("stateless", "filter"),
+        ("stateless", "prioritize"),
+        ("names", "filter"),
+        ("names", "prioritize"),
+        ("names", "bind"),
+    }
     for (form, verb), row in rows.items():
         assert row["nodes"] == 100 and row["calls"] == 3 and row["timeouts"] == 0
         assert 0 < row["client_ms"]["p50"] <= row["client_ms"]["max"] and row["calls_per_s"] > 0

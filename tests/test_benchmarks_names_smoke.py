@@ -21,11 +21,34 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.timeout(150)
 def test_names_small_run_writes_consistent_json(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "names", "--sizes", "200", "--pods-per-node", "5",
-         "--calls", "10", "--events-per-s", "500", "--churn-seconds", "2",
-         # its own timeouts well inside ours, so that it stops the extender and the fake itself
-         "--ready-timeout", "45", "--drain-timeout", "15", "--out", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "names",
+            "--sizes",
+            "200",
+            "--pods-per-node",
+            "5",
+            "--calls",
+            "10",
+            "--events-per-s",
+            "500",
+            "--churn-seconds",
+            "2",
+            # its own timeouts well inside ours, so that it stops the extender and the fake itself
+            "--ready-timeout",
+            "45",
+            "--drain-timeout",
+            "15",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "| nodes | phase | verb |" in proc.stdout and "| nodes | pods |" in proc.stdout
 
@@ -67,6 +90,7 @@ def test_sampled_bodies_rotate_through_every_node() -> None:
     import json
 
     from benchmarks.names_client import _bodies
+
     names = [f"node-{i:05d}" for i in range(5000)]
     body = _bodies(names, 0)
     seen: set[str] = set()

@@ -14,14 +14,26 @@ from benchmarks.__main__ import main
 
 # --- the cluster: GPUs, compensation, accounting ----------------------------------------------
 
+
 def _tiny(gpus: list[int], pod_gpus: list[tuple[int, int]]) -> simulate.Cluster:
     n, p = len(gpus), len(pod_gpus)
-    nodes = trace.Nodes(names=tuple(f"n{i}" for i in range(n)), cpu=np.full(n, 8000.0),
-                        memory=np.full(n, 32.0 * 2**30), gpus=np.array(gpus))
-    pods = trace.Pods(names=tuple(f"p{i}" for i in range(p)), cpu=np.full(p, 1000.0),
-                      memory=np.full(p, 2.0**30), gpus=np.array([g for g, _ in pod_gpus]),
-                      gpu_milli=np.array([m for _, m in pod_gpus]), qos=np.zeros(p, np.int64),
-                      arrival=np.zeros(p), departure=np.full(p, np.inf), phase=("Running",) * p)
+    nodes = trace.Nodes(
+        names=tuple(f"n{i}" for i in range(n)),
+        cpu=np.full(n, 8000.0),
+        memory=np.full(n, 32.0 * 2**30),
+        gpus=np.array(gpus),
+    )
+    pods = trace.Pods(
+        names=tuple(f"p{i}" for i in range(p)),
+        cpu=np.full(p, 1000.0),
+        memory=np.full(p, 2.0**30),
+        gpus=np.array([g for g, _ in pod_gpus]),
+        gpu_milli=np.array([m for _, m in pod_gpus]),
+        qos=np.zeros(p, np.int64),
+        arrival=np.zeros(p),
+        departure=np.full(p, np.inf),
+        phase=("Running",) * p,
+    )
     usage = loadmodel.Usage(cpu_fraction=np.full((4, p), 0.5, np.float32), memory_fraction=np.full(p, 0.5))
     return simulate.Cluster(nodes, pods, usage, simulate.SimParams())
 
@@ -56,6 +68,7 @@ def test_compensation_lasts_until_a_report_covers_the_bind() -> None:
 
 # --- trace and load model ----------------------------------------------------------------------
 
+
 def test_trace_replay_compresses_arrivals_and_keeps_lifetimes() -> None:
     pods = trace.load_pods(trace.Replay(compression=1000.0))
     nodes = trace.load_nodes(trace.Replay())
@@ -82,9 +95,17 @@ def test_usage_depends_on_seed_and_pod_only() -> None:
 
 # --- the report -----------------------------------------------------------------------------------
 
+
 def test_consistency_check_catches_missing_runs_and_bad_counts() -> None:
-    good = {"contender": "a", "compression": 10.0, "seed": 0, "pods": 5, "placed_first_try": 3,
-            "placed_after_wait": 1, "unschedulable": 1}
+    good = {
+        "contender": "a",
+        "compression": 10.0,
+        "seed": 0,
+        "pods": 5,
+        "placed_first_try": 3,
+        "placed_after_wait": 1,
+        "unschedulable": 1,
+    }
     assert placement.check_consistent([good], ["a"], [10.0], 1) == []
     bad = dict(good, unschedulable=0)
     assert "4 != 5" in placement.check_consistent([bad], ["a"], [10.0], 1)[0]
@@ -116,17 +137,23 @@ def test_quick_placement_writes_a_consistent_report(tmp_path: Path) -> None:
 
 def test_extra_policies_run_as_the_extender_and_names_are_checked(tmp_path: Path) -> None:
     import argparse
+
     extra = (("mine", "config/extender-policy.yaml"),)
     added = placement.contenders(extra)[-1]
     assert added.name == "mine" and added.mode == "extender" and added.in_tree is not None
     assert placement._named_policy("mine=config/extender-policy.yaml") == extra[0]
-    for bad in ("no-equals-sign", "kube-scheduler=config/extender-policy.yaml", f"x={tmp_path / 'missing.yaml'}"):
+    for bad in (
+        "no-equals-sign",
+        "kube-scheduler=config/extender-policy.yaml",
+        f"x={tmp_path / 'missing.yaml'}",
+    ):
         with pytest.raises(argparse.ArgumentTypeError):
             placement._named_policy(bad)
 
 
 def test_every_shipped_benchmark_policy_is_valid() -> None:
     from extender.policy_file import load_policy
+
     files = sorted((Path(__file__).resolve().parent.parent / "benchmarks" / "policies").glob("*.yaml"))
     assert len(files) >= 4
     for f in files:

@@ -20,8 +20,13 @@ ROOT = Path(__file__).resolve().parent.parent
 def run_cli(tmp_path: Path, *args: str, timeout_s: float = 150) -> tuple[str, dict[str, Any]]:
     """``python -m benchmarks ARGS --out tmp_path``; (its output, the JSON record) once it exited
     0 having written one JSON and one Markdown file."""
-    proc = subprocess.run([sys.executable, "-m", "benchmarks", *args, "--out", str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=timeout_s)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", *args, "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".json", ".md"]
     return proc.stdout, json.loads(next(tmp_path.glob("*.json")).read_text())
@@ -29,8 +34,9 @@ def run_cli(tmp_path: Path, *args: str, timeout_s: float = 150) -> tuple[str, di
 
 @pytest.mark.timeout(180)
 def test_latency_stateless_run_writes_consistent_json(tmp_path: Path) -> None:
-    stdout, record = run_cli(tmp_path, "latency", "--forms", "stateless", "--sizes", "100", "--pods", "3",
-                             timeout_s=120)
+    stdout, record = run_cli(
+        tmp_path, "latency", "--forms", "stateless", "--sizes", "100", "--pods", "3", timeout_s=120
+    )
     assert "| nodes | form | verb |" in stdout
     assert record["machine"]["cpu_count"] >= 1
     rows = {row["verb"]: row for row in record["rows"]}
@@ -50,9 +56,25 @@ def test_latency_stateless_run_writes_consistent_json(tmp_path: Path) -> None:
 @pytest.mark.timeout(180)
 def test_core_benchmark_agrees_with_the_reference_and_writes_json(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "core", "--sizes", "60", "--min-calls", "3",
-         "--min-seconds", "0", "--out", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=150)
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "core",
+            "--sizes",
+            "60",
+            "--min-calls",
+            "3",
+            "--min-seconds",
+            "0",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr  # 1 = the core disagreed with the reference
     (result,) = tmp_path.glob("core-*.json")
     record = json.loads(result.read_text())
@@ -75,8 +97,12 @@ def test_runqueue_wait_reads_every_thread_of_a_process() -> None:
 
     if not os.path.exists(f"/proc/{os.getpid()}/task"):
         pytest.skip("no /proc")
-    spinners = [subprocess.Popen([sys.executable, "-c", "import time\nt = time.time() + 1.5\nwhile time.time() < t: pass"])
-                for _ in range((os.cpu_count() or 1) + 2)]
+    spinners = [
+        subprocess.Popen(
+            [sys.executable, "-c", "import time\nt = time.time() + 1.5\nwhile time.time() < t: pass"]
+        )
+        for _ in range((os.cpu_count() or 1) + 2)
+    ]
     try:
         before = {p.pid: runqueue_wait_s(p.pid) for p in spinners}
         time.sleep(1.0)

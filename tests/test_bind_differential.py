@@ -86,13 +86,18 @@ def _raw(obj: dict[str, Any]) -> bytes:
 
 def node_obj(name: str, cpu: int, mem_gi: int) -> dict[str, Any]:
     res = {"cpu": str(cpu), "memory": f"{mem_gi}Gi", "pods": "110"}
-    return {"metadata": {"name": name, "uid": f"node-{name}"}, "status": {"allocatable": res, "capacity": res}}
+    return {
+        "metadata": {"name": name, "uid": f"node-{name}"},
+        "status": {"allocatable": res, "capacity": res},
+    }
 
 
 def pod_obj(uid: str, cpu: str, mem: str) -> dict[str, Any]:
-    return {"metadata": {"name": f"pod-{uid}", "namespace": "default", "uid": uid},
-            "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": mem}}}]},
-            "status": {"phase": "Pending"}}
+    return {
+        "metadata": {"name": f"pod-{uid}", "namespace": "default", "uid": uid},
+        "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": mem}}}]},
+        "status": {"phase": "Pending"},
+    }
 
 
 class FakeAPI:
@@ -146,15 +151,25 @@ class Live:
 
     def __init__(self, api: FakeAPI, clock: _Clock) -> None:
         self.window = LoadWindow(("cpu", "memory"))
-        self.state = ClusterState(estimator_factors=FACTORS, load=self.window, compensation=COMPENSATION,
-                                  clock=clock)
+        self.state = ClusterState(
+            estimator_factors=FACTORS, load=self.window, compensation=COMPENSATION, clock=clock
+        )
         binder = CachedBinder(FakeBinder(api), self.state)
-        self.verbs = Verbs(policy=POLICY, source=CacheSource(_Cache(self.state), clock=clock), binder=binder,
-                           logger=logging.getLogger("test"))
+        self.verbs = Verbs(
+            policy=POLICY,
+            source=CacheSource(_Cache(self.state), clock=clock),
+            binder=binder,
+            logger=logging.getLogger("test"),
+        )
 
 
-def rebuild(nodes: dict[str, dict[str, Any]], pods: dict[str, dict[str, Any]], counted_at: dict[str, float],
-            samples: list[tuple[str, float, dict[str, float]]], clock: _Clock) -> Verbs:
+def rebuild(
+    nodes: dict[str, dict[str, Any]],
+    pods: dict[str, dict[str, Any]],
+    counted_at: dict[str, float],
+    samples: list[tuple[str, float, dict[str, float]]],
+    clock: _Clock,
+) -> Verbs:
     """A cache built from scratch: the load samples, the nodes, the pending pods, then each
     bound pod at the time the live cache first counted it (its compensation starts there)."""
     now = clock.now
@@ -172,8 +187,12 @@ def rebuild(nodes: dict[str, dict[str, Any]], pods: dict[str, dict[str, Any]], c
         state.pods_handler.upsert(_raw(p))
     at.now = now
     state.publish(force=True)
-    return Verbs(policy=POLICY, source=CacheSource(_Cache(state), clock=clock), binder=None,  # type: ignore[arg-type]
-                 logger=logging.getLogger("test"))
+    return Verbs(
+        policy=POLICY,
+        source=CacheSource(_Cache(state), clock=clock),
+        binder=None,  # type: ignore[arg-type]
+        logger=logging.getLogger("test"),
+    )
 
 
 class BindMachine(RuleBasedStateMachine):
@@ -308,8 +327,12 @@ class BindMachine(RuleBasedStateMachine):
             pod["status"] = {"phase": "Running"}
             self.api.emit("pods", "MODIFIED", pod)
 
-    @rule(node=st.sampled_from(NODE_NAMES), cpu=st.integers(0, 16), mem=st.integers(0, 32),
-          age=st.sampled_from([0.0, 30.0, 90.0, 200.0]))
+    @rule(
+        node=st.sampled_from(NODE_NAMES),
+        cpu=st.integers(0, 16),
+        mem=st.integers(0, 32),
+        age=st.sampled_from([0.0, 30.0, 90.0, 200.0]),
+    )
     def load_sample(self, node: str, cpu: int, mem: int, age: float) -> None:
         t = self.clock.now - age
         values = {"cpu": cpu * 500.0, "memory": mem * 2.0**30}
@@ -346,9 +369,18 @@ class BindMachine(RuleBasedStateMachine):
         body = _raw({"Pod": pod, "NodeNames": self._names()})
         assert self.live.verbs.prioritize(body).status == 200
         self.api.fail_next_bind, self.api.deliver_during_bind = fail, watch_first
-        answer = json.loads(self.live.verbs.bind(_raw({"PodName": pod["metadata"]["name"],
-                                                        "PodNamespace": "default", "PodUID": uid,
-                                                        "Node": node})).body)
+        answer = json.loads(
+            self.live.verbs.bind(
+                _raw(
+                    {
+                        "PodName": pod["metadata"]["name"],
+                        "PodNamespace": "default",
+                        "PodUID": uid,
+                        "Node": node,
+                    }
+                )
+            ).body
+        )
         self.api.fail_next_bind = self.api.deliver_during_bind = False
         if answer["Error"]:
             return
@@ -357,9 +389,18 @@ class BindMachine(RuleBasedStateMachine):
             self.bound_by_us[uid] = copy.deepcopy(self.api.pods[uid])
             self.counted_at.setdefault(uid, self.clock.now)
         if retry:  # the scheduler's retry of a bind whose answer it lost: the same answer, no change
-            again = json.loads(self.live.verbs.bind(_raw({"PodName": pod["metadata"]["name"],
-                                                           "PodNamespace": "default", "PodUID": uid,
-                                                           "Node": node})).body)
+            again = json.loads(
+                self.live.verbs.bind(
+                    _raw(
+                        {
+                            "PodName": pod["metadata"]["name"],
+                            "PodNamespace": "default",
+                            "PodUID": uid,
+                            "Node": node,
+                        }
+                    )
+                ).body
+            )
             assert again == {"Error": ""}
 
     # --- the check ------------------------------------------------------------------------------
@@ -378,13 +419,16 @@ class BindMachine(RuleBasedStateMachine):
 
 
 BindMachine.TestCase.settings = settings(
-    max_examples=60, stateful_step_count=25, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    max_examples=60,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 TestBinds = BindMachine.TestCase
 
 
-
 # --- the same promise from the real server, with the cache in its own process ---------------------
+
 
 class ServerMachine(RuleBasedStateMachine):
     """The extender under gunicorn with the cache process (``EXTENDER_CACHE_PROCESS=true``) and
@@ -409,8 +453,9 @@ class ServerMachine(RuleBasedStateMachine):
         for name in NODE_NAMES[:nodes]:
             self.api.add_node(server_node(name, 8))
         kubeconfig = write_kubeconfig(self.tmp / "kubeconfig", self.api.url)
-        self.url = self._stack.enter_context(running_extender("--kubeconfig", str(kubeconfig),
-                                                              env={"EXTENDER_CACHE_PROCESS": "true"}))
+        self.url = self._stack.enter_context(
+            running_extender("--kubeconfig", str(kubeconfig), env={"EXTENDER_CACHE_PROCESS": "true"})
+        )
         wait_ready(self.url)
 
     def teardown(self) -> None:
@@ -496,6 +541,9 @@ def server_node(name: str, cpu: int) -> dict[str, Any]:
 
 
 ServerMachine.TestCase.settings = settings(
-    max_examples=6, stateful_step_count=10, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    max_examples=6,
+    stateful_step_count=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 TestBindsInTheCacheProcess = ServerMachine.TestCase

@@ -70,7 +70,9 @@ def test_slow_bind_does_not_delay_filter(cluster: tuple[FakeKubeAPI, str]) -> No
     _, _, baseline = post(f"{url}/filter", filter_body)
     api.delay("POST", BINDING, seconds=2.0)
     result: dict[str, Any] = {}
-    t = threading.Thread(target=lambda: result.update(bind=post(f"{url}/bind", bind_body("slow-1", uid, "node-a"))))
+    t = threading.Thread(
+        target=lambda: result.update(bind=post(f"{url}/bind", bind_body("slow-1", uid, "node-a")))
+    )
     t.start()
     time.sleep(0.3)  # the bind has reached the API server, which holds it for 2 s
     status, answer, took = post(f"{url}/filter", filter_body)

@@ -43,8 +43,9 @@ def place(url: str, api: FakeKubeAPI, k: int, *, with_filter: bool) -> str:
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("watch", ["live", "held"])
 @pytest.mark.parametrize("with_filter", [True, False], ids=["filter", "no-filter"])
-def test_a_burst_lands_one_pod_per_node(api: FakeKubeAPI, tmp_path: Path, cache_env: dict[str, str],
-                                        watch: str, with_filter: bool) -> None:
+def test_a_burst_lands_one_pod_per_node(
+    api: FakeKubeAPI, tmp_path: Path, cache_env: dict[str, str], watch: str, with_filter: bool
+) -> None:
     for name in NODES:
         api.add_node(node_obj(name, cpu="8", usage_cpu=None))
     with start(api, tmp_path, env=cache_env) as url:
@@ -60,5 +61,5 @@ def test_a_burst_lands_one_pod_per_node(api: FakeKubeAPI, tmp_path: Path, cache_
             assert metric(url, "extender_bind_visibility_total", '{outcome="unknown_pod"}') in (None, 0.0)
             api.release_watch("pods")
         assert (metric(url, "extender_bind_visibility_total", '{outcome="counted"}') or 0) + (
-            metric(url, "extender_bind_visibility_total", '{outcome="known"}') or 0) == 8
-
+            metric(url, "extender_bind_visibility_total", '{outcome="known"}') or 0
+        ) == 8

@@ -25,26 +25,46 @@ def rfc3339(t: float) -> str:
     return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def node_obj(name: str, *, cpu: str = "8", memory: str = "32Gi", usage_cpu: str | None = "2",
-             usage_memory: str = "8Gi", measured: float | None = None) -> dict[str, Any]:
+def node_obj(
+    name: str,
+    *,
+    cpu: str = "8",
+    memory: str = "32Gi",
+    usage_cpu: str | None = "2",
+    usage_memory: str = "8Gi",
+    measured: float | None = None,
+) -> dict[str, Any]:
     ann = {}
     if usage_cpu is not None:
-        ann = {PREFIX + "cpu": usage_cpu, PREFIX + "memory": usage_memory,
-               PREFIX + "updated": rfc3339(time.time() if measured is None else measured)}
+        ann = {
+            PREFIX + "cpu": usage_cpu,
+            PREFIX + "memory": usage_memory,
+            PREFIX + "updated": rfc3339(time.time() if measured is None else measured),
+        }
     res = {"cpu": cpu, "memory": memory, "pods": "110"}
     return {"metadata": {"name": name, "annotations": ann}, "status": {"allocatable": res, "capacity": res}}
 
 
 def pod_obj(name: str, node: str = "", cpu: str = "500m", memory: str = "1Gi") -> dict[str, Any]:
-    spec: dict[str, Any] = {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": memory}}}]}
+    spec: dict[str, Any] = {
+        "containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": memory}}}]
+    }
     if node:
         spec["nodeName"] = node
-    return {"metadata": {"name": name, "namespace": "default"}, "spec": spec, "status": {"phase": "Running" if node else "Pending"}}
+    return {
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": spec,
+        "status": {"phase": "Running" if node else "Pending"},
+    }
 
 
 def call(url: str, body: bytes | None = None, timeout: float = 15) -> tuple[int, Any]:
-    req = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET",
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url,
+        data=body,
+        method="POST" if body is not None else "GET",
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             raw = r.read()
@@ -95,8 +115,9 @@ def start(api: FakeKubeAPI, tmp_path: Path, *extra: str, env: dict[str, str] | N
 
 
 @pytest.mark.timeout(90)
-def test_names_mode_answers_from_the_cache(api: FakeKubeAPI, tmp_path: Path,
-                                           cache_env: dict[str, str]) -> None:
+def test_names_mode_answers_from_the_cache(
+    api: FakeKubeAPI, tmp_path: Path, cache_env: dict[str, str]
+) -> None:
     for i in range(3):
         api.add_node(node_obj(f"n{i}"))
     for k in range(6):  # n0 carries 6 x 500m of requests
@@ -163,8 +184,10 @@ def test_not_ready_until_the_first_sync(api: FakeKubeAPI, tmp_path: Path, cache_
 
 
 def bind(url: str, name: str, uid: str, node: str) -> dict[str, Any]:
-    status, answer = call(f"{url}/bind", json.dumps(
-        {"PodName": name, "PodNamespace": "default", "PodUID": uid, "Node": node}).encode())
+    status, answer = call(
+        f"{url}/bind",
+        json.dumps({"PodName": name, "PodNamespace": "default", "PodUID": uid, "Node": node}).encode(),
+    )
     assert status == 200
     return answer
 
@@ -188,8 +211,9 @@ def test_bind_through_the_cache(api: FakeKubeAPI, tmp_path: Path, cache_env: dic
 
 
 @pytest.mark.timeout(120)
-def test_a_burst_of_identical_pods_spreads_while_the_load_lags(api: FakeKubeAPI, tmp_path: Path,
-                                                               cache_env: dict[str, str]) -> None:
+def test_a_burst_of_identical_pods_spreads_while_the_load_lags(
+    api: FakeKubeAPI, tmp_path: Path, cache_env: dict[str, str]
+) -> None:
     """50 identical pods back to back through filter, prioritize and bind; the measured load
     never moves (it lags a metrics interval), so only the requests and the compensation of
     the pods just bound can tell the nodes apart."""
@@ -220,8 +244,9 @@ def test_a_burst_of_identical_pods_spreads_while_the_load_lags(api: FakeKubeAPI,
 
 
 @pytest.mark.timeout(90)
-def test_stale_and_missing_load_fall_back_and_metrics_show_it(api: FakeKubeAPI, tmp_path: Path,
-                                                              cache_env: dict[str, str]) -> None:
+def test_stale_and_missing_load_fall_back_and_metrics_show_it(
+    api: FakeKubeAPI, tmp_path: Path, cache_env: dict[str, str]
+) -> None:
     api.add_node(node_obj("fresh"))
     api.add_node(node_obj("stale", measured=time.time() - 240))  # > staleAfterSeconds 180, < window 300
     api.add_node(node_obj("none", usage_cpu=None))
@@ -246,8 +271,9 @@ def test_stale_and_missing_load_fall_back_and_metrics_show_it(api: FakeKubeAPI, 
 
 
 @pytest.mark.timeout(120)
-def test_no_lost_and_no_duplicate_bindings_under_bind_faults(api: FakeKubeAPI, tmp_path: Path,
-                                                             cache_env: dict[str, str]) -> None:
+def test_no_lost_and_no_duplicate_bindings_under_bind_faults(
+    api: FakeKubeAPI, tmp_path: Path, cache_env: dict[str, str]
+) -> None:
     api.add_node(node_obj("n0"))
     api.add_node(node_obj("n1"))
     with start(api, tmp_path, env=cache_env) as url:
@@ -295,9 +321,15 @@ def test_preempt_by_uid_uses_the_cache(api: FakeKubeAPI, tmp_path: Path, cache_e
         incoming = pod_obj("urgent", cpu="2")
         status, answer = call(f"{url}/filter", args(incoming, ["n0", "n1"]))
         assert status == 200 and answer["NodeNames"] == [] and set(answer["FailedNodes"]) == {"n0", "n1"}
-        body = json.dumps({"Pod": incoming, "NodeNameToMetaVictims": {
-            "n0": {"Pods": [{"UID": big["metadata"]["uid"]}], "NumPDBViolations": 0},
-            "n1": {"Pods": [{"UID": tiny["metadata"]["uid"]}], "NumPDBViolations": 0}}}).encode()
+        body = json.dumps(
+            {
+                "Pod": incoming,
+                "NodeNameToMetaVictims": {
+                    "n0": {"Pods": [{"UID": big["metadata"]["uid"]}], "NumPDBViolations": 0},
+                    "n1": {"Pods": [{"UID": tiny["metadata"]["uid"]}], "NumPDBViolations": 0},
+                },
+            }
+        ).encode()
         status, answer = call(f"{url}/preempt", body)
         assert status == 200, answer
         assert set(answer["NodeNameToMetaVictims"]) == {"n0"}

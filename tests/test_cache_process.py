@@ -51,8 +51,7 @@ def wait_until(check, timeout: float = 20.0) -> None:  # noqa: ANN001
 
 
 @pytest.mark.timeout(120)
-def test_a_dead_cache_process_is_replaced_and_binds_go_on_meanwhile(api: FakeKubeAPI,
-                                                                     tmp_path: Path) -> None:
+def test_a_dead_cache_process_is_replaced_and_binds_go_on_meanwhile(api: FakeKubeAPI, tmp_path: Path) -> None:
     api.add_node(node_obj("n0"))
     api.add_node(node_obj("n1"))
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)

@@ -45,23 +45,43 @@ class _Cache:
 
 def _node(name: str, cpu: int, used: int, age_s: float) -> bytes:
     updated = f"{datetime.datetime.fromtimestamp(T0 - age_s, datetime.UTC):%Y-%m-%dT%H:%M:%SZ}"
-    return json.dumps({"metadata": {"name": name, "annotations": {f"{PREFIX}cpu": f"{used}m",
-                                                                   f"{PREFIX}memory": "1Gi",
-                                                                   f"{PREFIX}updated": updated}},
-                       "status": {"allocatable": {"cpu": f"{cpu}m", "memory": "16Gi", "pods": "110"}}}).encode()
+    return json.dumps(
+        {
+            "metadata": {
+                "name": name,
+                "annotations": {
+                    f"{PREFIX}cpu": f"{used}m",
+                    f"{PREFIX}memory": "1Gi",
+                    f"{PREFIX}updated": updated,
+                },
+            },
+            "status": {"allocatable": {"cpu": f"{cpu}m", "memory": "16Gi", "pods": "110"}},
+        }
+    ).encode()
 
 
 def _pod(uid: str, node: str, cpu: int) -> bytes:
-    return json.dumps({"metadata": {"name": f"p{uid}", "namespace": "ns", "uid": uid},
-                       "spec": {"nodeName": node, "containers": [{"name": "c", "resources": {
-                           "requests": {"cpu": f"{cpu}m", "memory": "1Gi"}}}]},
-                       "status": {"phase": "Running"}}).encode()
+    return json.dumps(
+        {
+            "metadata": {"name": f"p{uid}", "namespace": "ns", "uid": uid},
+            "spec": {
+                "nodeName": node,
+                "containers": [{"name": "c", "resources": {"requests": {"cpu": f"{cpu}m", "memory": "1Gi"}}}],
+            },
+            "status": {"phase": "Running"},
+        }
+    ).encode()
 
 
-def _setup(nodes: list[tuple[int, int, float]], pods: list[tuple[int, int]],
-           now: list[float]) -> tuple[ClusterState, Verbs]:
-    state = ClusterState(estimator_factors=POLICY.estimator.estimatedScalingFactors, annotation_prefix=PREFIX,
-                         load=LoadWindow(("cpu", "memory"), window_s=3600.0), clock=lambda: now[0])
+def _setup(
+    nodes: list[tuple[int, int, float]], pods: list[tuple[int, int]], now: list[float]
+) -> tuple[ClusterState, Verbs]:
+    state = ClusterState(
+        estimator_factors=POLICY.estimator.estimatedScalingFactors,
+        annotation_prefix=PREFIX,
+        load=LoadWindow(("cpu", "memory"), window_s=3600.0),
+        clock=lambda: now[0],
+    )
     state.nodes_handler.replace([_node(f"n{i}", cpu, used, age) for i, (cpu, used, age) in enumerate(nodes)])
     state.pods_handler.replace([_pod(str(k), f"n{i % len(nodes)}", cpu) for k, (i, cpu) in enumerate(pods)])
     state.publish(force=True)
@@ -71,8 +91,12 @@ def _setup(nodes: list[tuple[int, int, float]], pods: list[tuple[int, int]],
 
 
 def _args(names: list[str], cpu: int = 900) -> bytes:
-    pod = {"metadata": {"name": "new", "namespace": "ns", "uid": "new-uid"},
-           "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": f"{cpu}m", "memory": "1Gi"}}}]}}
+    pod = {
+        "metadata": {"name": "new", "namespace": "ns", "uid": "new-uid"},
+        "spec": {
+            "containers": [{"name": "c", "resources": {"requests": {"cpu": f"{cpu}m", "memory": "1Gi"}}}]
+        },
+    }
     return json.dumps({"Pod": pod, "Nodes": None, "NodeNames": names}).encode()
 
 
@@ -88,15 +112,21 @@ def _answers(verbs: Verbs, names: list[str]) -> tuple[dict[str, Any], dict[str, 
     return outcome, {h["Host"]: h["Score"] for h in p}
 
 
-NODES = st.lists(st.tuples(st.sampled_from([2000, 4000, 8000]), st.integers(0, 8000),
-                           st.sampled_from([5.0, 100.0, 1000.0])), min_size=2, max_size=12)
+NODES = st.lists(
+    st.tuples(
+        st.sampled_from([2000, 4000, 8000]), st.integers(0, 8000), st.sampled_from([5.0, 100.0, 1000.0])
+    ),
+    min_size=2,
+    max_size=12,
+)
 PODS = st.lists(st.tuples(st.integers(0, 11), st.sampled_from([100, 500, 1500])), max_size=30)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(nodes=NODES, pods=PODS, seed=st.integers(0, 2**16))
-def test_every_node_in_any_order_answers_as_each_node_alone(nodes: list[tuple[int, int, float]],
-                                                            pods: list[tuple[int, int]], seed: int) -> None:
+def test_every_node_in_any_order_answers_as_each_node_alone(
+    nodes: list[tuple[int, int, float]], pods: list[tuple[int, int]], seed: int
+) -> None:
     _, verbs = _setup(nodes, pods, [T0])
     names = [f"n{i}" for i in range(len(nodes))]
     random.Random(seed).shuffle(names)
@@ -145,11 +175,20 @@ def test_whole_table_is_views_of_the_snapshot() -> None:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(nodes=NODES, pods=PODS, cpus=st.lists(st.sampled_from([100, 900, 3000]), min_size=1, max_size=4),
-       later=st.booleans(), publish=st.booleans())
-def test_prioritize_after_filter_answers_as_prioritize_alone(nodes: list[tuple[int, int, float]],
-                                                             pods: list[tuple[int, int]], cpus: list[int],
-                                                             later: bool, publish: bool) -> None:
+@given(
+    nodes=NODES,
+    pods=PODS,
+    cpus=st.lists(st.sampled_from([100, 900, 3000]), min_size=1, max_size=4),
+    later=st.booleans(),
+    publish=st.booleans(),
+)
+def test_prioritize_after_filter_answers_as_prioritize_alone(
+    nodes: list[tuple[int, int, float]],
+    pods: list[tuple[int, int]],
+    cpus: list[int],
+    later: bool,
+    publish: bool,
+) -> None:
     """kube-scheduler sends prioritize right after filter, for the same pod: the judgement of the
     filter is reused, and only when the pod and the node table are the same (no new snapshot,
     no renewal of the load ages); the answer is that of a prioritize call on its own."""

@@ -22,6 +22,9 @@ class ClusterStateMachine(ti.InformerMachine):
 
 
 ClusterStateMachine.TestCase.settings = settings(
-    max_examples=30, stateful_step_count=8, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    max_examples=30,
+    stateful_step_count=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 TestClusterStateMachine = ClusterStateMachine.TestCase

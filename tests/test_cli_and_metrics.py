@@ -18,8 +18,9 @@ POD = {"metadata": {"name": "p", "namespace": "default", "uid": "u"}, "spec": {"
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "extender", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "extender", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_check_policy_accepts_the_shipped_policy() -> None:
@@ -27,19 +28,42 @@ def test_check_policy_accepts_the_shipped_policy() -> None:
     assert out.returncode == 0 and "LoadAware" in out.stdout
 
 
-@pytest.mark.parametrize(("text", "needle"), [
-    ("strategies: [{name: Nope}]", "strategies[0].name: unknown strategy 'Nope'"),
-    ("strategies: [{name: LeastAllocated, weight: -1}]", "strategies[0].weight: must be an integer in 0..100"),
-    ("filters: {usageThresholds: {cpu: 150}}", "filters.usageThresholds.cpu: must be an integer in 0..100"),
-    ("load: {fallback: maybe}", "load.fallback: must be one of requests, zero, reject"),
-    ("strategies: [{name: LoadAware, args: {bogus: 1}}]", "strategies[0].args.bogus: unknown field"),
-    ("strategies: [{name: RequestedToCapacityRatio, args: {shape: [{utilization: 50, score: 1}, "
-     "{utilization: 20, score: 5}]}}]", "strategies[0].args.shape[1].utilization: must be greater"),
-    ("strategies: [{name: TargetLoadPacking, args: {targetUtilization: 0}}]",
-     "strategies[0].args.targetUtilization: must be an integer in 1..100"),
-    ("key: [unclosed", "not valid YAML"),
-], ids=["unknown-strategy", "negative-weight", "threshold-range", "fallback", "unknown-arg",
-                            "shape-not-increasing", "target-out-of-range", "yaml"])
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("strategies: [{name: Nope}]", "strategies[0].name: unknown strategy 'Nope'"),
+        (
+            "strategies: [{name: LeastAllocated, weight: -1}]",
+            "strategies[0].weight: must be an integer in 0..100",
+        ),
+        (
+            "filters: {usageThresholds: {cpu: 150}}",
+            "filters.usageThresholds.cpu: must be an integer in 0..100",
+        ),
+        ("load: {fallback: maybe}", "load.fallback: must be one of requests, zero, reject"),
+        ("strategies: [{name: LoadAware, args: {bogus: 1}}]", "strategies[0].args.bogus: unknown field"),
+        (
+            "strategies: [{name: RequestedToCapacityRatio, args: {shape: [{utilization: 50, score: 1}, "
+            "{utilization: 20, score: 5}]}}]",
+            "strategies[0].args.shape[1].utilization: must be greater",
+        ),
+        (
+            "strategies: [{name: TargetLoadPacking, args: {targetUtilization: 0}}]",
+            "strategies[0].args.targetUtilization: must be an integer in 1..100",
+        ),
+        ("key: [unclosed", "not valid YAML"),
+    ],
+    ids=[
+        "unknown-strategy",
+        "negative-weight",
+        "threshold-range",
+        "fallback",
+        "unknown-arg",
+        "shape-not-increasing",
+        "target-out-of-range",
+        "yaml",
+    ],
+)
 def test_bad_policy_is_refused_at_start_with_the_field(tmp_path: Path, text: str, needle: str) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text(text)
@@ -49,13 +73,21 @@ def test_bad_policy_is_refused_at_start_with_the_field(tmp_path: Path, text: str
         assert needle in out.stderr and str(policy) in out.stderr
 
 
-@pytest.mark.parametrize(("text", "field"), [
-    ("filters: {usageThresholds: {cpu: 80, memroy: 90}}", "filters.usageThresholds.memroy"),
-    ("strategies: [{name: LoadAware, args: {resourceWeights: {cpu: 1, memroy: 1}}}]",
-     "strategies[0].args.resourceWeights.memroy"),
-    ("strategies: [{name: LeastAllocated, args: {resources: [{name: cpu}, {name: memroy}]}}]",
-     "strategies[0].args.resources[1].name"),
-], ids=["usageThresholds", "resourceWeights", "resources"])
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("filters: {usageThresholds: {cpu: 80, memroy: 90}}", "filters.usageThresholds.memroy"),
+        (
+            "strategies: [{name: LoadAware, args: {resourceWeights: {cpu: 1, memroy: 1}}}]",
+            "strategies[0].args.resourceWeights.memroy",
+        ),
+        (
+            "strategies: [{name: LeastAllocated, args: {resources: [{name: cpu}, {name: memroy}]}}]",
+            "strategies[0].args.resources[1].name",
+        ),
+    ],
+    ids=["usageThresholds", "resourceWeights", "resources"],
+)
 def test_check_policy_refuses_a_resource_no_node_has(tmp_path: Path, text: str, field: str) -> None:
     """A misspelt resource would silently disable what the policy says (no node has `memroy`):
     check-policy and serve exit 2 with one line naming the file, the field and the likely
@@ -77,10 +109,25 @@ def test_serve_refuses_bad_settings() -> None:
 @pytest.mark.timeout(60)
 def test_prefix_routes_and_metrics() -> None:
     with running_extender("--no-api", "--url-prefix", "/scheduler") as url:
-        body = json.dumps({"Pod": POD, "Nodes": {"metadata": {}, "items": [
-            {"metadata": {"name": "a"}, "status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "10"}}},
-            {"metadata": {"name": "b"}, "status": {"allocatable": {"cpu": "0", "memory": "4Gi", "pods": "10"}}},
-        ]}, "NodeNames": None}).encode()
+        body = json.dumps(
+            {
+                "Pod": POD,
+                "Nodes": {
+                    "metadata": {},
+                    "items": [
+                        {
+                            "metadata": {"name": "a"},
+                            "status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "10"}},
+                        },
+                        {
+                            "metadata": {"name": "b"},
+                            "status": {"allocatable": {"cpu": "0", "memory": "4Gi", "pods": "10"}},
+                        },
+                    ],
+                },
+                "NodeNames": None,
+            }
+        ).encode()
         req = urllib.request.Request(f"{url}/scheduler/filter", data=body, method="POST")
         with urllib.request.urlopen(req, timeout=10) as r:
             assert r.status == 200
@@ -90,12 +137,15 @@ def test_prefix_routes_and_metrics() -> None:
         assert [n["metadata"]["name"] for n in answer["Nodes"]["items"]] == ["a"]
         assert answer["FailedAndUnresolvableNodes"] == {"b": "node reports no allocatable cpu"}
         with pytest.raises(urllib.error.HTTPError) as err:  # the unprefixed path is not served
-            urllib.request.urlopen(urllib.request.Request(f"{url}/filter", data=body, method="POST"), timeout=10)
+            urllib.request.urlopen(
+                urllib.request.Request(f"{url}/filter", data=body, method="POST"), timeout=10
+            )
         assert err.value.code == 404
         err.value.close()
         with pytest.raises(urllib.error.HTTPError) as err:
-            urllib.request.urlopen(urllib.request.Request(f"{url}/scheduler/filter", data=b"{", method="POST"),
-                                   timeout=10)
+            urllib.request.urlopen(
+                urllib.request.Request(f"{url}/scheduler/filter", data=b"{", method="POST"), timeout=10
+            )
         err.value.close()
         with urllib.request.urlopen(f"{url}/readyz", timeout=5) as r:
             assert r.status == 200 and b"stateless" in r.read()
@@ -155,7 +205,17 @@ def test_dockerfile_is_multistage_nonroot_and_runs_gunicorn() -> None:
     user = [line.split()[1] for line in final.splitlines() if line.startswith("USER ")]
     assert user and user[-1].split(":")[0].isdigit() and user[-1].split(":")[0] != "0"
     entry = [line for line in final.splitlines() if line.startswith("ENTRYPOINT")]
-    assert entry and json.loads(entry[0].split(None, 1)[1])[:3] == ["gunicorn", "-c", "python:extender.gunicorn_conf"]
+    assert entry and json.loads(entry[0].split(None, 1)[1])[:3] == [
+        "gunicorn",
+        "-c",
+        "python:extender.gunicorn_conf",
+    ]
     assert "gcc" not in final and "build-essential" not in final
-    for path in ("extender/", "scoring/", "config/extender-policy.yaml", "requirements.txt", "constraints.txt"):
+    for path in (
+        "extender/",
+        "scoring/",
+        "config/extender-policy.yaml",
+        "requirements.txt",
+        "constraints.txt",
+    ):
         assert path in text and (ROOT / path).exists()

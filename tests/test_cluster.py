@@ -14,15 +14,30 @@ from extender.cache.store import LOAD_REFRESH_S, ClusterState, CompensationSpec
 GI = 1024.0**3
 
 
-def node(name: str, cpu: str = "4", memory: str = "8Gi", pods: str = "110", rv: str = "1", **ann: str) -> bytes:
-    return json.dumps({"metadata": {"name": name, "resourceVersion": rv, "annotations": ann},
-                       "status": {"allocatable": {"cpu": cpu, "memory": memory, "pods": pods},
-                                  "capacity": {"cpu": cpu, "memory": memory, "pods": pods},
-                                  "addresses": [{"type": "InternalIP", "address": f"10.0.0.{len(name)}"}]}}).encode()
+def node(
+    name: str, cpu: str = "4", memory: str = "8Gi", pods: str = "110", rv: str = "1", **ann: str
+) -> bytes:
+    return json.dumps(
+        {
+            "metadata": {"name": name, "resourceVersion": rv, "annotations": ann},
+            "status": {
+                "allocatable": {"cpu": cpu, "memory": memory, "pods": pods},
+                "capacity": {"cpu": cpu, "memory": memory, "pods": pods},
+                "addresses": [{"type": "InternalIP", "address": f"10.0.0.{len(name)}"}],
+            },
+        }
+    ).encode()
 
 
-def pod(uid: str, node_name: str = "", cpu: str | None = "500m", memory: str | None = "1Gi",
-        phase: str = "Running", init_cpu: str | None = None, limits: dict | None = None) -> bytes:
+def pod(
+    uid: str,
+    node_name: str = "",
+    cpu: str | None = "500m",
+    memory: str | None = "1Gi",
+    phase: str = "Running",
+    init_cpu: str | None = None,
+    limits: dict | None = None,
+) -> bytes:
     res: dict[str, Any] = {"requests": {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v}}
     if limits:
         res["limits"] = limits
@@ -31,8 +46,13 @@ def pod(uid: str, node_name: str = "", cpu: str | None = "500m", memory: str | N
         spec["initContainers"] = [{"name": "i", "resources": {"requests": {"cpu": init_cpu}}}]
     if node_name:
         spec["nodeName"] = node_name
-    return json.dumps({"metadata": {"name": f"p-{uid}", "namespace": "ns", "uid": uid},
-                       "spec": spec, "status": {"phase": phase}}).encode()
+    return json.dumps(
+        {
+            "metadata": {"name": f"p-{uid}", "namespace": "ns", "uid": uid},
+            "spec": spec,
+            "status": {"phase": phase},
+        }
+    ).encode()
 
 
 class FakeLoad:
@@ -59,10 +79,18 @@ class FakeLoad:
                 for j, res in enumerate(resources):
                     if res in values:
                         usage[i, j] = values[res]
+
         class V:  # noqa: N801
             pass
+
         v = V()
-        v.usage, v.usage_avg, v.usage_std, v.usage_p95, v.newest = usage, usage.copy(), np.full((n, r), np.nan), usage.copy(), newest
+        v.usage, v.usage_avg, v.usage_std, v.usage_p95, v.newest = (
+            usage,
+            usage.copy(),
+            np.full((n, r), np.nan),
+            usage.copy(),
+            newest,
+        )
         return v
 
 
@@ -73,7 +101,9 @@ def requested(state: ClusterState) -> dict[str, dict[str, float]]:
 def test_pod_accounting_follows_kube_scheduler() -> None:
     s = ClusterState(estimator_factors={"cpu": 85, "memory": 70})
     s.nodes_handler.replace([node("a"), node("b")])
-    s.pods_handler.replace([pod("1", "a"), pod("2", "a", init_cpu="2"), pod("3", ""), pod("4", "b", phase="Succeeded")])
+    s.pods_handler.replace(
+        [pod("1", "a"), pod("2", "a", init_cpu="2"), pod("3", ""), pod("4", "b", phase="Succeeded")]
+    )
     view = requested(s)
     # pod 1: 500m; pod 2: max(500m, init 2000m) = 2000m; pod 3 unbound; pod 4 finished
     assert view["a"]["cpu"] == 2500 and view["a"]["memory"] == 2 * GI and view["a"]["pods"] == 2
@@ -123,7 +153,9 @@ def test_extended_resources_grow_the_axis() -> None:
     s.pods_handler.upsert(json.dumps(gpu_pod).encode())
     s.pods_handler.upsert(pod("2", "g"))
     view = requested(s)
-    assert view["g"]["example.com/gpu"] == 1 and view["g"]["cpu"] == 1000 and view["a"]["example.com/gpu"] == 0
+    assert (
+        view["g"]["example.com/gpu"] == 1 and view["g"]["cpu"] == 1000 and view["a"]["example.com/gpu"] == 0
+    )
 
 
 def test_pods_of_one_template_share_their_accounting() -> None:
@@ -143,7 +175,9 @@ def test_pods_of_one_template_share_their_accounting() -> None:
     gpu_pod = json.loads(pod("g", "a"))
     gpu_pod["spec"]["containers"][0]["resources"]["requests"]["example.com/gpu"] = "1"
     s.pods_handler.upsert(json.dumps(gpu_pod).encode())
-    s.pods_handler.upsert(json.dumps(dict(gpu_pod, metadata={"name": "g2", "namespace": "ns", "uid": "g2"})).encode())
+    s.pods_handler.upsert(
+        json.dumps(dict(gpu_pod, metadata={"name": "g2", "namespace": "ns", "uid": "g2"})).encode()
+    )
     view = requested(s)["a"]
     assert view["example.com/gpu"] == 2 and view["cpu"] == 5 * 500 + 501 + 2000
     for uid in ("t0", "t1", "g"):
@@ -160,14 +194,21 @@ def test_a_resize_and_pod_level_resources_do_not_share_the_template_accounting()
     s = ClusterState(estimator_factors={"cpu": 85, "memory": 70})
     s.nodes_handler.replace([node("a", cpu="64", memory="256Gi")])
     steady = json.loads(pod("t0", "a"))
-    steady["status"]["containerStatuses"] = [{"name": "c", "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}},
-                                              "allocatedResources": {"cpu": "500m", "memory": "1Gi"}}]
+    steady["status"]["containerStatuses"] = [
+        {
+            "name": "c",
+            "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}},
+            "allocatedResources": {"cpu": "500m", "memory": "1Gi"},
+        }
+    ]
     s.pods_handler.upsert(json.dumps(steady).encode())
     twin = dict(steady, metadata={"name": "p-t2", "namespace": "ns", "uid": "t2"})
     s.pods_handler.upsert(json.dumps(twin).encode())
     resizing = json.loads(json.dumps(steady))
     resizing["metadata"] = {"name": "p-t1", "namespace": "ns", "uid": "t1"}
-    resizing["status"]["containerStatuses"][0]["resources"]["requests"]["cpu"] = "2"  # scaled down, not yet actuated
+    resizing["status"]["containerStatuses"][0]["resources"]["requests"]["cpu"] = (
+        "2"  # scaled down, not yet actuated
+    )
     s.pods_handler.upsert(json.dumps(resizing).encode())
     recs = s._pods  # noqa: SLF001
     assert recs["t0"].acct is recs["t2"].acct and recs["t1"].acct is not recs["t0"].acct
@@ -176,7 +217,9 @@ def test_a_resize_and_pod_level_resources_do_not_share_the_template_accounting()
     s.pods_handler.upsert(json.dumps(resizing).encode())
     assert requested(s)["a"]["cpu"] == 3 * 500 and recs["t1"].acct is recs["t0"].acct
     resizing["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "4"  # up, but the node cannot
-    resizing["status"]["conditions"] = [{"type": "PodResizePending", "status": "True", "reason": "Infeasible"}]
+    resizing["status"]["conditions"] = [
+        {"type": "PodResizePending", "status": "True", "reason": "Infeasible"}
+    ]
     s.pods_handler.upsert(json.dumps(resizing).encode())
     assert requested(s)["a"]["cpu"] == 3 * 500
     del resizing["status"]["conditions"]  # deferred / in progress: the desired 4 CPU count
@@ -205,8 +248,13 @@ def test_snapshot_table_rows_and_limits() -> None:
 def test_assume_counts_a_bound_pod_at_once_and_compensates_until_the_load_catches_up() -> None:
     now = [1000.0]
     load = FakeLoad()
-    s = ClusterState(estimator_factors={"cpu": 85, "memory": 70}, load=load, clock=lambda: now[0],
-                     compensation=CompensationSpec(report_lag_s=60, max_s=300), annotation_prefix="x/")
+    s = ClusterState(
+        estimator_factors={"cpu": 85, "memory": 70},
+        load=load,
+        clock=lambda: now[0],
+        compensation=CompensationSpec(report_lag_s=60, max_s=300),
+        annotation_prefix="x/",
+    )
     s.nodes_handler.replace([node("a", **{"x/cpu": "1", "x/updated": "1970-01-01T00:16:00Z"})])  # t=960
     s.pods_handler.replace([pod("1", "")])
     assert s.assume(uid="1", node="a")
@@ -228,8 +276,12 @@ def test_assume_counts_a_bound_pod_at_once_and_compensates_until_the_load_catche
 
 def test_compensation_expires_after_max() -> None:
     now = [0.0]
-    s = ClusterState(estimator_factors={"cpu": 100}, load=FakeLoad(), clock=lambda: now[0],
-                     compensation=CompensationSpec(report_lag_s=60, max_s=300))
+    s = ClusterState(
+        estimator_factors={"cpu": 100},
+        load=FakeLoad(),
+        clock=lambda: now[0],
+        compensation=CompensationSpec(report_lag_s=60, max_s=300),
+    )
     s.nodes_handler.replace([node("a")])
     s.pods_handler.replace([])
     s.pods_handler.upsert(pod("1", "a"))  # the watch shows a new binding
@@ -244,6 +296,7 @@ def test_a_polled_sample_reaches_the_next_snapshot_without_any_event() -> None:
     # metrics-server and Prometheus write into the load window, not through the informers: a
     # quiet cluster (no pod or node event) must still see them at the next publish
     from extender.load.window import LoadWindow
+
     now = [1000.0]
     s = ClusterState(estimator_factors={"cpu": 100}, load=LoadWindow(("cpu", "memory")), clock=lambda: now[0])
     s.nodes_handler.replace([node("a")])
@@ -263,8 +316,12 @@ def test_a_polled_sample_reaches_the_next_snapshot_without_any_event() -> None:
 def test_compensation_republishes_only_when_something_runs_out() -> None:
     now = [0.0]
     load = FakeLoad()
-    s = ClusterState(estimator_factors={"cpu": 100}, load=load, clock=lambda: now[0],
-                     compensation=CompensationSpec(report_lag_s=60, max_s=8))  # runs out before LOAD_REFRESH_S
+    s = ClusterState(
+        estimator_factors={"cpu": 100},
+        load=load,
+        clock=lambda: now[0],
+        compensation=CompensationSpec(report_lag_s=60, max_s=8),
+    )  # runs out before LOAD_REFRESH_S
     s.nodes_handler.replace([node("a")])
     s.pods_handler.replace([])
     s.pods_handler.upsert(pod("1", "a"))  # compensated from now on
@@ -283,6 +340,7 @@ def test_compensation_republishes_only_when_something_runs_out() -> None:
 
 def test_malformed_objects_raise_for_the_informer_to_handle() -> None:
     from extender.kube.objects import MalformedObject
+
     s = ClusterState(estimator_factors={})
     with pytest.raises(MalformedObject):
         s.nodes_handler.upsert(b'{"metadata": 3}')
@@ -298,16 +356,25 @@ from hypothesis import strategies as st  # noqa: E402
 
 NODE_NAMES = ("a", "b", "c")
 UIDS = tuple(str(i) for i in range(6))
-OPS = st.lists(st.one_of(
-    st.tuples(st.just("node+"), st.sampled_from(NODE_NAMES), st.sampled_from(["2", "4", "8"])),
-    st.tuples(st.just("node-"), st.sampled_from(NODE_NAMES), st.just("")),
-    st.tuples(st.just("pod+"), st.sampled_from(UIDS),
-              st.tuples(st.sampled_from(("",) + NODE_NAMES), st.sampled_from(["100m", "1", "2500m"]),
-                        st.sampled_from(["Running", "Pending", "Succeeded", "Failed"]),
-                        st.sampled_from([None, "3"]))),
-    st.tuples(st.just("pod-"), st.sampled_from(UIDS), st.just("")),
-    st.tuples(st.just("relist"), st.just(""), st.just("")),
-), max_size=40)
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("node+"), st.sampled_from(NODE_NAMES), st.sampled_from(["2", "4", "8"])),
+        st.tuples(st.just("node-"), st.sampled_from(NODE_NAMES), st.just("")),
+        st.tuples(
+            st.just("pod+"),
+            st.sampled_from(UIDS),
+            st.tuples(
+                st.sampled_from(("",) + NODE_NAMES),
+                st.sampled_from(["100m", "1", "2500m"]),
+                st.sampled_from(["Running", "Pending", "Succeeded", "Failed"]),
+                st.sampled_from([None, "3"]),
+            ),
+        ),
+        st.tuples(st.just("pod-"), st.sampled_from(UIDS), st.just("")),
+        st.tuples(st.just("relist"), st.just(""), st.just("")),
+    ),
+    max_size=40,
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -355,13 +422,18 @@ def test_incremental_accounting_equals_a_recount(ops) -> None:  # noqa: ANN001
 # recomputation: a pod bound at b on node x is pending until a build at t with t - b > max_s,
 # or with x's newest sample >= b + lag (and never again after).
 
-COMP_OPS = st.lists(st.one_of(
-    st.tuples(st.just("bind"), st.sampled_from(NODE_NAMES[:2]), st.just(0.0)),
-    st.tuples(st.just("delete"), st.integers(0, 30), st.just(0.0)),
-    st.tuples(st.just("sample"), st.sampled_from(NODE_NAMES[:2]), st.floats(-40, 30)),  # < 0: a clock ahead of ours
-    st.tuples(st.just("tick"), st.just(""), st.floats(0, 40)),
-    st.tuples(st.just("publish"), st.booleans(), st.just(0.0)),
-), max_size=60)
+COMP_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("bind"), st.sampled_from(NODE_NAMES[:2]), st.just(0.0)),
+        st.tuples(st.just("delete"), st.integers(0, 30), st.just(0.0)),
+        st.tuples(
+            st.just("sample"), st.sampled_from(NODE_NAMES[:2]), st.floats(-40, 30)
+        ),  # < 0: a clock ahead of ours
+        st.tuples(st.just("tick"), st.just(""), st.floats(0, 40)),
+        st.tuples(st.just("publish"), st.booleans(), st.just(0.0)),
+    ),
+    max_size=60,
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -370,10 +442,15 @@ COMP_OPS = st.lists(st.one_of(
 @example(ops=[("sample", "a", -40.0), ("publish", True, 0.0), ("bind", "a", 0.0), ("publish", False, 0.0)])
 def test_compensation_equals_a_recomputation(ops) -> None:
     from extender.load.window import LoadWindow
+
     now = [1000.0]
     lag, max_s = 20.0, 100.0
-    s = ClusterState(estimator_factors={"cpu": 100}, load=LoadWindow(("cpu",), window_s=10**6),
-                     clock=lambda: now[0], compensation=CompensationSpec(report_lag_s=lag, max_s=max_s))
+    s = ClusterState(
+        estimator_factors={"cpu": 100},
+        load=LoadWindow(("cpu",), window_s=10**6),
+        clock=lambda: now[0],
+        compensation=CompensationSpec(report_lag_s=lag, max_s=max_s),
+    )
     s.nodes_handler.replace([node(n) for n in NODE_NAMES])
     s.pods_handler.replace([])
     pending: dict[str, list] = {}  # uid -> [node, bound at, still pending]
@@ -428,7 +505,10 @@ def test_a_status_update_changes_nothing_counted_and_publishes_nothing() -> None
     assert snap.arrays["requested"][cpu, snap.index["a"]] == 700
     s.pods_handler.upsert(pod("1", "b", cpu="700m"))  # moved (a delete and re-create in practice)
     snap = s.publish()
-    assert snap.arrays["requested"][cpu, snap.index["a"]] == 0 and snap.arrays["requested"][cpu, snap.index["b"]] == 700
+    assert (
+        snap.arrays["requested"][cpu, snap.index["a"]] == 0
+        and snap.arrays["requested"][cpu, snap.index["b"]] == 700
+    )
 
 
 def test_pod_events_reuse_the_load_copy_until_the_load_moves() -> None:
@@ -436,6 +516,7 @@ def test_pod_events_reuse_the_load_copy_until_the_load_moves() -> None:
     not move); a new sample, a new node or LOAD_REFRESH_S later, they are read again, and
     always equal what the window says."""
     from extender.load.window import LoadWindow
+
     now = [1000.0]
     window = LoadWindow(("cpu", "memory"))
     s = ClusterState(estimator_factors={"cpu": 100}, load=window, clock=lambda: now[0])
@@ -467,6 +548,7 @@ def test_pod_events_reuse_the_load_copy_until_the_load_moves() -> None:
 
 # --- a bind's snapshot (ClusterState.assume derives it from the current one) -------------------
 
+
 def assert_same_snapshot(got: Any, want: Any, rng: np.random.Generator) -> None:
     """Equal content (not identity): names, axis, counts, every array, and the node tables the
     verbs build from it, of every node and of random subsets in random order."""
@@ -487,13 +569,19 @@ def assert_same_snapshot(got: Any, want: Any, rng: np.random.Generator) -> None:
 
 def bind_state(nodes: int = 12) -> ClusterState:
     load = FakeLoad()
-    s = ClusterState(estimator_factors={"cpu": 85, "memory": 70}, load=load, clock=lambda: 1000.0,
-                     compensation=CompensationSpec(report_lag_s=60, max_s=300))
+    s = ClusterState(
+        estimator_factors={"cpu": 85, "memory": 70},
+        load=load,
+        clock=lambda: 1000.0,
+        compensation=CompensationSpec(report_lag_s=60, max_s=300),
+    )
     s.nodes_handler.replace([node(f"n{i}") for i in range(nodes)])
     for i in range(0, nodes, 2):
         load.record(f"n{i}", 990.0, {"cpu": 100.0 * i}, source="test")
-    s.pods_handler.replace([pod(f"run-{i}", f"n{i % nodes}") for i in range(2 * nodes)]
-                           + [pod(f"new-{k}", cpu=f"{100 + k}m") for k in range(200)])
+    s.pods_handler.replace(
+        [pod(f"run-{i}", f"n{i % nodes}") for i in range(2 * nodes)]
+        + [pod(f"new-{k}", cpu=f"{100 + k}m") for k in range(200)]
+    )
     s.publish(force=True)
     return s
 
@@ -604,8 +692,12 @@ class BindsAmongEvents(RuleBasedStateMachine):
 
     @staticmethod
     def _fresh() -> ClusterState:
-        s = ClusterState(estimator_factors={"cpu": 85, "memory": 70}, load=FakeLoad(),
-                         clock=lambda: 1000.0, compensation=CompensationSpec(report_lag_s=60, max_s=300))
+        s = ClusterState(
+            estimator_factors={"cpu": 85, "memory": 70},
+            load=FakeLoad(),
+            clock=lambda: 1000.0,
+            compensation=CompensationSpec(report_lag_s=60, max_s=300),
+        )
         s.nodes_handler.replace([node(n) for n in NODES[:3]])
         s.pods_handler.replace([])
         s.publish(force=True)
@@ -664,6 +756,9 @@ class BindsAmongEvents(RuleBasedStateMachine):
 
 
 BindsAmongEvents.TestCase.settings = settings(
-    max_examples=60, stateful_step_count=25, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    max_examples=60,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 TestBindsAmongEvents = BindsAmongEvents.TestCase

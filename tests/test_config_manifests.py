@@ -43,6 +43,7 @@ Obj = dict[str, Any]
 
 # ---- loading -------------------------------------------------------------------------------
 
+
 class StrictLoader(yaml.SafeLoader):
     """SafeLoader that refuses duplicate keys (PyYAML keeps the last one silently; Kubernetes'
     strict decoders reject them)."""
@@ -91,8 +92,9 @@ def manifest_files() -> list[Path]:
 
 def deploy_objects() -> list[Obj]:
     """The objects config/deploy installs, from its source files (no kustomize needed)."""
-    return [o for r in kustomization(DEPLOY)["resources"] if (DEPLOY / r).is_file()
-            for o in load_file(DEPLOY / r)]
+    return [
+        o for r in kustomization(DEPLOY)["resources"] if (DEPLOY / r).is_file() for o in load_file(DEPLOY / r)
+    ]
 
 
 def find(objs: list[Obj], kind: str, name: str | None = None) -> list[Obj]:
@@ -156,6 +158,7 @@ def scheduler_minor_version() -> str:
 
 # ---- kustomize -----------------------------------------------------------------------------
 
+
 def _kustomize_command() -> list[str] | None:
     if kubectl := os.environ.get("KUBECTL") or shutil.which("kubectl"):
         return [kubectl, "kustomize"]
@@ -167,8 +170,10 @@ def _kustomize_command() -> list[str] | None:
 def kustomize_build(path: Path) -> list[Obj]:
     cmd = _kustomize_command()
     if cmd is None:
-        pytest.skip("neither kubectl nor kustomize is on PATH: the kustomize rendering of config/deploy is "
-                    "not checked here (the manifests' schema checks ran on the source files)")
+        pytest.skip(
+            "neither kubectl nor kustomize is on PATH: the kustomize rendering of config/deploy is "
+            "not checked here (the manifests' schema checks ran on the source files)"
+        )
     proc = subprocess.run([*cmd, str(path)], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, f"`{' '.join(cmd)} {path}` failed:\n{proc.stderr}"
     return load_docs(proc.stdout)
@@ -178,9 +183,16 @@ def overlay_with_components(tmp: Path, *components: str) -> Path:
     """A throwaway overlay of config/deploy with the given components (kustomize wants
     relative paths)."""
     rel = os.path.relpath(DEPLOY, tmp)
-    (tmp / "kustomization.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "resources": [rel], "components": [f"{rel}/components/{c}" for c in components]}))
+    (tmp / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [rel],
+                "components": [f"{rel}/components/{c}" for c in components],
+            }
+        )
+    )
     return tmp
 
 
@@ -190,6 +202,7 @@ def rendered() -> list[Obj]:
 
 
 # ---- OpenAPI schema validation ----------------------------------------------------------------
+
 
 def validation_versions() -> list[str]:
     newest = kubernetes_validate.utils.latest_version()
@@ -239,14 +252,27 @@ def test_no_duplicate_keys_are_accepted() -> None:
 
 
 @pytest.mark.parametrize("version", validation_versions())
-def test_kustomize_renders_config_deploy_and_every_object_validates(rendered: list[Obj],
-                                                                     version: str) -> None:
+def test_kustomize_renders_config_deploy_and_every_object_validates(
+    rendered: list[Obj], version: str
+) -> None:
     problems = [err for obj in rendered if (err := schema_errors(obj, version))]
     assert not problems, f"rendered config/deploy against Kubernetes {version}:\n" + "\n".join(problems)
     kinds = sorted({o["kind"] for o in rendered})
-    assert kinds == sorted(["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
-                            "RoleBinding", "ConfigMap", "Deployment", "PodDisruptionBudget", "Service",
-                            "NetworkPolicy"]), kinds
+    assert kinds == sorted(
+        [
+            "Namespace",
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+            "ConfigMap",
+            "Deployment",
+            "PodDisruptionBudget",
+            "Service",
+            "NetworkPolicy",
+        ]
+    ), kinds
 
 
 def test_rendered_configmaps_are_the_repository_files_and_are_mounted(rendered: list[Obj]) -> None:
@@ -255,8 +281,9 @@ def test_rendered_configmaps_are_the_repository_files_and_are_mounted(rendered: 
     by_name = {o["metadata"]["name"]: o for o in find(rendered, "ConfigMap")}
     for v in volumes.values():
         if "configMap" in v:
-            assert v["configMap"]["name"] in by_name, \
+            assert v["configMap"]["name"] in by_name, (
                 f"volume {v['name']} names a ConfigMap kustomize did not render"
+            )
     sched_cm = by_name[volumes["scheduler-config"]["configMap"]["name"]]
     for key in kustomization(SCHEDULER_DIR)["configMapGenerator"][0]["files"]:
         assert sched_cm["data"][key] == (SCHEDULER_DIR / key).read_text(), key
@@ -280,8 +307,9 @@ def test_component_metrics_server_renders(tmp_path: Path) -> None:
     assert env["EXTENDER_LOAD_SOURCES"].split(",") == ["annotations", "metrics-server"]
     assert the(objs, "ClusterRole", "load-aware-extender-metrics")
     binding = the(objs, "ClusterRoleBinding", "load-aware-extender-metrics")
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "load-aware-scheduler",
-                                    "namespace": "load-aware-scheduler"}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "load-aware-scheduler", "namespace": "load-aware-scheduler"}
+    ]
     problems = [err for obj in objs if (err := schema_errors(obj, scheduler_minor_version()))]
     assert not problems, problems
 
@@ -298,6 +326,7 @@ def test_component_stateless_renders(tmp_path: Path) -> None:
 
 
 # ---- what the pod must be -----------------------------------------------------------------------
+
 
 def test_every_container_is_locked_down() -> None:
     for path in (DEPLOY / "deployment.yaml", EXAMPLE):
@@ -350,8 +379,9 @@ def test_example_workload_opts_in() -> None:
 
     profiles = [p["schedulerName"] for p in secondary_config()["profiles"]]
     assert pod_spec(load_one(EXAMPLE))["schedulerName"] in profiles
-    assert "example-workload.yaml" not in kustomization(DEPLOY)["resources"], \
+    assert "example-workload.yaml" not in kustomization(DEPLOY)["resources"], (
         "the example workload must not be installed with the scheduler"
+    )
 
 
 def test_selectors_of_pdb_service_and_networkpolicy_match_the_pods() -> None:
@@ -367,8 +397,10 @@ def test_selectors_of_pdb_service_and_networkpolicy_match_the_pods() -> None:
     netpol = the(objs, "NetworkPolicy")
     assert netpol["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
     for o in objs:
-        if o["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding") and \
-                o["metadata"]["name"] != "load-aware-scheduler-extension-apiserver-authentication-reader":
+        if (
+            o["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding")
+            and o["metadata"]["name"] != "load-aware-scheduler-extension-apiserver-authentication-reader"
+        ):
             assert o["metadata"]["namespace"] == dep["metadata"]["namespace"], o["metadata"]["name"]
 
 
@@ -377,9 +409,11 @@ def test_policy_configmap_is_the_shipped_policy() -> None:
     kustomization root are refused), so config/deploy keeps a copy: it must be identical."""
     assert DEPLOYED_POLICY_COPY.read_bytes() == SHIPPED_POLICY.read_bytes(), (
         "config/deploy/extender-policy.yaml differs from config/extender-policy.yaml; "
-        "run: cp config/extender-policy.yaml config/deploy/extender-policy.yaml")
-    gen = [g for g in kustomization(DEPLOY)["configMapGenerator"]
-           if g["name"] == "load-aware-extender-policy"]
+        "run: cp config/extender-policy.yaml config/deploy/extender-policy.yaml"
+    )
+    gen = [
+        g for g in kustomization(DEPLOY)["configMapGenerator"] if g["name"] == "load-aware-extender-policy"
+    ]
     assert gen and gen[0]["files"] == ["extender-policy.yaml"]
 
 
@@ -388,8 +422,9 @@ def test_extender_policy_env_points_at_the_mounted_policy() -> None:
     ext = extender_container(dep)
     mounts = {m["name"]: m for m in ext["volumeMounts"]}
     volumes = {v["name"]: v for v in pod_spec(dep)["volumes"]}
-    policy_volume = [n for n, v in volumes.items()
-                     if v.get("configMap", {}).get("name") == "load-aware-extender-policy"]
+    policy_volume = [
+        n for n, v in volumes.items() if v.get("configMap", {}).get("name") == "load-aware-extender-policy"
+    ]
     assert len(policy_volume) == 1
     mount = mounts[policy_volume[0]]
     assert mount.get("readOnly") is True

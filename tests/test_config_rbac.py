@@ -73,8 +73,9 @@ def api_methods() -> dict[str, frozenset[str]]:
         text = path.read_text()
         classes = re.findall(r"^class (\w+)\b", text, re.M)
         assert len(classes) == 1, f"{path}: expected one API class, found {classes}"
-        out[classes[0]] = frozenset(m for m in re.findall(r"^    def (\w+)\(", text, re.M)
-                                    if _VERB_PREFIX.match(m))
+        out[classes[0]] = frozenset(
+            m for m in re.findall(r"^    def (\w+)\(", text, re.M) if _VERB_PREFIX.match(m)
+        )
     assert "list_node" in out.get("CoreV1Api", ()), "the kubernetes client's layout changed"
     return out
 
@@ -109,11 +110,19 @@ def api_calls(path: Path) -> list[ApiCall]:
     methods = api_methods()
     all_calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
     call_of = {id(c.func): c for c in all_calls}
-    constructed = {c.func.attr if isinstance(c.func, ast.Attribute) else c.func.id
-                   for c in all_calls if isinstance(c.func, (ast.Attribute, ast.Name))
-                   and (c.func.attr if isinstance(c.func, ast.Attribute) else c.func.id) in methods}
-    watch = any(isinstance(n, ast.keyword) and n.arg == "watch" and isinstance(n.value, ast.Constant)
-                and n.value.value is True for n in ast.walk(tree))
+    constructed = {
+        c.func.attr if isinstance(c.func, ast.Attribute) else c.func.id
+        for c in all_calls
+        if isinstance(c.func, (ast.Attribute, ast.Name))
+        and (c.func.attr if isinstance(c.func, ast.Attribute) else c.func.id) in methods
+    }
+    watch = any(
+        isinstance(n, ast.keyword)
+        and n.arg == "watch"
+        and isinstance(n.value, ast.Constant)
+        and n.value.value is True
+        for n in ast.walk(tree)
+    )
     all_methods = set().union(*methods.values())
     calls = []
     for node in ast.walk(tree):
@@ -130,7 +139,8 @@ def api_calls(path: Path) -> list[ApiCall]:
         assert len(classes) == 1, (
             f"{path.name}:{node.lineno}: {name!r} belongs to "
             f"{classes or 'no API class this module constructs'}; "
-            "teach tests/test_config_rbac.py which API it calls")
+            "teach tests/test_config_rbac.py which API it calls"
+        )
         calls.append(ApiCall(_module(path), node.lineno, classes[0], name, owner.get(node, ""), args, watch))
     return calls
 
@@ -139,11 +149,13 @@ def grants_of(call: ApiCall) -> set[Grant]:
     entry = METHOD_GRANTS.get((call.api, call.method))
     assert entry is not None, (
         f"extender/{call.module}:{call.line} calls {call.api}.{call.method}, which the RBAC test's table "
-        "does not know: add it to METHOD_GRANTS with its (apiGroup, resource, verb), then grant it")
+        "does not know: add it to METHOD_GRANTS with its (apiGroup, resource, verb), then grant it"
+    )
     if isinstance(entry, str):
         group, _version, plural = (call.args + (None, None, None))[:3]
         assert all(isinstance(x, str) for x in (group, _version, plural)), (
-            f"extender/{call.module}:{call.line}: {call.method} without literal group/version/plural")
+            f"extender/{call.module}:{call.line}: {call.method} without literal group/version/plural"
+        )
         out = {(str(group), str(plural), entry.removeprefix("custom:"))}
     else:
         out = set(entry)
@@ -164,11 +176,18 @@ def extender_calls() -> list[ApiCall]:
 def _raw_api_access(path: Path) -> list[str]:
     """Calls that bypass the typed API classes (no way to tell the resource)."""
     tree = ast.parse(path.read_text())
-    bad = [f"{path.name}:{n.lineno} {n.attr}" for n in ast.walk(tree)
-           if isinstance(n, ast.Attribute) and n.attr in ("call_api", "DynamicClient")]
-    bad += [f"{path.name}:{n.lineno} import {n.module}" for n in ast.walk(tree)
-            if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith(("kubernetes.dynamic",
-                                                                                 "kubernetes.stream"))]
+    bad = [
+        f"{path.name}:{n.lineno} {n.attr}"
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Attribute) and n.attr in ("call_api", "DynamicClient")
+    ]
+    bad += [
+        f"{path.name}:{n.lineno} import {n.module}"
+        for n in ast.walk(tree)
+        if isinstance(n, ast.ImportFrom)
+        and n.module
+        and n.module.startswith(("kubernetes.dynamic", "kubernetes.stream"))
+    ]
     return bad
 
 
@@ -186,23 +205,32 @@ def rules_grants(rules: list[Obj]) -> set[Grant]:
 
 def _bound_to_pod_sa(objs: list[Obj], role: str) -> bool:
     dep = deployment()
-    sa = {"kind": "ServiceAccount", "name": pod_spec(dep)["serviceAccountName"],
-          "namespace": dep["metadata"]["namespace"]}
-    return any(b["kind"] == "ClusterRoleBinding" and b["roleRef"] == {
-        "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role} and sa in b["subjects"]
-        for b in objs)
+    sa = {
+        "kind": "ServiceAccount",
+        "name": pod_spec(dep)["serviceAccountName"],
+        "namespace": dep["metadata"]["namespace"],
+    }
+    return any(
+        b["kind"] == "ClusterRoleBinding"
+        and b["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role}
+        and sa in b["subjects"]
+        for b in objs
+    )
 
 
 # ---- the scan itself ----------------------------------------------------------------------------
 
+
 def test_the_scan_sees_the_known_calls() -> None:
     """Guards the scanner: these calls exist today (a silent scan would pass any role)."""
     found = {(c.module, c.api, c.method) for c in extender_calls()}
-    assert {("cache/informer.py", "CoreV1Api", "list_node"),
-            ("cache/informer.py", "CoreV1Api", "list_pod_for_all_namespaces"),
-            ("kube/binding.py", "CoreV1Api", "create_namespaced_pod_binding"),
-            ("kube/binding.py", "CoreV1Api", "read_namespaced_pod"),
-            ("load/metrics_server.py", "CustomObjectsApi", "list_cluster_custom_object")} <= found, found
+    assert {
+        ("cache/informer.py", "CoreV1Api", "list_node"),
+        ("cache/informer.py", "CoreV1Api", "list_pod_for_all_namespaces"),
+        ("kube/binding.py", "CoreV1Api", "create_namespaced_pod_binding"),
+        ("kube/binding.py", "CoreV1Api", "read_namespaced_pod"),
+        ("load/metrics_server.py", "CustomObjectsApi", "list_cluster_custom_object"),
+    } <= found, found
 
 
 def test_no_untyped_api_access() -> None:
@@ -216,6 +244,7 @@ def test_the_extender_creates_no_events() -> None:
 
 
 # ---- both ways against the roles -----------------------------------------------------------------
+
 
 def needed(calls: list[ApiCall]) -> set[Grant]:
     return set().union(*(grants_of(c) for c in calls))
@@ -236,8 +265,11 @@ def test_metrics_server_component_grants_exactly_its_call() -> None:
     assert calls, "MetricsServerSource makes no API call any more: drop components/metrics-server's role"
     want = needed(calls)
     assert all(g[0] == "metrics.k8s.io" for g in want), want
-    objs = [o for r in kustomization(COMPONENTS / "metrics-server")["resources"]
-            for o in load_file(COMPONENTS / "metrics-server" / r)]
+    objs = [
+        o
+        for r in kustomization(COMPONENTS / "metrics-server")["resources"]
+        for o in load_file(COMPONENTS / "metrics-server" / r)
+    ]
     role = [o for o in objs if o["kind"] == "ClusterRole"][0]
     assert rules_grants(role["rules"]) == want
     assert _bound_to_pod_sa(objs, role["metadata"]["name"])
@@ -249,8 +281,9 @@ def test_metrics_server_component_grants_exactly_its_call() -> None:
 def test_stateless_component_grants_exactly_what_binding_calls() -> None:
     """In stateless mode only the Binder talks to the API (no informers, no load pollers)."""
     want = needed([c for c in extender_calls() if c.module == "kube/binding.py"])
-    patches = [p for entry in kustomization(COMPONENTS / "stateless")["patches"]
-               for p in load_docs(entry["patch"])]
+    patches = [
+        p for entry in kustomization(COMPONENTS / "stateless")["patches"] for p in load_docs(entry["patch"])
+    ]
     role = [p for p in patches if p["kind"] == "ClusterRole"][0]
     assert role["metadata"]["name"] == "load-aware-extender"
     assert rules_grants(role["rules"]) == want
@@ -260,8 +293,7 @@ def test_stateless_component_grants_exactly_what_binding_calls() -> None:
 def test_an_unexpected_call_would_fail(tmp_path: Path, method: str) -> None:
     """A new call in the code shows up as a grant the role lacks."""
     src = tmp_path / "new.py"
-    src.write_text("from kubernetes import client\napi = client.CoreV1Api()\n"
-                   f"api.{method}('x', 'y')\n")
+    src.write_text(f"from kubernetes import client\napi = client.CoreV1Api()\napi.{method}('x', 'y')\n")
     calls = api_calls(src)
     assert [(c.api, c.method) for c in calls] == [("CoreV1Api", method)]
     base = [o for o in load_file(DEPLOY / "rbac-extender.yaml") if o["kind"] == "ClusterRole"][0]

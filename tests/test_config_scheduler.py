@@ -57,8 +57,16 @@ DEFAULT_SCHEDULER = "default-scheduler"
 # (k/k pkg/scheduler/apis/config/v1/defaults.go).
 DEFAULT_LEASE = ("kube-system", "kube-scheduler")
 
-_UNIT_S = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3,
-           "s": 1.0, "m": 60.0, "h": 3600.0}
+_UNIT_S = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "\u00b5s": 1e-6,
+    "\u03bcs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
 
 
@@ -83,7 +91,8 @@ def _validator() -> jsonschema.protocols.Validator:
     base.check_schema(schema)
     # Go decodes JSON numbers into int32/int64 only when they are written as integers.
     checker = base.TYPE_CHECKER.redefine(
-        "integer", lambda _checker, v: isinstance(v, int) and not isinstance(v, bool))
+        "integer", lambda _checker, v: isinstance(v, int) and not isinstance(v, bool)
+    )
     return jsonschema.validators.extend(base, type_checker=checker)(schema)
 
 
@@ -93,8 +102,10 @@ VALIDATOR = _validator()
 def scheduler_config_problems(cfg: Any) -> list[str]:
     """What kube-scheduler would refuse (strict decoding, then validation), plus the rules this
     project adds for its extender entries. Empty when the configuration is fine."""
-    problems = [f"{'.'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message}"
-                for e in sorted(VALIDATOR.iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))]
+    problems = [
+        f"{'.'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message}"
+        for e in sorted(VALIDATOR.iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))
+    ]
     if problems:
         return problems
     extenders = cfg.get("extenders", [])
@@ -105,12 +116,14 @@ def scheduler_config_problems(cfg: Any) -> list[str]:
     for i, ext in enumerate(extenders):
         where = f"extenders[{i}]"
         if ext.get("prioritizeVerb") and not ext.get("weight", 0) > 0:
-            problems.append(f"{where}.weight: must have a positive weight applied to it "
-                            "(prioritizeVerb is set)")
+            problems.append(
+                f"{where}.weight: must have a positive weight applied to it (prioritizeVerb is set)"
+            )
         for r in ext.get("managedResources", []):
             if r["name"] in managed:
-                problems.append(f"{where}.managedResources: duplicate extender managed resource name "
-                                f"{r['name']!r}")
+                problems.append(
+                    f"{where}.managedResources: duplicate extender managed resource name {r['name']!r}"
+                )
             managed.add(r["name"])
         if "httpTimeout" not in ext:
             problems.append(f"{where}.httpTimeout: set it explicitly (0 means the scheduler's 5 s default)")
@@ -129,9 +142,11 @@ def scheduler_config_problems(cfg: Any) -> list[str]:
         le = cfg.get("leaderElection", {})
         lease = (le.get("resourceNamespace", DEFAULT_LEASE[0]), le.get("resourceName", DEFAULT_LEASE[1]))
         if le.get("leaderElect", True) and lease == DEFAULT_LEASE:
-            problems.append("leaderElection: a secondary scheduler on the default lease "
-                            "kube-system/kube-scheduler joins the default scheduler's election; "
-                            "set resourceName")
+            problems.append(
+                "leaderElection: a secondary scheduler on the default lease "
+                "kube-system/kube-scheduler joins the default scheduler's election; "
+                "set resourceName"
+            )
         if le.get("leaderElect", True) and le.get("resourceLock", "leases") != "leases":
             problems.append("leaderElection.resourceLock: must be leases")
     return problems
@@ -174,10 +189,12 @@ BROKEN = {
     "fractional weight": lambda c: c["extenders"][0].update(weight=1.5),
     "weight as a string": lambda c: c["extenders"][0].update(weight="3"),
     "nodeCacheCapable as a string": lambda c: c["extenders"][0].update(nodeCacheCapable="true"),
-    "two binders": lambda c: c["extenders"].append(dict(c["extenders"][0],
-                                                        urlPrefix="http://127.0.0.1:9999")),
-    "default lease name": lambda c: c["leaderElection"].update(resourceName="kube-scheduler",
-                                                              resourceNamespace="kube-system"),
+    "two binders": lambda c: c["extenders"].append(
+        dict(c["extenders"][0], urlPrefix="http://127.0.0.1:9999")
+    ),
+    "default lease name": lambda c: c["leaderElection"].update(
+        resourceName="kube-scheduler", resourceNamespace="kube-system"
+    ),
     "default lease by omission": lambda c: c.pop("leaderElection"),
     "duplicate profile": lambda c: c["profiles"].append(dict(c["profiles"][0])),
     "secondary also default": lambda c: c["profiles"].append({"schedulerName": "default-scheduler"}),
@@ -215,6 +232,7 @@ def test_httptimeout_outlasts_the_extenders_bind_budget() -> None:
 
 # ---- against the app and the sidecar ---------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def routes() -> dict[str, set[str]]:
     app = create_app(Settings(api_access=False))
@@ -244,8 +262,9 @@ def test_url_prefix_and_verbs_are_routes_the_sidecar_serves(path: Path, routes: 
         for field in ("filterVerb", "prioritizeVerb", "bindVerb", "preemptVerb"):
             if verb := ext.get(field):
                 route = f"{base}/{verb}"
-                assert "POST" in routes.get(route, set()), \
+                assert "POST" in routes.get(route, set()), (
                     f"{path.name}: {field} -> POST {route} is not served"
+                )
 
 
 def test_the_secondary_scheduler_uses_every_verb_the_app_serves() -> None:
@@ -270,8 +289,11 @@ def test_sidecar_port_probes_and_metrics_service(routes: dict[str, set[str]]) ->
 
 
 def _inline_patches(component: str) -> list[Obj]:
-    return [p for entry in kustomization(COMPONENTS / component).get("patches", [])
-            for p in load_docs(entry["patch"])]
+    return [
+        p
+        for entry in kustomization(COMPONENTS / component).get("patches", [])
+        for p in load_docs(entry["patch"])
+    ]
 
 
 def _config_arg(container: Obj) -> str:
@@ -313,12 +335,16 @@ def test_variants_differ_from_the_main_configuration_only_where_they_say() -> No
     main, stateless = secondary_config(), load_one(STATELESS)
     assert stateless["leaderElection"] == main["leaderElection"]
     assert stateless["profiles"] == main["profiles"]
-    diff = {k for k in main["extenders"][0].keys() | stateless["extenders"][0].keys()
-            if main["extenders"][0].get(k) != stateless["extenders"][0].get(k)}
+    diff = {
+        k
+        for k in main["extenders"][0].keys() | stateless["extenders"][0].keys()
+        if main["extenders"][0].get(k) != stateless["extenders"][0].get(k)
+    }
     assert diff == {"nodeCacheCapable"}
     existing = load_one(EXISTING)
-    assert "profiles" not in existing and "leaderElection" not in existing, \
+    assert "profiles" not in existing and "leaderElection" not in existing, (
         "the existing-scheduler entry must not change that scheduler's name or lease"
+    )
     assert existing["extenders"][0]["ignorable"] is True, "a default scheduler must survive the extender"
     assert not existing["extenders"][0].get("bindVerb")
     assert main["extenders"][0]["ignorable"] is False
@@ -331,18 +357,32 @@ def test_the_lease_is_granted_to_the_pods_service_account() -> None:
     sa = pod_spec(dep)["serviceAccountName"]
     ns = dep["metadata"]["namespace"]
     assert le["resourceNamespace"] == ns
-    roles = {o["metadata"]["name"]: o for o in objs
-             if o["kind"] == "Role" and o["metadata"]["namespace"] == ns}
-    bound = [b["roleRef"]["name"] for b in objs
-             if b["kind"] == "RoleBinding" and b["metadata"]["namespace"] == ns
-             and b["roleRef"]["kind"] == "Role"
-             and {"kind": "ServiceAccount", "name": sa, "namespace": ns} in b["subjects"]]
-    grants = {(v, name) for r in bound for rule in roles[r]["rules"]
-              if "coordination.k8s.io" in rule["apiGroups"] and "leases" in rule["resources"]
-              for v in rule["verbs"] for name in rule.get("resourceNames", ["*"])}
+    roles = {
+        o["metadata"]["name"]: o for o in objs if o["kind"] == "Role" and o["metadata"]["namespace"] == ns
+    }
+    bound = [
+        b["roleRef"]["name"]
+        for b in objs
+        if b["kind"] == "RoleBinding"
+        and b["metadata"]["namespace"] == ns
+        and b["roleRef"]["kind"] == "Role"
+        and {"kind": "ServiceAccount", "name": sa, "namespace": ns} in b["subjects"]
+    ]
+    grants = {
+        (v, name)
+        for r in bound
+        for rule in roles[r]["rules"]
+        if "coordination.k8s.io" in rule["apiGroups"] and "leases" in rule["resources"]
+        for v in rule["verbs"]
+        for name in rule.get("resourceNames", ["*"])
+    }
     assert {("get", le["resourceName"]), ("update", le["resourceName"]), ("create", "*")} <= grants
-    cluster_roles = {b["roleRef"]["name"] for b in objs if b["kind"] == "ClusterRoleBinding"
-                     and {"kind": "ServiceAccount", "name": sa, "namespace": ns} in b["subjects"]}
+    cluster_roles = {
+        b["roleRef"]["name"]
+        for b in objs
+        if b["kind"] == "ClusterRoleBinding"
+        and {"kind": "ServiceAccount", "name": sa, "namespace": ns} in b["subjects"]
+    }
     assert {"system:kube-scheduler", "system:volume-scheduler"} <= cluster_roles
 
 
@@ -351,11 +391,36 @@ def test_schema_file_lists_the_extender_fields_of_the_v1_types() -> None:
     wrong key or refuse a right one)."""
     schema = json.loads(SCHEMA_PATH.read_text())
     assert set(schema["$defs"]["Extender"]["properties"]) == {
-        "urlPrefix", "filterVerb", "preemptVerb", "prioritizeVerb", "weight", "bindVerb", "enableHTTPS",
-        "tlsConfig", "httpTimeout", "nodeCacheCapable", "managedResources", "ignorable"}
+        "urlPrefix",
+        "filterVerb",
+        "preemptVerb",
+        "prioritizeVerb",
+        "weight",
+        "bindVerb",
+        "enableHTTPS",
+        "tlsConfig",
+        "httpTimeout",
+        "nodeCacheCapable",
+        "managedResources",
+        "ignorable",
+    }
     assert set(schema["$defs"]["LeaderElectionConfiguration"]["properties"]) == {
-        "leaderElect", "leaseDuration", "renewDeadline", "retryPeriod", "resourceLock", "resourceName",
-        "resourceNamespace"}
+        "leaderElect",
+        "leaseDuration",
+        "renewDeadline",
+        "retryPeriod",
+        "resourceLock",
+        "resourceName",
+        "resourceNamespace",
+    }
     assert set(schema["$defs"]["ExtenderTLSConfig"]["properties"]) == {
-        "insecure", "serverName", "certFile", "keyFile", "caFile", "certData", "keyData", "caData"}
+        "insecure",
+        "serverName",
+        "certFile",
+        "keyFile",
+        "caFile",
+        "certData",
+        "keyData",
+        "caData",
+    }
     assert DEPLOY.is_dir()

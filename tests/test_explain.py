@@ -24,8 +24,11 @@ def test_explain_gives_each_strategy_score_and_the_inputs(extender_url: str) -> 
     n1 = rows["n1"]
     assert (n1["score"], n1["verdict"], n1["fallback"], n1["loadUsable"]) == (7, "ok", False, True)
     strategies = {s["name"]: (s["score"], s["counted"]) for s in n1["strategies"]}
-    assert strategies == {"LoadAware": (67, True), "LeastAllocated": (90, True),
-                          "BalancedAllocation": (73, True)}  # kube-scheduler v1.36's formula
+    assert strategies == {
+        "LoadAware": (67, True),
+        "LeastAllocated": (90, True),
+        "BalancedAllocation": (73, True),
+    }  # kube-scheduler v1.36's formula
     assert n1["combined"] == 74.25  # (2 x 67 + 90 + 73) / 4
     assert n1["inputs"]["cpu"]["allocatable"] == 4000 and n1["inputs"]["cpu"]["podEstimate"] == 425
     assert n1["inputs"]["cpu"]["usage"] == 1000

@@ -69,7 +69,8 @@ def check_filter_nodes(answer: dict[str, Any], request: bytes) -> None:
     assert answer["NodeNames"] is None
     assert answer["Error"] == ""
     assert answer["FailedNodes"] == {
-        "n2": "node(s) cpu usage exceed threshold 80% (measured + estimated, with this pod)"}
+        "n2": "node(s) cpu usage exceed threshold 80% (measured + estimated, with this pod)"
+    }
     assert list(answer["FailedAndUnresolvableNodes"]) == ["n3"]
     reason = answer["FailedAndUnresolvableNodes"]["n3"]
     assert reason.startswith("node n3: status.allocatable.cpu:") and "4x" in reason
@@ -93,7 +94,11 @@ def test_nodes_form_over_gunicorn(extender_url: str) -> None:
 
 @pytest.mark.timeout(60)
 def test_names_form_is_refused_without_cache_over_gunicorn(extender_url: str) -> None:
-    for verb, name in (("filter", "filter-names"), ("prioritize", "prioritize-names"), ("preempt", "preempt-meta")):
+    for verb, name in (
+        ("filter", "filter-names"),
+        ("prioritize", "prioritize-names"),
+        ("preempt", "preempt-meta"),
+    ):
         status, answer = post(f"{extender_url}/{verb}", golden(f"{name}.request.json"))
         assert status == 400
         assert list(answer) == ["Error"] and "stateless mode" in answer["Error"]
@@ -138,8 +143,12 @@ class RecordingBinder:
 @pytest.fixture()
 def names_client() -> Any:
     binder = RecordingBinder()
-    app = create_app(Settings(api_access=False), source=CachedSource(), binder=binder,  # type: ignore[arg-type]
-                     clock=lambda: CLOCK)
+    app = create_app(
+        Settings(api_access=False),
+        source=CachedSource(),
+        binder=binder,  # type: ignore[arg-type]
+        clock=lambda: CLOCK,
+    )
     client = app.test_client()
     client.binder = binder
     return client
@@ -167,7 +176,11 @@ def test_bind_passes_the_request_to_the_binder(names_client: Any) -> None:
     assert r.status_code == 200 and r.data == golden("bind.response.json").strip()
     (target,) = names_client.binder.calls
     assert (target.pod_name, target.namespace, target.pod_uid, target.node) == (
-        "web-0", "default", "7d3b5c9e-1f2a-4b6c-8d0e-123456789abc", "n1")
+        "web-0",
+        "default",
+        "7d3b5c9e-1f2a-4b6c-8d0e-123456789abc",
+        "n1",
+    )
 
 
 def test_nodes_form_in_process_matches_golden() -> None:

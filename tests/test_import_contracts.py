@@ -21,8 +21,9 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 def test_every_import_contract_is_kept() -> None:
     assert LINT_IMPORTS.exists(), f"{LINT_IMPORTS} missing: pip install -r requirements-dev.txt"
-    run = subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120, check=False)
+    run = subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
     assert run.returncode == 0, f"lint-imports found a broken layer:\n{run.stdout}\n{run.stderr}"
 
 
@@ -32,5 +33,10 @@ def test_the_contracts_cover_the_layers() -> None:
 
     contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
     ids = {c["id"] for c in contracts}
-    assert {"extender-layers", "scoring-pure", "protocol-no-kubernetes-client", "verbs-no-io",
-            "no-cycles"} <= ids, ids
+    assert {
+        "extender-layers",
+        "scoring-pure",
+        "protocol-no-kubernetes-client",
+        "verbs-no-io",
+        "no-cycles",
+    } <= ids, ids

@@ -101,8 +101,10 @@ CACHE_FACTORY: Callable[[], CacheHarness] = make_dict_cache
 
 def server_view(api: FakeKubeAPI, kind: str) -> dict[Key, str]:
     objs = api.nodes() if kind == "nodes" else api.pods()
-    return {(o["metadata"].get("namespace", ""), o["metadata"]["name"]): o["metadata"]["resourceVersion"]
-            for o in objs}
+    return {
+        (o["metadata"].get("namespace", ""), o["metadata"]["name"]): o["metadata"]["resourceVersion"]
+        for o in objs
+    }
 
 
 def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -115,8 +117,9 @@ def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
     return True
 
 
-def caught_up(api: FakeKubeAPI, view: Callable[[str], dict[Key, str]], kind: str,
-              timeout: float = 5.0) -> bool:
+def caught_up(
+    api: FakeKubeAPI, view: Callable[[str], dict[Key, str]], kind: str, timeout: float = 5.0
+) -> bool:
     return eventually(lambda: view(kind) == server_view(api, kind), timeout)
 
 
@@ -142,8 +145,10 @@ def _node(name: str, **labels: str) -> dict[str, Any]:
 
 
 def _pod(name: str, ns: str = "default") -> dict[str, Any]:
-    return {"metadata": {"name": name, "namespace": ns},
-            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    return {
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }
 
 
 def _modify(api: FakeKubeAPI, kind: str, key: Key, value: str) -> dict[str, Any]:
@@ -199,8 +204,14 @@ def start(api_client: client.ApiClient) -> Iterator[Callable[..., Running]]:
     def _start(kind: str, handler: DictHandler | None = None, *, sync: bool = True, **kw: Any) -> Running:
         handler = handler or DictHandler()
         events = Events()
-        inf = Informer(kind, api_client, handler, on_event=events,  # type: ignore[arg-type]
-                       rng=random.Random(7), **{**FAST, **kw})
+        inf = Informer(
+            kind,
+            api_client,
+            handler,
+            on_event=events,  # type: ignore[arg-type]
+            rng=random.Random(7),
+            **{**FAST, **kw},
+        )
         started.append(inf)
         inf.start()
         if sync:
@@ -220,7 +231,8 @@ def _threads_named(name: str) -> list[threading.Thread]:
 
 
 def test_initial_sync_is_paged_then_changes_arrive_in_order(
-        api: FakeKubeAPI, start: Callable[..., Running]) -> None:
+    api: FakeKubeAPI, start: Callable[..., Running]
+) -> None:
     for i in range(7):
         api.add_node(_node(f"n{i}"))
     for i in range(12):
@@ -247,8 +259,11 @@ def test_initial_sync_is_paged_then_changes_arrive_in_order(
     assert eventually(lambda: len(pods.handler.changes()) == 3 and len(nodes.handler.changes()) == 2)
     assert pods.handler.view() == server_view(api, "pods")
     assert nodes.handler.view() == server_view(api, "nodes")
-    assert pods.handler.changes() == [("upsert", ("ns0", "new"), p), ("upsert", ("ns0", "new"), p2),
-                                      ("delete", ("ns0", "new"), p3)]
+    assert pods.handler.changes() == [
+        ("upsert", ("ns0", "new"), p),
+        ("upsert", ("ns0", "new"), p2),
+        ("delete", ("ns0", "new"), p3),
+    ]
     assert nodes.handler.changes() == [("upsert", ("", "n1"), n1), ("delete", ("", "n1"), n2)]
     assert eventually(lambda: pods.informer.resource_version == api.resource_version)
     assert len(lists(api, "nodes")) == 2 and len(lists(api, "pods")) == 3  # no relist
@@ -291,7 +306,8 @@ class DecodingHandler(DictHandler):
 
 
 def test_a_handler_that_decodes_gets_each_watch_object_decoded_once(
-        api: FakeKubeAPI, start: Callable[..., Running]) -> None:
+    api: FakeKubeAPI, start: Callable[..., Running]
+) -> None:
     api.add_pod(_pod("p0"))
     pods = start("pods", DecodingHandler())
     await_watch(api, "pods")
@@ -299,8 +315,11 @@ def test_a_handler_that_decodes_gets_each_watch_object_decoded_once(
     p2 = _modify(api, "pods", ("ns0", "new"), "x")["metadata"]["resourceVersion"]
     p3 = api.delete_pod("ns0", "new")["metadata"]["resourceVersion"]
     assert eventually(lambda: len(pods.handler.changes()) == 3)
-    assert pods.handler.changes() == [("upsert", ("ns0", "new"), p), ("upsert", ("ns0", "new"), p2),
-                                      ("delete", ("ns0", "new"), p3)]
+    assert pods.handler.changes() == [
+        ("upsert", ("ns0", "new"), p),
+        ("upsert", ("ns0", "new"), p2),
+        ("delete", ("ns0", "new"), p3),
+    ]
     assert pods.handler.view() == server_view(api, "pods")
     assert eventually(lambda: pods.informer.resource_version == api.resource_version)
     assert pods.handler.decoded == 3 + pods.events.count("bookmark")  # once per watch line
@@ -323,7 +342,8 @@ def test_bookmarks_advance_rv_without_handler_calls(api: FakeKubeAPI, start: Cal
 
 
 def test_list_restarts_from_scratch_when_continue_token_expires(
-        api: FakeKubeAPI, start: Callable[..., Running]) -> None:
+    api: FakeKubeAPI, start: Callable[..., Running]
+) -> None:
     for i in range(7):
         api.add_node(_node(f"n{i}"))
     api.list_continue_expired("^/api/v1/nodes$")
@@ -339,7 +359,8 @@ def test_list_restarts_from_scratch_when_continue_token_expires(
 
 
 def test_dropped_watch_resumes_from_last_rv_without_relist(
-        api: FakeKubeAPI, start: Callable[..., Running]) -> None:
+    api: FakeKubeAPI, start: Callable[..., Running]
+) -> None:
     api.add_node(_node("n0"))
     nodes = start("nodes")
     await_watch(api, "nodes")
@@ -367,8 +388,9 @@ def test_watch_timeout_rewatches_without_relist(api: FakeKubeAPI, start: Callabl
 
 
 @pytest.mark.parametrize("how", ["in-stream ERROR 410", "HTTP 410", "history expired"])
-def test_expired_watch_relists_exactly_once(how: str, api: FakeKubeAPI,
-                                           start: Callable[..., Running]) -> None:
+def test_expired_watch_relists_exactly_once(
+    how: str, api: FakeKubeAPI, start: Callable[..., Running]
+) -> None:
     for i in range(4):
         api.add_node(_node(f"n{i}"))
     nodes = start("nodes", page_size=3)
@@ -408,7 +430,8 @@ def test_stalled_watch_is_restarted(api: FakeKubeAPI, start: Callable[..., Runni
 
 
 def test_malformed_line_rewatches_from_last_good_rv(
-        api: FakeKubeAPI, start: Callable[..., Running], caplog: pytest.LogCaptureFixture) -> None:
+    api: FakeKubeAPI, start: Callable[..., Running], caplog: pytest.LogCaptureFixture
+) -> None:
     nodes = start("nodes")
     await_watch(api, "nodes")
     api.add_node(_node("n0"))
@@ -428,8 +451,9 @@ def test_malformed_line_rewatches_from_last_good_rv(
 
 
 @pytest.mark.parametrize(("status", "retry_after"), [(500, None), (429, 1), (503, None)])
-def test_errors_on_list_back_off_then_sync(status: int, retry_after: int | None, api: FakeKubeAPI,
-                                          start: Callable[..., Running]) -> None:
+def test_errors_on_list_back_off_then_sync(
+    status: int, retry_after: int | None, api: FakeKubeAPI, start: Callable[..., Running]
+) -> None:
     api.add_node(_node("n0"))
     api.fail("GET", "^/api/v1/nodes$", status=status, times=2, retry_after=retry_after)
     t0 = time.monotonic()
@@ -442,7 +466,8 @@ def test_errors_on_list_back_off_then_sync(status: int, retry_after: int | None,
 
 @pytest.mark.parametrize(("status", "retry_after"), [(500, None), (429, 1)])
 def test_errors_on_watch_back_off_and_rewatch_without_relist(
-        status: int, retry_after: int | None, api: FakeKubeAPI, start: Callable[..., Running]) -> None:
+    status: int, retry_after: int | None, api: FakeKubeAPI, start: Callable[..., Running]
+) -> None:
     nodes = start("nodes")
     await_watch(api, "nodes")
     api.add_node(_node("n0"))
@@ -462,7 +487,8 @@ def test_errors_on_watch_back_off_and_rewatch_without_relist(
 
 
 def test_dropped_list_connection_is_seen_not_silently_retried(
-        api: FakeKubeAPI, start: Callable[..., Running]) -> None:
+    api: FakeKubeAPI, start: Callable[..., Running]
+) -> None:
     api.drop("GET", "^/api/v1/nodes$")
     nodes = start("nodes")
     assert [r.status for r in lists(api, "nodes")] == [0, 200]
@@ -484,8 +510,15 @@ def test_unreachable_server_backs_off() -> None:
         url = f"http://127.0.0.1:{s.getsockname()[1]}"
     events = Events()
     with client.ApiClient(configuration=client.Configuration(host=url)) as api_client:
-        inf = Informer("nodes", api_client, DictHandler(), on_event=events, rng=random.Random(1),
-                       backoff_base_s=0.05, backoff_max_s=0.2)
+        inf = Informer(
+            "nodes",
+            api_client,
+            DictHandler(),
+            on_event=events,
+            rng=random.Random(1),
+            backoff_base_s=0.05,
+            backoff_max_s=0.2,
+        )
         inf.start()
         try:
             time.sleep(1.0)
@@ -519,7 +552,8 @@ class FlakyHandler(DictHandler):
 
 
 def test_handler_exception_is_logged_and_relists(
-        api: FakeKubeAPI, start: Callable[..., Running], caplog: pytest.LogCaptureFixture) -> None:
+    api: FakeKubeAPI, start: Callable[..., Running], caplog: pytest.LogCaptureFixture
+) -> None:
     api.add_node(_node("n0"))
     with caplog.at_level(logging.ERROR, logger="extender.informer"):
         nodes = start("nodes", FlakyHandler())
@@ -590,8 +624,14 @@ class InformerMachine(RuleBasedStateMachine):
         self.cache = self.cache_factory()
         self.serial = 0
         self.informers = [
-            Informer(kind, self.client, self.cache.handlers[kind], page_size=3,  # type: ignore[arg-type]
-                     rng=random.Random(3), **FAST)
+            Informer(
+                kind,
+                self.client,
+                self.cache.handlers[kind],
+                page_size=3,  # type: ignore[arg-type]
+                rng=random.Random(3),
+                **FAST,
+            )
             for kind in KINDS
         ]
 
@@ -655,7 +695,8 @@ class InformerMachine(RuleBasedStateMachine):
         for kind in KINDS:
             assert caught_up(self.api, self.cache.view, kind), (
                 f"{kind}: cache {sorted(self.cache.view(kind).items())} "
-                f"!= server {sorted(server_view(self.api, kind).items())}")
+                f"!= server {sorted(server_view(self.api, kind).items())}"
+            )
 
     @invariant()
     def informers_alive(self) -> None:  # and those of earlier examples all stopped
@@ -675,56 +716,97 @@ class InformerMachine(RuleBasedStateMachine):
 
 
 TestInformerMachine = InformerMachine.TestCase
-TestInformerMachine.settings = settings(max_examples=40, stateful_step_count=8, deadline=None,
-                                        suppress_health_check=[HealthCheck.too_slow])
+TestInformerMachine.settings = settings(
+    max_examples=40, stateful_step_count=8, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 # ---- one-pass decoding of pod watch lines -------------------------------------------------------
 
 _QUANTITY = st.sampled_from(["100m", "1", "2.5", "512Mi", "1Gi", "0", "3e2", "1k", "x", ""])
-_RESOURCES = st.dictionaries(st.sampled_from(["cpu", "memory", "pods", "nvidia.com/gpu"]), _QUANTITY,
-                             max_size=3)
+_RESOURCES = st.dictionaries(
+    st.sampled_from(["cpu", "memory", "pods", "nvidia.com/gpu"]), _QUANTITY, max_size=3
+)
 _CONTAINER = st.fixed_dictionaries(
     {"name": st.text(max_size=5)},
-    optional={"resources": st.fixed_dictionaries({}, optional={"requests": _RESOURCES,
-                                                                "limits": _RESOURCES}),
-              "restartPolicy": st.sampled_from(["Always", "Never"]), "image": st.text(max_size=8)})
-_REQUIREMENTS = st.one_of(st.fixed_dictionaries({}, optional={"requests": _RESOURCES, "limits": _RESOURCES}),
-                          st.just({"requests": ["1"]}))
+    optional={
+        "resources": st.fixed_dictionaries({}, optional={"requests": _RESOURCES, "limits": _RESOURCES}),
+        "restartPolicy": st.sampled_from(["Always", "Never"]),
+        "image": st.text(max_size=8),
+    },
+)
+_REQUIREMENTS = st.one_of(
+    st.fixed_dictionaries({}, optional={"requests": _RESOURCES, "limits": _RESOURCES}),
+    st.just({"requests": ["1"]}),
+)
 _CONTAINER_STATUS = st.fixed_dictionaries(
     {"name": st.one_of(st.text(max_size=5), st.just(3))},
-    optional={"resources": _REQUIREMENTS, "allocatedResources": _RESOURCES, "ready": st.booleans()})
+    optional={"resources": _REQUIREMENTS, "allocatedResources": _RESOURCES, "ready": st.booleans()},
+)
 _POD = st.fixed_dictionaries(
-    {"metadata": st.fixed_dictionaries(
-        {"name": st.text(max_size=6)},
-        optional={"namespace": st.text(max_size=4), "uid": st.text(max_size=6),
-                  "resourceVersion": st.sampled_from(["", "1", "42"]),
-                  "annotations": st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=2),
-                  "managedFields": st.lists(st.dictionaries(st.text(max_size=3), st.integers()),
-                                            max_size=2)})},
-    optional={"spec": st.fixed_dictionaries({}, optional={
-        "containers": st.lists(_CONTAINER, max_size=2), "initContainers": st.lists(_CONTAINER, max_size=2),
-        "overhead": _RESOURCES, "nodeName": st.text(max_size=4), "resources": _REQUIREMENTS}),
-        "status": st.fixed_dictionaries({}, optional={
-            "phase": st.sampled_from(["Running", "Succeeded"]), "qosClass": st.sampled_from(["Burstable", ""]),
-            "containerStatuses": st.lists(_CONTAINER_STATUS, max_size=2),
-            "initContainerStatuses": st.lists(_CONTAINER_STATUS, max_size=1),
-            "resources": _REQUIREMENTS, "allocatedResources": _RESOURCES,
-            "conditions": st.lists(st.fixed_dictionaries(
-                {"type": st.sampled_from(["PodResizePending", "Ready"])},
-                optional={"reason": st.one_of(st.sampled_from(["Infeasible", "Deferred"]), st.integers())}),
-                max_size=2)}),
-        "kind": st.just("Pod")})
-_OBJECT = st.one_of(_POD, st.none(), st.integers(), st.lists(st.integers(), max_size=2),
-                    st.just({"kind": "Status", "metadata": {}, "status": "Failure", "code": 410}),
-                    st.just({"metadata": {"name": 5}}), st.just({"spec": {"containers": "no"}}))
+    {
+        "metadata": st.fixed_dictionaries(
+            {"name": st.text(max_size=6)},
+            optional={
+                "namespace": st.text(max_size=4),
+                "uid": st.text(max_size=6),
+                "resourceVersion": st.sampled_from(["", "1", "42"]),
+                "annotations": st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=2),
+                "managedFields": st.lists(st.dictionaries(st.text(max_size=3), st.integers()), max_size=2),
+            },
+        )
+    },
+    optional={
+        "spec": st.fixed_dictionaries(
+            {},
+            optional={
+                "containers": st.lists(_CONTAINER, max_size=2),
+                "initContainers": st.lists(_CONTAINER, max_size=2),
+                "overhead": _RESOURCES,
+                "nodeName": st.text(max_size=4),
+                "resources": _REQUIREMENTS,
+            },
+        ),
+        "status": st.fixed_dictionaries(
+            {},
+            optional={
+                "phase": st.sampled_from(["Running", "Succeeded"]),
+                "qosClass": st.sampled_from(["Burstable", ""]),
+                "containerStatuses": st.lists(_CONTAINER_STATUS, max_size=2),
+                "initContainerStatuses": st.lists(_CONTAINER_STATUS, max_size=1),
+                "resources": _REQUIREMENTS,
+                "allocatedResources": _RESOURCES,
+                "conditions": st.lists(
+                    st.fixed_dictionaries(
+                        {"type": st.sampled_from(["PodResizePending", "Ready"])},
+                        optional={
+                            "reason": st.one_of(st.sampled_from(["Infeasible", "Deferred"]), st.integers())
+                        },
+                    ),
+                    max_size=2,
+                ),
+            },
+        ),
+        "kind": st.just("Pod"),
+    },
+)
+_OBJECT = st.one_of(
+    _POD,
+    st.none(),
+    st.integers(),
+    st.lists(st.integers(), max_size=2),
+    st.just({"kind": "Status", "metadata": {}, "status": "Failure", "code": 410}),
+    st.just({"metadata": {"name": 5}}),
+    st.just({"spec": {"containers": "no"}}),
+)
 _TYPE = st.sampled_from(["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR", "", "FOO"])
 
 
 @settings(max_examples=300, deadline=None)
 @given(etype=_TYPE, obj=_OBJECT, drop_type=st.booleans(), garble=st.sampled_from([b"", b"}", b"x"]))
-def test_one_pass_pod_line_agrees_with_the_general_path(etype: str, obj: Any, drop_type: bool,
-                                                       garble: bytes) -> None:
+def test_one_pass_pod_line_agrees_with_the_general_path(
+    etype: str, obj: Any, drop_type: bool, garble: bytes
+) -> None:
     """The one-pass decode of a pod watch line gives exactly what the envelope-then-object
     path gives, and declines (None) every line that path would not apply as a change, so the
     informer judges those as before."""

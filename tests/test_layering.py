@@ -24,18 +24,36 @@ def imported_modules(path: Path) -> set[str]:
 
 def test_scoring_is_pure_numpy() -> None:
     allowed = {"numpy", "scoring"} | set(sys.stdlib_module_names)
-    forbidden_stdlib = {"os", "time", "datetime", "socket", "logging", "random", "io", "pathlib", "subprocess"}
+    forbidden_stdlib = {
+        "os",
+        "time",
+        "datetime",
+        "socket",
+        "logging",
+        "random",
+        "io",
+        "pathlib",
+        "subprocess",
+    }
     for path in sorted((ROOT / "scoring").rglob("*.py")):
         mods = imported_modules(path)
         assert mods <= allowed, f"{path.name} imports {mods - allowed}"
-        assert not mods & forbidden_stdlib, f"{path.name} imports {mods & forbidden_stdlib} (I/O, clock or randomness)"
+        assert not mods & forbidden_stdlib, (
+            f"{path.name} imports {mods & forbidden_stdlib} (I/O, clock or randomness)"
+        )
 
 
 PROTOCOL = ROOT / "extender" / "protocol" / "wire.py"
 
 
 def test_only_wire_knows_the_protocol_keys() -> None:
-    keys = ('"FailedNodes"', '"NodeNames"', '"NodeNameToMetaVictims"', '"PodUID"', '"FailedAndUnresolvableNodes"')
+    keys = (
+        '"FailedNodes"',
+        '"NodeNames"',
+        '"NodeNameToMetaVictims"',
+        '"PodUID"',
+        '"FailedAndUnresolvableNodes"',
+    )
     assert any(k in PROTOCOL.read_text() for k in keys), "the protocol module moved: update PROTOCOL"
     paths = sorted((ROOT / "extender").rglob("*.py"))
     assert len(paths) > 20, "the scan sees extender/'s subpackages"
@@ -44,4 +62,6 @@ def test_only_wire_knows_the_protocol_keys() -> None:
             continue
         text = path.read_text()
         rel = path.relative_to(ROOT)
-        assert not any(k in text for k in keys), f"{rel} spells a wire key; only {PROTOCOL.relative_to(ROOT)} may"
+        assert not any(k in text for k in keys), (
+            f"{rel} spells a wire key; only {PROTOCOL.relative_to(ROOT)} may"
+        )

@@ -241,8 +241,9 @@ def test_growth_beyond_the_initial_capacity() -> None:
     w = LoadWindow(window_s=1000.0, max_samples=4, initial_nodes=1)
     names = [f"node-{i}" for i in range(300)]
     for k in range(6):  # more samples than the ring holds: the oldest are overwritten
-        w.record_many("s", [(n, float(k), {"cpu": float(i + k), "memory": float(i)})
-                            for i, n in enumerate(names)])
+        w.record_many(
+            "s", [(n, float(k), {"cpu": float(i + k), "memory": float(i)}) for i, n in enumerate(names)]
+        )
     v = w.view(names, RES, now=10.0)
     i = np.arange(300.0)
     np.testing.assert_array_equal(v.usage[:, 0], i + 5)
@@ -263,12 +264,16 @@ def test_untracked_resources_and_unknown_nodes_are_nan() -> None:
 
 
 def test_a_refreshed_cache_serves_the_next_expiry_without_recomputing(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     w = LoadWindow(window_s=95.0, max_samples=16)
     names = tuple(f"n{i}" for i in range(50))
     for t in range(10):
-        w.record_many("s", [(n, float(t), {"cpu": float(t * i), "memory": 1.0}) for i, n in enumerate(names)],
-                      now=float(t))
+        w.record_many(
+            "s",
+            [(n, float(t), {"cpu": float(t * i), "memory": 1.0}) for i, n in enumerate(names)],
+            now=float(t),
+        )
     w.refresh(100.0)  # cutoff 5: samples 5..9
     calls: list[int] = []
     real = load._stats
@@ -299,8 +304,9 @@ def test_concurrent_writer_and_readers_see_consistent_snapshots() -> None:
         k = 0
         while not stop.is_set():
             k += 1  # each node's cpu and memory arrive in one call, value == time == k
-            w.record_many("s", [(n, float(k), {"cpu": float(k), "memory": float(k)}) for n in names],
-                          now=float(k))
+            w.record_many(
+                "s", [(n, float(k), {"cpu": float(k), "memory": float(k)}) for n in names], now=float(k)
+            )
             if k % 7 == 0:
                 w.forget(names[k % len(names)])
             if k % 5 == 0:
@@ -316,8 +322,10 @@ def test_concurrent_writer_and_readers_see_consistent_snapshots() -> None:
             if not np.array_equal(v.usage_avg[:, 0], v.usage_avg[:, 1], equal_nan=True):
                 failures.append("averages apart")
             known = ~np.isnan(v.usage[:, 0])
-            if not (np.array_equal(v.usage[known, 0], v.newest[known])
-                    and (v.usage_p95[known, 0] <= v.newest[known]).all()):
+            if not (
+                np.array_equal(v.usage[known, 0], v.newest[known])
+                and (v.usage_p95[known, 0] <= v.newest[known]).all()
+            ):
                 failures.append("latest is not the newest sample")
             if (v.newest[known] < newest[known]).any():
                 failures.append("a view went back in time")
@@ -343,8 +351,11 @@ def test_view_of_10000_nodes_is_fast() -> None:
     w = LoadWindow(window_s=300.0, max_samples=64)
     names = tuple(f"node-{i:05d}" for i in range(10_000))
     for k in range(8):
-        w.record_many("s", [(n, 1000.0 + 15 * k, {"cpu": float(i % 997), "memory": float(k)})
-                            for i, n in enumerate(names)], now=1000.0 + 15 * k)
+        w.record_many(
+            "s",
+            [(n, 1000.0 + 15 * k, {"cpu": float(i % 997), "memory": float(k)}) for i, n in enumerate(names)],
+            now=1000.0 + 15 * k,
+        )
     w.refresh(1110.0)
     times = []
     for _ in range(15):
@@ -359,7 +370,10 @@ def test_constructor_and_source_list_validation() -> None:
         with pytest.raises(ValueError):
             LoadWindow(**bad)
     assert parse_load_sources("annotations, Metrics-Server,prometheus") == (
-        "annotations", "metrics-server", "prometheus")
+        "annotations",
+        "metrics-server",
+        "prometheus",
+    )
     assert parse_load_sources("  ") == ()
     with pytest.raises(ValueError, match="'promethus'"):
         parse_load_sources("annotations,promethus")
@@ -407,9 +421,12 @@ class Calls:
 
 
 def test_metrics_server_samples_use_the_item_timestamps(
-        api: FakeKubeAPI, api_client: client.ApiClient, closing: Callable[[Any], Any]) -> None:
-    api.set_node_metrics({"node-a": {"cpu": "250m", "memory": "1Gi"},
-                          "node-b": {"cpu": "123456789n", "memory": "2048Ki"}}, window="20s")
+    api: FakeKubeAPI, api_client: client.ApiClient, closing: Callable[[Any], Any]
+) -> None:
+    api.set_node_metrics(
+        {"node-a": {"cpu": "250m", "memory": "1Gi"}, "node-b": {"cpu": "123456789n", "memory": "2048Ki"}},
+        window="20s",
+    )
     w = LoadWindow()
     calls = Calls()
     src = closing(MetricsServerSource(api_client, w, timeout_s=2.0, on_poll=calls, clock=lambda: 5e9))
@@ -428,15 +445,20 @@ def test_metrics_server_samples_use_the_item_timestamps(
 
 
 def test_metrics_server_malformed_items_are_skipped_and_counted(
-        api: FakeKubeAPI, api_client: client.ApiClient, closing: Callable[[Any], Any],
-        caplog: pytest.LogCaptureFixture) -> None:
-    api.set_node_metrics({
-        "good": {"cpu": "1", "memory": "1Mi"},
-        "bad-quantity": {"cpu": "1 core", "memory": "1Mi"},
-        "no-usage": {},
-        "wrong-type": {"cpu": ["1"], "memory": "1Mi"},  # type: ignore[dict-item]
-        "negative": {"cpu": "-1", "memory": "1Mi"},  # parsed, then rejected by the window
-    })
+    api: FakeKubeAPI,
+    api_client: client.ApiClient,
+    closing: Callable[[Any], Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    api.set_node_metrics(
+        {
+            "good": {"cpu": "1", "memory": "1Mi"},
+            "bad-quantity": {"cpu": "1 core", "memory": "1Mi"},
+            "no-usage": {},
+            "wrong-type": {"cpu": ["1"], "memory": "1Mi"},  # type: ignore[dict-item]
+            "negative": {"cpu": "-1", "memory": "1Mi"},  # parsed, then rejected by the window
+        }
+    )
     w = LoadWindow()
     src = closing(MetricsServerSource(api_client, w))
     with caplog.at_level(logging.WARNING, logger="extender.load"):
@@ -448,12 +470,22 @@ def test_metrics_server_malformed_items_are_skipped_and_counted(
 
 
 def test_metrics_server_errors_back_off_and_recover(
-        api: FakeKubeAPI, api_client: client.ApiClient, closing: Callable[[Any], Any]) -> None:
+    api: FakeKubeAPI, api_client: client.ApiClient, closing: Callable[[Any], Any]
+) -> None:
     api.set_node_metrics({"node-a": {"cpu": "1", "memory": "1Gi"}})
     w = LoadWindow()
     calls = Calls()
-    src = closing(MetricsServerSource(api_client, w, timeout_s=0.5, on_poll=calls,
-                                      backoff_base_s=2.0, backoff_max_s=5.0, rng=random.Random(7)))
+    src = closing(
+        MetricsServerSource(
+            api_client,
+            w,
+            timeout_s=0.5,
+            on_poll=calls,
+            backoff_base_s=2.0,
+            backoff_max_s=5.0,
+            rng=random.Random(7),
+        )
+    )
     api.fail("GET", METRICS, status=500)
     assert not src.poll_once()
     status = w.sources()["metrics-server"]
@@ -479,13 +511,23 @@ def test_metrics_server_errors_back_off_and_recover(
 
 
 def test_metrics_server_poller_thread_retries_until_synced(
-        api: FakeKubeAPI, api_client: client.ApiClient, closing: Callable[[Any], Any]) -> None:
+    api: FakeKubeAPI, api_client: client.ApiClient, closing: Callable[[Any], Any]
+) -> None:
     api.set_node_metrics({"node-a": {"cpu": "2", "memory": "1Gi"}})
     api.fail("GET", METRICS, status=503, times=3)
     w = LoadWindow()
     calls = Calls()
-    src = closing(MetricsServerSource(api_client, w, interval_s=0.05, timeout_s=1.0, on_poll=calls,
-                                      backoff_base_s=0.02, backoff_max_s=0.1))
+    src = closing(
+        MetricsServerSource(
+            api_client,
+            w,
+            interval_s=0.05,
+            timeout_s=1.0,
+            on_poll=calls,
+            backoff_base_s=0.02,
+            backoff_max_s=0.1,
+        )
+    )
     src.start()
     src.start()  # idempotent
     assert src.wait_synced(10)
@@ -499,7 +541,8 @@ def test_metrics_server_poller_thread_retries_until_synced(
 
 
 def test_metrics_server_poller_does_not_touch_the_callers_client(
-        api: FakeKubeAPI, api_client: client.ApiClient, closing: Callable[[Any], Any]) -> None:
+    api: FakeKubeAPI, api_client: client.ApiClient, closing: Callable[[Any], Any]
+) -> None:
     api_client.configuration.retries = 3
     closing(MetricsServerSource(api_client, LoadWindow()))
     assert api_client.configuration.retries == 3
@@ -515,9 +558,14 @@ def series(labels: dict[str, str], t: float, value: str) -> dict[str, Any]:
 
 
 def test_prometheus_node_label(api: FakeKubeAPI, closing: Callable[[Any], Any]) -> None:
-    api.set_prom_result("cpu_busy", [series({"node": "n1"}, 1700000000.5, "1.25"),
-                                     series({"node": "n2"}, 1700000000.5, "0.5"),
-                                     series({"instance": "x:9100"}, 1700000000.5, "3")])  # no node label
+    api.set_prom_result(
+        "cpu_busy",
+        [
+            series({"node": "n1"}, 1700000000.5, "1.25"),
+            series({"node": "n2"}, 1700000000.5, "0.5"),
+            series({"instance": "x:9100"}, 1700000000.5, "3"),
+        ],
+    )  # no node label
     api.set_prom_result("mem_used", [series({"node": "n1", "job": "node-exporter"}, 1700000000.5, "1e9")])
     w = LoadWindow()
     calls = Calls()
@@ -536,20 +584,30 @@ def test_prometheus_node_label(api: FakeKubeAPI, closing: Callable[[Any], Any]) 
 
 def test_prometheus_instance_label(api: FakeKubeAPI, closing: Callable[[Any], Any]) -> None:
     by_ip = {"10.0.0.7": "n7", "fd00::9": "n9"}
-    api.set_prom_result("cpu_busy", [
-        series({"instance": "n1:9100"}, 100.0, "1"),  # a node name with a port
-        series({"instance": "n2"}, 100.0, "2"),  # without a port
-        series({"instance": "10.0.0.7:9100"}, 100.0, "7"),  # an IP: mapped
-        series({"instance": "[fd00::9]:9100"}, 100.0, "9"),  # IPv6: mapped
-        series({"instance": "10.0.0.8:9100"}, 100.0, "8"),  # an IP nobody knows: skipped
-    ])
+    api.set_prom_result(
+        "cpu_busy",
+        [
+            series({"instance": "n1:9100"}, 100.0, "1"),  # a node name with a port
+            series({"instance": "n2"}, 100.0, "2"),  # without a port
+            series({"instance": "10.0.0.7:9100"}, 100.0, "7"),  # an IP: mapped
+            series({"instance": "[fd00::9]:9100"}, 100.0, "9"),  # IPv6: mapped
+            series({"instance": "10.0.0.8:9100"}, 100.0, "8"),  # an IP nobody knows: skipped
+        ],
+    )
     w = LoadWindow()
-    src = closing(PrometheusSource(api.url, w, queries={"cpu": QUERIES["cpu"]}, node_label="instance",
-                                   node_by_ip=by_ip.get))
+    src = closing(
+        PrometheusSource(
+            api.url, w, queries={"cpu": QUERIES["cpu"]}, node_label="instance", node_by_ip=by_ip.get
+        )
+    )
     assert src.poll_once()
     names, v = w.view_all(100.0)
     assert dict(zip(names, v.usage[:, 0].tolist(), strict=True)) == {
-        "n1": 1000.0, "n2": 2000.0, "n7": 7000.0, "n9": 9000.0}
+        "n1": 1000.0,
+        "n2": 2000.0,
+        "n7": 7000.0,
+        "n9": 9000.0,
+    }
     assert src.series_skipped["unmapped"] == 1
 
 
@@ -561,15 +619,21 @@ def test_prometheus_internal_ip_label(api: FakeKubeAPI, closing: Callable[[Any],
         seen.append(ip)
         return addresses.get(ip)
 
-    api.set_prom_result("mem_used", [
-        series({"instance": "10.0.0.1:9100"}, 50.0, "100"),
-        series({"instance": "10.0.0.2:9100"}, 50.0, "200"),
-        series({"instance": "node-c:9100"}, 50.0, "300"),  # not an address we know: skipped
-        series({"job": "x"}, 50.0, "400"),  # no instance label: skipped
-    ])
+    api.set_prom_result(
+        "mem_used",
+        [
+            series({"instance": "10.0.0.1:9100"}, 50.0, "100"),
+            series({"instance": "10.0.0.2:9100"}, 50.0, "200"),
+            series({"instance": "node-c:9100"}, 50.0, "300"),  # not an address we know: skipped
+            series({"job": "x"}, 50.0, "400"),  # no instance label: skipped
+        ],
+    )
     w = LoadWindow()
-    src = closing(PrometheusSource(api.url, w, queries={"memory": QUERIES["memory"]},
-                                   node_label="internal-ip", node_by_ip=node_by_ip))
+    src = closing(
+        PrometheusSource(
+            api.url, w, queries={"memory": QUERIES["memory"]}, node_label="internal-ip", node_by_ip=node_by_ip
+        )
+    )
     assert src.poll_once()
     assert w.view(["node-a", "node-b"], ["memory"], 60.0).usage[:, 0].tolist() == [100.0, 200.0]
     assert seen == ["10.0.0.1", "10.0.0.2", "node-c"]
@@ -579,24 +643,33 @@ def test_prometheus_internal_ip_label(api: FakeKubeAPI, closing: Callable[[Any],
 
 
 def test_prometheus_skips_values_that_are_not_numbers(
-        api: FakeKubeAPI, closing: Callable[[Any], Any]) -> None:
-    api.set_prom_result("cpu_busy", [
-        series({"node": "nan"}, 10.0, "NaN"),
-        series({"node": "inf"}, 10.0, "+Inf"),
-        series({"node": "text"}, 10.0, "abc"),
-        {"metric": {"node": "histogram"}, "histogram": [10.0, {"count": "3", "sum": "1"}]},
-        {"metric": {"node": "malformed"}, "value": [10.0, 1.5]},  # the value must be a string
-        series({"node": "ok"}, 10.0, "0.001"),
-        series({"node": "ok"}, 10.0, "5"),  # a second series for the same node
-        series({"node": "negative"}, 10.0, "-1"),  # rejected by the window
-    ])
+    api: FakeKubeAPI, closing: Callable[[Any], Any]
+) -> None:
+    api.set_prom_result(
+        "cpu_busy",
+        [
+            series({"node": "nan"}, 10.0, "NaN"),
+            series({"node": "inf"}, 10.0, "+Inf"),
+            series({"node": "text"}, 10.0, "abc"),
+            {"metric": {"node": "histogram"}, "histogram": [10.0, {"count": "3", "sum": "1"}]},
+            {"metric": {"node": "malformed"}, "value": [10.0, 1.5]},  # the value must be a string
+            series({"node": "ok"}, 10.0, "0.001"),
+            series({"node": "ok"}, 10.0, "5"),  # a second series for the same node
+            series({"node": "negative"}, 10.0, "-1"),  # rejected by the window
+        ],
+    )
     w = LoadWindow()
     src = closing(PrometheusSource(api.url, w, queries={"cpu": QUERIES["cpu"]}))
     assert src.poll_once()
     assert w.nodes() == ("ok",)
     assert w.view(["ok"], ["cpu"], 10.0).usage[0, 0] == 1.0
-    assert src.series_skipped == {"no_label": 0, "unmapped": 0, "not_a_number": 4, "duplicate": 1,
-                                  "malformed": 1}
+    assert src.series_skipped == {
+        "no_label": 0,
+        "unmapped": 0,
+        "not_a_number": 4,
+        "duplicate": 1,
+        "malformed": 1,
+    }
     assert w.sources()["prometheus"].rejected_total == 1
 
 
@@ -605,8 +678,11 @@ def test_prometheus_failed_query_keeps_the_others(api: FakeKubeAPI, closing: Cal
     api.set_prom_result("mem_used", [series({"node": "n1"}, 10.0, "64")])
     w = LoadWindow()
     calls = Calls()
-    src = closing(PrometheusSource(api.url, w, queries=QUERIES, timeout_s=0.5, on_poll=calls,
-                                   backoff_base_s=0.5, backoff_max_s=1.0))
+    src = closing(
+        PrometheusSource(
+            api.url, w, queries=QUERIES, timeout_s=0.5, on_poll=calls, backoff_base_s=0.5, backoff_max_s=1.0
+        )
+    )
     api.fail("GET", QUERY, status=503)  # the first query of the poll (cpu)
     assert not src.poll_once()
     status = w.sources()["prometheus"]
@@ -678,8 +754,9 @@ class PromStub:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
@@ -703,23 +780,45 @@ def _vector(*items: dict[str, Any]) -> dict[str, Any]:
     return {"status": "success", "data": {"resultType": "vector", "result": list(items)}}
 
 
-@pytest.mark.parametrize(("status", "body", "message"), [
-    (400, {"status": "error", "errorType": "bad_data",
-           "error": 'invalid parameter "query": 1:5: parse error'},
-     "HTTP 400 bad_data: invalid parameter"),
-    (422, {"status": "error", "errorType": "execution", "error": "expanding series: too many samples"},
-     "HTTP 422 execution: expanding series"),
-    (503, {"status": "error", "errorType": "timeout", "error": "query timed out in query execution"},
-     "HTTP 503 timeout: query timed out"),
-    (502, b"<html>Bad Gateway</html>", "HTTP 502: <html>Bad Gateway</html>"),
-    (200, {"status": "success", "data": {"resultType": "scalar", "result": [1, "2"]}},
-     "expected an instant vector, got 'scalar'"),
-    (200, b"not json", "answer is not a Prometheus API response"),
-    (200, {"status": "success", "data": {"resultType": "vector", "result": {"a": 1}}},
-     "data.result is not a list"),
-])
-def test_prometheus_error_answers(stub: PromStub, closing: Callable[[Any], Any], status: int, body: Any,
-                                  message: str) -> None:
+@pytest.mark.parametrize(
+    ("status", "body", "message"),
+    [
+        (
+            400,
+            {
+                "status": "error",
+                "errorType": "bad_data",
+                "error": 'invalid parameter "query": 1:5: parse error',
+            },
+            "HTTP 400 bad_data: invalid parameter",
+        ),
+        (
+            422,
+            {"status": "error", "errorType": "execution", "error": "expanding series: too many samples"},
+            "HTTP 422 execution: expanding series",
+        ),
+        (
+            503,
+            {"status": "error", "errorType": "timeout", "error": "query timed out in query execution"},
+            "HTTP 503 timeout: query timed out",
+        ),
+        (502, b"<html>Bad Gateway</html>", "HTTP 502: <html>Bad Gateway</html>"),
+        (
+            200,
+            {"status": "success", "data": {"resultType": "scalar", "result": [1, "2"]}},
+            "expected an instant vector, got 'scalar'",
+        ),
+        (200, b"not json", "answer is not a Prometheus API response"),
+        (
+            200,
+            {"status": "success", "data": {"resultType": "vector", "result": {"a": 1}}},
+            "data.result is not a list",
+        ),
+    ],
+)
+def test_prometheus_error_answers(
+    stub: PromStub, closing: Callable[[Any], Any], status: int, body: Any, message: str
+) -> None:
     w = LoadWindow()
     src = closing(PrometheusSource(stub.url, w, queries={"cpu": QUERIES["cpu"]}))
     stub.answer(status, body)
@@ -728,11 +827,18 @@ def test_prometheus_error_answers(stub: PromStub, closing: Callable[[Any], Any],
 
 
 def test_prometheus_warnings_bearer_token_and_headers(
-        stub: PromStub, closing: Callable[[Any], Any], tmp_path: Any,
-        caplog: pytest.LogCaptureFixture) -> None:
+    stub: PromStub, closing: Callable[[Any], Any], tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     w = LoadWindow()
-    src = closing(PrometheusSource(stub.url, w, queries={"cpu": QUERIES["cpu"]}, bearer_token="s3cr3t",
-                                   headers={"X-Scope-OrgID": "tenant-1"}))
+    src = closing(
+        PrometheusSource(
+            stub.url,
+            w,
+            queries={"cpu": QUERIES["cpu"]},
+            bearer_token="s3cr3t",
+            headers={"X-Scope-OrgID": "tenant-1"},
+        )
+    )
     answer = _vector(series({"node": "n1"}, 20.0, "0.5"))
     answer["warnings"] = ["store unavailable: partial response"]
     stub.answer(200, answer)
@@ -746,8 +852,9 @@ def test_prometheus_warnings_bearer_token_and_headers(
 
     token = tmp_path / "token"
     token.write_text("first\n")
-    src2 = closing(PrometheusSource(stub.url, w, queries={"cpu": QUERIES["cpu"]},
-                                    bearer_token_file=str(token)))
+    src2 = closing(
+        PrometheusSource(stub.url, w, queries={"cpu": QUERIES["cpu"]}, bearer_token_file=str(token))
+    )
     stub.answer(200, _vector())
     assert src2.poll_once()
     token.write_text("rotated")

@@ -50,6 +50,9 @@ def test_balanced_allocation_follows_the_deployed_kube_scheduler() -> None:
     carried = [f for f in BALANCED_FORMULAS if _release(f) <= _release(tag)]
     assert carried, f"no BalancedAllocation formula for kube-scheduler {tag}"
     assert DEFAULT_BALANCED_FORMULA == max(carried, key=_release)
-    shipped = [s.args for s in parse_policy(yaml.safe_load(SHIPPED.read_text())).strategies
-               if isinstance(s.args, BalancedAllocationArgs)]
+    shipped = [
+        s.args
+        for s in parse_policy(yaml.safe_load(SHIPPED.read_text())).strategies
+        if isinstance(s.args, BalancedAllocationArgs)
+    ]
     assert [a.formula for a in shipped] == [DEFAULT_BALANCED_FORMULA]

@@ -25,16 +25,32 @@ INT64_MAX = 2**63 - 1
 
 MULTIPLIERS: dict[str, Fraction] = {
     "": Fraction(1),
-    "n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 10**3),
-    "k": Fraction(10**3), "M": Fraction(10**6), "G": Fraction(10**9),
-    "T": Fraction(10**12), "P": Fraction(10**15), "E": Fraction(10**18),
-    "Ki": Fraction(2**10), "Mi": Fraction(2**20), "Gi": Fraction(2**30),
-    "Ti": Fraction(2**40), "Pi": Fraction(2**50), "Ei": Fraction(2**60),
+    "n": Fraction(1, 10**9),
+    "u": Fraction(1, 10**6),
+    "m": Fraction(1, 10**3),
+    "k": Fraction(10**3),
+    "M": Fraction(10**6),
+    "G": Fraction(10**9),
+    "T": Fraction(10**12),
+    "P": Fraction(10**15),
+    "E": Fraction(10**18),
+    "Ki": Fraction(2**10),
+    "Mi": Fraction(2**20),
+    "Gi": Fraction(2**30),
+    "Ti": Fraction(2**40),
+    "Pi": Fraction(2**50),
+    "Ei": Fraction(2**60),
 }
 EXPONENT_SUFFIXES: dict[str, Fraction] = {
-    "e0": Fraction(1), "e3": Fraction(10**3), "E3": Fraction(10**3), "e+3": Fraction(10**3),
-    "E-3": Fraction(1, 10**3), "e-9": Fraction(1, 10**9), "e18": Fraction(10**18),
-    "E07": Fraction(10**7), "e19": Fraction(10**19),
+    "e0": Fraction(1),
+    "e3": Fraction(10**3),
+    "E3": Fraction(10**3),
+    "e+3": Fraction(10**3),
+    "E-3": Fraction(1, 10**3),
+    "e-9": Fraction(1, 10**9),
+    "e18": Fraction(10**18),
+    "E07": Fraction(10**7),
+    "e19": Fraction(10**19),
 }
 ALL_SUFFIXES = {**MULTIPLIERS, **EXPONENT_SUFFIXES}
 
@@ -363,9 +379,14 @@ def test_random_text_raises_only_quantity_error(text: str) -> None:
 
 
 hashable_junk = st.one_of(
-    st.none(), st.booleans(), st.binary(max_size=10), st.integers(),
-    st.floats(allow_nan=True, allow_infinity=True), st.decimals(allow_nan=False),
-    st.tuples(st.integers()), st.fractions(),
+    st.none(),
+    st.booleans(),
+    st.binary(max_size=10),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.decimals(allow_nan=False),
+    st.tuples(st.integers()),
+    st.fractions(),
 )
 
 

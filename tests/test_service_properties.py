@@ -28,10 +28,17 @@ from extender.settings import Settings
 NOW = 1_800_000_000.0
 P = "load.extender.scheduling/"
 
-cpu_q = st.one_of(st.integers(0, 512).map(str), st.integers(0, 512_000).map(lambda m: f"{m}m"),
-                  st.sampled_from(["0.5", "1.5", "1e3", "2k", "100m"]))
-mem_q = st.one_of(st.integers(0, 2**40).map(str), st.integers(0, 4096).map(lambda g: f"{g}Gi"),
-                  st.integers(0, 10**7).map(lambda k: f"{k}Ki"), st.sampled_from(["12Mi", "0.5Ki", "1e9"]))
+cpu_q = st.one_of(
+    st.integers(0, 512).map(str),
+    st.integers(0, 512_000).map(lambda m: f"{m}m"),
+    st.sampled_from(["0.5", "1.5", "1e3", "2k", "100m"]),
+)
+mem_q = st.one_of(
+    st.integers(0, 2**40).map(str),
+    st.integers(0, 4096).map(lambda g: f"{g}Gi"),
+    st.integers(0, 10**7).map(lambda k: f"{k}Ki"),
+    st.sampled_from(["12Mi", "0.5Ki", "1e9"]),
+)
 bad_q = st.sampled_from(["lots", "1Qi", "", "-1", "1e400"])
 
 
@@ -40,8 +47,11 @@ def nodes(draw: Any) -> list[dict[str, Any]]:
     n = draw(st.integers(0, 25))
     out = []
     for i in range(n):
-        alloc = {"cpu": draw(st.one_of(cpu_q, bad_q) if draw(st.integers(0, 20)) == 0 else cpu_q),
-                 "memory": draw(mem_q), "pods": str(draw(st.integers(0, 250)))}
+        alloc = {
+            "cpu": draw(st.one_of(cpu_q, bad_q) if draw(st.integers(0, 20)) == 0 else cpu_q),
+            "memory": draw(mem_q),
+            "pods": str(draw(st.integers(0, 250))),
+        }
         if draw(st.booleans()):
             alloc["example.com/gpu"] = str(draw(st.integers(0, 8)))
         ann: dict[str, str] = {}
@@ -50,8 +60,12 @@ def nodes(draw: Any) -> list[dict[str, Any]]:
             if draw(st.booleans()):
                 age = draw(st.integers(-60, 3600))
                 ann[P + "updated"] = f"2027-01-15T08:{(59 - age // 60) % 60:02d}:00Z"
-        out.append({"metadata": {"name": f"node-{i}", "annotations": ann or None},
-                    "status": {"allocatable": alloc, "capacity": alloc}})
+        out.append(
+            {
+                "metadata": {"name": f"node-{i}", "annotations": ann or None},
+                "status": {"allocatable": alloc, "capacity": alloc},
+            }
+        )
     return out
 
 
@@ -89,7 +103,10 @@ def test_filter_partitions_its_input(items: list[dict[str, Any]], pod: dict[str,
     assert not (set(passed) & failed) and not (set(passed) & unresolvable) and not (failed & unresolvable)
     assert sorted(passed + list(failed) + list(unresolvable)) == sorted(names)
     assert passed == [n for n in names if n in set(passed)]  # input order kept
-    assert all(isinstance(v, str) and v for v in {**answer["FailedNodes"], **answer["FailedAndUnresolvableNodes"]}.values())
+    assert all(
+        isinstance(v, str) and v
+        for v in {**answer["FailedNodes"], **answer["FailedAndUnresolvableNodes"]}.values()
+    )
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -101,7 +118,9 @@ def test_prioritize_scores_every_host_once(items: list[dict[str, Any]], pod: dic
     answer = r.get_json()
     assert isinstance(answer, list)
     assert [h["Host"] for h in answer] == [n["metadata"]["name"] for n in items]
-    assert all(list(h) == ["Host", "Score"] and type(h["Score"]) is int and 0 <= h["Score"] <= 10 for h in answer)
+    assert all(
+        list(h) == ["Host", "Score"] and type(h["Score"]) is int and 0 <= h["Score"] <= 10 for h in answer
+    )
 
 
 # Names the JSON encoder must escape, with the separator's own characters, besides any text.
@@ -109,8 +128,7 @@ NAME = st.text(max_size=12) | st.text(alphabet='a",\\\n\u00e9', max_size=6)
 
 
 @settings(max_examples=500, deadline=None)
-@given(names=st.lists(NAME, max_size=30),
-       data=st.data())
+@given(names=st.lists(NAME, max_size=30), data=st.data())
 def test_host_priorities_encode_as_the_plain_encoder_would(names: list[str], data: Any) -> None:
     """The fast HostPriorityList encoder (a NameLayout's template) gives the same JSON
     as encoding one {Host, Score} object per node, for any names (quotes, commas, escapes,

@@ -168,18 +168,33 @@ def test_a_snapshot_without_names_to_share_is_refused(tmp_path: Path) -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(n=st.integers(0, 40), r=st.integers(1, 6), patched=st.sets(st.integers(0, 39), max_size=8),
-       seed=st.integers(0, 2**32 - 1))
-def test_any_snapshot_shape_round_trips(tmp_path_factory: pytest.TempPathFactory, n: int, r: int,
-                                        patched: set[int], seed: int) -> None:
+@given(
+    n=st.integers(0, 40),
+    r=st.integers(1, 6),
+    patched=st.sets(st.integers(0, 39), max_size=8),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_any_snapshot_shape_round_trips(
+    tmp_path_factory: pytest.TempPathFactory, n: int, r: int, patched: set[int], seed: int
+) -> None:
     rng = np.random.default_rng(seed)
     names = tuple(f"node-{i}" for i in range(n))
     fields = ("allocatable", "requested", "usage")
     arrays = {f: rng.random((r, n)) for f in fields}
     by_node = np.ascontiguousarray(np.stack(list(arrays.values())).transpose(2, 0, 1))
-    snap = Snapshot(7, 123.5, names, {x: i for i, x in enumerate(names)}, tuple(f"res{j}" for j in range(r)),
-                    arrays, rng.random(n), n * 3, 1, by_node,
-                    {p: rng.random((len(fields), r)) for p in patched if p < n})
+    snap = Snapshot(
+        7,
+        123.5,
+        names,
+        {x: i for i, x in enumerate(names)},
+        tuple(f"res{j}" for j in range(r)),
+        arrays,
+        rng.random(n),
+        n * 3,
+        1,
+        by_node,
+        {p: rng.random((len(fields), r)) for p in patched if p < n},
+    )
     directory = tmp_path_factory.mktemp("ship")
     got = SnapshotReader().read(SnapshotWriter(str(directory)).write(snap))
     assert got.names == names and got.resources == snap.resources and got.fields == fields

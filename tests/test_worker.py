@@ -89,6 +89,7 @@ def test_connection_kept_after_the_linger_ends() -> None:
 
 # --- the mechanism, without gunicorn's process around it ---------------------------------------
 
+
 class _Calls:
     """Stands in for ThreadWorker.handle: reads one request's bytes, says keep-alive."""
 
@@ -191,13 +192,17 @@ def test_a_lingering_thread_gives_way_to_a_waiting_request(conn_pair: Any) -> No
     assert not w._yield.take()  # noqa: SLF001 - the byte was taken by the thread that gave way
 
 
-@pytest.mark.parametrize(("busy", "lingering", "starved"), [
-    (4, 1, True),  # every thread busy, one of them lingering: it must give way
-    (3, 1, False),  # a thread is free for the request
-    (4, 0, False),  # all busy serving: nobody to ask (no stale wake-up left behind)
-])
+@pytest.mark.parametrize(
+    ("busy", "lingering", "starved"),
+    [
+        (4, 1, True),  # every thread busy, one of them lingering: it must give way
+        (3, 1, False),  # a thread is free for the request
+        (4, 0, False),  # all busy serving: nobody to ask (no stale wake-up left behind)
+    ],
+)
 def test_queueing_a_request_asks_a_lingerer_only_when_no_thread_is_free(
-        monkeypatch: pytest.MonkeyPatch, busy: int, lingering: int, starved: bool) -> None:
+    monkeypatch: pytest.MonkeyPatch, busy: int, lingering: int, starved: bool
+) -> None:
     monkeypatch.setattr(ThreadWorker, "enqueue_req", lambda self, conn: None)  # no pool here
     w = _worker(threads=4, linger_s=1.0, busy=busy)
     w._queued, w._lingering = 0, lingering  # noqa: SLF001
@@ -256,8 +261,10 @@ def test_a_request_with_no_free_thread_makes_a_lingerer_give_way() -> None:
             for conn in idle:
                 _get(conn)  # each leaves a thread lingering on it (3 of 4: one stays free)
             slow = socket.create_connection((u.hostname, u.port), timeout=10)  # after: the last thread
-            slow.sendall(b"POST /filter HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 100\r\n\r\n")  # the free thread now waits for a body
+            slow.sendall(
+                b"POST /filter HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100\r\n\r\n"
+            )  # the free thread now waits for a body
             time.sleep(0.3)
             assert _get(late) < 1.5  # without giving way: ~3 s, until a linger ran out
         finally:
@@ -270,6 +277,7 @@ def test_a_request_with_no_free_thread_makes_a_lingerer_give_way() -> None:
 
 # --- the gunicorn it runs on ---------------------------------------------------------------------
 
+
 def _response(f: Any) -> tuple[bytes, bytes]:
     """One HTTP/1.1 response read off ``f``: its status code and body (Content-Length framed)."""
     head = b""
@@ -277,8 +285,9 @@ def _response(f: Any) -> tuple[bytes, bytes]:
         line = f.readline()
         assert line, f"connection closed after {head!r}"
         head += line
-    length = next(int(h.split(b":", 1)[1]) for h in head.split(b"\r\n")
-                  if h.lower().startswith(b"content-length:"))
+    length = next(
+        int(h.split(b":", 1)[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")
+    )
     return head.split(b" ", 2)[1], f.read(length)
 
 
@@ -287,6 +296,7 @@ def test_the_installed_gthread_handle_lets_the_thread_linger() -> None:
     on its connection, which needs handle to return True for a kept connection and the parser's
     read-ahead buffer where the worker looks. On gunicorn 23 (handle returned a tuple) the
     thread returns after the first answer and the second request is never read."""
+
     def app(environ: Any, start_response: Any) -> list[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
         return [b"ok"]
@@ -346,8 +356,10 @@ def test_a_newer_major_gunicorn_is_warned_about(monkeypatch: pytest.MonkeyPatch)
 def test_gunicorn_too_old_refuses_to_start() -> None:
     """The extender's gunicorn command, on a gunicorn that says it is 23.0.0: it exits at once
     with the reason instead of serving without the linger."""
-    code = ("import sys, gunicorn; gunicorn.version_info = (23, 0, 0); from gunicorn.app.wsgiapp import run;"
-            f" sys.argv = ['gunicorn', *{list(GUNICORN_ARGS)!r}, '--bind', '127.0.0.1:0']; run()")
+    code = (
+        "import sys, gunicorn; gunicorn.version_info = (23, 0, 0); from gunicorn.app.wsgiapp import run;"
+        f" sys.argv = ['gunicorn', *{list(GUNICORN_ARGS)!r}, '--bind', '127.0.0.1:0']; run()"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1, done
     assert "needs gunicorn >= 24.0.0" in done.stderr, done.stderr

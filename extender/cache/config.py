@@ -30,7 +30,11 @@ def cache_config(settings: object) -> CacheConfig:
     """The CacheConfig of the service's Settings."""
     s = settings
     return CacheConfig(
-        load_sources=parse_load_sources(s.load_sources), annotation_prefix=s.annotation_prefix,  # type: ignore[attr-defined]
-        metrics_interval_s=s.metrics_interval_s, prometheus_url=s.prometheus_url,  # type: ignore[attr-defined]
-        prometheus_node_label=s.prometheus_node_label, load_window_s=s.load_window_s,  # type: ignore[attr-defined]
-        compensation=CompensationSpec(s.compensation_lag_s, s.compensation_max_s))  # type: ignore[attr-defined]
+        load_sources=parse_load_sources(s.load_sources),
+        annotation_prefix=s.annotation_prefix,  # type: ignore[attr-defined]
+        metrics_interval_s=s.metrics_interval_s,
+        prometheus_url=s.prometheus_url,  # type: ignore[attr-defined]
+        prometheus_node_label=s.prometheus_node_label,
+        load_window_s=s.load_window_s,  # type: ignore[attr-defined]
+        compensation=CompensationSpec(s.compensation_lag_s, s.compensation_max_s),
+    )  # type: ignore[attr-defined]

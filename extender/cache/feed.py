@@ -35,10 +35,18 @@ from scoring import Policy
 class Cache:
     """Owns the store and every thread that feeds it."""
 
-    def __init__(self, api_client: object, policy: Policy, config: CacheConfig, *,
-                 metrics: CacheMetrics | None = None, logger: logging.Logger | None = None,
-                 clock: Callable[[], float] = time.time, gate: CallGate | None = None,
-                 on_publish: Callable[[Snapshot], object] | None = None) -> None:
+    def __init__(
+        self,
+        api_client: object,
+        policy: Policy,
+        config: CacheConfig,
+        *,
+        metrics: CacheMetrics | None = None,
+        logger: logging.Logger | None = None,
+        clock: Callable[[], float] = time.time,
+        gate: CallGate | None = None,
+        on_publish: Callable[[Snapshot], object] | None = None,
+    ) -> None:
         self._log = logger or logging.getLogger("extender.cache")
         self._metrics = metrics
         self._config = config
@@ -51,28 +59,53 @@ class Cache:
         self.state = ClusterState(
             estimator_factors=policy.estimator.estimatedScalingFactors,
             annotation_prefix=config.annotation_prefix if "annotations" in config.load_sources else None,
-            load=self.window, compensation=config.compensation, clock=clock, logger=self._log)
+            load=self.window,
+            compensation=config.compensation,
+            clock=clock,
+            logger=self._log,
+        )
         self._event_counters: dict[tuple[str, str], Any] = {}
         on_event = self._count_event if metrics is not None else None
         self.informers = {
-            kind: Informer(kind, api_client, handler, on_event=on_event,
-                           before_line=gate.feeder(self._yield_counter(kind)) if gate is not None else None,
-                           resync_s=config.resync_s, logger=self._log)
-            for kind, handler in (("nodes", self.state.nodes_handler), ("pods", self.state.pods_handler))}
+            kind: Informer(
+                kind,
+                api_client,
+                handler,
+                on_event=on_event,
+                before_line=gate.feeder(self._yield_counter(kind)) if gate is not None else None,
+                resync_s=config.resync_s,
+                logger=self._log,
+            )
+            for kind, handler in (("nodes", self.state.nodes_handler), ("pods", self.state.pods_handler))
+        }
         self.pollers: list = []
         on_poll = self._count_poll if metrics is not None else None
         if "metrics-server" in config.load_sources:
-            self.pollers.append(MetricsServerSource(api_client, self.window,
-                                                    interval_s=config.metrics_interval_s,
-                                                    on_poll=on_poll, logger=self._log))
+            self.pollers.append(
+                MetricsServerSource(
+                    api_client,
+                    self.window,
+                    interval_s=config.metrics_interval_s,
+                    on_poll=on_poll,
+                    logger=self._log,
+                )
+            )
         if "prometheus" in config.load_sources:
             if not config.prometheus_url:
                 raise ValueError("load source prometheus needs EXTENDER_PROMETHEUS_URL")
             label = "node" if config.prometheus_node_label == "node" else "instance"
-            self.pollers.append(PrometheusSource(
-                config.prometheus_url, self.window, queries=default_prom_queries(label),
-                node_label=config.prometheus_node_label, node_by_ip=self.state.node_by_ip,
-                interval_s=config.metrics_interval_s, on_poll=on_poll, logger=self._log))
+            self.pollers.append(
+                PrometheusSource(
+                    config.prometheus_url,
+                    self.window,
+                    queries=default_prom_queries(label),
+                    node_label=config.prometheus_node_label,
+                    node_by_ip=self.state.node_by_ip,
+                    interval_s=config.metrics_interval_s,
+                    on_poll=on_poll,
+                    logger=self._log,
+                )
+            )
         if metrics is not None and metrics.snapshot_age is not None:  # when scraped: the age served
             metrics.snapshot_age.set_function(lambda: max(0.0, self._clock() - self.state.snapshot.built_at))
         self._stop = threading.Event()
@@ -84,8 +117,10 @@ class Cache:
         for t in (*self.informers.values(), *self.pollers):
             t.start()
         self._publisher.start()
-        self._log.info("cluster cache started: informers nodes, pods; load sources %s",
-                       ",".join(self._config.load_sources) or "none")
+        self._log.info(
+            "cluster cache started: informers nodes, pods; load sources %s",
+            ",".join(self._config.load_sources) or "none",
+        )
 
     def stop(self) -> None:
         self._stop.set()
@@ -93,7 +128,9 @@ class Cache:
             t.stop()
 
     def _publish_loop(self) -> None:
-        publisher_turn = self._gate.feeder(self._yield_counter("publisher")) if self._gate is not None else None
+        publisher_turn = (
+            self._gate.feeder(self._yield_counter("publisher")) if self._gate is not None else None
+        )
         while not self._stop.wait(self._config.publish_interval_s):
             if publisher_turn is not None:
                 publisher_turn()

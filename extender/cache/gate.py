@@ -26,8 +26,13 @@ from werkzeug.wsgi import ClosingIterator
 class CallGate:
     """Counts the scheduling calls in flight; feeders step aside for them."""
 
-    def __init__(self, *, quantum_s: float = 0.002, max_wait_s: float = 0.005,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        quantum_s: float = 0.002,
+        max_wait_s: float = 0.005,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if quantum_s < 0 or max_wait_s <= 0:
             raise ValueError("quantum_s must not be negative and max_wait_s must be positive")
         self.quantum_s, self.max_wait_s = quantum_s, max_wait_s

@@ -213,8 +213,12 @@ class Informer:
         elif thread is not threading.current_thread():
             thread.join(timeout)
             if thread.is_alive():
-                self._log.warning("informer-%s did not stop within %.1fs (request in flight); "
-                                  "it exits at its request timeout", self._kind, timeout)
+                self._log.warning(
+                    "informer-%s did not stop within %.1fs (request in flight); "
+                    "it exits at its request timeout",
+                    self._kind,
+                    timeout,
+                )
 
     # ---- the loop ------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -243,14 +247,22 @@ class Informer:
         kind, phase = self._kind, self._phase
         if isinstance(exc, _HandlerFailed):
             cause = exc.__cause__ or exc
-            self._log.error("informer-%s: handler failed in %s; relisting", kind, exc,
-                            exc_info=(type(cause), cause, cause.__traceback__))
+            self._log.error(
+                "informer-%s: handler failed in %s; relisting",
+                kind,
+                exc,
+                exc_info=(type(cause), cause, cause.__traceback__),
+            )
             self._emit("error")
             self._pause()
             return True
         if isinstance(exc, _BadLine):
-            self._log.warning("informer-%s: malformed watch line (%s); rewatching from resourceVersion %s",
-                              kind, exc, self._rv)
+            self._log.warning(
+                "informer-%s: malformed watch line (%s); rewatching from resourceVersion %s",
+                kind,
+                exc,
+                self._rv,
+            )
             self._emit("malformed")
             self._pause()
             return False
@@ -265,18 +277,26 @@ class Informer:
             self._expired()
             return True
         if isinstance(exc, ApiException) and exc.status:
-            self._log.warning("informer-%s: %s failed: HTTP %d %s", kind, phase.value, exc.status,
-                              exc.reason or "")
+            self._log.warning(
+                "informer-%s: %s failed: HTTP %d %s", kind, phase.value, exc.status, exc.reason or ""
+            )
             self._emit("error")
             self._pause(_retry_after(exc))
             return need_list
         if isinstance(exc, (urllib3.exceptions.HTTPError, OSError, ApiException)):
             # a watch that stalled or was cut (even before its headers) is resumed: "restart";
             # a server we cannot reach, or a failed list, is an "error"
-            broke = phase is _Phase.STREAM or (phase is _Phase.WATCH and isinstance(
-                exc, (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ProtocolError)))
-            self._log.warning("informer-%s: %s %s (%s)", kind, phase.value,
-                              "broke; rewatching" if broke else "failed", _describe(exc))
+            broke = phase is _Phase.STREAM or (
+                phase is _Phase.WATCH
+                and isinstance(exc, (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ProtocolError))
+            )
+            self._log.warning(
+                "informer-%s: %s %s (%s)",
+                kind,
+                phase.value,
+                "broke; rewatching" if broke else "failed",
+                _describe(exc),
+            )
             self._emit("restart" if broke else "error")
             self._pause()
             return need_list
@@ -285,8 +305,12 @@ class Informer:
             self._emit("error")
             self._pause()
             return True
-        self._log.error("informer-%s: unexpected failure in %s; relisting", kind, phase.value,
-                        exc_info=(type(exc), exc, exc.__traceback__))
+        self._log.error(
+            "informer-%s: unexpected failure in %s; relisting",
+            kind,
+            phase.value,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
         self._emit("error")
         self._pause()
         return True
@@ -344,8 +368,13 @@ class Informer:
         self._next_resync = now + self._resync_s if self._resync_s > 0 else math.inf
         self._attempt = 0
         self._synced.set()
-        self._log.info("informer-%s: listed %d objects in %d page(s) at resourceVersion %s",
-                       self._kind, len(items), pages, rv)
+        self._log.info(
+            "informer-%s: listed %d objects in %d page(s) at resourceVersion %s",
+            self._kind,
+            len(items),
+            pages,
+            rv,
+        )
         self._emit("relist")
 
     def _read_all(self, resp: Any) -> bytes:
@@ -363,8 +392,9 @@ class Informer:
             timeout = max(1, min(timeout, math.ceil(self._next_resync - time.monotonic())))
         self._phase = _Phase.WATCH
         started = time.monotonic()
-        resp = self._call(watch=True, allow_watch_bookmarks=True, resource_version=self._rv,
-                          timeout_seconds=timeout)
+        resp = self._call(
+            watch=True, allow_watch_bookmarks=True, resource_version=self._rv, timeout_seconds=timeout
+        )
         # Never reuse a watch's connection: the server (or a proxy) may close it right after
         # the stream's end without saying so, and with urllib3 retries off the next request
         # would fail on it.
@@ -422,8 +452,11 @@ class Informer:
         if ev.type == "ERROR":
             code = decode_status_code(ev.raw)
             if code == 410:
-                self._log.info("informer-%s: watch from resourceVersion %s expired (ERROR 410); "
-                               "listing again", self._kind, self._rv)
+                self._log.info(
+                    "informer-%s: watch from resourceVersion %s expired (ERROR 410); listing again",
+                    self._kind,
+                    self._rv,
+                )
                 return None
             raise _WatchError(code)
         if ev.type not in _CHANGES and ev.type != "BOOKMARK":

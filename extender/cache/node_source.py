@@ -105,12 +105,15 @@ class CacheSource:
             self._last = dataclasses.replace(last, now=now, cands=result)
             return result
         r = self._rows(snap, names)
-        if r.inverse is not None:  # every known node, in some order: the snapshot's own arrays, nothing gathered
+        if (
+            r.inverse is not None
+        ):  # every known node, in some order: the snapshot's own arrays, nothing gathered
             table_rows, result = None, Candidates(snap.table(None, now), r.inverse, {})
         else:  # the table's names are the request's, in order, when every name resolved
             table_rows = r.snapshot_rows
-            result = Candidates(snap.table(table_rows, now, names if not r.unresolved else None),
-                                r.positions, r.unresolved)
+            result = Candidates(
+                snap.table(table_rows, now, names if not r.unresolved else None), r.positions, r.unresolved
+            )
         self._last = _Built(snap.generation, names, now, table_rows, result)
         return result
 
@@ -132,11 +135,19 @@ class CacheSource:
             out = _Rows(rows, positions, {}, inverse)
         else:
             positions = [pos for pos, row in enumerate(found) if row is not None]
-            unresolved = {names[pos]: (f"node {names[pos]} is not in the extender's cluster cache (the cache "
-                                       "is behind the scheduler, or the node was deleted)")
-                          for pos, row in enumerate(found) if row is None}
-            out = _Rows(np.array([found[p] for p in positions], dtype=np.intp), np.array(positions, dtype=np.intp),
-                        unresolved)
+            unresolved = {
+                names[pos]: (
+                    f"node {names[pos]} is not in the extender's cluster cache (the cache "
+                    "is behind the scheduler, or the node was deleted)"
+                )
+                for pos, row in enumerate(found)
+                if row is None
+            }
+            out = _Rows(
+                np.array([found[p] for p in positions], dtype=np.intp),
+                np.array(positions, dtype=np.intp),
+                unresolved,
+            )
         self._rows_memo = (index, names, out)
         return out
 
@@ -172,8 +183,14 @@ class CachedBinder:
     "not_ready" when the cache could not answer): the ``extender_bind_visibility_total``
     metric."""
 
-    def __init__(self, binder: PodBinder, state: BindState, *, logger: logging.Logger | None = None,
-                 on_visibility: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        binder: PodBinder,
+        state: BindState,
+        *,
+        logger: logging.Logger | None = None,
+        on_visibility: Callable[[str], None] | None = None,
+    ) -> None:
         self._binder = binder
         self._state = state
         self._log = logger or logging.getLogger("extender.cache")
@@ -191,31 +208,48 @@ class CachedBinder:
             if seen is not None and seen.outcome == CONFIRMED:
                 return BindResult(BindOutcome.ALREADY_BOUND, "")
             if seen is not None and seen.outcome == ELSEWHERE:
-                return BindResult(BindOutcome.CONFLICT, f"pod {target.namespace}/{target.pod_name} is "
-                                                        f"already bound to node {seen.node}, not {target.node}")
+                return BindResult(
+                    BindOutcome.CONFLICT,
+                    f"pod {target.namespace}/{target.pod_name} is "
+                    f"already bound to node {seen.node}, not {target.node}",
+                )
             owned = seen is not None and seen.outcome == COUNTED
         result = self._binder.bind(target, timeout_s=self._binder.timeout_s - (time.monotonic() - start))
         if owned and not result.ok:
             try:
                 self._state.forget(target.pod_uid)
             except CacheNotReady as exc:
-                self._log.warning("bind of %s/%s failed; the cache uncounts it when it can: %s",
-                                  target.namespace, target.pod_name, exc)
+                self._log.warning(
+                    "bind of %s/%s failed; the cache uncounts it when it can: %s",
+                    target.namespace,
+                    target.pod_name,
+                    exc,
+                )
         return result
 
     def _assume(self, target: BindTarget) -> Assumption | None:
         try:
             seen = self._state.assume(uid=target.pod_uid, node=target.node, pod=target.pod)
         except CacheNotReady as exc:
-            self._log.warning("bind of %s/%s to %s without the cache's count and checks: %s", target.namespace,
-                              target.pod_name, target.node, exc)
+            self._log.warning(
+                "bind of %s/%s to %s without the cache's count and checks: %s",
+                target.namespace,
+                target.pod_name,
+                target.node,
+                exc,
+            )
             self._count("not_ready")
             return None
         self._count("late" if seen.late else seen.outcome)
         if seen.outcome == UNKNOWN_POD:
-            self._log.warning("bind of %s/%s (uid %s) to %s: the pod is in neither the cache nor a recent "
-                              "scheduling request; counted only once the watch shows it", target.namespace,
-                              target.pod_name, target.pod_uid, target.node)
+            self._log.warning(
+                "bind of %s/%s (uid %s) to %s: the pod is in neither the cache nor a recent "
+                "scheduling request; counted only once the watch shows it",
+                target.namespace,
+                target.pod_name,
+                target.pod_uid,
+                target.node,
+            )
         return seen
 
     def _count(self, outcome: str) -> None:

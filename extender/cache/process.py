@@ -74,8 +74,14 @@ class CacheProcess:
     """The serving process's handle on the cache child: starts it, installs what it ships,
     restarts it when it dies."""
 
-    def __init__(self, settings: Settings, *, metrics: Metrics | None = None,
-                 logger: logging.Logger | None = None, gate: CallGate | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        metrics: Metrics | None = None,
+        logger: logging.Logger | None = None,
+        gate: CallGate | None = None,
+    ) -> None:
         self._settings = settings
         self._gate = gate  # scheduling calls in flight: a snapshot is installed between them
         self._log = logger or logging.getLogger("extender.cache")
@@ -112,8 +118,12 @@ class CacheProcess:
         """A new child and its pipes; returns the parent's end of ``push``."""
         push_r, push_w = self._ctx.Pipe(duplex=False)
         rpc_parent, rpc_child = self._ctx.Pipe(duplex=True)
-        process = self._ctx.Process(target=_child_main, name="extender-cache", daemon=True,
-                                    args=(self._settings, rpc_child, push_w, self._dir))
+        process = self._ctx.Process(
+            target=_child_main,
+            name="extender-cache",
+            daemon=True,
+            args=(self._settings, rpc_child, push_w, self._dir),
+        )
         process.start()
         push_w.close()
         rpc_child.close()
@@ -149,8 +159,10 @@ class CacheProcess:
                 if self.state.snapshot is not None:
                     self._base = self.state.snapshot.generation
                 self._synced = False
-                self._waiting = (f"cluster cache: the cache process exited (code {code}); "
-                                 "waiting for a new one's first sync")
+                self._waiting = (
+                    f"cluster cache: the cache process exited (code {code}); "
+                    "waiting for a new one's first sync"
+                )
             self._log.error("cache process exited: code=%s; restarting in %.1f s", code, backoff)
             if time.monotonic() - started > 10 * RESTART_BACKOFF_S[1]:
                 backoff = RESTART_BACKOFF_S[0]  # it had run a long while: not a crash loop
@@ -187,6 +199,7 @@ class CacheProcess:
         def done() -> bool:
             snap = self.state.snapshot
             return snap is not None and snap.generation >= generation
+
         with self._installed:
             return self._installed.wait_for(done, timeout)
 
@@ -255,8 +268,12 @@ class RemoteState:
         seen, generation = self._owner.call("assume", uid, node, pod, timeout_s=VISIBILITY_BUDGET_S)
         if seen and not self._installed(generation, deadline):
             logging.getLogger("extender.cache").warning(
-                "bind of pod uid=%s to %s: its snapshot %s was not installed within %.1f s", uid, node,
-                generation, VISIBILITY_BUDGET_S)
+                "bind of pod uid=%s to %s: its snapshot %s was not installed within %.1f s",
+                uid,
+                node,
+                generation,
+                VISIBILITY_BUDGET_S,
+            )
             return dataclasses.replace(seen, late=True)
         return seen
 
@@ -271,13 +288,16 @@ class RemoteState:
     def _installed(self, generation: int | None, deadline: float) -> bool:
         """Whether the child's snapshot ``generation`` (None: the child had not synced, so
         nothing to wait for) is installed here before ``deadline``."""
-        return generation is None or self._owner.wait_installed(generation, max(0.0, deadline - time.monotonic()))
+        return generation is None or self._owner.wait_installed(
+            generation, max(0.0, deadline - time.monotonic())
+        )
 
     def pod_vectors(self, uid: str, resources: Sequence[str]) -> tuple[np.ndarray, ...] | None:
         return self._owner.call("pod_vectors", uid, tuple(resources))
 
 
 # --- the child ---------------------------------------------------------------------------------
+
 
 class _Shipper:
     """Writes each new snapshot and sends it on ``push``, once the first sync is complete;
@@ -342,8 +362,9 @@ def _child_main(settings: Settings, rpc: Any, push: Any, directory: str) -> None
         policy = load_policy(settings.policy)
         client = load_api_client(kubeconfig=settings.kubeconfig)
         metrics = CacheMetrics(registry, snapshot_age=False)  # the worker reports what it serves
-        cache = Cache(client, policy, cache_config(settings), metrics=metrics, logger=log,
-                      on_publish=shipper.published)
+        cache = Cache(
+            client, policy, cache_config(settings), metrics=metrics, logger=log, on_publish=shipper.published
+        )
     except Exception:
         log.exception("cache process: cannot start")
         sys.exit(2)

@@ -118,8 +118,18 @@ class SnapshotWriter:
         finally:
             os.close(fd)
         names = None if snap.names is self._names else snap.names
-        msg = Shipped(snap.generation, snap.built_at, path, size, snap.resources, tuple(layout),
-                      snap.pods, snap.compensated_pods, names, self._prev_generation if reused else None)
+        msg = Shipped(
+            snap.generation,
+            snap.built_at,
+            path,
+            size,
+            snap.resources,
+            tuple(layout),
+            snap.pods,
+            snap.compensated_pods,
+            names,
+            self._prev_generation if reused else None,
+        )
         self._names = snap.names
         self._prev = parts
         self._prev_generation = snap.generation
@@ -174,8 +184,10 @@ class SnapshotReader:
                 pass
         if msg.base is not None and msg.base != self._generation:
             os.close(fd)
-            raise ValueError(f"snapshot {msg.generation} reuses arrays of {msg.base}, "
-                             f"but the last one read is {self._generation}")
+            raise ValueError(
+                f"snapshot {msg.generation} reuses arrays of {msg.base}, "
+                f"but the last one read is {self._generation}"
+            )
         try:
             mapped = mmap.mmap(fd, msg.size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ) if msg.size else b""
         finally:
@@ -209,5 +221,16 @@ class SnapshotReader:
         if len(self._names) != n:
             raise ValueError(f"snapshot {msg.generation}: {n} nodes, but {len(self._names)} names known")
         self._parts, self._generation = parts, msg.generation
-        return Snapshot(msg.generation, msg.built_at, self._names, self._index, msg.resources, arrays, newest,
-                        msg.pods, msg.compensated_pods, by_node, patched)
+        return Snapshot(
+            msg.generation,
+            msg.built_at,
+            self._names,
+            self._index,
+            msg.resources,
+            arrays,
+            newest,
+            msg.pods,
+            msg.compensated_pods,
+            by_node,
+            patched,
+        )

@@ -34,7 +34,9 @@ class Snapshot:
     names: tuple[str, ...]
     index: Mapping[str, int]
     resources: tuple[str, ...]
-    arrays: Mapping[str, npt.NDArray[np.float64]]  # NODE_FIELDS + usage, usage_avg, usage_std, usage_p95, pending, threshold_override: (R, N)
+    arrays: Mapping[
+        str, npt.NDArray[np.float64]
+    ]  # NODE_FIELDS + usage, usage_avg, usage_std, usage_p95, pending, threshold_override: (R, N)
     newest_sample: npt.NDArray[np.float64]  # (N,) wall time of the newest load sample, -inf = none
     pods: int  # pods counted on known nodes
     compensated_pods: int
@@ -49,14 +51,18 @@ class Snapshot:
         """The field order of ``by_node``: that of ``arrays``, from which it is stacked."""
         return tuple(self.arrays)
 
-    def table(self, rows: npt.NDArray[np.intp] | None, now: float, names: tuple[str, ...] | None = None) -> NodeTable:
+    def table(
+        self, rows: npt.NDArray[np.intp] | None, now: float, names: tuple[str, ...] | None = None
+    ) -> NodeTable:
         """The NodeTable of the given snapshot rows, or of every node in snapshot order when
         ``rows`` is None (views of the snapshot's arrays: nothing is copied). Load ages are
         computed at ``now``. ``names``: the rows' node names when the caller has them already
         (the request's own tuple)."""
         if rows is None:
             fields = {f: a.T for f, a in self.arrays.items()}  # (R, N) C-ordered: (N, R) Fortran views
-            return NodeTable(names=self.names, resources=self.resources, load_age_s=self.ages(None, now), **fields)
+            return NodeTable(
+                names=self.names, resources=self.resources, load_age_s=self.ages(None, now), **fields
+            )
         if names is None:
             names = tuple(map(self.names.__getitem__, rows.tolist()))
         # whole node records, then one transposing copy: (F, R, n) C-ordered, (n, R) Fortran views

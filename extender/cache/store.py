@@ -65,8 +65,6 @@ class CompensationSpec:
     max_s: float = 300.0  # never compensate longer than this
 
 
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class _Accounting:
     """What one pod adds to its node, on the resource axis at the time it was computed (shared,
@@ -162,9 +160,16 @@ LOAD_REFRESH_S = 10.0
 class ClusterState:
     """The store and its snapshots (see the module docstring)."""
 
-    def __init__(self, *, estimator_factors: Mapping[str, float], annotation_prefix: str | None = None,
-                 load: LoadProvider | None = None, compensation: CompensationSpec = CompensationSpec(),
-                 clock: Callable[[], float] = time.time, logger: logging.Logger | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        estimator_factors: Mapping[str, float],
+        annotation_prefix: str | None = None,
+        load: LoadProvider | None = None,
+        compensation: CompensationSpec = CompensationSpec(),
+        clock: Callable[[], float] = time.time,
+        logger: logging.Logger | None = None,
+    ) -> None:
         self._factors = dict(estimator_factors)
         self._prefix = annotation_prefix
         self._load = load
@@ -207,9 +212,13 @@ class ClusterState:
         self.events_applied = 0
         self.snapshot = self._build()
         self.nodes_handler = _Handler(self._replace_nodes, self._upsert_node, self._delete_node)
-        self.pods_handler = _Handler(self._replace_pods, self._upsert_pod, self._delete_pod,
-                                     decoded=(decode_pod, self._upsert_decoded_pod, self._delete_decoded_pod),
-                                     decode_line=decode_pod_watch_line)
+        self.pods_handler = _Handler(
+            self._replace_pods,
+            self._upsert_pod,
+            self._delete_pod,
+            decoded=(decode_pod, self._upsert_decoded_pod, self._delete_decoded_pod),
+            decode_line=decode_pod_watch_line,
+        )
 
     # --- rows and columns ------------------------------------------------------------------
 
@@ -231,10 +240,10 @@ class ClusterState:
     def _grow(self, capacity: int) -> None:
         for f, a in self._arrays.items():
             b = np.zeros((a.shape[0], capacity))
-            b[:, :a.shape[1]] = a
+            b[:, : a.shape[1]] = a
             self._arrays[f] = b
         known = np.zeros(capacity, bool)
-        known[:self._known.shape[0]] = self._known
+        known[: self._known.shape[0]] = self._known
         self._known = known
 
     def _ensure_columns(self, names: Sequence[str]) -> None:
@@ -267,7 +276,9 @@ class ClusterState:
         for target, raw, field in ((alloc, alloc_raw, "allocatable"), (cap, cap_raw, "capacity")):
             for res, q in raw.items():
                 try:
-                    target[res] = nonnegative(to_units(res), q, f"node {name}: status.{field}.{res}", ValueError)
+                    target[res] = nonnegative(
+                        to_units(res), q, f"node {name}: status.{field}.{res}", ValueError
+                    )
                 except ValueError as exc:
                     # a node with an unreadable quantity gets 0 there: it fails fit, and says why in the log
                     self._log.warning("%s", exc)
@@ -307,14 +318,18 @@ class ClusterState:
         try:
             t = parse_rfc3339(stamp)  # the same rules as stateless mode
         except ValueError:
-            self._log.warning("node %s: annotation %supdated %r is not an RFC 3339 time", name, self._prefix, stamp)
+            self._log.warning(
+                "node %s: annotation %supdated %r is not an RFC 3339 time", name, self._prefix, stamp
+            )
             return
         values = {}
         for res in ("cpu", "memory"):
             v = ann.get(self._prefix + res)
             if v is not None:
                 try:
-                    values[res] = nonnegative(to_units(res), v, f"node {name}: annotation {self._prefix}{res}", ValueError)
+                    values[res] = nonnegative(
+                        to_units(res), v, f"node {name}: annotation {self._prefix}{res}", ValueError
+                    )
                 except ValueError as exc:
                     self._log.warning("%s", exc)
         if values:
@@ -383,11 +398,21 @@ class ClusterState:
         self._ensure_columns(requested_resources(pod, ()))
         axis = tuple(self._resources)
         d = pod_demand(pod, axis, containers=False, assigned=True)
-        vectors = {"requested": np.array(d.requests), "nonzero_requested": np.array(d.nonzero_requests),
-                   "limits": np.maximum(d.limits, d.requests)}
-        deltas = tuple((f, tuple((r, float(x)) for r, x in enumerate(v.tolist()) if x)) for f, v in vectors.items())
-        acct = _Accounting(vectors["requested"], vectors["nonzero_requested"], vectors["limits"],
-                           estimate_pod(d, self._factors), deltas)
+        vectors = {
+            "requested": np.array(d.requests),
+            "nonzero_requested": np.array(d.nonzero_requests),
+            "limits": np.maximum(d.limits, d.requests),
+        }
+        deltas = tuple(
+            (f, tuple((r, float(x)) for r, x in enumerate(v.tolist()) if x)) for f, v in vectors.items()
+        )
+        acct = _Accounting(
+            vectors["requested"],
+            vectors["nonzero_requested"],
+            vectors["limits"],
+            estimate_pod(d, self._factors),
+            deltas,
+        )
         for a in (acct.requests, acct.nonzero, acct.limits, acct.estimate):
             a.flags.writeable = False
         if len(self._accounting_memo) >= ACCOUNTING_MEMO_SIZE:
@@ -511,8 +536,10 @@ class ClusterState:
                 return None
             axis = self._resources
             pick = [axis.index(r) if r in axis else -1 for r in resources]
-            return tuple(np.array([self._vec(v)[j] if j >= 0 else 0.0 for j in pick])
-                         for v in (rec.requests, rec.limits, rec.estimate))
+            return tuple(
+                np.array([self._vec(v)[j] if j >= 0 else 0.0 for j in pick])
+                for v in (rec.requests, rec.limits, rec.estimate)
+            )
 
     def node_by_ip(self, ip: str) -> str | None:
         """The node whose InternalIP is ``ip`` (for Prometheus series labelled by address)."""
@@ -607,9 +634,14 @@ class ClusterState:
         record = np.stack([a[:, i] for a in arrays.values()])
         record.flags.writeable = False
         self._generation += 1
-        return dataclasses.replace(snap, generation=self._generation, arrays=arrays,
-                                   pods=self._counted(arrays), compensated_pods=len(self._recent),
-                                   patched={**snap.patched, i: record})
+        return dataclasses.replace(
+            snap,
+            generation=self._generation,
+            arrays=arrays,
+            pods=self._counted(arrays),
+            compensated_pods=len(self._recent),
+            patched={**snap.patched, i: record},
+        )
 
     # --- snapshots -------------------------------------------------------------------------
 
@@ -636,8 +668,11 @@ class ClusterState:
             return False
         now = self._clock()
         q = self._recent_q  # bind order: its head is the first to run out
-        return (self._load.version != self._load_seen or (bool(q) and now - q[0][0] > self._comp.max_s)
-                or now - self.snapshot.built_at >= LOAD_REFRESH_S)
+        return (
+            self._load.version != self._load_seen
+            or (bool(q) and now - q[0][0] > self._comp.max_s)
+            or now - self.snapshot.built_at >= LOAD_REFRESH_S
+        )
 
     def _compensate(self, uid: str, rec: _PodRecord) -> None:
         """Add a just-bound pod's estimate to its node's pending row."""
@@ -699,8 +734,9 @@ class ClusterState:
         self._names_cache = (self._node_gen, known_rows, names, index)
         return known_rows, names, index
 
-    def _load_copy(self, names: tuple[str, ...], now: float) -> tuple[dict[str, npt.NDArray[np.float64]],
-                                                                      npt.NDArray[np.float64]] | None:
+    def _load_copy(
+        self, names: tuple[str, ...], now: float
+    ) -> tuple[dict[str, npt.NDArray[np.float64]], npt.NDArray[np.float64]] | None:
         """The load fields, (R, n) each, and the newest sample per node, (n,), for ``names``:
         read from the window, or the last build's (read-only, shared) while the window's
         version, the node names and the resource axis are the same and the copy is younger
@@ -708,13 +744,20 @@ class ClusterState:
         the load. None without a load source or nodes."""
         if self._load is None:
             return None
-        version = self._load_seen = self._load.version  # read first: a sample arriving meanwhile rebuilds again
+        version = self._load_seen = (
+            self._load.version
+        )  # read first: a sample arriving meanwhile rebuilds again
         if not names:
             return None
         axis = tuple(self._resources)
         last = self._load_copied
-        if (last is not None and last.version == version and last.names is names and last.axis == axis
-                and now - last.at < LOAD_REFRESH_S):
+        if (
+            last is not None
+            and last.version == version
+            and last.names is names
+            and last.axis == axis
+            and now - last.at < LOAD_REFRESH_S
+        ):
             return last.fields, last.newest
         view = self._load.view(names, self._resources, now)
         fields = {f: np.minimum(np.ascontiguousarray(getattr(view, f).T), MAX_QUANTITY) for f in LOAD_FIELDS}
@@ -755,8 +798,18 @@ class ClusterState:
         counted = self._counted(arrays) if n else 0
         by_node = np.ascontiguousarray(np.stack(list(arrays.values())).transpose(2, 0, 1))
         by_node.flags.writeable = False
-        return Snapshot(self._generation, now, names, index, tuple(self._resources), arrays, newest,
-                        counted, len(self._recent), by_node)
+        return Snapshot(
+            self._generation,
+            now,
+            names,
+            index,
+            tuple(self._resources),
+            arrays,
+            newest,
+            counted,
+            len(self._recent),
+            by_node,
+        )
 
     # --- queries ---------------------------------------------------------------------------
 
@@ -769,18 +822,24 @@ class ClusterState:
         """Per known node, the requested sums by resource (tests and /debug)."""
         snap = self.publish(force=True)
         req = snap.arrays["requested"]
-        return {name: {res: float(req[j, i]) for j, res in enumerate(snap.resources)}
-                for i, name in enumerate(snap.names)}
+        return {
+            name: {res: float(req[j, i]) for j, res in enumerate(snap.resources)}
+            for i, name in enumerate(snap.names)
+        }
 
 
 class _Handler:
     """InformerHandler adapter: replace / upsert / delete to the store's methods; ``decoded``
     (decode, upsert, delete) lets the informer decode each watch object once (pods)."""
 
-    def __init__(self, replace: Callable[[Sequence[bytes]], None], upsert: Callable[[bytes], None],
-                 delete: Callable[[bytes], None],
-                 decoded: tuple[Callable[[bytes], Any], Callable[[Any], None], Callable[[Any], None]] | None = None,
-                 decode_line: Callable[[bytes], tuple[str, Any] | None] | None = None) -> None:
+    def __init__(
+        self,
+        replace: Callable[[Sequence[bytes]], None],
+        upsert: Callable[[bytes], None],
+        delete: Callable[[bytes], None],
+        decoded: tuple[Callable[[bytes], Any], Callable[[Any], None], Callable[[Any], None]] | None = None,
+        decode_line: Callable[[bytes], tuple[str, Any] | None] | None = None,
+    ) -> None:
         self.replace, self.upsert, self.delete = replace, upsert, delete
         if decoded is not None:
             self.decode, self.upsert_decoded, self.delete_decoded = decoded

@@ -44,7 +44,6 @@ _RETRY_PAUSE_S = 0.1  # pause before the single retry when the server gave no Re
 _MAX_MESSAGE = 300  # cap on API messages copied into errors
 
 
-
 @dataclasses.dataclass
 class _Attempt:
     """Mutable per-bind bookkeeping for the log line (local to one bind call)."""

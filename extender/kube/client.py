@@ -34,7 +34,6 @@ def no_retry_client(api_client: k8s_client.ApiClient) -> k8s_client.ApiClient:
     return own
 
 
-
 def load_api_client(*, kubeconfig: str | None = None) -> k8s_client.ApiClient | None:
     """An ApiClient from in-cluster config, else kubeconfig; None when neither is usable.
 

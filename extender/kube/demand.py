@@ -81,8 +81,12 @@ def to_units(resource: str) -> Callable[[str | int | float], float]:
     return cpu_millis if resource == CPU else base_units
 
 
-def nonnegative(convert: Callable[[str | int | float], float], value: str | int | float, where: str,
-                error: type[Exception]) -> float:
+def nonnegative(
+    convert: Callable[[str | int | float], float],
+    value: str | int | float,
+    where: str,
+    error: type[Exception],
+) -> float:
     """``convert(value)``; ``error`` naming ``where`` for an invalid or negative quantity."""
     try:
         amount = convert(value)
@@ -91,8 +95,10 @@ def nonnegative(convert: Callable[[str | int | float], float], value: str | int 
     if amount < 0:
         raise error(f"{where}: negative quantity {value!r}")
     if amount > MAX_QUANTITY:
-        raise error(f"{where}: quantity {value!r} is absurd (more than {MAX_QUANTITY} "
-                    f"{'millicores' if convert is cpu_millis else 'units'})")
+        raise error(
+            f"{where}: quantity {value!r} is absurd (more than {MAX_QUANTITY} "
+            f"{'millicores' if convert is cpu_millis else 'units'})"
+        )
     return amount
 
 
@@ -101,8 +107,12 @@ def _amounts(resources: tuple[str, ...], values: ResourceList | None, where: str
     # overhead would dominate (every incoming pod's per-container values go through here).
     if not values:
         return [0.0] * len(resources)
-    return [nonnegative(to_units(name), v, f"{where}.{name}", BadRequest) if (v := values.get(name)) is not None
-            else 0.0 for name in resources]
+    return [
+        nonnegative(to_units(name), v, f"{where}.{name}", BadRequest)
+        if (v := values.get(name)) is not None
+        else 0.0
+        for name in resources
+    ]
 
 
 def _container_amounts(resources: tuple[str, ...], c: Container, where: str, *, limits: bool) -> list[float]:
@@ -177,8 +187,11 @@ class _Reader:
             return None
         got = self._memo.get(where)
         if got is None:
-            got = {name: nonnegative(to_units(name), v, f"{where}.{name}", BadRequest)
-                   for name, v in values.items() if name in self.axis_names}
+            got = {
+                name: nonnegative(to_units(name), v, f"{where}.{name}", BadRequest)
+                for name, v in values.items()
+                if name in self.axis_names
+            }
             self._memo[where] = got
         return got
 
@@ -207,8 +220,9 @@ def _max(*lists: RList | None) -> RList:
     return out
 
 
-def _effective(infeasible: bool, spec: RList | None, actuated: RList | None, allocated: RList | None, *,
-               limits: bool) -> RList:
+def _effective(
+    infeasible: bool, spec: RList | None, actuated: RList | None, allocated: RList | None, *, limits: bool
+) -> RList:
     """``determineEffectiveRequests`` / ``...Limits``: the largest of what is desired,
     actuated and admitted; an infeasible resize leaves the desired values out (limits have no
     admitted values)."""
@@ -229,8 +243,15 @@ def _statuses(pod: Pod) -> dict[str, tuple[ContainerStatus, str]]:
     return out
 
 
-def _container_list(r: _Reader, c: Container, where: str, found: tuple[ContainerStatus, str] | None,
-                    infeasible: bool, *, limits: bool) -> RList | None:
+def _container_list(
+    r: _Reader,
+    c: Container,
+    where: str,
+    found: tuple[ContainerStatus, str] | None,
+    infeasible: bool,
+    *,
+    limits: bool,
+) -> RList | None:
     """One container's requests or limits, from its status when it has ``resources``."""
     spec = r.requirements(c.resources, f"{where}.resources", limits=limits)
     if found is None or found[0].resources is None:
@@ -261,8 +282,9 @@ def _aggregate(r: _Reader, pod: Pod, opts: Options, *, limits: bool, non_missing
     infeasible = opts.use_status and resize_infeasible(pod)
     total: RList = {}
     for i, c in enumerate(spec.containers or ()):
-        values = _container_list(r, c, f"Pod.spec.containers[{i}]", statuses.get(c.name), infeasible,
-                                 limits=limits)
+        values = _container_list(
+            r, c, f"Pod.spec.containers[{i}]", statuses.get(c.name), infeasible, limits=limits
+        )
         _add_into(total, _with_defaults(values, non_missing) if non_missing else values)
     sidecars: RList = {}
     init_max: RList = {}
@@ -299,7 +321,7 @@ def _pod_level(r: _Reader, pod: Pod, opts: Options, out: RList, *, limits: bool)
         effective = _effective(resize_infeasible(pod), desired, actuated, allocated, limits=limits)
     for name in named or ():
         if is_pod_level_resource(name) and name in r.axis_names:
-            out[name] = (effective.get(name, 0.0) if effective is not None else (desired or {})[name])
+            out[name] = effective.get(name, 0.0) if effective is not None else (desired or {})[name]
 
 
 def pod_requests(r: _Reader, pod: Pod, opts: Options, non_missing: RList | None = None) -> RList:
@@ -327,8 +349,10 @@ def pod_limits(r: _Reader, pod: Pod, opts: Options) -> RList:
 def _requirements_key(res: ResourceRequirements | None) -> object:
     if res is None:
         return None
-    return (None if res.requests is None else tuple(res.requests.items()),
-            None if res.limits is None else tuple(res.limits.items()))
+    return (
+        None if res.requests is None else tuple(res.requests.items()),
+        None if res.limits is None else tuple(res.limits.items()),
+    )
 
 
 def _list_key(values: ResourceList | None) -> object:
@@ -345,8 +369,11 @@ def _moving(c: Container, cs: ContainerStatus | None) -> tuple[object, ...] | No
         return None
     spec = c.resources
     requests, limits = (spec.requests, spec.limits) if spec is not None else (None, None)
-    if (cs.resources.requests == requests and cs.resources.limits == limits
-            and (cs.allocatedResources is None or cs.allocatedResources == requests)):
+    if (
+        cs.resources.requests == requests
+        and cs.resources.limits == limits
+        and (cs.allocatedResources is None or cs.allocatedResources == requests)
+    ):
         return None
     return (c.name, _requirements_key(cs.resources), _list_key(cs.allocatedResources))
 
@@ -366,7 +393,9 @@ def accounting_key(pod: Pod) -> tuple[object, ...]:
     key: tuple[object, ...] = (
         tuple((c.name, _requirements_key(c.resources)) for c in spec.containers or ()),
         tuple((c.name, _requirements_key(c.resources), c.restartPolicy) for c in spec.initContainers or ()),
-        _list_key(spec.overhead), _requirements_key(spec.resources))
+        _list_key(spec.overhead),
+        _requirements_key(spec.resources),
+    )
     if status is None:
         return key
     moving = []
@@ -377,7 +406,10 @@ def accounting_key(pod: Pod) -> tuple[object, ...]:
             if (m := _moving(c, by_name.get(c.name))) is not None:
                 moving.append(m)
         for c in spec.initContainers or ():
-            if c.restartPolicy == SIDECAR_RESTART_POLICY and (m := _moving(c, by_name.get(c.name))) is not None:
+            if (
+                c.restartPolicy == SIDECAR_RESTART_POLICY
+                and (m := _moving(c, by_name.get(c.name))) is not None
+            ):
                 moving.append(m)
     pod_level = None
     if spec.resources is not None and status.resources is not None:
@@ -395,8 +427,12 @@ def requested_resources(pod: Pod, base: Iterable[str] = (CPU, MEMORY, PODS)) -> 
     spec = pod.spec
     if spec is None:
         return tuple(names)
-    lists = [values for c in (spec.containers or []) + (spec.initContainers or []) if c.resources
-             for values in (c.resources.requests, c.resources.limits)]
+    lists = [
+        values
+        for c in (spec.containers or []) + (spec.initContainers or [])
+        if c.resources
+        for values in (c.resources.requests, c.resources.limits)
+    ]
     if spec.resources is not None:
         lists += [spec.resources.requests, spec.resources.limits]
     lists.append(spec.overhead)
@@ -432,10 +468,14 @@ def _per_container(resources: tuple[str, ...], pod: Pod) -> tuple[np.ndarray, np
     for strategies that predict usage container by container (Trimaran TargetLoadPacking)."""
     spec = pod.spec
     containers = (spec.containers or []) if spec else []
-    req = [_container_amounts(resources, c, f"Pod.spec.containers[{i}]", limits=False)
-           for i, c in enumerate(containers)] or [np.zeros(len(resources))]
-    lim = [_container_amounts(resources, c, f"Pod.spec.containers[{i}]", limits=True)
-           for i, c in enumerate(containers)] or [np.zeros(len(resources))]
+    req = [
+        _container_amounts(resources, c, f"Pod.spec.containers[{i}]", limits=False)
+        for i, c in enumerate(containers)
+    ] or [np.zeros(len(resources))]
+    lim = [
+        _container_amounts(resources, c, f"Pod.spec.containers[{i}]", limits=True)
+        for i, c in enumerate(containers)
+    ] or [np.zeros(len(resources))]
     overhead = _amounts(resources, spec.overhead if spec else None, "Pod.spec.overhead")
     return np.array(req), np.array(lim), np.array(overhead, dtype=np.float64)
 
@@ -444,8 +484,11 @@ def _accounting(pod: Pod, resources: tuple[str, ...], *, assigned: bool) -> tupl
     """(requests, non-zero requests, limits) as dicts, with the options of the call site."""
     r = _Reader(resources)
     if not assigned:
-        return (pod_requests(r, pod, SPEC_ONLY), pod_requests(r, pod, SCORING, _NON_MISSING),
-                pod_limits(r, pod, SPEC_ONLY))
+        return (
+            pod_requests(r, pod, SPEC_ONLY),
+            pod_requests(r, pod, SCORING, _NON_MISSING),
+            pod_limits(r, pod, SPEC_ONLY),
+        )
     requests = pod_requests(r, pod, ON_NODE)
     non_missing = _NON_MISSING
     if _pod_level_requests_set(pod):  # getNonMissingContainerRequests
@@ -454,8 +497,9 @@ def _accounting(pod: Pod, resources: tuple[str, ...], *, assigned: bool) -> tupl
     return requests, nonzero, pod_limits(r, pod, ON_NODE)
 
 
-def pod_demand(pod: Pod, resources: tuple[str, ...], *, containers: bool = True,
-               assigned: bool = False) -> PodDemand:
+def pod_demand(
+    pod: Pod, resources: tuple[str, ...], *, containers: bool = True, assigned: bool = False
+) -> PodDemand:
     """The pod's PodDemand on ``resources``; BadRequest names the field of a bad quantity.
 
     ``assigned`` counts a pod on a node as the scheduler's NodeInfo does (in-place resize
@@ -470,12 +514,26 @@ def pod_demand(pod: Pod, resources: tuple[str, ...], *, containers: bool = True,
         requests[resources.index(PODS)] = nonzero[resources.index(PODS)] = 1.0
     for name, values in (("requests", requests), ("non-zero requests", nonzero), ("limits", limits)):
         if values.max(initial=0.0) > MAX_QUANTITY:
-            raise BadRequest(f"Pod: total {name} of {resources[int(values.argmax())]} exceed "
-                             f"{MAX_QUANTITY}, the largest quantity the extender scores")
+            raise BadRequest(
+                f"Pod: total {name} of {resources[int(values.argmax())]} exceed "
+                f"{MAX_QUANTITY}, the largest quantity the extender scores"
+            )
     if not containers:
-        return PodDemand(resources=resources, requests=requests, nonzero_requests=nonzero,
-                         limits=limits, qos=_qos(pod, requests, limits))
+        return PodDemand(
+            resources=resources,
+            requests=requests,
+            nonzero_requests=nonzero,
+            limits=limits,
+            qos=_qos(pod, requests, limits),
+        )
     c_req, c_lim, overhead = _per_container(resources, pod)
-    return PodDemand(resources=resources, requests=requests, nonzero_requests=nonzero,
-                     limits=limits, qos=_qos(pod, requests, limits), container_requests=c_req,
-                     container_limits=c_lim, overhead=overhead)
+    return PodDemand(
+        resources=resources,
+        requests=requests,
+        nonzero_requests=nonzero,
+        limits=limits,
+        qos=_qos(pod, requests, limits),
+        container_requests=c_req,
+        container_limits=c_lim,
+        overhead=overhead,
+    )

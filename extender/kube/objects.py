@@ -23,6 +23,7 @@ class BadRequest(ValueError):
     """The request, or an object in it, cannot be used; the HTTP edge answers 400. Defined with
     the objects because reading a pod's or node's quantities raises it as well as the protocol."""
 
+
 class ObjectMeta(msgspec.Struct, frozen=True):
     name: str = ""
     namespace: str = ""
@@ -99,7 +100,6 @@ class Node(msgspec.Struct, frozen=True):
     status: NodeStatus | None = None
 
 
-
 _node_decoder = msgspec.json.Decoder(Node)
 
 # --- lists and watch events (the cluster cache's informers) -------------------------------
@@ -172,8 +172,9 @@ def decode_object_list(body: bytes) -> ObjectList:
         lst = _list_decoder.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise MalformedObject(f"list answer: {exc}") from None
-    return ObjectList(lst.metadata.resourceVersion, lst.metadata.continue_,
-                      tuple(bytes(i) for i in lst.items or ()))
+    return ObjectList(
+        lst.metadata.resourceVersion, lst.metadata.continue_, tuple(bytes(i) for i in lst.items or ())
+    )
 
 
 def decode_watch_event(line: bytes) -> WatchEvent:

@@ -67,12 +67,26 @@ _MAX_EXPONENT: Final = 2**31 - 1  # suffix.go: exponents past +/-MaxInt32 are re
 _CACHE_SIZE: Final = 8192  # distinct strings per converter; a few hundred KB at most
 
 # suffix -> (power of ten, power of two); suffix.go newSuffixer / fastLookup.
-_SUFFIXES: Final = types.MappingProxyType({
-    "": (0, 0),
-    "n": (-9, 0), "u": (-6, 0), "m": (-3, 0),
-    "k": (3, 0), "M": (6, 0), "G": (9, 0), "T": (12, 0), "P": (15, 0), "E": (18, 0),
-    "Ki": (0, 10), "Mi": (0, 20), "Gi": (0, 30), "Ti": (0, 40), "Pi": (0, 50), "Ei": (0, 60),
-})
+_SUFFIXES: Final = types.MappingProxyType(
+    {
+        "": (0, 0),
+        "n": (-9, 0),
+        "u": (-6, 0),
+        "m": (-3, 0),
+        "k": (3, 0),
+        "M": (6, 0),
+        "G": (9, 0),
+        "T": (12, 0),
+        "P": (15, 0),
+        "E": (18, 0),
+        "Ki": (0, 10),
+        "Mi": (0, 20),
+        "Gi": (0, 30),
+        "Ti": (0, 40),
+        "Pi": (0, 50),
+        "Ei": (0, 60),
+    }
+)
 
 # The whole grammar in one pattern. The lookahead demands a digit in the number; "E" alone
 # is tried as exa first and only becomes an exponent marker when digits follow it.

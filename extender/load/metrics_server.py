@@ -61,15 +61,31 @@ class MetricsServerSource(_Poller):
 
     source = METRICS_SERVER
 
-    def __init__(self, api_client: k8s_client.ApiClient, window: LoadWindow, *,
-                 interval_s: float = 15.0, timeout_s: float = 5.0,
-                 on_poll: Callable[[str, bool], None] | None = None,
-                 logger: logging.Logger | None = None, backoff_base_s: float = 1.0,
-                 backoff_max_s: float = 60.0, clock: Callable[[], float] = time.time,
-                 rng: random.Random | None = None) -> None:
-        super().__init__(window, interval_s=interval_s, timeout_s=timeout_s, on_poll=on_poll,
-                         logger=logger, backoff_base_s=backoff_base_s, backoff_max_s=backoff_max_s,
-                         clock=clock, rng=rng)
+    def __init__(
+        self,
+        api_client: k8s_client.ApiClient,
+        window: LoadWindow,
+        *,
+        interval_s: float = 15.0,
+        timeout_s: float = 5.0,
+        on_poll: Callable[[str, bool], None] | None = None,
+        logger: logging.Logger | None = None,
+        backoff_base_s: float = 1.0,
+        backoff_max_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(
+            window,
+            interval_s=interval_s,
+            timeout_s=timeout_s,
+            on_poll=on_poll,
+            logger=logger,
+            backoff_base_s=backoff_base_s,
+            backoff_max_s=backoff_max_s,
+            clock=clock,
+            rng=rng,
+        )
         # one attempt per poll, bounded by timeout_s; the poller retries
         self._api = k8s_client.CustomObjectsApi(no_retry_client(api_client))
         self.skipped_total = 0  # malformed items over all polls
@@ -80,8 +96,11 @@ class MetricsServerSource(_Poller):
 
     def _fetch(self) -> int:
         resp: Any = self._api.list_cluster_custom_object(
-            "metrics.k8s.io", "v1beta1", "nodes",
-            _preload_content=False, _request_timeout=self.timeout_s,
+            "metrics.k8s.io",
+            "v1beta1",
+            "nodes",
+            _preload_content=False,
+            _request_timeout=self.timeout_s,
         )
         try:
             body = resp.data
@@ -112,6 +131,11 @@ class MetricsServerSource(_Poller):
         self.skipped_total += skipped
         self.last_skipped = skipped
         if skipped:
-            self._log.warning("load source %s: skipped %d malformed NodeMetrics item(s) of %d, e.g.: %s",
-                              self.source, skipped, len(listing.items), first_reason[:_MAX_MESSAGE])
+            self._log.warning(
+                "load source %s: skipped %d malformed NodeMetrics item(s) of %d, e.g.: %s",
+                self.source,
+                skipped,
+                len(listing.items),
+                first_reason[:_MAX_MESSAGE],
+            )
         return accepted

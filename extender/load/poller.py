@@ -59,12 +59,25 @@ class _Poller:
 
     source: str = ""
 
-    def __init__(self, window: LoadWindow, *, interval_s: float, timeout_s: float,
-                 on_poll: Callable[[str, bool], None] | None, logger: logging.Logger | None,
-                 backoff_base_s: float, backoff_max_s: float,
-                 clock: Callable[[], float], rng: random.Random | None) -> None:
-        for label, value in (("interval_s", interval_s), ("timeout_s", timeout_s),
-                             ("backoff_base_s", backoff_base_s), ("backoff_max_s", backoff_max_s)):
+    def __init__(
+        self,
+        window: LoadWindow,
+        *,
+        interval_s: float,
+        timeout_s: float,
+        on_poll: Callable[[str, bool], None] | None,
+        logger: logging.Logger | None,
+        backoff_base_s: float,
+        backoff_max_s: float,
+        clock: Callable[[], float],
+        rng: random.Random | None,
+    ) -> None:
+        for label, value in (
+            ("interval_s", interval_s),
+            ("timeout_s", timeout_s),
+            ("backoff_base_s", backoff_base_s),
+            ("backoff_max_s", backoff_max_s),
+        ):
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{type(self).__name__}: {label} must be a positive number, got {value!r}")
         self.window = window
@@ -150,14 +163,16 @@ class _Poller:
             message = _describe(exc, self.timeout_s)[:_MAX_MESSAGE]
             self.window.note_poll(self.source, False, error=message, when=self._clock())
             level = logging.WARNING if self.failures == 1 or message != self.last_error else logging.DEBUG
-            self._log.log(level, "load source %s: poll failed (%d in a row): %s",
-                          self.source, self.failures, message)
+            self._log.log(
+                level, "load source %s: poll failed (%d in a row): %s", self.source, self.failures, message
+            )
             self.last_error = message
             ok = False
         else:
             if self.failures:
-                self._log.info("load source %s: recovered after %d failed poll(s)",
-                               self.source, self.failures)
+                self._log.info(
+                    "load source %s: recovered after %d failed poll(s)", self.source, self.failures
+                )
             self.failures = 0
             self.window.note_poll(self.source, True, when=self._clock())
             if not self._synced.is_set():

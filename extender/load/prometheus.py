@@ -67,12 +67,16 @@ def default_prom_queries(label: str = "node") -> Mapping[str, PromQuery]:
     """
     if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", label):
         raise ValueError(f"not a Prometheus label name: {label!r}")
-    return types.MappingProxyType({
-        "cpu": PromQuery(f'sum by ({label}) (rate(node_cpu_seconds_total{{mode!~"idle|iowait|steal"}}[2m]))',
-                         1000.0),
-        "memory": PromQuery(f"max by ({label}) (node_memory_MemTotal_bytes - node_memory_MemAvailable_bytes)",
-                            1.0),
-    })
+    return types.MappingProxyType(
+        {
+            "cpu": PromQuery(
+                f'sum by ({label}) (rate(node_cpu_seconds_total{{mode!~"idle|iowait|steal"}}[2m]))', 1000.0
+            ),
+            "memory": PromQuery(
+                f"max by ({label}) (node_memory_MemTotal_bytes - node_memory_MemAvailable_bytes)", 1.0
+            ),
+        }
+    )
 
 
 # For node-exporter series that carry a ``node`` label with the Kubernetes node name, e.g. from
@@ -151,19 +155,40 @@ class PrometheusSource(_Poller):
 
     source = PROMETHEUS
 
-    def __init__(self, base_url: str, window: LoadWindow, *,
-                 queries: Mapping[str, PromQuery] = DEFAULT_PROM_QUERIES, node_label: str = "node",
-                 node_by_ip: Callable[[str], str | None] | None = None, ip_label: str = "instance",
-                 interval_s: float = 30.0, timeout_s: float = 5.0, bearer_token: str | None = None,
-                 bearer_token_file: str | None = None, ca_file: str | None = None,
-                 insecure_skip_verify: bool = False, headers: Mapping[str, str] | None = None,
-                 on_poll: Callable[[str, bool], None] | None = None,
-                 logger: logging.Logger | None = None, backoff_base_s: float = 1.0,
-                 backoff_max_s: float = 120.0, clock: Callable[[], float] = time.time,
-                 rng: random.Random | None = None) -> None:
-        super().__init__(window, interval_s=interval_s, timeout_s=timeout_s, on_poll=on_poll,
-                         logger=logger, backoff_base_s=backoff_base_s, backoff_max_s=backoff_max_s,
-                         clock=clock, rng=rng)
+    def __init__(
+        self,
+        base_url: str,
+        window: LoadWindow,
+        *,
+        queries: Mapping[str, PromQuery] = DEFAULT_PROM_QUERIES,
+        node_label: str = "node",
+        node_by_ip: Callable[[str], str | None] | None = None,
+        ip_label: str = "instance",
+        interval_s: float = 30.0,
+        timeout_s: float = 5.0,
+        bearer_token: str | None = None,
+        bearer_token_file: str | None = None,
+        ca_file: str | None = None,
+        insecure_skip_verify: bool = False,
+        headers: Mapping[str, str] | None = None,
+        on_poll: Callable[[str, bool], None] | None = None,
+        logger: logging.Logger | None = None,
+        backoff_base_s: float = 1.0,
+        backoff_max_s: float = 120.0,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(
+            window,
+            interval_s=interval_s,
+            timeout_s=timeout_s,
+            on_poll=on_poll,
+            logger=logger,
+            backoff_base_s=backoff_base_s,
+            backoff_max_s=backoff_max_s,
+            clock=clock,
+            rng=rng,
+        )
         url = urllib3.util.parse_url(base_url)
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError(f"Prometheus URL must be http(s)://host[:port][/prefix], got {base_url!r}")
@@ -189,13 +214,19 @@ class PrometheusSource(_Poller):
         self._token_file = bearer_token_file
         self._headers = {"Accept": "application/json", **dict(headers or {})}
         self._pool = urllib3.PoolManager(
-            num_pools=2, maxsize=2, retries=False,
+            num_pools=2,
+            maxsize=2,
+            retries=False,
             timeout=urllib3.Timeout(total=self.timeout_s),
             cert_reqs="CERT_NONE" if insecure_skip_verify else "CERT_REQUIRED",
             ca_certs=ca_file,
         )
         self.series_skipped: dict[str, int] = {
-            "no_label": 0, "unmapped": 0, "not_a_number": 0, "duplicate": 0, "malformed": 0,
+            "no_label": 0,
+            "unmapped": 0,
+            "not_a_number": 0,
+            "duplicate": 0,
+            "malformed": 0,
         }
 
     def close(self) -> None:
@@ -218,8 +249,12 @@ class PrometheusSource(_Poller):
         """The instant vector of ``promql`` as raw series; PollError for any failure."""
         try:
             resp = self._pool.request(
-                "GET", self.url, fields={"query": promql, "timeout": f"{self.timeout_s:g}"},
-                headers=headers, retries=False, timeout=urllib3.Timeout(total=self.timeout_s),
+                "GET",
+                self.url,
+                fields={"query": promql, "timeout": f"{self.timeout_s:g}"},
+                headers=headers,
+                retries=False,
+                timeout=urllib3.Timeout(total=self.timeout_s),
             )
         except urllib3.exceptions.TimeoutError as exc:
             raise PollError(f"timed out after {self.timeout_s:g}s ({type(exc).__name__})") from None
@@ -234,8 +269,9 @@ class PrometheusSource(_Poller):
                 raise PollError(f"HTTP {resp.status}: {snippet}") from None
             raise PollError(f"answer is not a Prometheus API response: {exc}") from None
         for warning in answer.warnings:
-            self._log.warning("load source %s: Prometheus warns (partial answer?): %s",
-                              self.source, warning[:_MAX_MESSAGE])
+            self._log.warning(
+                "load source %s: Prometheus warns (partial answer?): %s", self.source, warning[:_MAX_MESSAGE]
+            )
         if answer.status != "success" or not 200 <= resp.status < 300:
             if answer.status == "error":
                 raise PollError(f"HTTP {resp.status} {answer.errorType or 'error'}: {answer.error}")

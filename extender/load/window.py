@@ -127,8 +127,18 @@ class SourceStatus:
 class _SourceState:
     """Mutable per-source bookkeeping (guarded by the window's lock)."""
 
-    __slots__ = ("duplicates", "failures", "last_error", "last_error_at", "last_success",
-                 "last_t", "last_warn", "rejected", "samples", "unwarned")
+    __slots__ = (
+        "duplicates",
+        "failures",
+        "last_error",
+        "last_error_at",
+        "last_success",
+        "last_t",
+        "last_warn",
+        "rejected",
+        "samples",
+        "unwarned",
+    )
 
     def __init__(self, rows: int, resources: int) -> None:
         self.last_t = np.full((rows, resources), -np.inf)  # newest accepted sample time
@@ -198,9 +208,15 @@ class LoadWindow:
     later than ``now`` (clock skew between sources and this process) count as in the window.
     """
 
-    def __init__(self, resources: Sequence[str] = ("cpu", "memory"), *, window_s: float = 300.0,
-                 max_samples: int = 64, initial_nodes: int = _INITIAL_ROWS,
-                 logger: logging.Logger | None = None) -> None:
+    def __init__(
+        self,
+        resources: Sequence[str] = ("cpu", "memory"),
+        *,
+        window_s: float = 300.0,
+        max_samples: int = 64,
+        initial_nodes: int = _INITIAL_ROWS,
+        logger: logging.Logger | None = None,
+    ) -> None:
         res = tuple(resources)
         if not res or len(set(res)) != len(res) or not all(isinstance(r, str) and r for r in res):
             raise ValueError(f"LoadWindow resources must be distinct non-empty names, got {res!r}")
@@ -306,8 +322,13 @@ class LoadWindow:
             st = self._source(source)
             self._record_locked(st, source, node, t, values)
 
-    def record_many(self, source: str, samples: Iterable[tuple[str, float, Mapping[str, float]]], *,
-                    now: float | None = None) -> int:
+    def record_many(
+        self,
+        source: str,
+        samples: Iterable[tuple[str, float, Mapping[str, float]]],
+        *,
+        now: float | None = None,
+    ) -> int:
         """``record`` for many ``(node, t, values)`` samples of one source; returns the number
         of values accepted. Takes the lock per batch of a few hundred samples.
 
@@ -329,8 +350,15 @@ class LoadWindow:
                     touched.clear()
         return accepted
 
-    def _record_locked(self, st: _SourceState, source: str, node: str, t: float,
-                       values: Mapping[str, float], touched: list[int] | None = None) -> int:
+    def _record_locked(
+        self,
+        st: _SourceState,
+        source: str,
+        node: str,
+        t: float,
+        values: Mapping[str, float],
+        touched: list[int] | None = None,
+    ) -> int:
         try:
             t = float(t)
         except (TypeError, ValueError):
@@ -382,7 +410,11 @@ class LoadWindow:
             self._log.warning(
                 "load source %s: ignored %d invalid value(s) (negative, NaN, infinite or not a "
                 "number) since the last warning, e.g. node %s %s=%r",
-                source, st.unwarned, node, what, value,
+                source,
+                st.unwarned,
+                node,
+                what,
+                value,
             )
             st.last_warn = now
             st.unwarned = 0
@@ -450,7 +482,7 @@ class LoadWindow:
         t2 = self._t.reshape(-1, self.max_samples)
         v2 = self._v.reshape(-1, self.max_samples)
         for start in range(0, flat.size, _REFRESH_CHUNK):  # chunks stay in the CPU caches
-            f = flat[start:start + _REFRESH_CHUNK]
+            f = flat[start : start + _REFRESH_CHUNK]
             cur2[f] = _stats(t2[f], v2[f], np.full(f.size, cut))
             stale2[f] = False
             nok2[f] = False
@@ -473,8 +505,12 @@ class LoadWindow:
                 stale2 = self._stale.reshape(-1)
                 nok2 = self._nxt_ok.reshape(-1)
                 c = cur2[pos:end]
-                need = (stale2[pos:end] | (c[:, _HI] >= cut) | (c[:, _LO] < cut)
-                        | (~nok2[pos:end] & np.isfinite(c[:, _LO])))
+                need = (
+                    stale2[pos:end]
+                    | (c[:, _HI] >= cut)
+                    | (c[:, _LO] < cut)
+                    | (~nok2[pos:end] & np.isfinite(c[:, _LO]))
+                )
                 if need.any():
                     self._bring_up_to_date(pos + np.flatnonzero(need), cut)
                 pos = end
@@ -493,13 +529,14 @@ class LoadWindow:
         v2 = self._v.reshape(-1, self.max_samples)
         nxt2 = self._nxt.reshape(-1, _NFIELDS)
         for start in range(0, need.size, _REFRESH_CHUNK):
-            f = need[start:start + _REFRESH_CHUNK]
+            f = need[start : start + _REFRESH_CHUNK]
             after = np.nextafter(cur2[f, _LO], np.inf)  # once the oldest sample(s) left
             nxt2[f] = _stats(t2[f], v2[f], after)
             nok2[f] = True
 
-    def _assemble(self, n: int, found: npt.NDArray[np.intp] | slice, cur: FloatArray,
-                  resources: Sequence[str]) -> LoadView:
+    def _assemble(
+        self, n: int, found: npt.NDArray[np.intp] | slice, cur: FloatArray, resources: Sequence[str]
+    ) -> LoadView:
         nq = len(resources)
         arrays = [np.full((n, nq), np.nan, order="F") for _ in range(4)]
         newest = np.full(n, -np.inf)
@@ -511,8 +548,9 @@ class LoadWindow:
                     continue
                 for arr, field in zip(arrays, (_LATEST, _AVG, _STD, _P95_F), strict=True):
                     arr[found, j] = cur[:, col, field]
-        return LoadView(usage=arrays[0], usage_avg=arrays[1], usage_std=arrays[2],
-                        usage_p95=arrays[3], newest=newest)
+        return LoadView(
+            usage=arrays[0], usage_avg=arrays[1], usage_std=arrays[2], usage_p95=arrays[3], newest=newest
+        )
 
     def view(self, names: Sequence[str], resources: Sequence[str], now: float) -> LoadView:
         """Statistics at time ``now`` for ``names`` x ``resources``; samples older than

@@ -204,8 +204,10 @@ def decode_scheduling_request(body: bytes, memo: NameListMemo | None = None) -> 
     names = memo.names(args.NodeNames) if memo is not None else _decode_names(bytes(args.NodeNames))
     if (args.Nodes is None) == (names is None):
         which = "both" if args.Nodes is not None else "neither"
-        raise BadRequest(f"ExtenderArgs has {which} of Nodes and NodeNames; exactly one must be set "
-                         "(Nodes when nodeCacheCapable is false, NodeNames when it is true)")
+        raise BadRequest(
+            f"ExtenderArgs has {which} of Nodes and NodeNames; exactly one must be set "
+            "(Nodes when nodeCacheCapable is false, NodeNames when it is true)"
+        )
     if names is not None:
         return SchedulingRequest(pod, names, None)
     raw = tuple(args.Nodes.items or ())
@@ -222,8 +224,11 @@ def decode_scheduling_request(body: bytes, memo: NameListMemo | None = None) -> 
 
 def decode_binding_request(body: bytes) -> BindingRequest:
     args = _decode(_binding_decoder, body, "ExtenderBindingArgs")
-    missing = [k for k, v in (("PodName", args.PodName), ("PodNamespace", args.PodNamespace),
-                              ("Node", args.Node)) if not v]
+    missing = [
+        k
+        for k, v in (("PodName", args.PodName), ("PodNamespace", args.PodNamespace), ("Node", args.Node))
+        if not v
+    ]
     if missing:
         raise BadRequest(f"ExtenderBindingArgs is missing {', '.join(missing)}")
     return BindingRequest(args.PodName, args.PodNamespace, args.PodUID, args.Node)
@@ -234,11 +239,15 @@ def decode_preemption_request(body: bytes) -> PreemptionRequest:
     pod = _require_pod(args.Pod, "ExtenderPreemptionArgs")
     if (args.NodeNameToVictims is None) == (args.NodeNameToMetaVictims is None):
         which = "both" if args.NodeNameToVictims is not None else "neither"
-        raise BadRequest(f"ExtenderPreemptionArgs has {which} of NodeNameToVictims and "
-                         "NodeNameToMetaVictims; exactly one must be set")
+        raise BadRequest(
+            f"ExtenderPreemptionArgs has {which} of NodeNameToVictims and "
+            "NodeNameToMetaVictims; exactly one must be set"
+        )
     if args.NodeNameToMetaVictims is not None:
-        cands = {node: Victims(tuple(p.UID for p in v.Pods or ()), (), v.NumPDBViolations)
-                 for node, v in args.NodeNameToMetaVictims.items()}
+        cands = {
+            node: Victims(tuple(p.UID for p in v.Pods or ()), (), v.NumPDBViolations)
+            for node, v in args.NodeNameToMetaVictims.items()
+        }
         return PreemptionRequest(pod, cands, True)
     full = {}
     for node, v in (args.NodeNameToVictims or {}).items():
@@ -293,9 +302,14 @@ class _PreemptionResult(msgspec.Struct):
 _encoder = msgspec.json.Encoder()
 
 
-def encode_filter_result(request: SchedulingRequest, passing: npt.ArrayLike, failed: Mapping[str, str],
-                         unresolvable: Mapping[str, str], error: str = "",
-                         memo: NameListMemo | None = None) -> bytes:
+def encode_filter_result(
+    request: SchedulingRequest,
+    passing: npt.ArrayLike,
+    failed: Mapping[str, str],
+    unresolvable: Mapping[str, str],
+    error: str = "",
+    memo: NameListMemo | None = None,
+) -> bytes:
     """ExtenderFilterResult in the form the request used: ``Nodes`` (the scheduler's own
     objects, echoed) for the Nodes form, ``NodeNames`` for the NodeNames form (cut from the
     names' ``NameLayout``, the memo's when it has it). ``passing`` is (N,) bool, one flag per
@@ -320,8 +334,8 @@ _HOST_OPEN = b'{"Host":"'
 _SCORE_OPEN = b'","Score":'
 _ENTRY_JOIN = _SCORE_OPEN + b"00}," + _HOST_OPEN  # closes one entry, score slot "00", opens the next
 # Score k as two bytes: one-digit scores padded with insignificant whitespace (RFC 8259 section 2)
-_SCORE_TENS = np.frombuffer(b"0123456789" b"1", np.uint8)
-_SCORE_ONES = np.frombuffer(b"          " b"0", np.uint8)
+_SCORE_TENS = np.frombuffer(b"01234567891", np.uint8)
+_SCORE_ONES = np.frombuffer(b"          0", np.uint8)
 
 
 class NameLayout:
@@ -365,8 +379,13 @@ class NameLayout:
             # "[" {"Host":" name0 JOIN name1 JOIN ... nameN-1 ","Score":00} "]"
             body = b"[" + _HOST_OPEN + _ENTRY_JOIN.join(self._parts) + _SCORE_OPEN + b"00}]"
             n = len(self._parts)
-            slots = (1 + len(_HOST_OPEN) + len(_SCORE_OPEN) + np.cumsum(self._lengths())
-                     + np.arange(n, dtype=np.intp) * len(_ENTRY_JOIN))
+            slots = (
+                1
+                + len(_HOST_OPEN)
+                + len(_SCORE_OPEN)
+                + np.cumsum(self._lengths())
+                + np.arange(n, dtype=np.intp) * len(_ENTRY_JOIN)
+            )
             self._template = (np.frombuffer(body, np.uint8), slots)
         template, slots = self._template
         out = template.copy()
@@ -393,8 +412,9 @@ def _name_parts(names: Sequence[str]) -> list[bytes]:
     return [_encoder.encode(name)[1:-1] for name in names]
 
 
-def encode_host_priorities(names: Sequence[str], scores: npt.ArrayLike,
-                           memo: NameListMemo | None = None) -> bytes:
+def encode_host_priorities(
+    names: Sequence[str], scores: npt.ArrayLike, memo: NameListMemo | None = None
+) -> bytes:
     """HostPriorityList: a bare JSON array of {Host, Score}; ``scores`` (N,) int.
 
     Written into the names' ``NameLayout`` (``memo`` keeps it for a list that comes again):
@@ -416,9 +436,14 @@ def encode_error(error: str) -> bytes:
 
 
 def encode_preemption_result(kept: Mapping[str, Victims]) -> bytes:
-    return _encoder.encode(_PreemptionResult({
-        node: _MetaVictimsOut([_MetaPodOut(u) for u in v.uids], v.pdb_violations)
-        for node, v in kept.items()}))
+    return _encoder.encode(
+        _PreemptionResult(
+            {
+                node: _MetaVictimsOut([_MetaPodOut(u) for u in v.uids], v.pdb_violations)
+                for node, v in kept.items()
+            }
+        )
+    )
 
 
 def encode_explanation(pod: str, mode: str, nodes: Sequence[Mapping[str, object]]) -> bytes:

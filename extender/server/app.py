@@ -45,8 +45,13 @@ VERBS = ("filter", "prioritize", "bind", "preempt")
 Reply = tuple[int, list[tuple[str, str]], bytes]  # (status, headers, body) of one verb call
 
 
-def create_app(settings: Settings, *, source: NodeSource | None = None, binder: Binder | None = None,
-               clock: Callable[[], float] = time.time) -> Flask:
+def create_app(
+    settings: Settings,
+    *,
+    source: NodeSource | None = None,
+    binder: Binder | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Flask:
     """Build the WSGI app. ``source`` and ``binder`` are seams for tests and for the cluster
     cache; by default the stateless source and a binder with whatever API access exists."""
     log = logging.getLogger("extender")
@@ -57,36 +62,61 @@ def create_app(settings: Settings, *, source: NodeSource | None = None, binder: 
     cache = None
     gate = CallGate()  # filter, prioritize and preempt before the cache's event application
     cached = source is None and client is not None and settings.cache
-    metrics = Metrics(mode="cache" if cached else getattr(source, "mode", "stateless"),
-                      cache=not (cached and settings.cache_process))
+    metrics = Metrics(
+        mode="cache" if cached else getattr(source, "mode", "stateless"),
+        cache=not (cached and settings.cache_process),
+    )
     if cached and settings.cache_process:
         cache = CacheProcess(settings, metrics=metrics, logger=log, gate=gate)
         source = CacheSource(cache, clock=clock)
     elif cached:
-        cache = Cache(client, policy, cache_config(settings), metrics=metrics.cache, logger=log, clock=clock,
-                      gate=gate)
+        cache = Cache(
+            client, policy, cache_config(settings), metrics=metrics.cache, logger=log, clock=clock, gate=gate
+        )
         source = CacheSource(cache, clock=clock)
     source = source or StatelessSource(annotation_prefix=settings.annotation_prefix, clock=clock)
     if binder is None:
         binder = Binder(client, timeout_s=settings.bind_timeout_s, logger=log)
         if cache is not None:
-            binder = CachedBinder(binder, cache.state, logger=log,
-                                  on_visibility=lambda outcome: metrics.bind_visibility.labels(outcome).inc())
+            binder = CachedBinder(
+                binder,
+                cache.state,
+                logger=log,
+                on_visibility=lambda outcome: metrics.bind_visibility.labels(outcome).inc(),
+            )
     decisions = DecisionLog(capacity=settings.decisions, clock=clock) if settings.decisions else None
     verbs = Verbs(policy=policy, source=source, binder=binder, logger=log, decisions=decisions)
-    log.info("extender ready to serve: mode=%s (%s) policy=%s strategies=%s prefix=%r", source.mode,
-             ("watch-fed cluster cache" + (" in its own process" if settings.cache_process else "")
-              + ", nodeCacheCapable: true") if cache is not None else
-             "node data from each request, nodeCacheCapable: false" if source.mode == "stateless" else "custom",
-             settings.policy, ",".join(s.name for s in policy.strategies), settings.url_prefix or "/")
+    log.info(
+        "extender ready to serve: mode=%s (%s) policy=%s strategies=%s prefix=%r",
+        source.mode,
+        (
+            "watch-fed cluster cache"
+            + (" in its own process" if settings.cache_process else "")
+            + ", nodeCacheCapable: true"
+        )
+        if cache is not None
+        else "node data from each request, nodeCacheCapable: false"
+        if source.mode == "stateless"
+        else "custom",
+        settings.policy,
+        ",".join(s.name for s in policy.strategies),
+        settings.url_prefix or "/",
+    )
     if cache is not None:
         cache.start()
 
     app = Flask("extender")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.extensions["extender"] = {"settings": settings, "metrics": metrics, "source": source,
-                                  "verbs": verbs, "policy": policy, "cache": cache, "decisions": decisions,
-                                  "gate": gate}
+    app.extensions["extender"] = {
+        "settings": settings,
+        "metrics": metrics,
+        "source": source,
+        "verbs": verbs,
+        "policy": policy,
+        "cache": cache,
+        "decisions": decisions,
+        "gate": gate,
+    }
 
     def serve(verb: str, handler: Callable[[bytes], Answer], environ: dict[str, Any]) -> Reply:
         start = time.perf_counter()
@@ -114,7 +144,11 @@ def create_app(settings: Settings, *, source: NodeSource | None = None, binder: 
             status, kind, message = exc.code or 400, _kind_of(exc), exc.description or exc.name
         except Exception as exc:  # a bug: log the traceback, answer without it
             log.exception("internal error verb=%s", verb)
-            status, kind, message = 500, "internal", f"internal error ({type(exc).__name__}); see extender log"
+            status, kind, message = (
+                500,
+                "internal",
+                f"internal error ({type(exc).__name__}); see extender log",
+            )
         finally:
             metrics.latency.labels(verb).observe(time.perf_counter() - start)
             metrics.requests.labels(verb, str(status)).inc()
@@ -133,9 +167,16 @@ def create_app(settings: Settings, *, source: NodeSource | None = None, binder: 
 
     # Not a scheduler verb: POST the ExtenderArgs of a filter/prioritize call (optionally
     # ?node=NAME, repeatable) to see each node's verdict, strategy scores and inputs.
-    app.add_url_rule(f"{prefix}/explain", "explain", _flask_view(lambda environ: serve(
-        "explain", lambda body: verbs.explain(body, request.args.getlist("node") or None), environ)),
-        methods=["POST"])
+    app.add_url_rule(
+        f"{prefix}/explain",
+        "explain",
+        _flask_view(
+            lambda environ: serve(
+                "explain", lambda body: verbs.explain(body, request.args.getlist("node") or None), environ
+            )
+        ),
+        methods=["POST"],
+    )
 
     @app.get("/debug/decisions")
     def decisions_list() -> Response:
@@ -155,8 +196,9 @@ def create_app(settings: Settings, *, source: NodeSource | None = None, binder: 
     @app.get("/readyz")
     def readyz() -> Response:
         ready, why = source.readiness()
-        return Response(f"{'ok' if ready else 'not ready'}: {why}\n", status=200 if ready else 503,
-                        mimetype="text/plain")
+        return Response(
+            f"{'ok' if ready else 'not ready'}: {why}\n", status=200 if ready else 503, mimetype="text/plain"
+        )
 
     @app.get("/metrics")
     def prometheus() -> Response:
@@ -164,11 +206,17 @@ def create_app(settings: Settings, *, source: NodeSource | None = None, binder: 
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:  # unknown paths, wrong methods
-        return Response(encode_error(f"{exc.code} {exc.name}: {request.method} {request.path}"),
-                        status=exc.code or 400, mimetype=JSON)
+        return Response(
+            encode_error(f"{exc.code} {exc.name}: {request.method} {request.path}"),
+            status=exc.code or 400,
+            mimetype=JSON,
+        )
 
-    app.wsgi_app = GatedPaths(VerbRoutes(routes, app.wsgi_app), gate,  # type: ignore[method-assign]
-                              (f"{prefix}/{verb}" for verb in GATED_VERBS))
+    app.wsgi_app = GatedPaths(
+        VerbRoutes(routes, app.wsgi_app),
+        gate,  # type: ignore[method-assign]
+        (f"{prefix}/{verb}" for verb in GATED_VERBS),
+    )
     return app
 
 
@@ -180,8 +228,11 @@ GATED_VERBS = frozenset({"filter", "prioritize", "preempt", "explain"})
 Route = Callable[[dict[str, Any]], Reply]
 
 
-def _route(serve: Callable[[str, Callable[[bytes], Answer], dict[str, Any]], Reply], verb: str,
-           handler: Callable[[bytes], Answer]) -> Route:
+def _route(
+    serve: Callable[[str, Callable[[bytes], Answer], dict[str, Any]], Reply],
+    verb: str,
+    handler: Callable[[bytes], Answer],
+) -> Route:
     return lambda environ: serve(verb, handler, environ)
 
 
@@ -189,6 +240,7 @@ def _flask_view(route: Route) -> Callable[[], Response]:
     def view() -> Response:
         status, headers, body = route(request.environ)
         return Response(body, status=status, headers=headers)
+
     return view
 
 
@@ -206,8 +258,9 @@ class VerbRoutes:
         if route is None or environ.get("REQUEST_METHOD") != "POST":
             return self._app(environ, start_response)
         status, headers, body = route(environ)
-        start_response(f"{status} {http.HTTPStatus(status).phrase}",
-                       [*headers, ("Content-Length", str(len(body)))])
+        start_response(
+            f"{status} {http.HTTPStatus(status).phrase}", [*headers, ("Content-Length", str(len(body)))]
+        )
         return [body]
 
 

@@ -51,7 +51,8 @@ def check_gunicorn(version: tuple[int, ...] | None = None) -> None:
         raise RuntimeError(
             f"extender.server.worker.LingeringThreadWorker needs gunicorn >= {'.'.join(map(str, GUNICORN_MIN))}"
             f" (its ThreadWorker.handle returning True to keep a connection), found"
-            f" {'.'.join(map(str, version))}; install from constraints.txt")
+            f" {'.'.join(map(str, version))}; install from constraints.txt"
+        )
 
 
 class LingeringThreadWorker(ThreadWorker):
@@ -65,8 +66,11 @@ class LingeringThreadWorker(ThreadWorker):
         """At start, in gunicorn's master: a RuntimeError here makes gunicorn print it and exit 1."""
         check_gunicorn()
         if tuple(gunicorn.version_info[:3]) >= GUNICORN_TESTED_BELOW:
-            log.warning("extender.server.worker: gunicorn %s is newer than the versions tested (< %s)",
-                        gunicorn.__version__, ".".join(map(str, GUNICORN_TESTED_BELOW)))
+            log.warning(
+                "extender.server.worker: gunicorn %s is newer than the versions tested (< %s)",
+                gunicorn.__version__,
+                ".".join(map(str, GUNICORN_TESTED_BELOW)),
+            )
         super().check_config(cfg, log)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -40,17 +40,28 @@ class Decision:
 
     def summary(self) -> dict[str, Any]:
         best = self.best.nodes.names[0] if self.best is not None and len(self.best.nodes) else None
-        return {"uid": self.uid, "pod": self.pod, "updated": _iso(self.updated), "bestNode": best,
-                "boundNode": self.bound_node,
-                "candidates": len(self.names) if self.names else (self.filter or {}).get("nodes")}
+        return {
+            "uid": self.uid,
+            "pod": self.pod,
+            "updated": _iso(self.updated),
+            "bestNode": best,
+            "boundNode": self.bound_node,
+            "candidates": len(self.names) if self.names else (self.filter or {}).get("nodes"),
+        }
 
     def full(self) -> dict[str, Any]:
         out = self.summary()
         prioritize = None
         if self.prioritize is not None:
             prioritize = dict(self.prioritize, top=self.best.explain() if self.best is not None else [])
-        out.update({"firstSeen": _iso(self.first_seen), "filter": self.filter, "prioritize": prioritize,
-                    "bindError": self.bind_error})
+        out.update(
+            {
+                "firstSeen": _iso(self.first_seen),
+                "filter": self.filter,
+                "prioritize": prioritize,
+                "bindError": self.bind_error,
+            }
+        )
         if self.bound_node and self.scores is not None and self.bound_node in self.names:
             i = self.names.index(self.bound_node)
             score = int(self.scores[i])
@@ -70,7 +81,9 @@ class _Best:
     policy: Policy
 
     def explain(self) -> list[dict[str, Any]]:
-        return explain(self.ev, pod=self.pod, nodes=self.nodes, policy=self.policy, rows=range(len(self.nodes)))
+        return explain(
+            self.ev, pod=self.pod, nodes=self.nodes, policy=self.policy, rows=range(len(self.nodes))
+        )
 
 
 def _iso(t: float) -> str:
@@ -80,8 +93,9 @@ def _iso(t: float) -> str:
 class DecisionLog:
     """Thread-safe ring of the last decisions, by pod UID."""
 
-    def __init__(self, *, capacity: int = 256, top: int = 10, reasons: int = 5,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, *, capacity: int = 256, top: int = 10, reasons: int = 5, clock: Callable[[], float] = time.time
+    ) -> None:
         self._capacity, self._top, self._reasons = capacity, top, reasons
         self._clock = clock
         self._lock = threading.Lock()
@@ -100,8 +114,9 @@ class DecisionLog:
             self._items.move_to_end(uid)
         return d
 
-    def record_filter(self, uid: str, pod: str, verdict: Verdict, reasons: collections.Counter[str],
-                      unresolved: int) -> None:
+    def record_filter(
+        self, uid: str, pod: str, verdict: Verdict, reasons: collections.Counter[str], unresolved: int
+    ) -> None:
         """Verdict counts and the most frequent reasons (``reasons``: the reasons the filter
         answered with, counted over nodes)."""
         if not uid:
@@ -110,12 +125,16 @@ class DecisionLog:
         counts = {VERDICT_NAMES.get(c, str(c)): k for c, k in verdict.counts().items()}
         with self._lock:
             d = self._entry(uid, pod)
-            d.filter = {"nodes": int(len(codes)) + unresolved, "verdicts": counts,
-                        "unresolved": unresolved,
-                        "topReasons": [{"reason": r, "nodes": n} for r, n in reasons.most_common(self._reasons)]}
+            d.filter = {
+                "nodes": int(len(codes)) + unresolved,
+                "verdicts": counts,
+                "unresolved": unresolved,
+                "topReasons": [{"reason": r, "nodes": n} for r, n in reasons.most_common(self._reasons)],
+            }
 
-    def record_prioritize(self, uid: str, pod: str, ev: Evaluation, nodes: NodeTable, demand: PodDemand,
-                          policy: Policy) -> None:
+    def record_prioritize(
+        self, uid: str, pod: str, ev: Evaluation, nodes: NodeTable, demand: PodDemand, policy: Policy
+    ) -> None:
         if not uid:
             return
         rows = ranking(ev, self._top)

@@ -85,24 +85,30 @@ class StatelessSource:
 
     mode = "stateless"
 
-    def __init__(self, *, annotation_prefix: str = DEFAULT_ANNOTATION_PREFIX,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self, *, annotation_prefix: str = DEFAULT_ANNOTATION_PREFIX, clock: Callable[[], float]
+    ) -> None:
         self._prefix = annotation_prefix
         self._clock = clock
         self._last: tuple[tuple[str, ...], Candidates] | None = None  # for preempt re-checks
 
     def _keys(self, resources: tuple[str, ...]) -> _Keys:
         p = self._prefix
-        return _Keys(tuple(p + r for r in resources), tuple(f"{p}{r}-stddev" for r in resources),
-                     tuple(f"{p}{r}-p95" for r in resources), tuple(f"{p}{r}-avg" for r in resources),
-                     p + "updated")
+        return _Keys(
+            tuple(p + r for r in resources),
+            tuple(f"{p}{r}-stddev" for r in resources),
+            tuple(f"{p}{r}-p95" for r in resources),
+            tuple(f"{p}{r}-avg" for r in resources),
+            p + "updated",
+        )
 
     def candidates(self, request: SchedulingRequest, resources: tuple[str, ...]) -> Candidates:
         if request.objects is None:
             raise NamesFormUnsupported(
                 "NodeNames request, but this extender runs in stateless mode with no cluster cache: "
                 "set nodeCacheCapable: false in the scheduler's extender entry, or give the "
-                "extender API access so that it keeps a cache")
+                "extender API access so that it keeps a cache"
+            )
         result = self._build(request.objects.views, resources)
         self._last = (resources, result)
         return result
@@ -117,17 +123,22 @@ class StatelessSource:
         index = {name: i for i, name in enumerate(prev.table.names)}
         rows = [index[n] for n in names if n in index]
         t = prev.table
-        table = NodeTable(names=tuple(t.names[i] for i in rows), resources=t.resources,
-                          **{f: getattr(t, f)[rows] for f in _ARRAY_FIELDS})
+        table = NodeTable(
+            names=tuple(t.names[i] for i in rows),
+            resources=t.resources,
+            **{f: getattr(t, f)[rows] for f in _ARRAY_FIELDS},
+        )
         unresolved = {n: "not seen in a recent filter call" for n in names if n not in index}
-        return Candidates(table, np.asarray([i for i, n in enumerate(names) if n in index], np.intp),
-                          unresolved)
+        return Candidates(
+            table, np.asarray([i for i, n in enumerate(names) if n in index], np.intp), unresolved
+        )
 
     def readiness(self) -> tuple[bool, str]:
         return True, "stateless mode: node data comes with each request"
 
-    def _build(self, views: Sequence[Node], resources: tuple[str, ...],
-               missing: Sequence[str] = ()) -> Candidates:
+    def _build(
+        self, views: Sequence[Node], resources: tuple[str, ...], missing: Sequence[str] = ()
+    ) -> Candidates:
         n, r = len(views), len(resources)
         alloc, cap = np.zeros((n, r)), np.zeros((n, r))
         usage, std, p95, avg = (np.full((n, r), np.nan) for _ in range(4))
@@ -145,33 +156,54 @@ class StatelessSource:
                 self._fill_status(node, resources, convert, alloc[i], cap[i])
                 annotations = node.metadata.annotations if node.metadata else None
                 if annotations:
-                    age[i] = self._fill_load(annotations, keys, convert, now,
-                                             (usage[i], std[i], p95[i], avg[i]))
+                    age[i] = self._fill_load(
+                        annotations, keys, convert, now, (usage[i], std[i], p95[i], avg[i])
+                    )
             except _NodeDataError as exc:
                 ok[i] = False
                 unresolved[name] = f"node {name}: {exc}"
         rows = np.flatnonzero(ok)
-        table = NodeTable.build(names=tuple(names[i] for i in rows), resources=resources,
-                                allocatable=alloc[rows], capacity=cap[rows], usage=usage[rows],
-                                usage_avg=avg[rows], usage_std=std[rows], usage_p95=p95[rows],
-                                load_age_s=age[rows])
+        table = NodeTable.build(
+            names=tuple(names[i] for i in rows),
+            resources=resources,
+            allocatable=alloc[rows],
+            capacity=cap[rows],
+            usage=usage[rows],
+            usage_avg=avg[rows],
+            usage_std=std[rows],
+            usage_p95=p95[rows],
+            load_age_s=age[rows],
+        )
         return Candidates(table, rows, unresolved)
 
     @staticmethod
-    def _fill_status(node: Node, resources: tuple[str, ...], convert: list[Callable[..., float]],
-                     alloc_row: np.ndarray, cap_row: np.ndarray) -> None:
+    def _fill_status(
+        node: Node,
+        resources: tuple[str, ...],
+        convert: list[Callable[..., float]],
+        alloc_row: np.ndarray,
+        cap_row: np.ndarray,
+    ) -> None:
         status = node.status
         allocatable = (status.allocatable if status else None) or {}
         capacity = (status.capacity if status else None) or allocatable
         for r, name in enumerate(resources):
-            for field, values, row in (("allocatable", allocatable, alloc_row), ("capacity", capacity, cap_row)):
+            for field, values, row in (
+                ("allocatable", allocatable, alloc_row),
+                ("capacity", capacity, cap_row),
+            ):
                 v = values.get(name)
                 if v is not None:
                     row[r] = nonnegative(convert[r], v, f"status.{field}.{name}", _NodeDataError)
 
     @staticmethod
-    def _fill_load(annotations: Mapping[str, str], keys: _Keys, convert: list[Callable[..., float]],
-                   now: float, rows: tuple[np.ndarray, ...]) -> float:
+    def _fill_load(
+        annotations: Mapping[str, str],
+        keys: _Keys,
+        convert: list[Callable[..., float]],
+        now: float,
+        rows: tuple[np.ndarray, ...],
+    ) -> float:
         """Fill one node's (usage, stddev, p95, avg) rows from its annotations; return the
         measurement's age (s)."""
         found = False

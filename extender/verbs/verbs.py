@@ -72,15 +72,21 @@ class _Judged:
     judged: Feasibility
 
 
-_REASON_NAMES = {1: "insufficient_resources", 2: "no_allocatable", 3: "usage_threshold",
-                 4: "no_fresh_load"}
+_REASON_NAMES = {1: "insufficient_resources", 2: "no_allocatable", 3: "usage_threshold", 4: "no_fresh_load"}
 
 
 class Verbs:
     """Answers filter, prioritize, bind and preempt for one policy and one node source."""
 
-    def __init__(self, *, policy: Policy, source: NodeSource, binder: PodBinder,
-                 logger: logging.Logger, decisions: DecisionLog | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        source: NodeSource,
+        binder: PodBinder,
+        logger: logging.Logger,
+        decisions: DecisionLog | None = None,
+    ) -> None:
         self._policy = policy
         self._source = source
         self._binder = binder
@@ -111,8 +117,12 @@ class Verbs:
 
     def _evaluate(self, body: bytes) -> tuple[SchedulingRequest, PodDemand, Candidates, Evaluation]:
         j = self._judge(body)
-        return j.request, j.demand, j.cands, evaluate(pod=j.demand, nodes=j.cands.table, policy=self._policy,
-                                                        judged=j.judged)
+        return (
+            j.request,
+            j.demand,
+            j.cands,
+            evaluate(pod=j.demand, nodes=j.cands.table, policy=self._policy, judged=j.judged),
+        )
 
     def filter(self, body: bytes) -> Answer:
         try:
@@ -140,8 +150,11 @@ class Verbs:
             uid, key = _pod_key(request.pod)
             self._decisions.record_filter(uid, key, v, reasons, len(cands.unresolved))
         # No scores are computed here, so no node is counted as scored by the load fallback.
-        return Answer(encode_filter_result(request, passing, failed, unresolvable, memo=self._names),
-                      nodes=len(request.names), rejections=rejections)
+        return Answer(
+            encode_filter_result(request, passing, failed, unresolvable, memo=self._names),
+            nodes=len(request.names),
+            rejections=rejections,
+        )
 
     def prioritize(self, body: bytes) -> Answer:
         request, demand, cands, ev = self._evaluate(body)
@@ -151,8 +164,11 @@ class Verbs:
         if self._decisions is not None:
             uid, key = _pod_key(request.pod)
             self._decisions.record_prioritize(uid, key, ev, cands.table, demand, self._policy)
-        return Answer(encode_host_priorities(request.names, scores, self._names), nodes=len(request.names),
-                      fallback_nodes=int(ev.fallback.sum()))
+        return Answer(
+            encode_host_priorities(request.names, scores, self._names),
+            nodes=len(request.names),
+            fallback_nodes=int(ev.fallback.sum()),
+        )
 
     def explain(self, body: bytes, only: list[str] | None = None) -> Answer:
         """The extender's own debugging verb: the ExtenderArgs of a filter or prioritize call
@@ -166,16 +182,22 @@ class Verbs:
         for name, reason in cands.unresolved.items():
             if only is None or name in only:
                 nodes.append({"node": name, "score": 0, "verdict": "invalid_node_data", "reason": reason})
-        return Answer(encode_explanation(_pod_key(request.pod)[1], self._source.mode, nodes),
-                      nodes=len(request.names))
+        return Answer(
+            encode_explanation(_pod_key(request.pod)[1], self._source.mode, nodes), nodes=len(request.names)
+        )
 
     def bind(self, body: bytes) -> Answer:
         req = decode_binding_request(body)
         pod = self._request_pods.take(req.pod_uid) if req.pod_uid else None
-        result = self._binder.bind(BindTarget(pod_name=req.pod_name, namespace=req.namespace,
-                                              pod_uid=req.pod_uid, node=req.node, pod=pod))
+        result = self._binder.bind(
+            BindTarget(
+                pod_name=req.pod_name, namespace=req.namespace, pod_uid=req.pod_uid, node=req.node, pod=pod
+            )
+        )
         if self._decisions is not None:
-            self._decisions.record_bind(req.pod_uid, f"{req.namespace}/{req.pod_name}", req.node, result.error)
+            self._decisions.record_bind(
+                req.pod_uid, f"{req.namespace}/{req.pod_name}", req.node, result.error
+            )
         return Answer(encode_error(result.error), nodes=1, outcome=result.outcome.name.lower())
 
     def preempt(self, body: bytes) -> Answer:
@@ -185,7 +207,8 @@ class Verbs:
         if req.meta_form and self._source.mode == "stateless":
             raise NamesFormUnsupported(
                 "NodeNameToMetaVictims (nodeCacheCapable: true) needs the cluster cache, but this "
-                "extender runs in stateless mode")
+                "extender runs in stateless mode"
+            )
         resources = requested_resources(req.pod)
         demand = pod_demand(req.pod, resources)
         names = list(req.candidates)
@@ -193,11 +216,15 @@ class Verbs:
         ev = self._evaluate_after_eviction(req, demand, cands)
         judged = {cands.table.names[i]: bool(ok) for i, ok in enumerate(ev.verdict.feasible)}
         kept = {n: v for n, v in req.candidates.items() if judged.get(n, True)}
-        return Answer(encode_preemption_result(kept), nodes=len(names),
-                      outcome="ok" if len(kept) == len(names) else "pruned")
+        return Answer(
+            encode_preemption_result(kept),
+            nodes=len(names),
+            outcome="ok" if len(kept) == len(names) else "pruned",
+        )
 
-    def _evaluate_after_eviction(self, req: PreemptionRequest, demand: PodDemand,
-                                 cands: Candidates) -> Evaluation:
+    def _evaluate_after_eviction(
+        self, req: PreemptionRequest, demand: PodDemand, cands: Candidates
+    ) -> Evaluation:
         table = cands.table
         r = len(table.resources)
         freed_req, freed_use, freed_lim = (np.zeros((len(table), r)) for _ in range(3))

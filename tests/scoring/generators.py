@@ -46,8 +46,13 @@ GPU, HUGEPAGES, EPHEMERAL = "example.com/gpu", "hugepages-2Mi", "ephemeral-stora
 EXTENDED = (GPU, HUGEPAGES, EPHEMERAL)
 ABSENT = "example.com/fpga"  # a resource name no table carries
 STALE_LIMITS = (60.0, 180.0, 300.0)
-STRATEGY_NAMES = ("LoadAware", "LeastAllocated", "MostAllocated", "BalancedAllocation",
-                  "RequestedToCapacityRatio")
+STRATEGY_NAMES = (
+    "LoadAware",
+    "LeastAllocated",
+    "MostAllocated",
+    "BalancedAllocation",
+    "RequestedToCapacityRatio",
+)
 REQUESTS_STRATEGY_NAMES = STRATEGY_NAMES[1:]
 TRIMARAN_NAMES = ("TargetLoadPacking", "LoadVariationRiskBalancing", "LowRiskOverCommitment")
 ALL_STRATEGY_NAMES = STRATEGY_NAMES + TRIMARAN_NAMES
@@ -55,48 +60,109 @@ ALL_STRATEGY_NAMES = STRATEGY_NAMES + TRIMARAN_NAMES
 DEFAULT_MILLI_CPU = 100  # kube-scheduler DefaultMilliCPURequest
 DEFAULT_MEMORY = 200 * 1024 * 1024  # kube-scheduler DefaultMemoryRequest
 
-EDGE_QUANTITIES = np.array([0, 1, 2, 3, 7, 99, 100, 101, 1000, 1024, 4000, 10_000,
-                            SAFE_MAX - 1, SAFE_MAX, SAFE_MAX + 1, 2**53 - 2, 2**53 - 1, 2**53],
-                           dtype=np.int64)
-EDGE_AGES = np.array([0.0, 59.0, 60.0, 61.0, 179.0, 180.0, 181.0, 299.5, 300.0, math.inf,
-                      *(math.nextafter(s, d) for s in STALE_LIMITS for d in (0.0, math.inf))])
+EDGE_QUANTITIES = np.array(
+    [
+        0,
+        1,
+        2,
+        3,
+        7,
+        99,
+        100,
+        101,
+        1000,
+        1024,
+        4000,
+        10_000,
+        SAFE_MAX - 1,
+        SAFE_MAX,
+        SAFE_MAX + 1,
+        2**53 - 2,
+        2**53 - 1,
+        2**53,
+    ],
+    dtype=np.int64,
+)
+EDGE_AGES = np.array(
+    [
+        0.0,
+        59.0,
+        60.0,
+        61.0,
+        179.0,
+        180.0,
+        181.0,
+        299.5,
+        300.0,
+        math.inf,
+        *(math.nextafter(s, d) for s in STALE_LIMITS for d in (0.0, math.inf)),
+    ]
+)
 KINDS = ("normal", "overcommitted", "tight", "zero", "huge")
 
 # Shapes of RequestedToCapacityRatio besides random ones: bin packing, spreading, one point,
 # flat, kube-scheduler's TestBrokenLinearFunction shapes.
 SHAPES = (
-    ((0, 0), (100, 10)), ((0, 10), (100, 0)), ((50, 5),), ((0, 2), (40, 2), (100, 2)),
-    ((10, 1), (90, 9)), ((0, 2), (40, 10), (100, 0)), ((0, 0), (100, 1)), ((0, 10), (1, 0)),
+    ((0, 0), (100, 10)),
+    ((0, 10), (100, 0)),
+    ((50, 5),),
+    ((0, 2), (40, 2), (100, 2)),
+    ((10, 1), (90, 9)),
+    ((0, 2), (40, 10), (100, 0)),
+    ((0, 0), (100, 1)),
+    ((0, 10), (1, 0)),
 )
 
 SEEDS = st.integers(0, 2**63 - 1)
 BOOLS = st.booleans()
-KIND_MIXES = st.sampled_from([(1, 0, 0, 0, 0), (4, 1, 1, 1, 1), (1, 1, 1, 1, 1), (0, 1, 0, 1, 0),
-                              (0, 0, 1, 0, 1), (2, 0, 0, 1, 0), (0, 0, 0, 0, 1)])
+KIND_MIXES = st.sampled_from(
+    [
+        (1, 0, 0, 0, 0),
+        (4, 1, 1, 1, 1),
+        (1, 1, 1, 1, 1),
+        (0, 1, 0, 1, 0),
+        (0, 0, 1, 0, 1),
+        (2, 0, 0, 1, 0),
+        (0, 0, 0, 0, 1),
+    ]
+)
 METRIC_MIXES = st.sampled_from([(1, 0, 0), (4, 1, 1), (0, 1, 0), (1, 0, 1), (1, 1, 1)])
-EXTENDED_SETS = st.sampled_from([(), (GPU,), (HUGEPAGES,), (EPHEMERAL,), (GPU, EPHEMERAL),
-                                 (HUGEPAGES, GPU), (EPHEMERAL, HUGEPAGES)])
+EXTENDED_SETS = st.sampled_from(
+    [(), (GPU,), (HUGEPAGES,), (EPHEMERAL,), (GPU, EPHEMERAL), (HUGEPAGES, GPU), (EPHEMERAL, HUGEPAGES)]
+)
 # One draw each for the choices below (hypothesis charges ~0.2 ms a draw; fewer, richer draws keep
 # 500 examples a property affordable). Simplest first: that is where hypothesis shrinks to.
 MIXES = st.sampled_from(list(itertools.product(KIND_MIXES.elements, METRIC_MIXES.elements)))
 # Every ordered selection of the strategies, with the lists where the combination's special
 # cases live (a load strategy alone or beside BalancedAllocation only: the implicit
 # LeastAllocated; BalancedAllocation alone: nothing may take part) repeated to be drawn often.
-SPECIAL_LISTS = (("LoadAware",),) * 24 + (("LoadAware", "BalancedAllocation"),) * 16 \
-    + (("BalancedAllocation", "LoadAware"),) * 8 + (("BalancedAllocation",),) * 8
+SPECIAL_LISTS = (
+    (("LoadAware",),) * 24
+    + (("LoadAware", "BalancedAllocation"),) * 16
+    + (("BalancedAllocation", "LoadAware"),) * 8
+    + (("BalancedAllocation",),) * 8
+)
 # The Trimaran strategies: every ordered selection of up to three of all eight, and all eight.
-TRIMARAN_LISTS = [p for k in range(1, 4) for p in itertools.permutations(ALL_STRATEGY_NAMES, k)
-                  if set(p) & set(TRIMARAN_NAMES)] + [ALL_STRATEGY_NAMES, ALL_STRATEGY_NAMES[::-1]]
-ALL_LISTS = ([p for k in range(1, len(STRATEGY_NAMES) + 1) for p in itertools.permutations(STRATEGY_NAMES, k)]
-             + list(SPECIAL_LISTS) + TRIMARAN_LISTS)
+TRIMARAN_LISTS = [
+    p
+    for k in range(1, 4)
+    for p in itertools.permutations(ALL_STRATEGY_NAMES, k)
+    if set(p) & set(TRIMARAN_NAMES)
+] + [ALL_STRATEGY_NAMES, ALL_STRATEGY_NAMES[::-1]]
+ALL_LISTS = (
+    [p for k in range(1, len(STRATEGY_NAMES) + 1) for p in itertools.permutations(STRATEGY_NAMES, k)]
+    + list(SPECIAL_LISTS)
+    + TRIMARAN_LISTS
+)
 STRATEGY_LISTS = st.sampled_from(ALL_LISTS)
 # Strategies whose score may rise with load: TargetLoadPacking packs up to its target by design;
 # LowRiskOverCommitment's Beta fit is not monotone in the average upstream (test_trimaran.py).
 NOT_SPREADING = ("TargetLoadPacking", "LowRiskOverCommitment")
 SPREADING_LISTS = st.sampled_from([p for p in ALL_LISTS if not set(p) & set(NOT_SPREADING)])
 # (staleAfterSeconds, fallback, spread, resourceFit)
-SETTINGS = st.sampled_from(list(itertools.product(STALE_LIMITS, ("requests", "zero", "reject"),
-                                                  (False, True), (True, False))))
+SETTINGS = st.sampled_from(
+    list(itertools.product(STALE_LIMITS, ("requests", "zero", "reject"), (False, True), (True, False)))
+)
 NODE_COUNTS: dict[tuple[int, int], st.SearchStrategy[int]] = {}
 
 
@@ -136,8 +202,15 @@ def _clip(x: np.ndarray) -> np.ndarray:
     return np.clip(x, 0, MAX_QUANTITY).astype(np.int64)
 
 
-def rand_table(rng: np.random.Generator, resources: tuple[str, ...], n: int, *, kind_mix, metric_mix,
-               max_value: int = MAX_QUANTITY) -> NodeTable:
+def rand_table(
+    rng: np.random.Generator,
+    resources: tuple[str, ...],
+    n: int,
+    *,
+    kind_mix,
+    metric_mix,
+    max_value: int = MAX_QUANTITY,
+) -> NodeTable:
     """``n`` nodes of the given kinds (weights ``kind_mix`` over KINDS) and metric states
     (weights ``metric_mix`` over full / none / partial)."""
     r = len(resources)
@@ -174,8 +247,11 @@ def rand_table(rng: np.random.Generator, resources: tuple[str, ...], n: int, *, 
     some = np.array([1, 250, 1000])[(u[9] * 3).astype(int) % 3]
     pending = _clip(np.where(which <= 1, 0, np.where(which == 2, some, np.floor(u[2] * (alloc + 1)))))
     override = np.where(u[11] < 0.1, np.floor(u[1] * 101), np.nan)  # 0 (disabled) .. 100
-    ages = np.where(u[0, :, -1] < 0.5, u[3, :, 0] * 1000,
-                    EDGE_AGES[np.minimum((u[4, :, 0] * len(EDGE_AGES)).astype(int), len(EDGE_AGES) - 1)])
+    ages = np.where(
+        u[0, :, -1] < 0.5,
+        u[3, :, 0] * 1000,
+        EDGE_AGES[np.minimum((u[4, :, 0] * len(EDGE_AGES)).astype(int), len(EDGE_AGES) - 1)],
+    )
     # Trimaran's inputs, which the other strategies must ignore: limits (>= requests mostly),
     # the window average (NaN in places), std and p95
     limits = _clip(np.where(u[12] < 0.7, req + np.floor(u[13] * (req + 1)), np.floor(u[13] * (req + 1))))
@@ -184,16 +260,25 @@ def rand_table(rng: np.random.Generator, resources: tuple[str, ...], n: int, *, 
     p95 = np.floor(np.nan_to_num(usage) * (1 + u[12] / 4))
     usage_p95 = np.minimum(np.where(np.isnan(usage), np.nan, p95), MAX_QUANTITY)
     return NodeTable.build(
-        names=tuple(f"node-{i}" for i in range(n)), resources=resources,
-        allocatable=alloc.astype(np.float64), requested=req.astype(np.float64),
-        nonzero_requested=nonzero.astype(np.float64), limits=limits.astype(np.float64), usage=usage,
-        usage_avg=usage_avg, usage_std=usage_std, usage_p95=usage_p95,
-        pending=pending.astype(np.float64), threshold_override=override.astype(np.float64),
-        load_age_s=ages.astype(np.float64))
+        names=tuple(f"node-{i}" for i in range(n)),
+        resources=resources,
+        allocatable=alloc.astype(np.float64),
+        requested=req.astype(np.float64),
+        nonzero_requested=nonzero.astype(np.float64),
+        limits=limits.astype(np.float64),
+        usage=usage,
+        usage_avg=usage_avg,
+        usage_std=usage_std,
+        usage_p95=usage_p95,
+        pending=pending.astype(np.float64),
+        threshold_override=override.astype(np.float64),
+        load_age_s=ages.astype(np.float64),
+    )
 
 
-def rand_pod(rng: np.random.Generator, resources: tuple[str, ...], *,
-             max_value: int = MAX_QUANTITY) -> PodDemand:
+def rand_pod(
+    rng: np.random.Generator, resources: tuple[str, ...], *, max_value: int = MAX_QUANTITY
+) -> PodDemand:
     """A pod as extender/kube/demand.py builds it: ``pods`` = 1; the non-zero variant substitutes
     100m / 200 MiB where no CPU / memory request is set; limits 0 (none), equal to, below or
     above the request, or anything. One pod in six is best-effort (no requests, no limits);
@@ -210,8 +295,11 @@ def rand_pod(rng: np.random.Generator, resources: tuple[str, ...], *,
     missing = base & (req == 0) & ((u[1] < 0.5) | best_effort)
     nonzero = np.where(missing, default, req)
     mode = np.floor(u[2] * 5)
-    limit = np.select([mode == 0, mode == 1, mode == 2, mode == 3],
-                      [0, req, np.floor(req * u[3]), req + 1 + np.floor(u[3] * (req + 10))], q[1])
+    limit = np.select(
+        [mode == 0, mode == 1, mode == 2, mode == 3],
+        [0, req, np.floor(req * u[3]), req + 1 + np.floor(u[3] * (req + 10))],
+        q[1],
+    )
     limit = _clip(np.where(best_effort, 0, limit))
     if PODS in resources:
         j = resources.index(PODS)
@@ -222,13 +310,20 @@ def rand_pod(rng: np.random.Generator, resources: tuple[str, ...], *,
         share = rng.dirichlet(np.ones(c), size=r).T  # (C, R)
         creq = np.floor(share * req)
         creq[0] += req - creq.sum(axis=0)  # the containers sum to the pod's requests
-        containers = {"container_requests": creq.astype(np.float64),
-                      "container_limits": np.floor(share * limit).astype(np.float64),
-                      "overhead": np.zeros(r)}
+        containers = {
+            "container_requests": creq.astype(np.float64),
+            "container_limits": np.floor(share * limit).astype(np.float64),
+            "overhead": np.zeros(r),
+        }
     qos = "BestEffort" if best_effort else ("Guaranteed" if (limit == req).all() else "Burstable")
-    return PodDemand(resources=resources, requests=req.astype(np.float64),
-                     nonzero_requests=nonzero.astype(np.float64), limits=limit.astype(np.float64),
-                     qos=qos, **containers)
+    return PodDemand(
+        resources=resources,
+        requests=req.astype(np.float64),
+        nonzero_requests=nonzero.astype(np.float64),
+        limits=limit.astype(np.float64),
+        qos=qos,
+        **containers,
+    )
 
 
 def _subset(rng: np.random.Generator, candidates: tuple[str, ...], lo: int, hi: int) -> list[str]:
@@ -244,8 +339,10 @@ def _weight(rng: np.random.Generator, choices: tuple[int, ...], lo: int, hi: int
 
 def rand_resource_list(rng: np.random.Generator, candidates: tuple[str, ...]) -> list[dict]:
     """kube-scheduler ``resources``: 1..4 names, integer weights 1..100."""
-    return [{"name": n, "weight": _weight(rng, (1, 1, 2, 3, 5, 100), 1, 100)}
-            for n in _subset(rng, candidates, 1, 4)]
+    return [
+        {"name": n, "weight": _weight(rng, (1, 1, 2, 3, 5, 100), 1, 100)}
+        for n in _subset(rng, candidates, 1, 4)
+    ]
 
 
 def rand_resources_args(rng: np.random.Generator, candidates: tuple[str, ...]) -> dict:
@@ -286,27 +383,46 @@ def rand_load_aware_args(rng: np.random.Generator, candidates: tuple[str, ...]) 
     weights = {n: _weight(rng, (0, 1, 1, 2, 5, 100), 0, 100) for n in names}
     if sum(weights.values()) == 0:
         weights[names[0]] = 1
-    factors = {n: int(rng.choice([0, 1, 50, 70, 85, 99, 100, int(rng.integers(0, 101))]))
-               for n in _subset(rng, candidates, 0, 3)}
-    return {"resourceWeights": weights, "estimatedScalingFactors": factors,
-            "dominantResourceWeight": int(rng.choice([0, 0, 1, 2, 3, 100]))}
+    factors = {
+        n: int(rng.choice([0, 1, 50, 70, 85, 99, 100, int(rng.integers(0, 101))]))
+        for n in _subset(rng, candidates, 0, 3)
+    }
+    return {
+        "resourceWeights": weights,
+        "estimatedScalingFactors": factors,
+        "dominantResourceWeight": int(rng.choice([0, 0, 1, 2, 3, 100])),
+    }
 
 
 def rand_trimaran_args(rng: np.random.Generator, name: str) -> dict:
     """Arguments of a Trimaran strategy: the defaults' neighbourhood and the edges."""
     if name == "TargetLoadPacking":
-        return {"targetUtilization": int(rng.choice([1, 40, 50, 99, 100, int(rng.integers(1, 101))])),
-                "defaultRequests": {"cpu": str(rng.choice(["1000m", "500m", "2", "1m"]))},
-                "defaultRequestsMultiplier": str(rng.choice(["1.5", "1", "2.0", "0.5"]))}
+        return {
+            "targetUtilization": int(rng.choice([1, 40, 50, 99, 100, int(rng.integers(1, 101))])),
+            "defaultRequests": {"cpu": str(rng.choice(["1000m", "500m", "2", "1m"]))},
+            "defaultRequestsMultiplier": str(rng.choice(["1.5", "1", "2.0", "0.5"])),
+        }
     if name == "LoadVariationRiskBalancing":
-        return {"safeVarianceMargin": float(rng.choice([0.0, 0.5, 1.0, 2.0, 10.0])),
-                "safeVarianceSensitivity": float(rng.choice([0.5, 1.0, 2.0, 3.0]))}
-    return {"smoothingWindowSize": int(rng.choice([1, 5, 10])),
-            "riskLimitWeights": {r: float(rng.choice([0.0, 0.25, 0.5, 1.0])) for r in (CPU, MEMORY)}}
+        return {
+            "safeVarianceMargin": float(rng.choice([0.0, 0.5, 1.0, 2.0, 10.0])),
+            "safeVarianceSensitivity": float(rng.choice([0.5, 1.0, 2.0, 3.0])),
+        }
+    return {
+        "smoothingWindowSize": int(rng.choice([1, 5, 10])),
+        "riskLimitWeights": {r: float(rng.choice([0.0, 0.25, 0.5, 1.0])) for r in (CPU, MEMORY)},
+    }
 
 
-def rand_policy_doc(rng: np.random.Generator, resources: tuple[str, ...], names: tuple[str, ...], *,
-                    stale: float, fallback: str, spread: bool, resource_fit: bool) -> dict:
+def rand_policy_doc(
+    rng: np.random.Generator,
+    resources: tuple[str, ...],
+    names: tuple[str, ...],
+    *,
+    stale: float,
+    fallback: str,
+    spread: bool,
+    resource_fit: bool,
+) -> dict:
     """A policy document over the whole domain: strategy weights 0..100 (at least one > 0),
     any resource in a strategy's list (extended ones the pod does not request, ``pods``, one
     the table lacks), usage thresholds 0..100 (0 disables)."""
@@ -328,8 +444,10 @@ def rand_policy_doc(rng: np.random.Generator, resources: tuple[str, ...], names:
         else:
             args = rand_resources_args(rng, score_candidates)
         strategies.append({"name": name, "weight": weight, "args": args})
-    thresholds = {n: int(rng.choice([0, 50, 65, 80, 90, 95, 100, int(rng.integers(0, 101))]))
-                  for n in _subset(rng, (CPU, MEMORY, *ext, ABSENT), 0, 3)}
+    thresholds = {
+        n: int(rng.choice([0, 50, 65, 80, 90, 95, 100, int(rng.integers(0, 101))]))
+        for n in _subset(rng, (CPU, MEMORY, *ext, ABSENT), 0, 3)
+    }
     return {
         "filters": {"resourceFit": resource_fit, "usageThresholds": thresholds},
         "strategies": strategies,
@@ -342,8 +460,9 @@ def rand_policy_doc(rng: np.random.Generator, resources: tuple[str, ...], names:
 # hand-written inputs
 
 
-def table(resources, alloc, *, requested=None, nonzero=None, usage=None, pending=None, age=None,
-          override=None) -> NodeTable:
+def table(
+    resources, alloc, *, requested=None, nonzero=None, usage=None, pending=None, age=None, override=None
+) -> NodeTable:
     """A NodeTable from nested lists (one row per node); ``nonzero`` defaults to ``requested``;
     usage NaN, age +inf and no overrides unless given."""
     n = len(alloc)
@@ -352,26 +471,45 @@ def table(resources, alloc, *, requested=None, nonzero=None, usage=None, pending
         return None if x is None else np.array(x, dtype=np.float64).reshape(n, len(resources))
 
     return NodeTable.build(
-        names=tuple(f"node{i + 1}" for i in range(n)), resources=tuple(resources), allocatable=arr(alloc),
-        requested=arr(requested), nonzero_requested=arr(nonzero if nonzero is not None else requested),
-        usage=arr(usage), pending=arr(pending), threshold_override=arr(override),
-        load_age_s=None if age is None else np.array(age, dtype=np.float64))
+        names=tuple(f"node{i + 1}" for i in range(n)),
+        resources=tuple(resources),
+        allocatable=arr(alloc),
+        requested=arr(requested),
+        nonzero_requested=arr(nonzero if nonzero is not None else requested),
+        usage=arr(usage),
+        pending=arr(pending),
+        threshold_override=arr(override),
+        load_age_s=None if age is None else np.array(age, dtype=np.float64),
+    )
 
 
 def pod(resources, requests, *, nonzero=None, limits=None) -> PodDemand:
     """A PodDemand from lists; ``nonzero`` defaults to ``requests``, limits to none."""
     r = np.array(requests, dtype=np.float64)
-    return PodDemand(resources=tuple(resources), requests=r,
-                     nonzero_requests=r.copy() if nonzero is None else np.array(nonzero, dtype=np.float64),
-                     limits=np.zeros(len(resources)) if limits is None
-                     else np.array(limits, dtype=np.float64))
+    return PodDemand(
+        resources=tuple(resources),
+        requests=r,
+        nonzero_requests=r.copy() if nonzero is None else np.array(nonzero, dtype=np.float64),
+        limits=np.zeros(len(resources)) if limits is None else np.array(limits, dtype=np.float64),
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # hypothesis strategies
 
-TABLE_REPR_FIELDS = ("allocatable", "requested", "nonzero_requested", "limits", "usage", "usage_avg",
-                     "usage_std", "usage_p95", "pending", "threshold_override", "load_age_s")
+TABLE_REPR_FIELDS = (
+    "allocatable",
+    "requested",
+    "nonzero_requested",
+    "limits",
+    "usage",
+    "usage_avg",
+    "usage_std",
+    "usage_p95",
+    "pending",
+    "threshold_override",
+    "load_age_s",
+)
 
 
 @dataclasses.dataclass
@@ -384,12 +522,14 @@ class Scenario:
     def __repr__(self) -> str:  # hypothesis prints this on failure: make it reproducible
         n, p = self.nodes, self.pod
         arrays = {f: getattr(n, f).tolist() for f in TABLE_REPR_FIELDS}
-        return (f"Scenario(resources={n.resources!r}, arrays={arrays!r}, "
-                f"pod=(requests={p.requests.tolist()!r}, nonzero={p.nonzero_requests.tolist()!r}, "
-                f"limits={p.limits.tolist()!r}, qos={p.qos!r}, "
-                f"container_requests={p.container_requests.tolist()!r}, "
-                f"container_limits={p.container_limits.tolist()!r}, overhead={p.overhead.tolist()!r}), "
-                f"policy={self.doc!r})")
+        return (
+            f"Scenario(resources={n.resources!r}, arrays={arrays!r}, "
+            f"pod=(requests={p.requests.tolist()!r}, nonzero={p.nonzero_requests.tolist()!r}, "
+            f"limits={p.limits.tolist()!r}, qos={p.qos!r}, "
+            f"container_requests={p.container_requests.tolist()!r}, "
+            f"container_limits={p.container_limits.tolist()!r}, overhead={p.overhead.tolist()!r}), "
+            f"policy={self.doc!r})"
+        )
 
     def _repr_pretty_(self, p, cycle) -> None:  # hypothesis's pretty printer prefers this
         p.text(repr(self))
@@ -401,19 +541,29 @@ def scenario(nodes: NodeTable, p: PodDemand, doc: dict) -> Scenario:
 
 
 @st.composite
-def node_tables(draw, resources: tuple[str, ...], *, min_nodes: int = 1, max_nodes: int = 40,
-                **kwargs) -> NodeTable:
+def node_tables(
+    draw, resources: tuple[str, ...], *, min_nodes: int = 1, max_nodes: int = 40, **kwargs
+) -> NodeTable:
     """A node table on ``resources`` (see ``rand_table`` for the keyword arguments)."""
     n = draw(node_counts(min_nodes, max_nodes))
     kind_mix, metric_mix = draw(MIXES)
-    return rand_table(np.random.default_rng(draw(SEEDS)), resources, n, kind_mix=kind_mix,
-                      metric_mix=metric_mix, **kwargs)
+    return rand_table(
+        np.random.default_rng(draw(SEEDS)), resources, n, kind_mix=kind_mix, metric_mix=metric_mix, **kwargs
+    )
 
 
 @st.composite
-def scenarios(draw, *, max_value: int = MAX_QUANTITY, min_nodes: int = 1, max_nodes: int = 40,
-              spread: bool | None = None, only: tuple[str, ...] | None = None,
-              fallback: str | None = None, spreading: bool = False) -> Scenario:
+def scenarios(
+    draw,
+    *,
+    max_value: int = MAX_QUANTITY,
+    min_nodes: int = 1,
+    max_nodes: int = 40,
+    spread: bool | None = None,
+    only: tuple[str, ...] | None = None,
+    fallback: str | None = None,
+    spreading: bool = False,
+) -> Scenario:
     """A node table, a pod and a validated policy over the same resources. ``only``: the
     strategies to use (in that order); ``spread`` / ``fallback``: fix those settings;
     ``spreading``: only strategies whose score never rises with load."""
@@ -426,8 +576,9 @@ def scenarios(draw, *, max_value: int = MAX_QUANTITY, min_nodes: int = 1, max_no
     kind_mix, metric_mix = draw(MIXES)
     rng = np.random.default_rng(draw(SEEDS))
     p = rand_pod(rng, resources, max_value=max_value)
-    doc = rand_policy_doc(rng, resources, names, stale=stale, fallback=fallback, spread=spread,
-                          resource_fit=resource_fit)
+    doc = rand_policy_doc(
+        rng, resources, names, stale=stale, fallback=fallback, spread=spread, resource_fit=resource_fit
+    )
     nodes = rand_table(rng, resources, n, kind_mix=kind_mix, metric_mix=metric_mix, max_value=max_value)
     return Scenario(nodes, p, parse_policy(doc), doc)
 

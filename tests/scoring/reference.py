@@ -88,8 +88,11 @@ REQUESTS_STRATEGIES = ("LeastAllocated", "MostAllocated", "RequestedToCapacityRa
 LOAD_STRATEGIES = ("LoadAware", "TargetLoadPacking", "LoadVariationRiskBalancing", "LowRiskOverCommitment")
 # The resources whose measured usage each Trimaran strategy reads (scoring/policy.py): TLP CPU only,
 # LVRB and LROC CPU and memory.
-TRIMARAN_RESOURCES = {"TargetLoadPacking": (CPU,), "LoadVariationRiskBalancing": (CPU, MEMORY),
-                      "LowRiskOverCommitment": (CPU, MEMORY)}
+TRIMARAN_RESOURCES = {
+    "TargetLoadPacking": (CPU,),
+    "LoadVariationRiskBalancing": (CPU, MEMORY),
+    "LowRiskOverCommitment": (CPU, MEMORY),
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,8 +172,9 @@ def k8s_pod_request(pod: Any, name: str, *, use_requested: bool) -> int:
     return go_int(pod_value(pod.requests, pod, name))
 
 
-def k8s_allocatable_allocated(nodes: Any, i: int, name: str, pod_request: int, *,
-                              use_requested: bool) -> tuple[int, int]:
+def k8s_allocatable_allocated(
+    nodes: Any, i: int, name: str, pod_request: int, *, use_requested: bool
+) -> tuple[int, int]:
     """``resource_allocation.go`` ``calculateResourceAllocatableRequest`` (DRA off): the node's
     allocatable and its own requests (``allocated``, without the incoming pod: v1.36 hands the
     scorers both; up to v1.35 only ``allocated`` + the pod).
@@ -190,8 +194,9 @@ def k8s_allocatable_allocated(nodes: Any, i: int, name: str, pod_request: int, *
     return 0, 0
 
 
-def k8s_scorer_lists(pod: Any, nodes: Any, i: int, names: Sequence[str], *,
-                     use_requested: bool) -> tuple[list[int], list[int], list[int]]:
+def k8s_scorer_lists(
+    pod: Any, nodes: Any, i: int, names: Sequence[str], *, use_requested: bool
+) -> tuple[list[int], list[int], list[int]]:
     """``resource_allocation.go`` ``score``: the (requested, allocated, allocatable) lists
     handed to the scorer, requested = allocated + the pod's request; entries whose allocatable
     is 0 are left at (0, 0, 0)."""
@@ -205,16 +210,18 @@ def k8s_scorer_lists(pod: Any, nodes: Any, i: int, names: Sequence[str], *,
     return requested, allocated, allocatable
 
 
-def k8s_vectors(pod: Any, nodes: Any, i: int, names: Sequence[str], *,
-                use_requested: bool) -> tuple[list[int], list[int]]:
+def k8s_vectors(
+    pod: Any, nodes: Any, i: int, names: Sequence[str], *, use_requested: bool
+) -> tuple[list[int], list[int]]:
     """The (requested, allocatable) lists of ``k8s_scorer_lists``: all that the Fit strategies
     read."""
     requested, _, allocatable = k8s_scorer_lists(pod, nodes, i, names, use_requested=use_requested)
     return requested, allocatable
 
 
-def k8s_skipped_resources(pod: Any, nodes: Any, i: int, names: Sequence[str], *,
-                          use_requested: bool) -> list[str]:
+def k8s_skipped_resources(
+    pod: Any, nodes: Any, i: int, names: Sequence[str], *, use_requested: bool
+) -> list[str]:
     """The resources kube-scheduler leaves out of node ``i``'s score (allocatable 0 after
     ``calculateResourceAllocatableRequest``)."""
     _, allocatable = k8s_vectors(pod, nodes, i, names, use_requested=use_requested)
@@ -241,8 +248,9 @@ def most_requested_score(requested: int, capacity: int) -> int:
     return go_div(requested * MAX_NODE_SCORE, capacity)
 
 
-def _weighted_scorer(per_resource, weights: Sequence[int], requested: Sequence[int],
-                     allocatable: Sequence[int]) -> int:
+def _weighted_scorer(
+    per_resource, weights: Sequence[int], requested: Sequence[int], allocatable: Sequence[int]
+) -> int:
     """The loop shared by ``leastResourceScorer`` and ``mostResourceScorer``: resources with
     allocatable 0 are skipped entirely (neither score nor weight); 0 if nothing is left."""
     node_score = weight_sum = 0
@@ -309,8 +317,9 @@ def balanced_resource_score(held: Sequence[int], allocatable: Sequence[int]) -> 
     return go_float_to_int64((1 - std) * float(MAX_NODE_SCORE))
 
 
-def balanced_resource_scorer_v136(requested: Sequence[int], allocated: Sequence[int],
-                                  allocatable: Sequence[int]) -> int:
+def balanced_resource_scorer_v136(
+    requested: Sequence[int], allocated: Sequence[int], allocatable: Sequence[int]
+) -> int:
     """``balanced_allocation.go`` ``balancedResourceScorer`` since v1.36
     (kubernetes/kubernetes#135573): the change in balance the pod brings,
     ``MaxNodeScore/2 + (MaxNodeScore/2 + scoreWithPod - scoreWithoutPod) / 2`` in int64."""
@@ -365,6 +374,7 @@ def broken_linear_function(shape: Sequence[tuple[int, int]]):
     points: ``shape[0].Score`` up to the first point, ``shape[-1].Score`` past the last, linear
     in between with Go's int64 arithmetic (``*`` then ``/``, truncating toward zero: a falling
     segment rounds up)."""
+
     def f(p: int) -> int:
         for i in range(len(shape)):
             if p <= shape[i][0]:
@@ -373,6 +383,7 @@ def broken_linear_function(shape: Sequence[tuple[int, int]]):
                 (u0, s0), (u1, s1) = shape[i - 1], shape[i]
                 return s0 + go_div((s1 - s0) * (p - u0), u1 - u0)
         return shape[-1][1]
+
     return f
 
 
@@ -383,8 +394,12 @@ def rtcr_shape(args: Any) -> list[tuple[int, int]]:
     return [(go_int(p.utilization), go_int(p.score) * scale) for p in args.shape]
 
 
-def requested_to_capacity_ratio_scorer(shape: Sequence[tuple[int, int]], weights: Sequence[int],
-                                       requested: Sequence[int], allocatable: Sequence[int]) -> int:
+def requested_to_capacity_ratio_scorer(
+    shape: Sequence[tuple[int, int]],
+    weights: Sequence[int],
+    requested: Sequence[int],
+    allocatable: Sequence[int],
+) -> int:
     """``buildRequestedToCapacityRatioScorerFunction``: resources with allocatable 0 are
     skipped; ``resourceScoringFunction`` is the shape at ``maxUtilization`` when
     ``requested > capacity`` (or capacity 0), else at ``scaledUtilization``; a resource scoring
@@ -468,10 +483,15 @@ def estimated_used_by_resource(request: int, limit: int, name: str, scaling_fact
 def estimate_pod(pod: Any, factors: Mapping[str, float]) -> dict[str, int]:
     """``default_estimator.go`` ``estimatedPodUsed``: one entry per scaling factor; requests
     and limits are plain ``PodRequests`` / ``PodLimits`` (no non-zero defaults)."""
-    return {name: estimated_used_by_resource(go_int(pod_value(pod.requests, pod, name)),
-                                             go_int(pod_value(pod.limits, pod, name)),
-                                             name, go_int(f))
-            for name, f in factors.items()}
+    return {
+        name: estimated_used_by_resource(
+            go_int(pod_value(pod.requests, pod, name)),
+            go_int(pod_value(pod.limits, pod, name)),
+            name,
+            go_int(f),
+        )
+        for name, f in factors.items()
+    }
 
 
 def is_node_metric_expired(age_s: float, expiration_s: float) -> bool:
@@ -519,8 +539,11 @@ def load_usable(nodes: Any, i: int, policy: Any) -> bool:
 def estimated_used(nodes: Any, i: int, name: str, estimate: Mapping[str, int]) -> int:
     """``load_aware.go`` ``GetEstimatedUsed``: node usage + estimated usage of assigned pods
     the metric does not show yet + the incoming pod's estimate."""
-    return (go_int(node_value(nodes.usage, nodes, i, name))
-            + go_int(node_value(nodes.pending, nodes, i, name)) + estimate.get(name, 0))
+    return (
+        go_int(node_value(nodes.usage, nodes, i, name))
+        + go_int(node_value(nodes.pending, nodes, i, name))
+        + estimate.get(name, 0)
+    )
 
 
 def least_used_score(used: int, capacity: int) -> int:
@@ -532,8 +555,9 @@ def least_used_score(used: int, capacity: int) -> int:
     return go_div((capacity - used) * MAX_NODE_SCORE, capacity)
 
 
-def load_aware_scheduling_scorer(dominant_weight: int, weights: Sequence[int], used: Sequence[int],
-                                 allocatable: Sequence[int]) -> int:
+def load_aware_scheduling_scorer(
+    dominant_weight: int, weights: Sequence[int], used: Sequence[int], allocatable: Sequence[int]
+) -> int:
     """``load_aware.go`` ``loadAwareSchedulingScorer`` (with ``dominantResourceWeight``): the
     dominant score is the lowest per-resource score (the most used resource)."""
     node_score = dominant_score = weight_sum = 0
@@ -562,8 +586,9 @@ def load_aware(pod: Any, nodes: Any, args: Any, *, estimate: Mapping[str, int]) 
     dominant = go_int(args.dominantResourceWeight)
     out: list[int | None] = []
     for i in range(node_count(nodes)):
-        if any(n in nodes.resources and not math.isfinite(node_value(nodes.usage, nodes, i, n))
-               for n in names):
+        if any(
+            n in nodes.resources and not math.isfinite(node_value(nodes.usage, nodes, i, n)) for n in names
+        ):
             out.append(None)
             continue
         used = [estimated_used(nodes, i, n, estimate) for n in names]
@@ -606,11 +631,19 @@ def target_load_packing(pod: Any, nodes: Any, args: Any) -> list[int]:
         overhead = go_int(pod.overhead[c])
     else:
         reqs, lims, overhead = [0], [0], 0
-    pod_cpu = rt.tlp_pod_cpu(reqs, lims, overhead, args.defaultRequestsMultiplier,
-                             int(args.defaultRequestsCpuMillis))
-    return [rt.tlp_score(go_int(node_value(nodes.capacity, nodes, i, CPU)), avg_or_latest(nodes, i, CPU),
-                         node_value(nodes.pending, nodes, i, CPU), float(pod_cpu), args.targetUtilization)
-            for i in range(node_count(nodes))]
+    pod_cpu = rt.tlp_pod_cpu(
+        reqs, lims, overhead, args.defaultRequestsMultiplier, int(args.defaultRequestsCpuMillis)
+    )
+    return [
+        rt.tlp_score(
+            go_int(node_value(nodes.capacity, nodes, i, CPU)),
+            avg_or_latest(nodes, i, CPU),
+            node_value(nodes.pending, nodes, i, CPU),
+            float(pod_cpu),
+            args.targetUtilization,
+        )
+        for i in range(node_count(nodes))
+    ]
 
 
 def load_variation_risk_balancing(pod: Any, nodes: Any, args: Any) -> list[int]:
@@ -620,10 +653,15 @@ def load_variation_risk_balancing(pod: Any, nodes: Any, args: Any) -> list[int]:
         per = []
         for name in (CPU, MEMORY):
             avg = avg_or_latest(nodes, i, name)
-            score = rt.lvrb_resource_score(go_int(node_value(nodes.allocatable, nodes, i, name)), avg,
-                                           known_std(nodes, i, name), pod_value(pod.requests, pod, name),
-                                           args.safeVarianceMargin, args.safeVarianceSensitivity,
-                                           name == MEMORY)
+            score = rt.lvrb_resource_score(
+                go_int(node_value(nodes.allocatable, nodes, i, name)),
+                avg,
+                known_std(nodes, i, name),
+                pod_value(pod.requests, pod, name),
+                args.safeVarianceMargin,
+                args.safeVarianceSensitivity,
+                name == MEMORY,
+            )
             per.append((not math.isnan(avg), score))
         out.append(rt.lvrb_score(per))
     return out
@@ -641,24 +679,35 @@ def low_risk_over_commitment(pod: Any, nodes: Any, args: Any) -> list[int] | Non
         risks = []
         for name in (CPU, MEMORY):
             avg = avg_or_latest(nodes, i, name)
-            risks.append(rt.lroc_risk(
-                go_int(node_value(nodes.allocatable, nodes, i, name)),
-                go_int(node_value(nodes.requested, nodes, i, name)),
-                go_int(node_value(nodes.limits, nodes, i, name)), req[name], lim[name],
-                avg, known_std(nodes, i, name), window=args.smoothingWindowSize,
-                weight=args.riskLimitWeights.get(name, 0.5), is_memory=name == MEMORY,
-                present=not math.isnan(avg)))
+            risks.append(
+                rt.lroc_risk(
+                    go_int(node_value(nodes.allocatable, nodes, i, name)),
+                    go_int(node_value(nodes.requested, nodes, i, name)),
+                    go_int(node_value(nodes.limits, nodes, i, name)),
+                    req[name],
+                    lim[name],
+                    avg,
+                    known_std(nodes, i, name),
+                    window=args.smoothingWindowSize,
+                    weight=args.riskLimitWeights.get(name, 0.5),
+                    is_memory=name == MEMORY,
+                    present=not math.isnan(avg),
+                )
+            )
         out.append(rt.lroc_score(risks))
     return out
 
 
-TRIMARAN = {"TargetLoadPacking": target_load_packing,
-            "LoadVariationRiskBalancing": load_variation_risk_balancing,
-            "LowRiskOverCommitment": low_risk_over_commitment}
+TRIMARAN = {
+    "TargetLoadPacking": target_load_packing,
+    "LoadVariationRiskBalancing": load_variation_risk_balancing,
+    "LowRiskOverCommitment": low_risk_over_commitment,
+}
 
 
-def usage_threshold_violation(nodes: Any, i: int, policy: Any,
-                              estimate: Mapping[str, int]) -> tuple[str, int] | None:
+def usage_threshold_violation(
+    nodes: Any, i: int, policy: Any, estimate: Mapping[str, int]
+) -> tuple[str, int] | None:
     """``load_aware.go`` ``filterNodeUsage``: the first resource whose
     ``int64(math.Round(estimatedUsed / allocatable * 100))`` exceeds its threshold, with that
     percentage; a threshold of 0 and an allocatable of 0 skip the resource."""
@@ -672,8 +721,9 @@ def usage_threshold_violation(nodes: Any, i: int, policy: Any,
         total = go_int(node_value(nodes.allocatable, nodes, i, name))
         if total == 0:
             continue
-        usage = go_float_to_int64(go_round(float(estimated_used(nodes, i, name, estimate))
-                                           / float(total) * 100))
+        usage = go_float_to_int64(
+            go_round(float(estimated_used(nodes, i, name, estimate)) / float(total) * 100)
+        )
         if usage <= threshold:
             continue
         return name, usage
@@ -691,8 +741,7 @@ class Verdict:
     unresolvable: bool | None  # None: not defined upstream for this code
 
 
-def verdict(pod: Any, nodes: Any, i: int, policy: Any, estimate: Mapping[str, int],
-            usable: bool) -> Verdict:
+def verdict(pod: Any, nodes: Any, i: int, policy: Any, estimate: Mapping[str, int], usable: bool) -> Verdict:
     """Node ``i``'s verdict, checks in the documented precedence: no allocatable CPU or memory
     (``NO_ALLOCATABLE``, the project's rule), NodeResourcesFit (``INSUFFICIENT``), stale or
     missing load under ``fallback: reject`` (``NO_FRESH_LOAD``, Koordinator's
@@ -722,9 +771,12 @@ def to_extender_score(x: Fraction | float) -> int:
 
 
 def requests_component(name: str, pod: Any, nodes: Any, args: Any) -> list[int] | None:
-    return {"LeastAllocated": least_allocated, "MostAllocated": most_allocated,
-            "RequestedToCapacityRatio": requested_to_capacity_ratio,
-            "BalancedAllocation": balanced_allocation}[name](pod, nodes, args)
+    return {
+        "LeastAllocated": least_allocated,
+        "MostAllocated": most_allocated,
+        "RequestedToCapacityRatio": requested_to_capacity_ratio,
+        "BalancedAllocation": balanced_allocation,
+    }[name](pod, nodes, args)
 
 
 @dataclasses.dataclass

@@ -154,8 +154,9 @@ def predict_utilisation(request: int, limit: int, multiplier: float = 1.5, defau
     return default_millis
 
 
-def tlp_pod_cpu(requests: list[int], limits: list[int], overhead: int, multiplier: float = 1.5,
-                default_millis: int = 1000) -> int:
+def tlp_pod_cpu(
+    requests: list[int], limits: list[int], overhead: int, multiplier: float = 1.5, default_millis: int = 1000
+) -> int:
     cur = 0
     for r, lim in zip(requests, limits, strict=True):
         cur += predict_utilisation(r, lim, multiplier, default_millis)
@@ -185,8 +186,15 @@ def tlp_score(capacity: int, used: float, pending: float, pod: float, target: in
 # LoadVariationRiskBalancing (analysis.go computeScore, resourcestats.go, plugin Score)
 
 
-def lvrb_resource_score(allocatable: int, used_avg: float, used_std: float, request: float,
-                        margin: float, sensitivity: float, is_memory: bool) -> float:
+def lvrb_resource_score(
+    allocatable: int,
+    used_avg: float,
+    used_std: float,
+    request: float,
+    margin: float,
+    sensitivity: float,
+    is_memory: bool,
+) -> float:
     """CreateResourceStats (with absolute usage) + computeScore for one resource."""
     capacity = float(allocatable)
     req = float(request)
@@ -525,8 +533,7 @@ def betainc_lentz(a: float, b: float, x: float, max_iter: int = 100_000) -> floa
         return 0.0
     if x >= 1:
         return 1.0
-    ln_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                + a * math.log(x) + b * math.log1p(-x))
+    ln_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
     if x < (a + 1.0) / (a + b + 2.0):
         return math.exp(ln_front) * _betacf(a, b, x, max_iter) / a
     return 1.0 - math.exp(ln_front) * _betacf(b, a, 1.0 - x, max_iter) / b
@@ -598,8 +605,9 @@ def _condition(p: float, q: float) -> float:
     return go_min(go_max(p / q, 0), 1) if q > 0 else p
 
 
-def _condition_bounds(p: tuple[float, float, float], q: tuple[float, float, float],
-                      same: bool) -> tuple[float, float]:
+def _condition_bounds(
+    p: tuple[float, float, float], q: tuple[float, float, float], same: bool
+) -> tuple[float, float]:
     """[lo, hi] of ``_condition`` over every p in [p lo, p hi] and q in [q lo, q hi] (all in
     [0, 1]); ``same``: the two thresholds are equal, so q is p itself (p / p = 1 unless p = 0)."""
     _, p_lo, p_hi = p
@@ -615,18 +623,50 @@ def _condition_bounds(p: tuple[float, float, float], q: tuple[float, float, floa
     return lo, hi
 
 
-def lroc_risk(allocatable: int, requested_on_node: int, limits_on_node: int, pod_request: int,
-              pod_limit: int, used_avg: float, used_std: float, *, window: int, weight: float,
-              is_memory: bool, present: bool = True) -> float:
+def lroc_risk(
+    allocatable: int,
+    requested_on_node: int,
+    limits_on_node: int,
+    pod_request: int,
+    pod_limit: int,
+    used_avg: float,
+    used_std: float,
+    *,
+    window: int,
+    weight: float,
+    is_memory: bool,
+    present: bool = True,
+) -> float:
     """GetNodeRequestsAndLimits (one resource) + computeRisk."""
-    return lroc_risk_bounds(allocatable, requested_on_node, limits_on_node, pod_request, pod_limit,
-                            used_avg, used_std, window=window, weight=weight, is_memory=is_memory,
-                            present=present)[0]
+    return lroc_risk_bounds(
+        allocatable,
+        requested_on_node,
+        limits_on_node,
+        pod_request,
+        pod_limit,
+        used_avg,
+        used_std,
+        window=window,
+        weight=weight,
+        is_memory=is_memory,
+        present=present,
+    )[0]
 
 
-def lroc_risk_bounds(allocatable: int, requested_on_node: int, limits_on_node: int, pod_request: int,
-                     pod_limit: int, used_avg: float, used_std: float, *, window: int, weight: float,
-                     is_memory: bool, present: bool = True) -> tuple[float, float, float]:
+def lroc_risk_bounds(
+    allocatable: int,
+    requested_on_node: int,
+    limits_on_node: int,
+    pod_request: int,
+    pod_limit: int,
+    used_avg: float,
+    used_std: float,
+    *,
+    window: int,
+    weight: float,
+    is_memory: bool,
+    present: bool = True,
+) -> tuple[float, float, float]:
     """``lroc_risk`` -> (risk, lo, hi): the risk and the interval in which any port of the same
     Go code lands, its Beta CDF values differing from these by at most their error bounds
     (``distribution_function_bounds``). Everything else is exact in both, so lo = risk = hi

@@ -29,9 +29,11 @@ from tests.scoring import generators as gen
 from tests.scoring import reference as ref
 from tests.scoring.generators import pod, table
 
-PROPERTY = settings(max_examples=500, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.filter_too_much])
+PROPERTY = settings(
+    max_examples=500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -66,16 +68,26 @@ TOP = table(("cpu", "memory"), [[1000, 2**53]], requested=[[0, 2**53 - 1]])
 EXT = "abc.com/xyz"
 NO_EXT_NODES = table(("cpu", "memory", EXT), [[6000, 10000, 0], [6000, 10000, 4]])
 NO_EXT_POD = pod(("cpu", "memory", EXT), [3000, 4000, 0])
-NO_EXT_RESOURCES = {"resources": [{"name": EXT, "weight": 2}, {"name": "cpu", "weight": 1},
-                                  {"name": "memory", "weight": 1}]}
+NO_EXT_RESOURCES = {
+    "resources": [{"name": EXT, "weight": 2}, {"name": "cpu", "weight": 1}, {"name": "memory", "weight": 1}]
+}
 # kube-scheduler balanced_allocation_test.go "include scalar resource on a node for balanced
 # resource allocation": the pod sets no CPU request (non-zero default 100m, plain 0).
 GPU = "nvidia.com/gpu"
-SCALAR_NODES = table(("cpu", "memory", GPU), [[3500, 40000, 8], [3500, 40000, 8]],
-                     requested=[[3000, 5000, 3], [3000, 5000, 0]])
+SCALAR_NODES = table(
+    ("cpu", "memory", GPU), [[3500, 40000, 8], [3500, 40000, 8]], requested=[[3000, 5000, 3], [3000, 5000, 0]]
+)
 SCALAR_POD = pod(("cpu", "memory", GPU), [0, 0, 1], nonzero=[100, 0, 1])
-SCALAR_ARGS = strategy_args("BalancedAllocation", {"resources": [
-    {"name": "cpu", "weight": 1}, {"name": "memory", "weight": 1}, {"name": GPU, "weight": 1}]})
+SCALAR_ARGS = strategy_args(
+    "BalancedAllocation",
+    {
+        "resources": [
+            {"name": "cpu", "weight": 1},
+            {"name": "memory", "weight": 1},
+            {"name": GPU, "weight": 1},
+        ]
+    },
+)
 # balanced_allocation_test.go "nothing scheduled, nothing requested, skip in PreScore"
 BEST_EFFORT_POD = pod(("cpu", "memory"), [0, 0], nonzero=[100, 200 * 2**20])
 
@@ -120,10 +132,20 @@ def with_formula(case, formula: str):
 @PROPERTY
 @given(case=requests_cases("BalancedAllocation"))
 @example(case=(SCALAR_NODES, SCALAR_POD, SCALAR_ARGS))  # k8s v1.35 expects [70, 65]; v1.36 [75, 76]
-@example(case=(table(("cpu", "memory"), [[4000, 10000]]), BEST_EFFORT_POD,
-               strategy_args("BalancedAllocation", None)))  # skipped: None
-@example(case=(HUGE, pod(("cpu", "memory"), [1, 10_000_000_000_000]),  # memory past 2**53 // 100
-               strategy_args("BalancedAllocation", None)))
+@example(
+    case=(
+        table(("cpu", "memory"), [[4000, 10000]]),
+        BEST_EFFORT_POD,
+        strategy_args("BalancedAllocation", None),
+    )
+)  # skipped: None
+@example(
+    case=(
+        HUGE,
+        pod(("cpu", "memory"), [1, 10_000_000_000_000]),  # memory past 2**53 // 100
+        strategy_args("BalancedAllocation", None),
+    )
+)
 def test_balanced_allocation_matches_kube_scheduler(case, formula):
     """Plain requests (``useRequested``), None (PreScore Skip) for a best-effort pod; v1.36's
     balance without the pod reads the node's own requests, skipped like the with-pod ones."""
@@ -140,8 +162,22 @@ PODS_ONLY_POD = pod(("cpu", "memory", "pods"), [0, 0, 1], nonzero=[100, 200 * 2*
 # isBestEffortPod reads the containers' requests, which never hold `pods`.
 @PROPERTY
 @given(case=requests_cases("BalancedAllocation"))
-@example(case=(PODS_ONLY_NODES, PODS_ONLY_POD, strategy_args("BalancedAllocation", {"resources": [
-    {"name": "cpu", "weight": 1}, {"name": "memory", "weight": 1}, {"name": "pods", "weight": 1}]})))
+@example(
+    case=(
+        PODS_ONLY_NODES,
+        PODS_ONLY_POD,
+        strategy_args(
+            "BalancedAllocation",
+            {
+                "resources": [
+                    {"name": "cpu", "weight": 1},
+                    {"name": "memory", "weight": 1},
+                    {"name": "pods", "weight": 1},
+                ]
+            },
+        ),
+    )
+)
 def test_balanced_allocation_does_not_count_the_pod_slot_as_a_request(case):
     nodes, p, args = case  # the formula as drawn: either release, or the default
     assert_matches(balanced_allocation(p, nodes, args), ref.balanced_allocation(p, nodes, args), nodes)
@@ -161,8 +197,10 @@ def estimate_cases(draw):
     resources = (gen.CPU, gen.MEMORY, gen.PODS, *draw(gen.EXTENDED_SETS))
     rng = np.random.default_rng(draw(gen.SEEDS))
     p = gen.rand_pod(rng, resources, max_value=gen.HUGE_MAX)
-    factors = {n: int(rng.choice([0, 1, 33, 50, 70, 85, 99, 100, int(rng.integers(0, 101))]))
-               for n in gen._subset(rng, resources, 0, len(resources))}
+    factors = {
+        n: int(rng.choice([0, 1, 33, 50, 70, 85, 99, 100, int(rng.integers(0, 101))]))
+        for n in gen._subset(rng, resources, 0, len(resources))
+    }
     return p, factors
 
 
@@ -176,16 +214,30 @@ def test_estimate_matches_koordinator_default_estimator(case):
     for r, name in enumerate(p.resources):
         assert got[r] == expected.get(name, 0), name
     # the batch form (the estimate of the pods a preemption would evict) agrees, one row a pod
-    batch = estimate_usage(np.stack([p.requests, p.limits]), np.stack([p.limits, p.requests]),
-                           p.resources, factors)
+    batch = estimate_usage(
+        np.stack([p.requests, p.limits]), np.stack([p.limits, p.requests]), p.resources, factors
+    )
     assert batch[0].tolist() == got.tolist()
     swapped = ref.estimate_pod(dataclasses.replace(p, requests=p.limits, limits=p.requests), factors)
     assert batch[1].tolist() == [float(swapped.get(name, 0)) for name in p.resources]
 
 
-ROUND_EDGES = (0.49999999999999994, -0.49999999999999994, 0.5, -0.5, 1.5, 2.5, -2.5,
-               2.0**52 + 1, -(2.0**52 + 1), 2.0**52 - 0.5, 2.0**53 - 1, 4503599627370495.5, 5e-324,
-               1.7976931348623157e308)
+ROUND_EDGES = (
+    0.49999999999999994,
+    -0.49999999999999994,
+    0.5,
+    -0.5,
+    1.5,
+    2.5,
+    -2.5,
+    2.0**52 + 1,
+    -(2.0**52 + 1),
+    2.0**52 - 0.5,
+    2.0**53 - 1,
+    4503599627370495.5,
+    5e-324,
+    1.7976931348623157e308,
+)
 
 
 @PROPERTY
@@ -209,16 +261,21 @@ def test_go_round_passes_specials_through(x):
 # Load freshness and the LoadAware score
 
 
-AT_THE_LIMIT = gen.scenario(table(("cpu", "memory"), [[1000, 1000]], usage=[[0, 0]], age=[180.0]),
-                            pod(("cpu", "memory"), [0, 0]), {})
+AT_THE_LIMIT = gen.scenario(
+    table(("cpu", "memory"), [[1000, 1000]], usage=[[0, 0]], age=[180.0]), pod(("cpu", "memory"), [0, 0]), {}
+)
 
 
 @PROPERTY
 @given(sc=gen.scenarios())
 @example(sc=AT_THE_LIMIT)  # isNodeMetricExpired: age == limit is expired
-@example(sc=gen.scenario(  # no LoadAware, no thresholds: only the age matters
-    table(("cpu", "memory"), [[1000, 1000]] * 2, age=[0.0, 180.0]), pod(("cpu", "memory"), [0, 0]),
-    {"filters": {"usageThresholds": {}}, "strategies": [{"name": "LeastAllocated"}]}))
+@example(
+    sc=gen.scenario(  # no LoadAware, no thresholds: only the age matters
+        table(("cpu", "memory"), [[1000, 1000]] * 2, age=[0.0, 180.0]),
+        pod(("cpu", "memory"), [0, 0]),
+        {"filters": {"usageThresholds": {}}, "strategies": [{"name": "LeastAllocated"}]},
+    )
+)
 def test_load_usable_matches_koordinator_expiry_and_policy_resources(sc):
     got = load_usable(sc.nodes, sc.policy)
     assert got.dtype == np.bool_
@@ -235,11 +292,20 @@ def check_load_aware(sc) -> None:
 
 @PROPERTY
 @given(sc=gen.scenarios(only=("LoadAware",)))
-@example(sc=gen.scenario(
-    table(("cpu", "memory"), [[1000, 999_999_999_999_999]], usage=[[0, 10_000_000_000_000]], age=[0.0]),
-    pod(("cpu", "memory"), [0, 1]),  # memory estimate round(1 * 0 / 100) = 0
-    {"strategies": [{"name": "LoadAware", "args": {
-        "resourceWeights": {"memory": 1}, "estimatedScalingFactors": {"memory": 0}}}]}))
+@example(
+    sc=gen.scenario(
+        table(("cpu", "memory"), [[1000, 999_999_999_999_999]], usage=[[0, 10_000_000_000_000]], age=[0.0]),
+        pod(("cpu", "memory"), [0, 1]),  # memory estimate round(1 * 0 / 100) = 0
+        {
+            "strategies": [
+                {
+                    "name": "LoadAware",
+                    "args": {"resourceWeights": {"memory": 1}, "estimatedScalingFactors": {"memory": 0}},
+                }
+            ]
+        },
+    )
+)
 def test_load_aware_matches_koordinator(sc):
     """Exact on every node with a measurement (fresh or not), up to 2**53. Example:
     Koordinator (999999999999999 - 1e13) * 100 / 999999999999999 = 98 (float64: 99)."""
@@ -254,8 +320,9 @@ def check_filter(sc) -> None:
     n = len(sc.nodes)
     est = ref.estimate_pod(sc.pod, ref.load_aware_args(sc.policy)[1])
     usable = [ref.load_usable(sc.nodes, i, sc.policy) for i in range(n)]
-    v = filter_nodes(sc.pod, sc.nodes, sc.policy, estimate=core_estimate(sc.pod, est),
-                     load_ok=np.array(usable))
+    v = filter_nodes(
+        sc.pod, sc.nodes, sc.policy, estimate=core_estimate(sc.pod, est), load_ok=np.array(usable)
+    )
     for i in range(n):
         want = ref.verdict(sc.pod, sc.nodes, i, sc.policy, est, usable[i])
         col = int(v.resource[i])
@@ -268,13 +335,26 @@ def check_filter(sc) -> None:
 
 @PROPERTY
 @given(sc=gen.scenarios())
-@example(sc=gen.scenario(  # load_aware_test.go TestFilterUsage "disable filter exceed memory usage"
-    table(("cpu", "memory"), [[96_000, 512 * 2**30]], usage=[[30_000, 500 * 2**30]], age=[0.0]),
-    pod(("cpu", "memory"), [0, 0]), {"filters": {"usageThresholds": {"memory": 0}}}))
-@example(sc=gen.scenario(  # a per-node override of 0 disables the resource on that node only
-    table(("cpu", "memory"), [[1000, 1000]] * 2, usage=[[990, 0]] * 2, age=[0.0, 0.0],
-          override=[[0, math.nan], [math.nan, math.nan]]),
-    pod(("cpu", "memory"), [0, 0]), {"filters": {"usageThresholds": {"cpu": 50}}}))
+@example(
+    sc=gen.scenario(  # load_aware_test.go TestFilterUsage "disable filter exceed memory usage"
+        table(("cpu", "memory"), [[96_000, 512 * 2**30]], usage=[[30_000, 500 * 2**30]], age=[0.0]),
+        pod(("cpu", "memory"), [0, 0]),
+        {"filters": {"usageThresholds": {"memory": 0}}},
+    )
+)
+@example(
+    sc=gen.scenario(  # a per-node override of 0 disables the resource on that node only
+        table(
+            ("cpu", "memory"),
+            [[1000, 1000]] * 2,
+            usage=[[990, 0]] * 2,
+            age=[0.0, 0.0],
+            override=[[0, math.nan], [math.nan, math.nan]],
+        ),
+        pod(("cpu", "memory"), [0, 0]),
+        {"filters": {"usageThresholds": {"cpu": 50}}},
+    )
+)
 def test_filter_matches_fit_and_koordinator_thresholds(sc):
     check_filter(sc)
 
@@ -293,7 +373,9 @@ def check_evaluate(sc) -> None:
     for i in range(n):
         col = int(ev.verdict.resource[i])
         assert (int(ev.verdict.code[i]), sc.nodes.resources[col] if col >= 0 else None) == (
-            want.verdicts[i].code, want.verdicts[i].resource), f"node {i}"
+            want.verdicts[i].code,
+            want.verdicts[i].resource,
+        ), f"node {i}"
     assert set(ev.components) == set(want.components)
     for name, expected in want.components.items():
         assert_matches(ev.components[name], expected, sc.nodes)
@@ -311,11 +393,17 @@ def _spread_tie_scenario() -> gen.Scenario:
     # LeastAllocated w1 + MostAllocated w2 on memory (alloc 100): combined = (100 + r) / 3 for a
     # node with r requested. r = 0, 4, 1 -> 100/3, 104/3, 101/3; spread: (1/3) * 100 / (4/3) = 25
     # exactly -> floor(2.5 + 0.5) = 3 (a float64 mean stretched gives 24.999999999999734 -> 2).
-    doc = {"filters": {"usageThresholds": {}}, "score": {"spread": True}, "strategies": [
-        {"name": "LeastAllocated", "weight": 1, "args": {"resources": [{"name": "memory", "weight": 1}]}},
-        {"name": "MostAllocated", "weight": 2, "args": {"resources": [{"name": "memory", "weight": 1}]}}]}
-    nodes = table(("cpu", "memory", "pods"), [[1000, 100, 110]] * 3,
-                  requested=[[0, 0, 0], [0, 4, 0], [0, 1, 0]])
+    doc = {
+        "filters": {"usageThresholds": {}},
+        "score": {"spread": True},
+        "strategies": [
+            {"name": "LeastAllocated", "weight": 1, "args": {"resources": [{"name": "memory", "weight": 1}]}},
+            {"name": "MostAllocated", "weight": 2, "args": {"resources": [{"name": "memory", "weight": 1}]}},
+        ],
+    }
+    nodes = table(
+        ("cpu", "memory", "pods"), [[1000, 100, 110]] * 3, requested=[[0, 0, 0], [0, 4, 0], [0, 1, 0]]
+    )
     return gen.scenario(nodes, pod(("cpu", "memory", "pods"), [0, 0, 1]), doc)
 
 
@@ -324,28 +412,48 @@ def _zero_weight_fallback_scenario() -> gen.Scenario:
     # requests-based strategy takes part, so the implicit LeastAllocated cpu=1, memory=1 applies:
     # cpu (1000 - 100) * 100 / 1000 = 90, memory (2**30 - 2**20) * 100 / 2**30 = 99 (99.9),
     # (90 + 99) / 2 = 94 -> 9. Node 1: LoadAware (91 + 99) / 2 = 95 -> 10.
-    doc = {"filters": {"usageThresholds": {}}, "load": {"fallback": "requests"}, "strategies": [
-        {"name": "LoadAware", "weight": 1}, {"name": "LeastAllocated", "weight": 0}]}
-    nodes = table(("cpu", "memory", "pods"), [[1000, 2**30, 110]] * 2, usage=[[0, 0, 0], [math.nan] * 3],
-                  age=[0.0, math.inf])
+    doc = {
+        "filters": {"usageThresholds": {}},
+        "load": {"fallback": "requests"},
+        "strategies": [{"name": "LoadAware", "weight": 1}, {"name": "LeastAllocated", "weight": 0}],
+    }
+    nodes = table(
+        ("cpu", "memory", "pods"),
+        [[1000, 2**30, 110]] * 2,
+        usage=[[0, 0, 0], [math.nan] * 3],
+        age=[0.0, math.inf],
+    )
     return gen.scenario(nodes, pod(("cpu", "memory", "pods"), [100, 2**20, 1]), doc)
 
 
 def _best_effort_balanced_fallback_scenario() -> gen.Scenario:
     # LoadAware w1 and BalancedAllocation w3, a best-effort pod: BalancedAllocation takes no part,
     # so node 1 (fresh) is LoadAware alone and node 2 (stale) the implicit LeastAllocated.
-    doc = {"filters": {"usageThresholds": {}}, "strategies": [
-        {"name": "LoadAware", "weight": 1}, {"name": "BalancedAllocation", "weight": 3}]}
-    nodes = table(("cpu", "memory", "pods"), [[1000, 2**30, 110]] * 2, requested=[[500, 0, 0]] * 2,
-                  nonzero=[[500, 0, 0]] * 2, usage=[[0, 0, 0]] * 2, age=[0.0, 180.0])
+    doc = {
+        "filters": {"usageThresholds": {}},
+        "strategies": [{"name": "LoadAware", "weight": 1}, {"name": "BalancedAllocation", "weight": 3}],
+    }
+    nodes = table(
+        ("cpu", "memory", "pods"),
+        [[1000, 2**30, 110]] * 2,
+        requested=[[500, 0, 0]] * 2,
+        nonzero=[[500, 0, 0]] * 2,
+        usage=[[0, 0, 0]] * 2,
+        age=[0.0, 180.0],
+    )
     return gen.scenario(nodes, pod(("cpu", "memory", "pods"), [0, 0, 1], nonzero=[100, 200 * 2**20, 1]), doc)
 
 
 def _overshoot_scenario() -> gen.Scenario:
     # combined = (100 + r) / 3 with r = 0 and 32: a float64 stretch gives 100.00000000000001
-    doc = {"filters": {"usageThresholds": {}}, "score": {"spread": True}, "strategies": [
-        {"name": "LeastAllocated", "weight": 1, "args": {"resources": [{"name": "memory", "weight": 1}]}},
-        {"name": "MostAllocated", "weight": 2, "args": {"resources": [{"name": "memory", "weight": 1}]}}]}
+    doc = {
+        "filters": {"usageThresholds": {}},
+        "score": {"spread": True},
+        "strategies": [
+            {"name": "LeastAllocated", "weight": 1, "args": {"resources": [{"name": "memory", "weight": 1}]}},
+            {"name": "MostAllocated", "weight": 2, "args": {"resources": [{"name": "memory", "weight": 1}]}},
+        ],
+    }
     nodes = table(("cpu", "memory", "pods"), [[1000, 100, 110]] * 2, requested=[[0, 0, 0], [0, 32, 0]])
     return gen.scenario(nodes, pod(("cpu", "memory", "pods"), [0, 0, 1]), doc)
 

@@ -39,7 +39,10 @@ def test_empty_document_gives_the_documented_defaults():
     assert p.filters.resourceFit is True
     assert dict(p.filters.usageThresholds) == {"cpu": 80, "memory": 90}
     assert [(s.name, s.weight) for s in p.strategies] == [
-        ("LoadAware", 2), ("LeastAllocated", 1), ("BalancedAllocation", 1)]
+        ("LoadAware", 2),
+        ("LeastAllocated", 1),
+        ("BalancedAllocation", 1),
+    ]
     la, least, balanced = (s.args for s in p.strategies)
     # Koordinator's LoadAwareSchedulingArgs defaults (apis/config/v1/defaults.go)
     assert isinstance(la, LoadAwareArgs)
@@ -69,13 +72,17 @@ def assert_integer_weights(p: Policy) -> None:
         if isinstance(s.args, RequestedToCapacityRatioArgs):
             values += [x for pt in s.args.shape for x in (pt.utilization, pt.score)]
         if isinstance(s.args, LoadAwareArgs):
-            values += [*s.args.resourceWeights.values(), *s.args.estimatedScalingFactors.values(),
-                       s.args.dominantResourceWeight]
+            values += [
+                *s.args.resourceWeights.values(),
+                *s.args.estimatedScalingFactors.values(),
+                s.args.dominantResourceWeight,
+            ]
     assert all(type(v) is int for v in values), values
 
 
-@pytest.mark.parametrize("doc", [None, {"filters": None, "load": None, "score": None}],
-                         ids=["null document", "null sections"])
+@pytest.mark.parametrize(
+    "doc", [None, {"filters": None, "load": None, "score": None}], ids=["null document", "null sections"]
+)
 def test_null_sections_mean_defaults(doc):
     assert parse_policy(doc) == parse_policy({})
 
@@ -85,7 +92,10 @@ def test_shipped_policy_file_parses_to_what_it_says():
     assert p.filters.resourceFit is True
     assert dict(p.filters.usageThresholds) == {"cpu": 80, "memory": 90}
     assert [(s.name, s.weight) for s in p.strategies] == [
-        ("LoadAware", 2), ("LeastAllocated", 1), ("BalancedAllocation", 1)]
+        ("LoadAware", 2),
+        ("LeastAllocated", 1),
+        ("BalancedAllocation", 1),
+    ]
     la = p.strategies[0].args
     assert dict(la.resourceWeights) == {"cpu": 1, "memory": 1}
     assert dict(la.estimatedScalingFactors) == {"cpu": 85, "memory": 70}
@@ -103,18 +113,27 @@ def test_policy_is_frozen():
 
 
 def test_accepted_variants():
-    p = parse_policy({
-        "filters": {"resourceFit": False, "usageThresholds": {}},
-        "strategies": [{"name": "MostAllocated", "weight": 3,
-                        "args": {"resources": [{"name": "nvidia.com/gpu", "weight": 5}, {"name": "cpu"}]}},
-                       {"name": "LoadAware", "weight": 0, "args": {"estimatedScalingFactors": {"cpu": 100},
-                                                                   "dominantResourceWeight": 1}}],
-        "load": {"staleAfterSeconds": 30.5, "fallback": "reject"},
-        "score": {"spread": True},
-    })
+    p = parse_policy(
+        {
+            "filters": {"resourceFit": False, "usageThresholds": {}},
+            "strategies": [
+                {
+                    "name": "MostAllocated",
+                    "weight": 3,
+                    "args": {"resources": [{"name": "nvidia.com/gpu", "weight": 5}, {"name": "cpu"}]},
+                },
+                {
+                    "name": "LoadAware",
+                    "weight": 0,
+                    "args": {"estimatedScalingFactors": {"cpu": 100}, "dominantResourceWeight": 1},
+                },
+            ],
+            "load": {"staleAfterSeconds": 30.5, "fallback": "reject"},
+            "score": {"spread": True},
+        }
+    )
     assert p.filters.resourceFit is False and dict(p.filters.usageThresholds) == {}
-    assert p.strategies[0].args.resources == (ResourceWeight("nvidia.com/gpu", 5),
-                                              ResourceWeight("cpu", 1))
+    assert p.strategies[0].args.resources == (ResourceWeight("nvidia.com/gpu", 5), ResourceWeight("cpu", 1))
     # unspecified scaling factors keep Koordinator's defaults
     assert dict(p.strategies[1].args.estimatedScalingFactors) == {"cpu": 100, "memory": 70}
     assert (p.load.staleAfterSeconds, p.load.fallback, p.score.spread) == (30.5, "reject", True)
@@ -123,17 +142,34 @@ def test_accepted_variants():
 
 def test_integral_floats_become_ints():
     """YAML may spell an integer weight as 2.0: accepted, stored as the int 2."""
-    p = parse_policy({
-        "filters": {"usageThresholds": {"cpu": 80.0, "memory": 0.0}},
-        "strategies": [
-            {"name": "LoadAware", "weight": 2.0, "args": {"resourceWeights": {"cpu": 1.0, "memory": 0.0},
-                                                          "estimatedScalingFactors": {"cpu": 85.0},
-                                                          "dominantResourceWeight": 1.0}},
-            {"name": "MostAllocated", "weight": 0.0,
-             "args": {"resources": [{"name": "cpu", "weight": 100.0}]}},
-            {"name": "RequestedToCapacityRatio", "weight": 100.0,
-             "args": {"shape": [{"utilization": 0.0, "score": 10.0}, {"utilization": 100.0, "score": 0.0}]}}],
-    })
+    p = parse_policy(
+        {
+            "filters": {"usageThresholds": {"cpu": 80.0, "memory": 0.0}},
+            "strategies": [
+                {
+                    "name": "LoadAware",
+                    "weight": 2.0,
+                    "args": {
+                        "resourceWeights": {"cpu": 1.0, "memory": 0.0},
+                        "estimatedScalingFactors": {"cpu": 85.0},
+                        "dominantResourceWeight": 1.0,
+                    },
+                },
+                {
+                    "name": "MostAllocated",
+                    "weight": 0.0,
+                    "args": {"resources": [{"name": "cpu", "weight": 100.0}]},
+                },
+                {
+                    "name": "RequestedToCapacityRatio",
+                    "weight": 100.0,
+                    "args": {
+                        "shape": [{"utilization": 0.0, "score": 10.0}, {"utilization": 100.0, "score": 0.0}]
+                    },
+                },
+            ],
+        }
+    )
     assert_integer_weights(p)
     assert [s.weight for s in p.strategies] == [2, 0, 100]
     assert dict(p.filters.usageThresholds) == {"cpu": 80, "memory": 0}
@@ -142,12 +178,14 @@ def test_integral_floats_become_ints():
 
 def _set(path: list, value):
     """A mutation of the shipped document: set ``value`` at ``path`` (keys / indexes)."""
+
     def mutate(doc):
         node = doc
         for key in path[:-1]:
             node = node[key]
         node[path[-1]] = value
         return doc
+
     return mutate
 
 
@@ -158,6 +196,7 @@ def _delete(path: list):
             node = node[key]
         del node[path[-1]]
         return doc
+
     return mutate
 
 
@@ -165,80 +204,155 @@ REJECTED = [
     # (id, mutation of the shipped document, the field the message must start with)
     ("unknown strategy", _set(["strategies", 1, "name"], "LeastRequested"), "strategies[1].name"),
     ("strategy without a name", _delete(["strategies", 0, "name"]), "strategies[0].name"),
-    ("unknown argument of a requests strategy", _set(["strategies", 1, "args", "shape"], []),
-     "strategies[1].args.shape"),
-    ("unknown argument of LoadAware", _set(["strategies", 0, "args", "usageThresholds"], {"cpu": 65}),
-     "strategies[0].args.usageThresholds"),
+    (
+        "unknown argument of a requests strategy",
+        _set(["strategies", 1, "args", "shape"], []),
+        "strategies[1].args.shape",
+    ),
+    (
+        "unknown argument of LoadAware",
+        _set(["strategies", 0, "args", "usageThresholds"], {"cpu": 65}),
+        "strategies[0].args.usageThresholds",
+    ),
     ("unknown field of a strategy", _set(["strategies", 2, "wieght"], 1), "strategies[2].wieght"),
     ("unknown top-level field", _set(["scoring"], {}), "policy.scoring"),
     ("unknown filter", _set(["filters", "nodeAffinity"], True), "filters.nodeAffinity"),
     ("negative strategy weight", _set(["strategies", 1, "weight"], -1), "strategies[1].weight"),
     ("fractional strategy weight", _set(["strategies", 1, "weight"], 1.5), "strategies[1].weight"),
     ("strategy weight above 100", _set(["strategies", 0, "weight"], 101), "strategies[0].weight"),
-    ("fractional resource weight", _set(["strategies", 2, "args", "resources", 1, "weight"], 0.5),
-     "strategies[2].args.resources[1].weight"),
-    ("resource weight above 100 (kube-scheduler requires 1..100)",
-     _set(["strategies", 1, "args", "resources", 0, "weight"], 101),
-     "strategies[1].args.resources[0].weight"),
-    ("fractional LoadAware resource weight", _set(["strategies", 0, "args", "resourceWeights", "cpu"], 0.5),
-     "strategies[0].args.resourceWeights.cpu"),
-    ("fractional scaling factor", _set(["strategies", 0, "args", "estimatedScalingFactors", "memory"], 70.5),
-     "strategies[0].args.estimatedScalingFactors.memory"),
-    ("fractional dominantResourceWeight", _set(["strategies", 0, "args", "dominantResourceWeight"], 0.5),
-     "strategies[0].args.dominantResourceWeight"),
-    ("fractional threshold", _set(["filters", "usageThresholds", "cpu"], 80.5),
-     "filters.usageThresholds.cpu"),
-    ("negative resource weight", _set(["strategies", 2, "args", "resources", 1, "weight"], -2),
-     "strategies[2].args.resources[1].weight"),
-    ("zero resource weight (kube-scheduler requires 1..100)",
-     _set(["strategies", 1, "args", "resources", 0, "weight"], 0), "strategies[1].args.resources[0].weight"),
-    ("negative LoadAware resource weight", _set(["strategies", 0, "args", "resourceWeights", "cpu"], -1),
-     "strategies[0].args.resourceWeights.cpu"),
-    ("negative dominantResourceWeight", _set(["strategies", 0, "args", "dominantResourceWeight"], -1),
-     "strategies[0].args.dominantResourceWeight"),
+    (
+        "fractional resource weight",
+        _set(["strategies", 2, "args", "resources", 1, "weight"], 0.5),
+        "strategies[2].args.resources[1].weight",
+    ),
+    (
+        "resource weight above 100 (kube-scheduler requires 1..100)",
+        _set(["strategies", 1, "args", "resources", 0, "weight"], 101),
+        "strategies[1].args.resources[0].weight",
+    ),
+    (
+        "fractional LoadAware resource weight",
+        _set(["strategies", 0, "args", "resourceWeights", "cpu"], 0.5),
+        "strategies[0].args.resourceWeights.cpu",
+    ),
+    (
+        "fractional scaling factor",
+        _set(["strategies", 0, "args", "estimatedScalingFactors", "memory"], 70.5),
+        "strategies[0].args.estimatedScalingFactors.memory",
+    ),
+    (
+        "fractional dominantResourceWeight",
+        _set(["strategies", 0, "args", "dominantResourceWeight"], 0.5),
+        "strategies[0].args.dominantResourceWeight",
+    ),
+    (
+        "fractional threshold",
+        _set(["filters", "usageThresholds", "cpu"], 80.5),
+        "filters.usageThresholds.cpu",
+    ),
+    (
+        "negative resource weight",
+        _set(["strategies", 2, "args", "resources", 1, "weight"], -2),
+        "strategies[2].args.resources[1].weight",
+    ),
+    (
+        "zero resource weight (kube-scheduler requires 1..100)",
+        _set(["strategies", 1, "args", "resources", 0, "weight"], 0),
+        "strategies[1].args.resources[0].weight",
+    ),
+    (
+        "negative LoadAware resource weight",
+        _set(["strategies", 0, "args", "resourceWeights", "cpu"], -1),
+        "strategies[0].args.resourceWeights.cpu",
+    ),
+    (
+        "negative dominantResourceWeight",
+        _set(["strategies", 0, "args", "dominantResourceWeight"], -1),
+        "strategies[0].args.dominantResourceWeight",
+    ),
     ("boolean weight", _set(["strategies", 0, "weight"], True), "strategies[0].weight"),
     ("string weight", _set(["strategies", 0, "weight"], "2"), "strategies[0].weight"),
     ("NaN weight", _set(["strategies", 0, "weight"], math.nan), "strategies[0].weight"),
     ("infinite weight", _set(["strategies", 0, "weight"], math.inf), "strategies[0].weight"),
-    ("all strategy weights zero",
-     lambda d: {**d, "strategies": [{**s, "weight": 0} for s in d["strategies"]]}, "strategies"),
-    ("all LoadAware resource weights zero",
-     _set(["strategies", 0, "args", "resourceWeights"], {"cpu": 0, "memory": 0}),
-     "strategies[0].args.resourceWeights"),
-    ("no LoadAware resource weights", _set(["strategies", 0, "args", "resourceWeights"], {}),
-     "strategies[0].args.resourceWeights"),
-    ("threshold above 100", _set(["filters", "usageThresholds", "memory"], 101),
-     "filters.usageThresholds.memory"),
+    (
+        "all strategy weights zero",
+        lambda d: {**d, "strategies": [{**s, "weight": 0} for s in d["strategies"]]},
+        "strategies",
+    ),
+    (
+        "all LoadAware resource weights zero",
+        _set(["strategies", 0, "args", "resourceWeights"], {"cpu": 0, "memory": 0}),
+        "strategies[0].args.resourceWeights",
+    ),
+    (
+        "no LoadAware resource weights",
+        _set(["strategies", 0, "args", "resourceWeights"], {}),
+        "strategies[0].args.resourceWeights",
+    ),
+    (
+        "threshold above 100",
+        _set(["filters", "usageThresholds", "memory"], 101),
+        "filters.usageThresholds.memory",
+    ),
     ("negative threshold", _set(["filters", "usageThresholds", "cpu"], -5), "filters.usageThresholds.cpu"),
     ("thresholds not a mapping", _set(["filters", "usageThresholds"], [80, 90]), "filters.usageThresholds"),
-    ("scaling factor above 100", _set(["strategies", 0, "args", "estimatedScalingFactors", "cpu"], 150),
-     "strategies[0].args.estimatedScalingFactors.cpu"),
+    (
+        "scaling factor above 100",
+        _set(["strategies", 0, "args", "estimatedScalingFactors", "cpu"], 150),
+        "strategies[0].args.estimatedScalingFactors.cpu",
+    ),
     ("bad fallback", _set(["load", "fallback"], "ignore"), "load.fallback"),
     ("fallback with different case", _set(["load", "fallback"], "Requests"), "load.fallback"),
     ("zero staleness limit", _set(["load", "staleAfterSeconds"], 0), "load.staleAfterSeconds"),
     ("spread as a string", _set(["score", "spread"], "yes"), "score.spread"),
     ("spread as an integer", _set(["score", "spread"], 1), "score.spread"),
     ("resourceFit as a string", _set(["filters", "resourceFit"], "true"), "filters.resourceFit"),
-    ("duplicate strategy",
-     lambda d: {**d, "strategies": d["strategies"] + [copy.deepcopy(d["strategies"][1])]},
-     "strategies[3].name"),
-    ("duplicate resource", _set(["strategies", 1, "args", "resources", 1, "name"], "cpu"),
-     "strategies[1].args.resources[1].name"),
-    ("resources not a list", _set(["strategies", 1, "args", "resources"], {"cpu": 1, "memory": 1}),
-     "strategies[1].args.resources"),
-    ("resources an empty list", _set(["strategies", 2, "args", "resources"], []),
-     "strategies[2].args.resources"),
-    ("resource without a name", _set(["strategies", 1, "args", "resources", 0], {"weight": 1}),
-     "strategies[1].args.resources[0].name"),
+    (
+        "duplicate strategy",
+        lambda d: {**d, "strategies": d["strategies"] + [copy.deepcopy(d["strategies"][1])]},
+        "strategies[3].name",
+    ),
+    (
+        "duplicate resource",
+        _set(["strategies", 1, "args", "resources", 1, "name"], "cpu"),
+        "strategies[1].args.resources[1].name",
+    ),
+    (
+        "resources not a list",
+        _set(["strategies", 1, "args", "resources"], {"cpu": 1, "memory": 1}),
+        "strategies[1].args.resources",
+    ),
+    (
+        "resources an empty list",
+        _set(["strategies", 2, "args", "resources"], []),
+        "strategies[2].args.resources",
+    ),
+    (
+        "resource without a name",
+        _set(["strategies", 1, "args", "resources", 0], {"weight": 1}),
+        "strategies[1].args.resources[0].name",
+    ),
     ("args not a mapping", _set(["strategies", 1, "args"], ["cpu"]), "strategies[1].args"),
-    ("BalancedAllocation formula of no supported release",
-     _set(["strategies", 2, "args", "formula"], "v1.34"), "strategies[2].args.formula"),
-    ("BalancedAllocation formula as a YAML number", _set(["strategies", 2, "args", "formula"], 1.35),
-     "strategies[2].args.formula"),
-    ("BalancedAllocation formula without the v", _set(["strategies", 2, "args", "formula"], "1.35"),
-     "strategies[2].args.formula"),
-    ("formula on LeastAllocated", _set(["strategies", 1, "args", "formula"], "v1.35"),
-     "strategies[1].args.formula"),
+    (
+        "BalancedAllocation formula of no supported release",
+        _set(["strategies", 2, "args", "formula"], "v1.34"),
+        "strategies[2].args.formula",
+    ),
+    (
+        "BalancedAllocation formula as a YAML number",
+        _set(["strategies", 2, "args", "formula"], 1.35),
+        "strategies[2].args.formula",
+    ),
+    (
+        "BalancedAllocation formula without the v",
+        _set(["strategies", 2, "args", "formula"], "1.35"),
+        "strategies[2].args.formula",
+    ),
+    (
+        "formula on LeastAllocated",
+        _set(["strategies", 1, "args", "formula"], "v1.35"),
+        "strategies[1].args.formula",
+    ),
     ("strategies not a list", _set(["strategies"], {"name": "LoadAware"}), "strategies"),
     ("strategies empty", _set(["strategies"], []), "strategies"),
     ("document not a mapping", lambda d: list(d), "policy"),
@@ -285,6 +399,7 @@ def test_balanced_allocation_formula():
     """``formula`` names the kube-scheduler release whose BalancedAllocation to reproduce:
     v1.36 (the default, the deployed scheduler's) or v1.35; anything else is refused naming
     the field and the choices."""
+
     def balanced(args: dict) -> BalancedAllocationArgs:
         return one({"name": "BalancedAllocation", "args": args}).strategies[0].args
 
@@ -292,8 +407,11 @@ def test_balanced_allocation_formula():
     assert balanced({"formula": "v1.36"}) == balanced({})
     old = balanced({"formula": "v1.35", "resources": [{"name": "cpu"}, {"name": "memory"}]})
     assert old.formula == "v1.35" and old.resources == balanced({}).resources
-    with pytest.raises(PolicyError, match=r"^strategies\[0\]\.args\.formula: must be one of v1\.36, v1\.35 "
-                                          r"\(the kube-scheduler release .*got 'v1\.37'$"):
+    with pytest.raises(
+        PolicyError,
+        match=r"^strategies\[0\]\.args\.formula: must be one of v1\.36, v1\.35 "
+        r"\(the kube-scheduler release .*got 'v1\.37'$",
+    ):
         balanced({"formula": "v1.37"})
 
 
@@ -302,10 +420,22 @@ def test_requested_to_capacity_ratio_args():
     assert isinstance(args, RequestedToCapacityRatioArgs)
     assert args.shape == (ShapePoint(0, 0), ShapePoint(100, 10))
     assert args.resources == (ResourceWeight("cpu", 1), ResourceWeight("memory", 1))  # default
-    args = one({"name": "RequestedToCapacityRatio", "args": {
-        "shape": [{"utilization": 50, "score": 3}],
-        "resources": [{"name": "intel.com/foo", "weight": 3}, {"name": "intel.com/bar", "weight": 100}]},
-    }).strategies[0].args
+    args = (
+        one(
+            {
+                "name": "RequestedToCapacityRatio",
+                "args": {
+                    "shape": [{"utilization": 50, "score": 3}],
+                    "resources": [
+                        {"name": "intel.com/foo", "weight": 3},
+                        {"name": "intel.com/bar", "weight": 100},
+                    ],
+                },
+            }
+        )
+        .strategies[0]
+        .args
+    )
     assert args.shape == (ShapePoint(50, 3),)
     assert args.resources == (ResourceWeight("intel.com/foo", 3), ResourceWeight("intel.com/bar", 100))
 
@@ -323,18 +453,22 @@ def test_trimaran_defaults():
     assert lroc.smoothingWindowSize == 5 and dict(lroc.riskLimitWeights) == {"cpu": 0.5, "memory": 0.5}
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    ({"targetUtilization": 70}, (70, 1000.0, 1.5)),
-    ({"targetUtilization": 1.0}, (1, 1000.0, 1.5)),
-    ({"targetUtilization": 100}, (100, 1000.0, 1.5)),
-    ({"defaultRequests": {"cpu": "500m"}}, (40, 500.0, 1.5)),
-    ({"defaultRequests": {"cpu": "2"}}, (40, 2000.0, 1.5)),
-    ({"defaultRequests": {"cpu": "1.5"}}, (40, 1500.0, 1.5)),
-    ({"defaultRequests": {"cpu": 0.25}}, (40, 250.0, 1.5)),
-    ({"defaultRequests": {"cpu": 2}}, (40, 2000.0, 1.5)),
-    ({"defaultRequestsMultiplier": "2.5"}, (40, 1000.0, 2.5)),  # upstream's type is a string
-    ({"defaultRequestsMultiplier": 1}, (40, 1000.0, 1.0)),
-], ids=lambda v: repr(v))
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ({"targetUtilization": 70}, (70, 1000.0, 1.5)),
+        ({"targetUtilization": 1.0}, (1, 1000.0, 1.5)),
+        ({"targetUtilization": 100}, (100, 1000.0, 1.5)),
+        ({"defaultRequests": {"cpu": "500m"}}, (40, 500.0, 1.5)),
+        ({"defaultRequests": {"cpu": "2"}}, (40, 2000.0, 1.5)),
+        ({"defaultRequests": {"cpu": "1.5"}}, (40, 1500.0, 1.5)),
+        ({"defaultRequests": {"cpu": 0.25}}, (40, 250.0, 1.5)),
+        ({"defaultRequests": {"cpu": 2}}, (40, 2000.0, 1.5)),
+        ({"defaultRequestsMultiplier": "2.5"}, (40, 1000.0, 2.5)),  # upstream's type is a string
+        ({"defaultRequestsMultiplier": 1}, (40, 1000.0, 1.0)),
+    ],
+    ids=lambda v: repr(v),
+)
 def test_target_load_packing_args(args, expected):
     got = one({"name": "TargetLoadPacking", "args": args}).strategies[0].args
     assert (got.targetUtilization, got.defaultRequestsCpuMillis, got.defaultRequestsMultiplier) == expected
@@ -342,14 +476,33 @@ def test_target_load_packing_args(args, expected):
 
 
 def test_load_variation_and_over_commitment_args():
-    lvrb = one({"name": "LoadVariationRiskBalancing",
-                "args": {"safeVarianceMargin": 0, "safeVarianceSensitivity": 2.5}}).strategies[0].args
+    lvrb = (
+        one(
+            {
+                "name": "LoadVariationRiskBalancing",
+                "args": {"safeVarianceMargin": 0, "safeVarianceSensitivity": 2.5},
+            }
+        )
+        .strategies[0]
+        .args
+    )
     assert (lvrb.safeVarianceMargin, lvrb.safeVarianceSensitivity) == (0.0, 2.5)
-    lroc = one({"name": "LowRiskOverCommitment", "args": {
-        "smoothingWindowSize": 1, "riskLimitWeights": {"cpu": 0, "memory": 1}}}).strategies[0].args
+    lroc = (
+        one(
+            {
+                "name": "LowRiskOverCommitment",
+                "args": {"smoothingWindowSize": 1, "riskLimitWeights": {"cpu": 0, "memory": 1}},
+            }
+        )
+        .strategies[0]
+        .args
+    )
     assert lroc.smoothingWindowSize == 1 and dict(lroc.riskLimitWeights) == {"cpu": 0.0, "memory": 1.0}
-    lroc = one({"name": "LowRiskOverCommitment",
-                "args": {"riskLimitWeights": {"memory": 0.25}}}).strategies[0].args
+    lroc = (
+        one({"name": "LowRiskOverCommitment", "args": {"riskLimitWeights": {"memory": 0.25}}})
+        .strategies[0]
+        .args
+    )
     assert dict(lroc.riskLimitWeights) == {"cpu": 0.5, "memory": 0.25}  # the unset one keeps its default
 
 
@@ -376,27 +529,51 @@ NEW_REJECTED = [
     ("fractional shape score", RTCR, shape((0, 2.5)), "shape[0].score"),
     ("shape utilization not increasing", RTCR, shape((50, 0), (50, 10)), "shape[1].utilization"),
     ("shape utilization decreasing", RTCR, shape((60, 0), (40, 10)), "shape[1].utilization"),
-    ("unknown field of a shape point", RTCR, {"shape": [{"utilization": 0, "score": 0, "weight": 1}]},
-     "shape[0].weight"),
-    ("RequestedToCapacityRatio resource weight 0", RTCR,
-     {**shape((0, 0)), "resources": [{"name": "cpu", "weight": 0}]}, "resources[0].weight"),
-    ("RequestedToCapacityRatio fractional resource weight", RTCR,
-     {**shape((0, 0)), "resources": [{"name": "cpu", "weight": 1.5}]}, "resources[0].weight"),
+    (
+        "unknown field of a shape point",
+        RTCR,
+        {"shape": [{"utilization": 0, "score": 0, "weight": 1}]},
+        "shape[0].weight",
+    ),
+    (
+        "RequestedToCapacityRatio resource weight 0",
+        RTCR,
+        {**shape((0, 0)), "resources": [{"name": "cpu", "weight": 0}]},
+        "resources[0].weight",
+    ),
+    (
+        "RequestedToCapacityRatio fractional resource weight",
+        RTCR,
+        {**shape((0, 0)), "resources": [{"name": "cpu", "weight": 1.5}]},
+        "resources[0].weight",
+    ),
     ("targetUtilization 0", TLP, {"targetUtilization": 0}, "targetUtilization"),
     ("targetUtilization above 100", TLP, {"targetUtilization": 101}, "targetUtilization"),
     ("fractional targetUtilization", TLP, {"targetUtilization": 40.5}, "targetUtilization"),
     ("targetUtilization as a string", TLP, {"targetUtilization": "40"}, "targetUtilization"),
-    ("defaultRequests cpu not a quantity", TLP, {"defaultRequests": {"cpu": "1 core"}},
-     "defaultRequests.cpu"),
+    (
+        "defaultRequests cpu not a quantity",
+        TLP,
+        {"defaultRequests": {"cpu": "1 core"}},
+        "defaultRequests.cpu",
+    ),
     ("defaultRequests cpu negative", TLP, {"defaultRequests": {"cpu": -1}}, "defaultRequests.cpu"),
     ("defaultRequests for memory", TLP, {"defaultRequests": {"memory": "1Gi"}}, "defaultRequests.memory"),
     ("defaultRequests not a mapping", TLP, {"defaultRequests": "1000m"}, "defaultRequests"),
-    ("defaultRequestsMultiplier not a number", TLP, {"defaultRequestsMultiplier": "one and a half"},
-     "defaultRequestsMultiplier"),
+    (
+        "defaultRequestsMultiplier not a number",
+        TLP,
+        {"defaultRequestsMultiplier": "one and a half"},
+        "defaultRequestsMultiplier",
+    ),
     ("defaultRequestsMultiplier NaN", TLP, {"defaultRequestsMultiplier": "nan"}, "defaultRequestsMultiplier"),
     ("defaultRequestsMultiplier 0", TLP, {"defaultRequestsMultiplier": 0}, "defaultRequestsMultiplier"),
-    ("defaultRequestsMultiplier negative", TLP, {"defaultRequestsMultiplier": "-1"},
-     "defaultRequestsMultiplier"),
+    (
+        "defaultRequestsMultiplier negative",
+        TLP,
+        {"defaultRequestsMultiplier": "-1"},
+        "defaultRequestsMultiplier",
+    ),
     ("unknown TargetLoadPacking argument", TLP, {"watcherAddress": "x"}, "watcherAddress"),
     ("negative safeVarianceMargin", LVRB, {"safeVarianceMargin": -1}, "safeVarianceMargin"),
     ("safeVarianceSensitivity 0", LVRB, {"safeVarianceSensitivity": 0}, "safeVarianceSensitivity"),
@@ -405,12 +582,24 @@ NEW_REJECTED = [
     ("fractional smoothingWindowSize", LROC, {"smoothingWindowSize": 2.5}, "smoothingWindowSize"),
     ("riskLimitWeights above 1", LROC, {"riskLimitWeights": {"cpu": 1.5}}, "riskLimitWeights.cpu"),
     ("negative riskLimitWeights", LROC, {"riskLimitWeights": {"memory": -0.1}}, "riskLimitWeights.memory"),
-    ("riskLimitWeights for another resource", LROC, {"riskLimitWeights": {"nvidia.com/gpu": 0.5}},
-     "riskLimitWeights.nvidia.com/gpu"),
-    ("riskLimitWeights for a misspelt resource", LROC, {"riskLimitWeights": {"memroy": 0.5}},
-     "riskLimitWeights.memroy"),
-    ("defaultRequests for a misspelt resource", TLP, {"defaultRequests": {"cpus": "1"}},
-     "defaultRequests.cpus"),
+    (
+        "riskLimitWeights for another resource",
+        LROC,
+        {"riskLimitWeights": {"nvidia.com/gpu": 0.5}},
+        "riskLimitWeights.nvidia.com/gpu",
+    ),
+    (
+        "riskLimitWeights for a misspelt resource",
+        LROC,
+        {"riskLimitWeights": {"memroy": 0.5}},
+        "riskLimitWeights.memroy",
+    ),
+    (
+        "defaultRequests for a misspelt resource",
+        TLP,
+        {"defaultRequests": {"cpus": "1"}},
+        "defaultRequests.cpus",
+    ),
 ]
 
 
@@ -428,24 +617,51 @@ def test_invalid_new_strategy_args_are_rejected_naming_the_field(name, args, fie
 
 
 # (ids with sets sorted: every pytest-xdist worker must collect the same ids, whatever PYTHONHASHSEED)
-@pytest.mark.parametrize(("doc", "expected"), [
-    ({}, {"cpu", "memory"}),  # default thresholds and LoadAware weights
-    ({"filters": {"usageThresholds": {}}, "strategies": [{"name": "LeastAllocated"}]}, set()),
-    # no LoadAware: Koordinator's default weights play no part
-    ({"filters": {"usageThresholds": {"memory": 0}}, "strategies": [{"name": "MostAllocated"}]}, {"memory"}),
-    ({"filters": {"usageThresholds": {}}, "strategies": [
-        {"name": "LoadAware", "weight": 0, "args": {"resourceWeights": {"nvidia.com/gpu": 1}}},
-        {"name": "LeastAllocated"}]},
-     {"nvidia.com/gpu"}),  # LoadAware listed, even at weight 0
-    ({"filters": {"usageThresholds": {"ephemeral-storage": 90}},
-      "strategies": [{"name": "TargetLoadPacking"}]}, {"cpu", "ephemeral-storage"}),
-    ({"filters": {"usageThresholds": {}}, "strategies": [{"name": "LoadVariationRiskBalancing"}]},
-     {"cpu", "memory"}),
-    ({"filters": {"usageThresholds": {}}, "strategies": [{"name": "LowRiskOverCommitment"}]},
-     {"cpu", "memory"}),
-    ({"filters": {"usageThresholds": {}}, "strategies": [
-        {"name": "RequestedToCapacityRatio", "args": {"shape": BIN_PACK}}]}, set()),
-], ids=lambda v: repr(sorted(v) if isinstance(v, set) else v)[:60])
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        ({}, {"cpu", "memory"}),  # default thresholds and LoadAware weights
+        ({"filters": {"usageThresholds": {}}, "strategies": [{"name": "LeastAllocated"}]}, set()),
+        # no LoadAware: Koordinator's default weights play no part
+        (
+            {"filters": {"usageThresholds": {"memory": 0}}, "strategies": [{"name": "MostAllocated"}]},
+            {"memory"},
+        ),
+        (
+            {
+                "filters": {"usageThresholds": {}},
+                "strategies": [
+                    {"name": "LoadAware", "weight": 0, "args": {"resourceWeights": {"nvidia.com/gpu": 1}}},
+                    {"name": "LeastAllocated"},
+                ],
+            },
+            {"nvidia.com/gpu"},
+        ),  # LoadAware listed, even at weight 0
+        (
+            {
+                "filters": {"usageThresholds": {"ephemeral-storage": 90}},
+                "strategies": [{"name": "TargetLoadPacking"}],
+            },
+            {"cpu", "ephemeral-storage"},
+        ),
+        (
+            {"filters": {"usageThresholds": {}}, "strategies": [{"name": "LoadVariationRiskBalancing"}]},
+            {"cpu", "memory"},
+        ),
+        (
+            {"filters": {"usageThresholds": {}}, "strategies": [{"name": "LowRiskOverCommitment"}]},
+            {"cpu", "memory"},
+        ),
+        (
+            {
+                "filters": {"usageThresholds": {}},
+                "strategies": [{"name": "RequestedToCapacityRatio", "args": {"shape": BIN_PACK}}],
+            },
+            set(),
+        ),
+    ],
+    ids=lambda v: repr(sorted(v) if isinstance(v, set) else v)[:60],
+)
 def test_load_resources(doc, expected):
     assert parse_policy(doc).load_resources == frozenset(expected)
 
@@ -466,16 +682,22 @@ def _in_thresholds(name: Any) -> tuple[dict, str]:
 def _in_load_aware(arg: str, value: int) -> Callable[[Any], tuple[dict, str]]:
     def build(name: Any) -> tuple[dict, str]:
         args = {arg: {name: value}}
-        return ({"filters": {"usageThresholds": {}}, "strategies": [{"name": "LoadAware", "args": args}]},
-                f"strategies[0].args.{arg}.{_key(name)}")
+        return (
+            {"filters": {"usageThresholds": {}}, "strategies": [{"name": "LoadAware", "args": args}]},
+            f"strategies[0].args.{arg}.{_key(name)}",
+        )
+
     return build
 
 
 def _in_resources(strategy: str, **extra: Any) -> Callable[[Any], tuple[dict, str]]:
     def build(name: Any) -> tuple[dict, str]:
         args = {**extra, "resources": [{"name": name, "weight": 2}]}
-        return ({"filters": {"usageThresholds": {}}, "strategies": [{"name": strategy, "args": args}]},
-                "strategies[0].args.resources[0].name")
+        return (
+            {"filters": {"usageThresholds": {}}, "strategies": [{"name": strategy, "args": args}]},
+            "strategies[0].args.resources[0].name",
+        )
+
     return build
 
 
@@ -493,14 +715,24 @@ RESOURCE_NAME_FIELDS = [
 LONG_PREFIX = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 58])  # a DNS subdomain of 250 characters
 
 ACCEPTED_NAMES = [
-    "cpu", "memory", "ephemeral-storage", "pods",
-    "hugepages-2Mi", "hugepages-1Gi", "hugepages-64Ki",
-    "nvidia.com/gpu", "example.com/foo", "amd.com/gpu", "gpu.intel.com/i915",
+    "cpu",
+    "memory",
+    "ephemeral-storage",
+    "pods",
+    "hugepages-2Mi",
+    "hugepages-1Gi",
+    "hugepages-64Ki",
+    "nvidia.com/gpu",
+    "example.com/foo",
+    "amd.com/gpu",
+    "gpu.intel.com/i915",
     "example.com/Foo_bar.1",  # the name part allows upper case, '_' and '.' (IsQualifiedName)
     # kubernetes.io-prefixed names that are not built in: kube-apiserver lets containers request
     # them and kube-scheduler counts them (IsPrefixedNativeResource); Koordinator puts
     # kubernetes.io/batch-cpu and kubernetes.io/batch-memory on its nodes.
-    "kubernetes.io/batch-cpu", "kubernetes.io/foo", "node.kubernetes.io/bar",
+    "kubernetes.io/batch-cpu",
+    "kubernetes.io/foo",
+    "node.kubernetes.io/bar",
 ]
 
 REFUSED_NAMES = [

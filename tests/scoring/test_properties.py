@@ -19,8 +19,9 @@ from scoring.strategies import balanced_allocation
 from scoring.types import ARRAY_FIELDS, MAX_QUANTITY
 from tests.scoring import generators as gen
 
-PROPERTY = settings(max_examples=500, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPERTY = settings(
+    max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 CODES = {OK, INSUFFICIENT, NO_ALLOCATABLE, USAGE_THRESHOLD, NO_FRESH_LOAD}
 
 
@@ -40,9 +41,14 @@ def _overshoot_scenario() -> gen.Scenario:
     # LeastAllocated w1 + MostAllocated w2 on memory (alloc 100): combined = (100 + r) / 3. With
     # r = 0 and 32 the feasible range is 100/3 .. 132/3; stretching float64 means gave the top
     # node 100.00000000000001.
-    doc = {"filters": {"usageThresholds": {}}, "score": {"spread": True}, "strategies": [
-        {"name": "LeastAllocated", "weight": 1, "args": {"resources": [{"name": "memory", "weight": 1}]}},
-        {"name": "MostAllocated", "weight": 2, "args": {"resources": [{"name": "memory", "weight": 1}]}}]}
+    doc = {
+        "filters": {"usageThresholds": {}},
+        "score": {"spread": True},
+        "strategies": [
+            {"name": "LeastAllocated", "weight": 1, "args": {"resources": [{"name": "memory", "weight": 1}]}},
+            {"name": "MostAllocated", "weight": 2, "args": {"resources": [{"name": "memory", "weight": 1}]}},
+        ],
+    }
     nodes = gen.table(("cpu", "memory", "pods"), [[1000, 100, 110]] * 2, requested=[[0, 0, 0], [0, 32, 0]])
     return gen.scenario(nodes, gen.pod(("cpu", "memory", "pods"), [0, 0, 1]), doc)
 
@@ -108,8 +114,11 @@ def test_permuting_the_nodes_permutes_every_per_node_output(sc, seed):
 
 
 @PROPERTY
-@given(sc=gen.scenarios(spread=False, only=("LoadAware", "LoadVariationRiskBalancing")), seed=gen.SEEDS,
-       what=st.sampled_from(["usage", "pending", "both"]))
+@given(
+    sc=gen.scenarios(spread=False, only=("LoadAware", "LoadVariationRiskBalancing")),
+    seed=gen.SEEDS,
+    what=st.sampled_from(["usage", "pending", "both"]),
+)
 def test_more_load_never_raises_a_score_under_load_strategies(sc, seed, what):
     """More measured usage or pending usage on one node (all else fixed, spread off, a policy
     of load strategies): its load score, combined score and level do not rise, and every
@@ -118,8 +127,11 @@ def test_more_load_never_raises_a_score_under_load_strategies(sc, seed, what):
 
 
 @PROPERTY
-@given(sc=gen.scenarios(spread=False, spreading=True), seed=gen.SEEDS,
-       what=st.sampled_from(["usage", "pending", "both"]))
+@given(
+    sc=gen.scenarios(spread=False, spreading=True),
+    seed=gen.SEEDS,
+    what=st.sampled_from(["usage", "pending", "both"]),
+)
 def test_more_load_never_raises_a_score_under_any_policy(sc, seed, what):
     """The same under any policy of spreading strategies (every strategy but TargetLoadPacking,
     which packs by design, and LowRiskOverCommitment, not monotone upstream): requests-based
@@ -176,12 +188,18 @@ def test_trimaran_only_inputs_do_not_change_other_strategies(sc, seed):
     rng = np.random.default_rng(seed)
     n, r = len(sc.nodes), len(sc.nodes.resources)
     other = gen.rand_table(rng, sc.nodes.resources, n, kind_mix=(1, 1, 1, 1, 1), metric_mix=(1, 1, 1))
-    nodes = replace_rows(sc.nodes, np.arange(n), **{f: getattr(other, f).copy() for f in (
-        "limits", "usage_avg", "usage_std", "usage_p95")})
+    nodes = replace_rows(
+        sc.nodes,
+        np.arange(n),
+        **{f: getattr(other, f).copy() for f in ("limits", "usage_avg", "usage_std", "usage_p95")},
+    )
     c = int(rng.integers(1, 4))
-    p = dataclasses.replace(sc.pod, container_requests=np.floor(rng.random((c, r)) * 1000),
-                            container_limits=np.floor(rng.random((c, r)) * 2000),
-                            overhead=np.floor(rng.random(r) * 100))
+    p = dataclasses.replace(
+        sc.pod,
+        container_requests=np.floor(rng.random((c, r)) * 1000),
+        container_limits=np.floor(rng.random((c, r)) * 2000),
+        overhead=np.floor(rng.random(r) * 100),
+    )
     a, b = run(sc), run(dataclasses.replace(sc, nodes=nodes, pod=p))
     assert b.scores.tolist() == a.scores.tolist() and b.combined.tolist() == a.combined.tolist()
     assert b.verdict.code.tolist() == a.verdict.code.tolist()
@@ -232,7 +250,7 @@ def test_a_node_without_allocatable_cpu_or_memory_fails_and_scores_zero(sc, seed
     n = len(sc.nodes)
     zero = rng.uniform(size=n) < 0.5
     alloc = sc.nodes.allocatable.copy()
-    for name in (["cpu", "memory"] if which == "both" else [which]):
+    for name in ["cpu", "memory"] if which == "both" else [which]:
         alloc[zero, sc.nodes.resources.index(name)] = 0.0
     ev = run(dataclasses.replace(sc, nodes=replace_rows(sc.nodes, np.arange(n), allocatable=alloc)))
     cpu, mem = (alloc[:, sc.nodes.resources.index(x)] for x in ("cpu", "memory"))
@@ -263,8 +281,10 @@ def test_verdict_codes_partition_the_nodes_and_infeasible_nodes_score_zero(sc):
     if sc.policy.load.fallback != "reject":
         assert not groups[NO_FRESH_LOAD]
     else:
-        assert groups[NO_FRESH_LOAD] == set(np.flatnonzero(~ev.load_ok).tolist()) - groups[NO_ALLOCATABLE] \
-            - groups[INSUFFICIENT]
+        assert (
+            groups[NO_FRESH_LOAD]
+            == set(np.flatnonzero(~ev.load_ok).tolist()) - groups[NO_ALLOCATABLE] - groups[INSUFFICIENT]
+        )
     assert not ev.load_ok[list(groups[NO_FRESH_LOAD])].any()
     assert ev.load_ok[list(groups[USAGE_THRESHOLD])].all()
     for i in range(n):
@@ -305,8 +325,12 @@ def test_spread_maps_the_feasible_range_onto_0_100(sc):
     """With spread, the feasible nodes' lowest combined score is 0 and the highest 100 exactly
     (when at least two differ), and the order of the feasible nodes is kept."""
     ev = run(sc)
-    unspread = run(dataclasses.replace(sc, policy=dataclasses.replace(
-        sc.policy, score=dataclasses.replace(sc.policy.score, spread=False))))
+    unspread = run(
+        dataclasses.replace(
+            sc,
+            policy=dataclasses.replace(sc.policy, score=dataclasses.replace(sc.policy.score, spread=False)),
+        )
+    )
     feasible = ev.verdict.feasible
     before, after = unspread.combined[feasible], ev.combined[feasible]
     if len(before) >= 2 and before.max() > before.min():
@@ -317,17 +341,20 @@ def test_spread_maps_the_feasible_range_onto_0_100(sc):
         assert after.tolist() == before.tolist()
 
 
-@settings(max_examples=200, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 @given(sc=gen.scenarios(), seed=gen.SEEDS)
 def test_explaining_taken_rows_equals_explaining_those_rows_of_the_whole(sc, seed):
     """The decision log keeps ``Evaluation.take`` / ``NodeTable.take`` of its best rows and
     explains them later: that must read exactly as explaining those rows of the whole."""
     from scoring.explain import explain
+
     ev = run(sc)
     n = len(sc.nodes)
     rows = np.random.default_rng(seed).permutation(n)[: max(1, n // 2)]
     whole = explain(ev, pod=sc.pod, nodes=sc.nodes, policy=sc.policy, rows=rows.tolist())
-    part = explain(ev.take(rows), pod=sc.pod, nodes=sc.nodes.take(rows), policy=sc.policy,
-                   rows=range(len(rows)))
+    part = explain(
+        ev.take(rows), pod=sc.pod, nodes=sc.nodes.take(rows), policy=sc.policy, rows=range(len(rows))
+    )
     assert part == whole

@@ -37,12 +37,14 @@ from scoring.trimaran import (
 )
 from tests.scoring import reference_trimaran as ref
 
-PROPERTY = settings(max_examples=500, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPERTY = settings(
+    max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 SEEDS = st.integers(0, 2**63 - 1)
 TOP = 2**53
-EDGES = np.array([0, 1, 2, 3, 7, 99, 100, 101, 1000, 1024, 4000, 2**20, 2**30, 2**53 - 1, 2**53],
-                 dtype=np.int64)
+EDGES = np.array(
+    [0, 1, 2, 3, 7, 99, 100, 101, 1000, 1024, 4000, 2**20, 2**30, 2**53 - 1, 2**53], dtype=np.int64
+)
 MI = 2**20  # 1 Mi
 
 
@@ -87,14 +89,22 @@ def tlp_cases(draw):
 
 @PROPERTY
 @given(tlp_cases())
-@example((np.array([0, 1000, 1000, 2000], dtype=np.int64), np.array([5.0, 400.0, 1000.0, 1500.0]),
-          np.zeros(4), 0.0, 40))
+@example(
+    (
+        np.array([0, 1000, 1000, 2000], dtype=np.int64),
+        np.array([5.0, 400.0, 1000.0, 1500.0]),
+        np.zeros(4),
+        0.0,
+        40,
+    )
+)
 def test_tlp_matches_reference(case):
     cap, used, pending, pod, target = case
     got = target_load_packing(cap, used, pending, pod, target=target)
     assert got.dtype == np.int64 and got.shape == cap.shape
-    want = [ref.tlp_score(int(cap[i]), float(used[i]), float(pending[i]), pod, target)
-            for i in range(len(cap))]
+    want = [
+        ref.tlp_score(int(cap[i]), float(used[i]), float(pending[i]), pod, target) for i in range(len(cap))
+    ]
     assert got.tolist() == want
 
 
@@ -121,8 +131,9 @@ def test_tlp_predicted_cpu_rounds_half_away_from_zero():
 TLP_UPSTREAM = [
     pytest.param(0.0, [], [], 40, id="TestTargetLoadPackingScoring/new node"),
     pytest.param(50.0, [], [], 33, id="TestTargetLoadPackingScoring/hot node"),
-    pytest.param(30.0, [1000], [1000], 0,
-                 id="TestTargetLoadPackingScoring/excess utilization returns min score"),
+    pytest.param(
+        30.0, [1000], [1000], 0, id="TestTargetLoadPackingScoring/excess utilization returns min score"
+    ),
     pytest.param(math.nan, [], [], 0, id="TestTargetLoadPackingScoring/404 resp from watcher"),
 ]
 
@@ -172,8 +183,9 @@ def lvrb_cases(draw):
     rng = np.random.default_rng(seed)
     alloc = quantities(rng, (n, k))
     u = rng.random((5, n, k))
-    avg = np.where(u[0] < 0.6, fractions(rng, (n, k), 2.5) * alloc,
-                   quantities(rng, (n, k)).astype(np.float64))
+    avg = np.where(
+        u[0] < 0.6, fractions(rng, (n, k), 2.5) * alloc, quantities(rng, (n, k)).astype(np.float64)
+    )
     avg = np.where(u[1] < 0.08, np.nan, np.where(u[1] > 0.95, -avg, avg))
     std = np.where(u[2] < 0.3, 0.0, fractions(rng, (n, k), 1.2) * alloc * np.where(u[3] < 0.5, 0.25, 1.0))
     std = np.where(u[3] < 0.05, np.nan, np.where(u[3] > 0.97, -std, std))
@@ -188,8 +200,16 @@ def lvrb_cases(draw):
 @given(lvrb_cases())
 def test_lvrb_matches_reference(case):
     alloc, avg, std, req, margin, sens, is_mem, present = case
-    got = load_variation_risk_balancing(alloc, avg, std, req, margin=margin, sensitivity=sens,
-                                        resource_is_memory=is_mem, metric_present=present)
+    got = load_variation_risk_balancing(
+        alloc,
+        avg,
+        std,
+        req,
+        margin=margin,
+        sensitivity=sens,
+        resource_is_memory=is_mem,
+        metric_present=present,
+    )
     assert got.dtype == np.int64 and got.shape == (alloc.shape[0],)
     n, k = alloc.shape
     want = []
@@ -197,8 +217,19 @@ def test_lvrb_matches_reference(case):
         res = []
         for j in range(k):
             ok = math.isfinite(avg[i, j]) and (present is None or bool(present[i, j]))
-            s = ref.lvrb_resource_score(int(alloc[i, j]), float(avg[i, j]), float(std[i, j]), float(req[j]),
-                                        margin, sens, bool(is_mem[j])) if ok else 0.0
+            s = (
+                ref.lvrb_resource_score(
+                    int(alloc[i, j]),
+                    float(avg[i, j]),
+                    float(std[i, j]),
+                    float(req[j]),
+                    margin,
+                    sens,
+                    bool(is_mem[j]),
+                )
+                if ok
+                else 0.0
+            )
             res.append((ok, s))
         want.append(ref.lvrb_score(res))
     assert got.tolist() == want
@@ -221,13 +252,25 @@ LVRB_COMPUTE_SCORE = [
 
 @pytest.mark.parametrize(("margin", "sens", "cap", "req", "avg", "std", "expected"), LVRB_COMPUTE_SCORE)
 def test_lvrb_compute_score_upstream(margin, sens, cap, req, avg, std, expected):
-    got = load_variation_risk_balancing(np.array([[cap]]), np.array([[float(avg)]]), np.array([[float(std)]]),
-                                        np.array([float(req)]), margin=margin, sensitivity=sens,
-                                        resource_is_memory=[False])
+    got = load_variation_risk_balancing(
+        np.array([[cap]]),
+        np.array([[float(avg)]]),
+        np.array([[float(std)]]),
+        np.array([float(req)]),
+        margin=margin,
+        sensitivity=sens,
+        resource_is_memory=[False],
+    )
     assert got.tolist() == [expected]
-    s = lvrb_resource_scores(np.array([[cap]]), np.array([[float(avg)]]), np.array([[float(std)]]),
-                             np.array([float(req)]), margin=margin, sensitivity=sens,
-                             resource_is_memory=[False])
+    s = lvrb_resource_scores(
+        np.array([[cap]]),
+        np.array([[float(avg)]]),
+        np.array([[float(std)]]),
+        np.array([float(req)]),
+        margin=margin,
+        sensitivity=sens,
+        resource_is_memory=[False],
+    )
     assert s[0, 0] == ref.lvrb_resource_score(cap, avg, std, req, margin, sens, False)
 
 
@@ -247,12 +290,25 @@ LVRB_SCORE = [
 @pytest.mark.parametrize(("pod", "cpu", "mem", "expected"), LVRB_SCORE)
 def test_lvrb_score_upstream(pod, cpu, mem, expected):
     alloc = np.array([[1000, GI]], dtype=np.int64)
-    avg = np.array([[math.nan if cpu[0] is None else cpu[0] * 1000 / 100,
-                     math.nan if mem[0] is None else mem[0] * float(GI) / 100]])
-    std = np.array([[0.0 if cpu[1] is None else cpu[1] * 1000 / 100,
-                     0.0 if mem[1] is None else mem[1] * float(GI) / 100]])
-    got = load_variation_risk_balancing(alloc, avg, std, np.array(pod, dtype=np.float64),
-                                        resource_is_memory=[False, True])
+    avg = np.array(
+        [
+            [
+                math.nan if cpu[0] is None else cpu[0] * 1000 / 100,
+                math.nan if mem[0] is None else mem[0] * float(GI) / 100,
+            ]
+        ]
+    )
+    std = np.array(
+        [
+            [
+                0.0 if cpu[1] is None else cpu[1] * 1000 / 100,
+                0.0 if mem[1] is None else mem[1] * float(GI) / 100,
+            ]
+        ]
+    )
+    got = load_variation_risk_balancing(
+        alloc, avg, std, np.array(pod, dtype=np.float64), resource_is_memory=[False, True]
+    )
     assert got.tolist() == [expected]
 
 
@@ -263,8 +319,10 @@ def test_lvrb_never_increases_with_average_usage(case, seed):
     rng = np.random.default_rng(seed)
     more = avg + np.where(rng.random(avg.shape) < 0.5, 0.0, fractions(rng, avg.shape) * np.maximum(alloc, 1))
     kw = dict(margin=margin, sensitivity=sens, resource_is_memory=is_mem, metric_present=present)
-    assert np.all(load_variation_risk_balancing(alloc, more, std, req, **kw)
-                  <= load_variation_risk_balancing(alloc, avg, std, req, **kw))
+    assert np.all(
+        load_variation_risk_balancing(alloc, more, std, req, **kw)
+        <= load_variation_risk_balancing(alloc, avg, std, req, **kw)
+    )
 
 
 def test_lvrb_memory_unit_conversion_is_exact():
@@ -273,14 +331,16 @@ def test_lvrb_memory_unit_conversion_is_exact():
     alloc = np.array([[3 * GI + 12345]], dtype=np.int64)
     args = (alloc, np.array([[1.7e9]]), np.array([[2.1e8]]), np.array([123456789.0]))
     assert lvrb_resource_scores(*args, resource_is_memory=[True])[0, 0] == ref.lvrb_resource_score(
-        int(alloc[0, 0]), 1.7e9, 2.1e8, 123456789.0, 1.0, 1.0, True)
+        int(alloc[0, 0]), 1.7e9, 2.1e8, 123456789.0, 1.0, 1.0, True
+    )
 
 
 def test_lvrb_without_resources_scores_0():
     # no resource, so none present: upstream's "0 if none" (was int64 garbage before)
     none = np.zeros((3, 0))
-    got = load_variation_risk_balancing(none.astype(np.int64), none, none, np.zeros(0),
-                                        resource_is_memory=np.zeros(0, bool))
+    got = load_variation_risk_balancing(
+        none.astype(np.int64), none, none, np.zeros(0), resource_is_memory=np.zeros(0, bool)
+    )
     assert got.dtype == np.int64 and got.tolist() == [0, 0, 0]
 
 
@@ -295,22 +355,34 @@ def beta_cases(draw):
     rng = np.random.default_rng(seed)
     u = rng.random((6, n))
     edge_ab = np.array([1.0, 2.0, 0.5, 1e-3, 3.0, 10.0, 171.0, 172.0, 5e4])
-    a = np.where(u[0] < 0.2, edge_ab[(u[1] * len(edge_ab)).astype(int) % len(edge_ab)],
-                 np.exp(u[1] * math.log(1e5 / 1e-3) + math.log(1e-3)))
-    b = np.where(u[2] < 0.2, edge_ab[(u[3] * len(edge_ab)).astype(int) % len(edge_ab)],
-                 np.exp(u[3] * math.log(1e5 / 1e-3) + math.log(1e-3)))
+    a = np.where(
+        u[0] < 0.2,
+        edge_ab[(u[1] * len(edge_ab)).astype(int) % len(edge_ab)],
+        np.exp(u[1] * math.log(1e5 / 1e-3) + math.log(1e-3)),
+    )
+    b = np.where(
+        u[2] < 0.2,
+        edge_ab[(u[3] * len(edge_ab)).astype(int) % len(edge_ab)],
+        np.exp(u[3] * math.log(1e5 / 1e-3) + math.log(1e-3)),
+    )
     edge_x = np.array([0.0, 1.0, 0.5, 0.95, 0.9500000000000001, 1e-12, 1 - 1e-12, -0.5, 1.5])
     mean = a / (a + b)
     near = np.clip(mean + (u[5] - 0.5) * 6 * np.sqrt(mean * (1 - mean) / (a + b + 1)), 0, 1)
-    x = np.where(u[4] < 0.2, edge_x[(u[5] * len(edge_x)).astype(int) % len(edge_x)],
-                 np.where(u[4] < 0.6, near, u[5]))
+    x = np.where(
+        u[4] < 0.2, edge_x[(u[5] * len(edge_x)).astype(int) % len(edge_x)], np.where(u[4] < 0.6, near, u[5])
+    )
     return x, a, b
 
 
 @PROPERTY
 @given(beta_cases())
-@example((np.array([0.5, 0.0, 1.0, 0.5, 0.3]), np.array([2.0, 2.0, 2.0, -1.0, math.inf]),
-          np.array([2.0, 2.0, 2.0, 1.0, math.inf])))
+@example(
+    (
+        np.array([0.5, 0.0, 1.0, 0.5, 0.3]),
+        np.array([2.0, 2.0, 2.0, -1.0, math.inf]),
+        np.array([2.0, 2.0, 2.0, 1.0, math.inf]),
+    )
+)
 def test_beta_cdf_matches_reference(case):
     x, a, b = case
     got = beta_cdf(x, a, b)
@@ -394,8 +466,9 @@ def lroc_cases(draw):
     below = np.floor(u[2] * (alloc + 1)).astype(np.int64)
     req = np.where(u[3] < 0.7, below, np.where(u[3] < 0.85, alloc, alloc + np.floor(u[2] * (alloc + 3))))
     req = np.clip(req, 0, TOP).astype(np.int64)
-    lim = np.where(u[4] < 0.3, req,
-                   np.where(u[4] < 0.8, req + np.floor(u[5] * (alloc + 1)), quantities(rng, (n, k))))
+    lim = np.where(
+        u[4] < 0.3, req, np.where(u[4] < 0.8, req + np.floor(u[5] * (alloc + 1)), quantities(rng, (n, k)))
+    )
     lim = np.clip(lim, 0, TOP).astype(np.int64)
     frac = fractions(rng, (n, k), 1.3)
     avg = np.where(u[6] < 0.9, frac * alloc, quantities(rng, (n, k)).astype(np.float64))
@@ -421,9 +494,18 @@ def _lroc_reference(alloc, req, lim, pod_req, pod_lim, avg, std, window, weights
     for i in range(n):
         for j in range(k):
             out[:, i, j] = ref.lroc_risk_bounds(
-                int(alloc[i, j]), int(req[i, j]), int(lim[i, j]), int(pod_req[j]), int(pod_lim[j]),
-                float(avg[i, j]), float(std[i, j]), window=window, weight=float(weights[j]),
-                is_memory=bool(is_mem[j]), present=present is None or bool(present[i, j]))
+                int(alloc[i, j]),
+                int(req[i, j]),
+                int(lim[i, j]),
+                int(pod_req[j]),
+                int(pod_lim[j]),
+                float(avg[i, j]),
+                float(std[i, j]),
+                window=window,
+                weight=float(weights[j]),
+                is_memory=bool(is_mem[j]),
+                present=present is None or bool(present[i, j]),
+            )
     scores = [[ref.lroc_score(out[c, i].tolist(), best_effort) for i in range(n)] for c in range(3)]
     return out[0], out[1], out[2], scores
 
@@ -433,8 +515,10 @@ def _assert_lroc_within(got_risks, got_scores, reference):
     its scores between the scores of the bounds: exact equality wherever the bounds are tight."""
     risk, lo, hi, (want, best, worst) = reference
     bad = (got_risks < lo - 1e-9) | (got_risks > hi + 1e-9)
-    assert not bad.any(), [(tuple(ij), got_risks[tuple(ij)], risk[tuple(ij)], lo[tuple(ij)], hi[tuple(ij)])
-                           for ij in np.argwhere(bad)]
+    assert not bad.any(), [
+        (tuple(ij), got_risks[tuple(ij)], risk[tuple(ij)], lo[tuple(ij)], hi[tuple(ij)])
+        for ij in np.argwhere(bad)
+    ]
     within = all(w <= g <= b for g, w, b in zip(got_scores, worst, best, strict=True))
     assert within, (got_scores, want, worst, best)
 
@@ -443,16 +527,44 @@ def _assert_lroc_within(got_risks, got_scores, reference):
 # sigma at its cap) and limits C - 1 above it; the other cells as hypothesis printed them.
 LROC_FLAKE = (
     np.array([[2**53, 5724780], [1369, 2**53], [2**53, 100], [22076, 999898], [58684, 3]], dtype=np.int64),
-    np.array([[7971244648617755, 5532755], [596, 5615645284102665], [8301891567268302, 78],
-              [22076, 1715290], [20731, 3]], dtype=np.int64),
-    np.array([[0, 9120848], [27800, 7259692124963206], [2**53 - 1, 176], [31660, 2120195], [71127, 4]],
-             dtype=np.int64),
-    np.array([9999920, 1]), np.array([0, 0]),
-    np.array([[9.00719925e15, 3.47673719e06], [math.nan, 1.00227746e16], [9007199254740466.0, 1.07467753e02],
-              [math.nan, 1.12159649e06], [2.34736000e04, 2.26720690e00]]),
-    np.array([[0.0, 1.83858969e06], [1.38371483e02, 3.22013995e15], [2.17720324e14, 1.88889802e01],
-              [2.24699386e03, 3.65731170e05], [0.0, 1.09251508e00]]),
-    5, np.array([0.5, 0.5]), None)
+    np.array(
+        [
+            [7971244648617755, 5532755],
+            [596, 5615645284102665],
+            [8301891567268302, 78],
+            [22076, 1715290],
+            [20731, 3],
+        ],
+        dtype=np.int64,
+    ),
+    np.array(
+        [[0, 9120848], [27800, 7259692124963206], [2**53 - 1, 176], [31660, 2120195], [71127, 4]],
+        dtype=np.int64,
+    ),
+    np.array([9999920, 1]),
+    np.array([0, 0]),
+    np.array(
+        [
+            [9.00719925e15, 3.47673719e06],
+            [math.nan, 1.00227746e16],
+            [9007199254740466.0, 1.07467753e02],
+            [math.nan, 1.12159649e06],
+            [2.34736000e04, 2.26720690e00],
+        ]
+    ),
+    np.array(
+        [
+            [0.0, 1.83858969e06],
+            [1.38371483e02, 3.22013995e15],
+            [2.17720324e14, 1.88889802e01],
+            [2.24699386e03, 3.65731170e05],
+            [0.0, 1.09251508e00],
+        ]
+    ),
+    5,
+    np.array([0.5, 0.5]),
+    None,
+)
 
 
 @PROPERTY
@@ -461,8 +573,12 @@ LROC_FLAKE = (
 def test_lroc_matches_reference(case):
     alloc, req, lim, pod_req, pod_lim, avg, std, window, weights, present = case
     is_mem = np.array([False, True])
-    kw = dict(smoothing_window_size=window, risk_limit_weights=weights, resource_is_memory=is_mem,
-              metric_present=present)
+    kw = dict(
+        smoothing_window_size=window,
+        risk_limit_weights=weights,
+        resource_is_memory=is_mem,
+        metric_present=present,
+    )
     got = low_risk_over_commitment(alloc, req, lim, pod_req, pod_lim, avg, std, **kw)
     risks = lroc_resource_risks(alloc, req, lim, pod_req, pod_lim, avg, std, **kw)
     want = _lroc_reference(alloc, req, lim, pod_req, pod_lim, avg, std, window, weights, present, is_mem)
@@ -488,11 +604,29 @@ def test_lroc_swapped_cdf_is_compared_within_its_error_bound():
     probability p / q is conditioned on that CDF, so riskLoad moves by ~1e-3 between two faithful
     ports, and by 0.04 from the exact value: the reference's error bound covers all of them."""
     alloc, req, lim, pod_req, pod_lim, avg, std, window, weights, _ = LROC_FLAKE
-    cell = (int(alloc[2, 0]), int(req[2, 0]), int(lim[2, 0]), int(pod_req[0]), int(pod_lim[0]),
-            float(avg[2, 0]), float(std[2, 0]))
+    cell = (
+        int(alloc[2, 0]),
+        int(req[2, 0]),
+        int(lim[2, 0]),
+        int(pod_req[0]),
+        int(pod_lim[0]),
+        float(avg[2, 0]),
+        float(std[2, 0]),
+    )
     risk, lo, hi = ref.lroc_risk_bounds(*cell, window=window, weight=0.5, is_memory=False)
-    got = float(lroc_resource_risks(alloc, req, lim, pod_req, pod_lim, avg, std, smoothing_window_size=window,
-                                    risk_limit_weights=weights)[0, 2])
+    got = float(
+        lroc_resource_risks(
+            alloc,
+            req,
+            lim,
+            pod_req,
+            pod_lim,
+            avg,
+            std,
+            smoothing_window_size=window,
+            risk_limit_weights=weights,
+        )[0, 2]
+    )
     limit = int(lim[2, 0]) + int(pod_req[0])  # + max(pod limit 0, pod request)
     request = min(int(req[2, 0]) + int(pod_req[0]), int(alloc[2, 0]))
     risk_limit = (limit - int(alloc[2, 0])) / (limit - request)
@@ -511,8 +645,9 @@ def test_lroc_swapped_cdf_is_compared_within_its_error_bound():
     assert 0.01 < err / q < 1  # the swapped one is not
     # and the same node with a realistic load (average 0.6 C) is bounded to 1e-12
     for avg_frac in (0.6, 0.95):
-        _, lo, hi = ref.lroc_risk_bounds(*cell[:5], avg_frac * cell[0], cell[6], window=window, weight=0.5,
-                                         is_memory=False)
+        _, lo, hi = ref.lroc_risk_bounds(
+            *cell[:5], avg_frac * cell[0], cell[6], window=window, weight=0.5, is_memory=False
+        )
         assert hi - lo < 1e-12
 
 
@@ -542,18 +677,26 @@ def _node_a(nrla):
 
 @pytest.mark.parametrize(("nrla", "j", "want"), LROC_COMPUTE_RISK)
 def test_lroc_compute_risk_upstream(nrla, j, want):
-    risks = lroc_resource_risks(*_node_a(nrla), smoothing_window_size=5, risk_limit_weights=[0.5, 0.5],
-                                resource_is_memory=[False, True])
+    risks = lroc_resource_risks(
+        *_node_a(nrla),
+        smoothing_window_size=5,
+        risk_limit_weights=[0.5, 0.5],
+        resource_is_memory=[False, True],
+    )
     assert risks[j, 0] == want  # upstream compares exactly
 
 
-@pytest.mark.parametrize(("nrla", "expected"), [
-    pytest.param(NRLA_A1, 50, id="computeRank(TestLowRiskOverCommitment_computeRisk A1)"),
-    pytest.param(NRLA_A2, 0, id="computeRank(TestLowRiskOverCommitment_computeRisk A2)"),
-])
+@pytest.mark.parametrize(
+    ("nrla", "expected"),
+    [
+        pytest.param(NRLA_A1, 50, id="computeRank(TestLowRiskOverCommitment_computeRisk A1)"),
+        pytest.param(NRLA_A2, 0, id="computeRank(TestLowRiskOverCommitment_computeRisk A2)"),
+    ],
+)
 def test_lroc_score_from_upstream_risks(nrla, expected):
-    got = low_risk_over_commitment(*_node_a(nrla), risk_limit_weights=[0.5, 0.5],
-                                   resource_is_memory=[False, True])
+    got = low_risk_over_commitment(
+        *_node_a(nrla), risk_limit_weights=[0.5, 0.5], resource_is_memory=[False, True]
+    )
     assert got.tolist() == [expected]
 
 
@@ -561,8 +704,16 @@ def test_lroc_best_effort_pod_upstream():
     # TestLowRiskOverCommitment_Score/new node: a pod without requests or limits scores 0
     alloc = np.array([[1000, GI]], dtype=np.int64)
     none = np.zeros((1, 2), np.int64)
-    got = low_risk_over_commitment(alloc, none, none, [0, 0], [0, 0], np.array([[200.0, math.nan]]),
-                                   np.zeros((1, 2)), risk_limit_weights=[0.5, 0.5])
+    got = low_risk_over_commitment(
+        alloc,
+        none,
+        none,
+        [0, 0],
+        [0, 0],
+        np.array([[200.0, math.nan]]),
+        np.zeros((1, 2)),
+        risk_limit_weights=[0.5, 0.5],
+    )
     assert got.tolist() == [0]
 
 
@@ -575,8 +726,10 @@ def test_lroc_never_increases_with_average_usage_without_std(case, seed):
     more = avg + np.where(rng.random(avg.shape) < 0.5, 0.0, fractions(rng, avg.shape) * np.maximum(alloc, 1))
     kw = dict(smoothing_window_size=window, risk_limit_weights=weights, metric_present=present)
     zero = np.zeros_like(std)
-    assert np.all(low_risk_over_commitment(alloc, req, lim, pod_req, pod_lim, more, zero, **kw)
-                  <= low_risk_over_commitment(alloc, req, lim, pod_req, pod_lim, avg, zero, **kw))
+    assert np.all(
+        low_risk_over_commitment(alloc, req, lim, pod_req, pod_lim, more, zero, **kw)
+        <= low_risk_over_commitment(alloc, req, lim, pod_req, pod_lim, avg, zero, **kw)
+    )
 
 
 # With a std metric upstream LROC is NOT monotone in the average usage (pinned, checked against
@@ -596,9 +749,17 @@ LROC_NOT_MONOTONE = [
 def test_lroc_is_not_monotone_upstream(requested, limits, before, after, std, scores):
     got = []
     for avg in (before, after):
-        s = low_risk_over_commitment(np.array([[1000]]), np.array([[requested]]), np.array([[limits]]), [0],
-                                     [0], np.array([[avg]]), np.array([[std]]), risk_limit_weights=[0.5],
-                                     best_effort=False)
+        s = low_risk_over_commitment(
+            np.array([[1000]]),
+            np.array([[requested]]),
+            np.array([[limits]]),
+            [0],
+            [0],
+            np.array([[avg]]),
+            np.array([[std]]),
+            risk_limit_weights=[0.5],
+            best_effort=False,
+        )
         r = ref.lroc_risk(1000, requested, limits, 0, 0, avg, std, window=5, weight=0.5, is_memory=False)
         assert s.tolist() == [ref.lroc_score([r])]
         got.append(int(s[0]))
@@ -611,10 +772,30 @@ def test_lroc_edges_never_nan():
     lim = np.array([[0, 3], [6000, 2**53], [2**53, 2**53], [5, 7]], dtype=np.int64)
     avg = np.array([[0.0, 1.0], [1e9, 2.0**53], [0.0, 2.0**52], [5.0, 7.0]])
     std = np.array([[0.0, 1.0], [1.0, 2.0**50], [1e-300, 1.0], [0.0, 7.0]])
-    got = low_risk_over_commitment(alloc, req, lim, [1, 1], [2, 2**53], avg, std,
-                                   risk_limit_weights=[0.5, 0.5], resource_is_memory=[False, True])
-    want = _lroc_reference(alloc, req, lim, np.array([1, 1]), np.array([2, 2**53]), avg, std, 5,
-                           np.array([0.5, 0.5]), None, [False, True])
+    got = low_risk_over_commitment(
+        alloc,
+        req,
+        lim,
+        [1, 1],
+        [2, 2**53],
+        avg,
+        std,
+        risk_limit_weights=[0.5, 0.5],
+        resource_is_memory=[False, True],
+    )
+    want = _lroc_reference(
+        alloc,
+        req,
+        lim,
+        np.array([1, 1]),
+        np.array([2, 2**53]),
+        avg,
+        std,
+        5,
+        np.array([0.5, 0.5]),
+        None,
+        [False, True],
+    )
     assert want[3][1] == want[3][2]  # tight bounds: the scores are exact
     assert got.tolist() == want[3][0]
     assert np.all((got >= 0) & (got <= 100))
