@@ -128,7 +128,7 @@ def measure(
             policy = parse_policy(doc)
             ev = evaluate(pod=pod, nodes=table, policy=policy)
             core_ms, calls = _median_ms(
-                lambda p=policy: evaluate(pod=pod, nodes=table, policy=p),
+                lambda p=policy, d=pod, t=table: evaluate(pod=d, nodes=t, policy=p),
                 min_calls=min_calls,
                 min_seconds=min_seconds,
             )

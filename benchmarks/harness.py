@@ -204,7 +204,7 @@ class Reply:
     server_cpu_ms: float | None = None  # Server-Timing: cpu;dur=<ms>, the answering thread's CPU
 
 
-class CallTimeout(Exception):  # noqa: N818 - named after what the scheduler sees, not an error class
+class CallTimeout(Exception):
     """A call that did not end within its deadline: kube-scheduler's extender ``httpTimeout``
     (Go's ``http.Client.Timeout``: connect, request and reading the whole answer)."""
 
@@ -311,11 +311,11 @@ class _Items(msgspec.Struct):
 class _FilterAnswer(msgspec.Struct):
     """Every key of ExtenderFilterResult is required (the Go encoder always writes them)."""
 
-    Nodes: _Items | None  # noqa: N815
-    NodeNames: list[str] | None  # noqa: N815
-    FailedNodes: dict[str, str] | None  # noqa: N815
-    FailedAndUnresolvableNodes: dict[str, str] | None  # noqa: N815
-    Error: str  # noqa: N815
+    Nodes: _Items | None
+    NodeNames: list[str] | None
+    FailedNodes: dict[str, str] | None
+    FailedAndUnresolvableNodes: dict[str, str] | None
+    Error: str
 
 
 _filter_answer = msgspec.json.Decoder(_FilterAnswer)

@@ -2,7 +2,8 @@
 
 It drives the real server, started exactly as a user starts it (``python -m extender serve``:
 gunicorn, one gthread worker), over loopback, the way kube-scheduler calls an extender
-(``benchmarks.harness``): one call at a time on a keep-alive connection. It runs kube-scheduler's scheduling cycle (``benchmarks.driver``)
+(``benchmarks.harness``): one call at a time on a keep-alive connection. It runs kube-scheduler's scheduling
+cycle (``benchmarks.driver``)
 in both ``nodeCacheCapable`` forms: full Node objects from ``benchmarks.k8s_objects``
 (stateless), or node names against the cluster-cache extender on the fake API server of
 ``benchmarks.names_fake``.
@@ -604,7 +605,7 @@ def schedule(
 def sigterm_unwinds() -> Iterator[None]:
     """SIGTERM unwinds like Ctrl-C meanwhile, so that the extender and the fake API server
     (child processes) are stopped."""
-    previous = signal.signal(signal.SIGTERM, names._terminate)  # noqa: SLF001
+    previous = signal.signal(signal.SIGTERM, names._terminate)
     try:
         yield
     finally:
@@ -666,17 +667,17 @@ def run_names(n: int, s: Settings, on_server: Callable[[Server], None]) -> FormR
         tempfile.TemporaryDirectory(prefix="extender-bench-") as tmp,
     ):
         info = fake.info
-        kubeconfig = names_fake._kubeconfig(Path(tmp) / "kubeconfig", fake.url)  # noqa: SLF001
+        kubeconfig = names_fake._kubeconfig(Path(tmp) / "kubeconfig", fake.url)
         started = time.monotonic()
         with running_server(
             "--kubeconfig", str(kubeconfig), "--log-level", "warning", timeout_s=s.ready_timeout_s
         ) as server:
-            ready_s, ready_text = names._wait_ready(server, started, s.ready_timeout_s)  # noqa: SLF001
+            ready_s, ready_text = names._wait_ready(server, started, s.ready_timeout_s)
             on_server(server)
             expected = f"{n} nodes, {info['pods'] - total} pods"  # pending pods are not counted on a node
             if expected not in ready_text:
                 raise BenchmarkError(f"the extender's cache holds {ready_text!r}, expected {expected}")
-            names._restamp_if_old(server, fake, info, n, s.ready_timeout_s)  # noqa: SLF001
+            names._restamp_if_old(server, fake, info, n, s.ready_timeout_s)
             t0 = time.perf_counter()
             view = view_from_api(fake.url)
             view_s = time.perf_counter() - t0

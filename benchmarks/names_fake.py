@@ -91,7 +91,7 @@ class _DecodedStore(Mapping[tuple[str, str], dict[str, Any]]):
         return len(self.raw)
 
 
-def make_bench_api(**kwargs: Any) -> Any:  # noqa: C901 - one class, kept together
+def make_bench_api(**kwargs: Any) -> Any:
     """A started-later ``FakeKubeAPI`` subclass instance (the class is built here so that
     importing this module does not import the test package)."""
     from tests.kubeapi import FakeKubeAPI

@@ -94,7 +94,7 @@ def profile_in_process(
             out = []
             for d in data:
                 if cold:
-                    source._last = None  # noqa: SLF001 - the per-snapshot table cache, as after a publish
+                    source._last = None
                 if flushed:  # what else runs between two calls evicts the CPU caches (see CACHE_FLUSH_BYTES)
                     flush[::8] += 1.0
                 t0 = time.perf_counter()
@@ -118,13 +118,13 @@ def profile_in_process(
             result["wall_ms"][f"{verb} cached table, CPU caches flushed before each call"] = (
                 statistics.median(wall(verb, cold=False, flushed=True))
             )
-            decisions, verbs._decisions = verbs._decisions, None  # noqa: SLF001
+            decisions, verbs._decisions = verbs._decisions, None
             try:
                 result["wall_ms"][f"{verb} cached table, no decisions log"] = statistics.median(
                     wall(verb, cold=False)
                 )
             finally:
-                verbs._decisions = decisions  # noqa: SLF001
+                verbs._decisions = decisions
             for cold in (False, True):
                 label = f"{verb} {'table rebuilt' if cold else 'cached table'}"
                 prof = cProfile.Profile()
@@ -177,7 +177,7 @@ def _events_in_process(cache: Any, verbs: Any, data: Sequence[bytes], nodes: int
         obj = pod_object(new_pod(rng, 50_000_000 + j, rng.randrange(nodes)))
         obj["metadata"]["resourceVersion"] = str(10**9 + j)
         lines.append(b'{"type":"MODIFIED","object":' + orjson.dumps(obj) + b"}")
-    handle = cache.informers["pods"]._handle_line  # noqa: SLF001 - the informer's per-line work
+    handle = cache.informers["pods"]._handle_line
     stop = threading.Event()
     count = [0]
 

@@ -223,7 +223,8 @@ def target_lines(rows: Sequence[dict[str, Any]], cache_rows: Sequence[dict[str, 
         ratio = max(c["p99_ratio_client"].values())
         out.append(
             f"target churn at {n:,} nodes: applied {_rate(c['applied_per_s'])} pod events/s "
-            f"(>= {TARGET['events_per_s']:,.0f} within 1 %: {'met' if rate_ok else 'MISSED'}; the fake emitted "
+            f"(>= {TARGET['events_per_s']:,.0f} within 1 %: {'met' if rate_ok else 'MISSED'}; "
+            f"the fake emitted "
             f"{_rate(c['emitted_per_s'])}/s), client p99 churn/steady up to {ratio:.2f} "
             f"(<= {TARGET['p99_ratio']:g}: {'met' if ratio <= TARGET['p99_ratio'] else 'MISSED'})"
         )

@@ -3,8 +3,10 @@
 Four ways of scheduling the same pods on the same cluster, with the same usage draws
 (``benchmarks.loadmodel``), side by side, over several seeds and load levels:
 
-* ``kube-scheduler``: its default scoring (requests only), ``benchmarks/policies/kube-scheduler-default.yaml``;
-* ``trimaran-tlp``: Trimaran TargetLoadPacking as its README deploys it, ``.../trimaran-targetloadpacking.yaml``;
+* ``kube-scheduler``: its default scoring (requests only),
+  ``benchmarks/policies/kube-scheduler-default.yaml``;
+* ``trimaran-tlp``: Trimaran TargetLoadPacking as its README deploys it,
+  ``.../trimaran-targetloadpacking.yaml``;
 * ``koordinator``: Koordinator LoadAwareScheduling with its defaults, ``.../koordinator-loadaware.yaml``;
 * ``extender``: our default policy (``config/extender-policy.yaml``, the file the extender
   loads) as an extender with the weight of ``config/scheduler/secondary-scheduler.yaml``,

@@ -19,12 +19,18 @@ def _mmm(agg: dict[str, Any], key: str, fmt: str = "{:.1f}", scale: float = 1.0)
     return f"{fmt.format(mean)} ({fmt.format(lo)}–{fmt.format(hi)})"
 
 
+def _neg(x: float | None) -> float | None:
+    """-x, None staying None (a reduction shown as a change)."""
+    return None if x is None else -x
+
+
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x * 100:+.0f} %"
 
 
 TABLE_HEADER = (
-    "| policy | placed at once | placed after waiting | unschedulable | hotspot node-min | of which single-pod | unmet CPU core-min "
+    "| policy | placed at once | placed after waiting | unschedulable | hotspot node-min "
+    "| of which single-pod | unmet CPU core-min "
     "| CPU util p50 / p95 / max % | peak node util % | nodes in use mean / peak | decide ms p50 / p99 |\n"
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
@@ -64,7 +70,8 @@ def _model_lines(doc: dict[str, Any]) -> list[str]:
         f"- Simulation: tick {s['tick_s']:g} s; load reported every {s['report_interval_s']:g} s as the mean "
         f"of the preceding interval; recent binds compensated until a report {s['compensation_lag_s']:g} s "
         f"newer; hotspot = node CPU used > {s['hotspot_utilisation'] * 100:.0f} % of capacity; "
-        f"percentageOfNodesToScore {s['percentage_of_nodes_to_score'] or 'adaptive (kube-scheduler default)'}; "
+        "percentageOfNodesToScore "
+        f"{s['percentage_of_nodes_to_score'] or 'adaptive (kube-scheduler default)'}; "
         f"{s['tail_s']:g} s simulated after the last arrival.",
     ]
 
@@ -75,7 +82,8 @@ def markdown(doc: dict[str, Any]) -> str:
         "",
         f"Command: `{doc['command']}`  ",
         f"Machine: {doc['machine']['cpus']} CPUs, Python {doc['machine']['python']}, numpy "
-        f"{doc['machine']['numpy']}, load average {', '.join(f'{x:.1f}' for x in doc['machine']['loadavg'])}; "
+        f"{doc['machine']['numpy']}, load average "
+        f"{', '.join(f'{x:.1f}' for x in doc['machine']['loadavg'])}; "
         f"wall time {doc['wall_s']:.0f} s.",
         "",
         "Policies:",
@@ -104,14 +112,16 @@ def markdown(doc: dict[str, Any]) -> str:
             "",
             level_table(per),
             "",
-            f"Extender vs kube-scheduler's defaults: hotspot node-minutes {_pct(None if t['hotspot_reduction'] is None else -t['hotspot_reduction'])} "
+            "Extender vs kube-scheduler's defaults: hotspot node-minutes "
+            f"{_pct(_neg(t['hotspot_reduction']))} "
             f"(target −50 %: {'met' if t['hotspot_target_met'] else 'not met'}), unschedulable pods "
             f"{_pct(t['unschedulable_excess'])} (target at most +5 %: "
             f"{'met' if t['unschedulable_target_met'] else 'not met'}; that is "
-            f"{t['unschedulable_extra_pods']:+.0f} pods, {t['unschedulable_extra_share_of_pods'] * 100:+.2f} % "
+            f"{t['unschedulable_extra_pods']:+.0f} pods, "
+            f"{t['unschedulable_extra_share_of_pods'] * 100:+.2f} % "
             f"of all pods). On nodes running two pods "
             f"or more (the hotspots a placement can avoid; a single pod that overruns its node "
-            f"can only be refused): {_pct(None if t['multi_pod_hotspot_reduction'] is None else -t['multi_pod_hotspot_reduction'])}.",
+            f"can only be refused): {_pct(_neg(t['multi_pod_hotspot_reduction']))}.",
         ]
     if doc["problems"]:
         lines += ["", "**Inconsistent results:**", *(f"- {p}" for p in doc["problems"])]

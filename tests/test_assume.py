@@ -146,15 +146,8 @@ def test_a_call_while_a_bind_is_in_flight_sees_the_pod_and_a_failed_bind_is_undo
         first = _prioritize(verbs, "1")
         assert first["a"] == first["b"]
         answer: list[bytes] = []
-        t = threading.Thread(
-            target=lambda: answer.append(
-                verbs.bind(
-                    json.dumps(
-                        {"PodName": "p1", "PodNamespace": "default", "PodUID": "1", "Node": "a"}
-                    ).encode()
-                ).body
-            )
-        )
+        body = json.dumps({"PodName": "p1", "PodNamespace": "default", "PodUID": "1", "Node": "a"}).encode()
+        t = threading.Thread(target=lambda v=verbs, out=answer, b=body: out.append(v.bind(b).body))
         t.start()
         assert slow.entered.wait(5)
         during = _prioritize(verbs, "2")

@@ -109,7 +109,7 @@ def wait_pod_events(url: str, count: float, timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-def start(api: FakeKubeAPI, tmp_path: Path, *extra: str, env: dict[str, str] | None = None):  # noqa: ANN201
+def start(api: FakeKubeAPI, tmp_path: Path, *extra: str, env: dict[str, str] | None = None):
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
     return running_extender("--kubeconfig", str(kubeconfig), *extra, env=env)
 

@@ -43,7 +43,7 @@ def alive(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] != "Z"
 
 
-def wait_until(check, timeout: float = 20.0) -> None:  # noqa: ANN001
+def wait_until(check, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, "timed out"

@@ -148,16 +148,16 @@ def test_a_kept_table_follows_new_snapshots_and_the_clock() -> None:
     outcome, _ = _answers(verbs, names)
     assert outcome["n1"] is True and "usage exceed threshold" in outcome["n0"]
     # the same list again within the age resolution: the same table (no new build)
-    table = verbs._source._last.cands.table  # noqa: SLF001
+    table = verbs._source._last.cands.table
     now[0] += AGE_RESOLUTION_S / 2
     _answers(verbs, names)
-    assert verbs._source._last.cands.table is table  # noqa: SLF001
+    assert verbs._source._last.cands.table is table
     # 15 s later n1's load is stale: the policy's fallback ("requests") scores it, no new snapshot
     now[0] = T0 + 15.0
     first = state.snapshot
     body = _args(names)
-    ev = verbs._evaluate(body)[3]  # noqa: SLF001
-    assert verbs._source._last.generation == first.generation  # noqa: SLF001 - the same snapshot's table
+    ev = verbs._evaluate(body)[3]
+    assert verbs._source._last.generation == first.generation
     assert ev.fallback.tolist() == [False, True]  # snapshot order: n0, n1
     # a new snapshot (n0's load drops): the next call sees it
     state.nodes_handler.upsert(_node("n0", 4000, 100, -15.0))
@@ -169,7 +169,7 @@ def test_a_kept_table_follows_new_snapshots_and_the_clock() -> None:
 def test_whole_table_is_views_of_the_snapshot() -> None:
     state, verbs = _setup([(4000, 100, 5.0), (8000, 100, 5.0), (2000, 100, 5.0)], [(0, 500)], [T0])
     _answers(verbs, ["n2", "n0", "n1"])
-    table = verbs._source._last.cands.table  # noqa: SLF001
+    table = verbs._source._last.cands.table
     snap = state.snapshot
     assert table.names == snap.names and np.shares_memory(table.requested, snap.arrays["requested"])
 

@@ -183,7 +183,7 @@ def test_server_timing_tells_waiting_from_computing() -> None:
     from extender.verbs.source import StatelessSource
 
     class Slow(StatelessSource):
-        def candidates(self, request, resources):  # noqa: ANN001, ANN201
+        def candidates(self, request, resources):
             time.sleep(0.05)
             return super().candidates(request, resources)
 

@@ -68,7 +68,7 @@ class FakeLoad:
         self.samples.pop(node, None)
         self.version += 1
 
-    def view(self, names, resources, now):  # noqa: ANN001, ANN201
+    def view(self, names, resources, now):
         n, r = len(names), len(resources)
         usage = np.full((n, r), np.nan)
         newest = np.full(n, -np.inf)
@@ -80,7 +80,7 @@ class FakeLoad:
                     if res in values:
                         usage[i, j] = values[res]
 
-        class V:  # noqa: N801
+        class V:
             pass
 
         v = V()
@@ -168,7 +168,7 @@ def test_pods_of_one_template_share_their_accounting() -> None:
         s.pods_handler.upsert(pod(f"t{k}", "a"))
     s.pods_handler.upsert(pod("other", "a", cpu="501m"))
     s.pods_handler.upsert(pod("init", "a", init_cpu="2"))
-    recs = s._pods  # noqa: SLF001
+    recs = s._pods
     assert recs["t0"].acct is recs["t1"].acct is recs["t2"].acct
     assert recs["other"].acct is not recs["t0"].acct and recs["init"].acct is not recs["t0"].acct
     assert requested(s)["a"]["cpu"] == 3 * 500 + 501 + 2000
@@ -210,7 +210,7 @@ def test_a_resize_and_pod_level_resources_do_not_share_the_template_accounting()
         "2"  # scaled down, not yet actuated
     )
     s.pods_handler.upsert(json.dumps(resizing).encode())
-    recs = s._pods  # noqa: SLF001
+    recs = s._pods
     assert recs["t0"].acct is recs["t2"].acct and recs["t1"].acct is not recs["t0"].acct
     assert requested(s)["a"]["cpu"] == 500 + 500 + 2000
     resizing["status"]["containerStatuses"][0]["resources"]["requests"]["cpu"] = "500m"  # actuated
@@ -305,7 +305,7 @@ def test_a_polled_sample_reaches_the_next_snapshot_without_any_event() -> None:
     cpu = first.resources.index("cpu")
     assert np.isnan(first.arrays["usage"][cpu, 0])
     assert s.publish() is first  # nothing changed: the same snapshot (tables built from it stay valid)
-    s._load.record("a", 999.0, {"cpu": 1500.0}, source="metrics-server")  # noqa: SLF001 - a poller's write
+    s._load.record("a", 999.0, {"cpu": 1500.0}, source="metrics-server")
     snap = s.publish()
     assert snap is not first and snap.arrays["usage"][cpu, 0] == 1500 and snap.newest_sample[0] == 999.0
     assert s.publish() is snap
@@ -379,7 +379,7 @@ OPS = st.lists(
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=OPS)
-def test_incremental_accounting_equals_a_recount(ops) -> None:  # noqa: ANN001
+def test_incremental_accounting_equals_a_recount(ops) -> None:
     s = ClusterState(estimator_factors={})
     s.nodes_handler.replace([])
     s.pods_handler.replace([])
@@ -466,7 +466,7 @@ def test_compensation_equals_a_recomputation(ops) -> None:
         elif op == "delete" and a < len(uids) and uids[a] in pending:
             s.pods_handler.delete(pod(uids[a], pending.pop(uids[a])[0], cpu="500m", memory=None))
         elif op == "sample":
-            s._load.record(a, now[0] - x, {"cpu": 1.0}, source="test")  # noqa: SLF001 - a poller's write
+            s._load.record(a, now[0] - x, {"cpu": 1.0}, source="test")
             newest[a] = max(newest[a], now[0] - x)
         elif op == "tick":
             now[0] += x
@@ -494,10 +494,10 @@ def test_a_status_update_changes_nothing_counted_and_publishes_nothing() -> None
     s.pods_handler.replace([])
     s.pods_handler.upsert(pod("1", "a"))  # newly bound: compensated
     snap = s.publish()
-    queued = len(s._recent_q)  # noqa: SLF001
+    queued = len(s._recent_q)
     for _ in range(3):
         s.pods_handler.upsert(pod("1", "a", phase="Running"))  # the kubelet's status updates
-    assert s.publish() is snap and len(s._recent_q) == queued  # noqa: SLF001
+    assert s.publish() is snap and len(s._recent_q) == queued
     assert s.events_applied == 4
     s.pods_handler.upsert(pod("1", "a", cpu="700m"))  # resized: applied
     snap = s.publish()

@@ -1,6 +1,7 @@
 """The extender's RBAC covers every Kubernetes API call its code makes, and nothing more.
 
-The code in extender/ and its subpackages is read (ast), not run: every reference to a method of a Kubernetes API
+The code in extender/ and its subpackages is read (ast), not run: every reference to a method of a
+Kubernetes API
 class of the official client (``CoreV1Api.list_node``, ``CustomObjectsApi.list_cluster_custom_object``,
 ...) is found, whether called directly or named in a string (cache/informer.py picks its list method
 from a table with ``getattr``). The API class is the one the module constructs. Each method maps

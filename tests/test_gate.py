@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import ClassVar
 
 import pytest
 
@@ -114,9 +115,9 @@ def test_the_app_gates_the_scheduling_verbs_only() -> None:
 
     class Spy(StatelessSource):
         gate: CallGate | None = None
-        seen: list[bool] = []
+        seen: ClassVar[list[bool]] = []
 
-        def candidates(self, request, resources):  # noqa: ANN001, ANN201
+        def candidates(self, request, resources):
             assert self.gate is not None
             self.seen.append(self.gate.busy())
             return super().candidates(request, resources)

@@ -104,10 +104,10 @@ class _Calls:
 
 def _worker(threads: int, linger_s: float, busy: int = 0) -> LingeringThreadWorker:
     w = LingeringThreadWorker.__new__(LingeringThreadWorker)  # no gunicorn arbiter here
-    w._lock, w._busy, w._queued, w._lingering = threading.Lock(), busy, 1, 0  # noqa: SLF001
-    w._stopping, w._yield = _Pipe(), _Pipe()  # noqa: SLF001
-    w._stopping.open()  # noqa: SLF001
-    w._yield.open()  # noqa: SLF001
+    w._lock, w._busy, w._queued, w._lingering = threading.Lock(), busy, 1, 0
+    w._stopping, w._yield = _Pipe(), _Pipe()
+    w._stopping.open()
+    w._yield.open()
     w.linger_s, w.alive = linger_s, True
     w.cfg = SimpleNamespace(threads=threads)
     return w
@@ -135,7 +135,7 @@ def test_the_answering_thread_serves_the_next_request(conn_pair: Any) -> None:
     timer.join()
     assert calls.count == 2
     assert time.monotonic() - t0 >= 0.5  # then it waited its linger for a third, in vain
-    assert w._busy == 0  # noqa: SLF001
+    assert w._busy == 0
 
 
 def test_no_linger_when_it_would_take_the_last_free_thread(conn_pair: Any) -> None:
@@ -169,7 +169,7 @@ def test_a_stopping_worker_ends_the_linger_at_once(conn_pair: Any) -> None:
 
     def stop() -> None:
         w.alive = False
-        w._stopping.put()  # noqa: SLF001 - what handle_exit does after gthread's own
+        w._stopping.put()
 
     timer = threading.Timer(0.2, stop)
     timer.start()
@@ -183,13 +183,13 @@ def test_a_lingering_thread_gives_way_to_a_waiting_request(conn_pair: Any) -> No
     conn, peer, calls = conn_pair
     w = _worker(threads=4, linger_s=5.0)
     peer.send(b"first")
-    timer = threading.Timer(0.2, w._yield.put)  # noqa: SLF001 - what enqueue_req does when starved
+    timer = threading.Timer(0.2, w._yield.put)
     timer.start()
     t0 = time.monotonic()
     assert w.handle(conn) is True
     timer.join()
     assert calls.count == 1 and time.monotonic() - t0 < 2.0
-    assert not w._yield.take()  # noqa: SLF001 - the byte was taken by the thread that gave way
+    assert not w._yield.take()
 
 
 @pytest.mark.parametrize(
@@ -205,10 +205,10 @@ def test_queueing_a_request_asks_a_lingerer_only_when_no_thread_is_free(
 ) -> None:
     monkeypatch.setattr(ThreadWorker, "enqueue_req", lambda self, conn: None)  # no pool here
     w = _worker(threads=4, linger_s=1.0, busy=busy)
-    w._queued, w._lingering = 0, lingering  # noqa: SLF001
+    w._queued, w._lingering = 0, lingering
     w.enqueue_req(object())
-    assert w._yield.take() is starved  # noqa: SLF001
-    assert w._queued == 1  # noqa: SLF001
+    assert w._yield.take() is starved
+    assert w._queued == 1
 
 
 def test_buffered_bytes_are_served_without_waiting(conn_pair: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -245,7 +245,7 @@ def test_signals_wake_the_lingering_threads(monkeypatch: pytest.MonkeyPatch) -> 
     for stop in ("handle_exit", "handle_quit"):
         w = _worker(threads=4, linger_s=5.0)
         getattr(w, stop)(None, None)
-        assert w.alive is False and w._stopping.take()  # noqa: SLF001
+        assert w.alive is False and w._stopping.take()
 
 
 def test_a_request_with_no_free_thread_makes_a_lingerer_give_way() -> None:
@@ -305,9 +305,9 @@ def test_the_installed_gthread_handle_lets_the_thread_linger() -> None:
     cfg.set("threads", 2)
     w = LingeringThreadWorker(0, 0, [], SimpleNamespace(), 30, cfg, Logger(cfg))
     w.wsgi, w.linger_s, w.alive = app, 5.0, True
-    w._stopping.open()  # noqa: SLF001 (init_process would, in a forked worker)
-    w._yield.open()  # noqa: SLF001
-    w._queued = 1  # noqa: SLF001 (as enqueue_req leaves it)
+    w._stopping.open()
+    w._yield.open()
+    w._queued = 1
     ours, peer = socket.socketpair()
     conn = TConn(cfg, ours, ("127.0.0.1", 1), ("127.0.0.1", 2))
     conn.init()
@@ -322,16 +322,16 @@ def test_the_installed_gthread_handle_lets_the_thread_linger() -> None:
             peer.sendall(request)
             assert _response(answers) == (b"200", b"ok")  # a timeout here: the thread did not linger
         assert thread.is_alive() and w.nr == 3  # still waiting on the connection for a fourth
-        w._stopping.put()  # noqa: SLF001
+        w._stopping.put()
         thread.join(10)
         assert kept == [True]  # the connection goes back to gthread's poller, kept
     finally:
-        w._stopping.put()  # noqa: SLF001
+        w._stopping.put()
         answers.close()
         peer.close()
         ours.close()
         w.tmp.close()  # the heartbeat file gunicorn's Worker opens
-        for fd in (w._stopping.r, w._stopping.w, w._yield.r, w._yield.w):  # noqa: SLF001
+        for fd in (w._stopping.r, w._stopping.w, w._yield.r, w._yield.w):
             os.close(fd)
 
 

@@ -21,7 +21,7 @@ class CacheConfig:
     prometheus_url: str | None = None
     prometheus_node_label: str = "node"
     load_window_s: float = 300.0
-    compensation: CompensationSpec = CompensationSpec()
+    compensation: CompensationSpec = dataclasses.field(default_factory=CompensationSpec)
     publish_interval_s: float = 0.2  # binds through the extender publish at once
     resync_s: float = 0.0
 

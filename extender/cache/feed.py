@@ -136,7 +136,7 @@ class Cache:
                 publisher_turn()
             try:
                 snap = self.state.publish()
-            except Exception:  # never let the publisher die: the next round retries
+            except Exception:  # noqa: BLE001 - never let the publisher die: the next round retries
                 self._log.exception("snapshot publish failed")
                 continue
             if self._metrics is not None:
@@ -144,7 +144,7 @@ class Cache:
             if self._on_publish is not None:
                 try:
                     self._on_publish(snap)
-                except Exception:
+                except Exception:  # noqa: BLE001 - a failed hand-off must not stop publishing
                     self._log.exception("snapshot hand-off failed")
 
     def _observe(self, snap: Snapshot) -> None:

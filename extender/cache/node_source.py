@@ -31,7 +31,8 @@ from extender.verbs.source import CacheNotReady, Candidates
 
 
 class SnapshotOwner(Protocol):
-    """What ``CacheSource`` reads: ``extender.cache.feed.Cache`` or ``extender.cache.process.CacheProcess``."""
+    """What ``CacheSource`` reads: ``extender.cache.feed.Cache`` or
+    ``extender.cache.process.CacheProcess``."""
 
     state: Any  # .snapshot (the current Snapshot) and .pod_vectors(uid, resources)
 

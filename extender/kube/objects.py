@@ -29,8 +29,8 @@ class ObjectMeta(msgspec.Struct, frozen=True):
     namespace: str = ""
     uid: str = ""
     annotations: dict[str, str] | None = None
-    resourceVersion: str = ""  # noqa: N815
-    deletionTimestamp: str | None = None  # noqa: N815
+    resourceVersion: str = ""
+    deletionTimestamp: str | None = None
 
 
 class ResourceRequirements(msgspec.Struct, frozen=True):
@@ -41,14 +41,14 @@ class ResourceRequirements(msgspec.Struct, frozen=True):
 class Container(msgspec.Struct, frozen=True):
     name: str = ""
     resources: ResourceRequirements | None = None
-    restartPolicy: str | None = None  # noqa: N815  ("Always" marks a sidecar init container)
+    restartPolicy: str | None = None
 
 
 class PodSpec(msgspec.Struct, frozen=True):
     containers: list[Container] | None = None
-    initContainers: list[Container] | None = None  # noqa: N815
+    initContainers: list[Container] | None = None
     overhead: ResourceList | None = None
-    nodeName: str = ""  # noqa: N815
+    nodeName: str = ""
     resources: ResourceRequirements | None = None  # pod-level resources (PodLevelResources)
 
 
@@ -58,7 +58,7 @@ class ContainerStatus(msgspec.Struct, frozen=True):
 
     name: str = ""
     resources: ResourceRequirements | None = None
-    allocatedResources: ResourceList | None = None  # noqa: N815
+    allocatedResources: ResourceList | None = None
 
 
 class PodCondition(msgspec.Struct, frozen=True):
@@ -69,12 +69,12 @@ class PodCondition(msgspec.Struct, frozen=True):
 
 
 class PodStatus(msgspec.Struct, frozen=True):
-    qosClass: str = ""  # noqa: N815
+    qosClass: str = ""
     phase: str = ""
-    containerStatuses: list[ContainerStatus] | None = None  # noqa: N815
-    initContainerStatuses: list[ContainerStatus] | None = None  # noqa: N815
+    containerStatuses: list[ContainerStatus] | None = None
+    initContainerStatuses: list[ContainerStatus] | None = None
     resources: ResourceRequirements | None = None  # pod-level, actuated (pod-level in-place resize)
-    allocatedResources: ResourceList | None = None  # noqa: N815  (pod-level, admitted)
+    allocatedResources: ResourceList | None = None
     conditions: list[PodCondition] | None = None
 
 
@@ -106,7 +106,7 @@ _node_decoder = msgspec.json.Decoder(Node)
 
 
 class _ListMeta(msgspec.Struct, frozen=True):
-    resourceVersion: str = ""  # noqa: N815
+    resourceVersion: str = ""
     # "continue" is a Python keyword: renamed on the wire
     continue_: str = msgspec.field(default="", name="continue")
 

@@ -88,14 +88,14 @@ _NODE_LABEL_MODES: Final = ("node", "instance", "internal-ip")
 
 
 class _PromData(msgspec.Struct):
-    resultType: str = ""  # noqa: N815 - the API's key
+    resultType: str = ""
     result: msgspec.Raw = msgspec.Raw(b"null")
 
 
 class _PromAnswer(msgspec.Struct):
     status: str = ""
     data: _PromData | None = None
-    errorType: str = ""  # noqa: N815
+    errorType: str = ""
     error: str = ""
     warnings: list[str] = []
 

@@ -6,7 +6,8 @@ module knows a wire key. Embedded Pod and Node objects use ordinary Kubernetes c
 are decoded into the small typed views of ``extender.kube.objects`` (only the fields the
 extender reads; msgspec skips the rest without building Python objects, which is what keeps
 stateless mode, full Node objects on every call, cheap). The API server's lists and watch
-events are decoded there too, not here: this module imports no Kubernetes client. Node objects are also kept as raw bytes so that a filter answer
+events are decoded there too, not here: this module imports no Kubernetes client. Node objects are also kept
+as raw bytes so that a filter answer
 in ``Nodes`` form echoes the scheduler's own objects byte for byte.
 """
 
@@ -34,36 +35,36 @@ _node_decoder = msgspec.json.Decoder(Node)
 
 
 class _ExtenderArgs(msgspec.Struct, frozen=True):
-    Pod: Pod | None = None  # noqa: N815
-    Nodes: _NodeList | None = None  # noqa: N815
-    NodeNames: msgspec.Raw = _NULL  # noqa: N815  (decoded through NameListMemo)
+    Pod: Pod | None = None
+    Nodes: _NodeList | None = None
+    NodeNames: msgspec.Raw = _NULL
 
 
 class _BindingArgs(msgspec.Struct, frozen=True):
-    PodName: str = ""  # noqa: N815
-    PodNamespace: str = ""  # noqa: N815
-    PodUID: str = ""  # noqa: N815
-    Node: str = ""  # noqa: N815
+    PodName: str = ""
+    PodNamespace: str = ""
+    PodUID: str = ""
+    Node: str = ""
 
 
 class _MetaPod(msgspec.Struct, frozen=True):
-    UID: str = ""  # noqa: N815
+    UID: str = ""
 
 
 class _MetaVictims(msgspec.Struct, frozen=True):
-    Pods: list[_MetaPod] | None = None  # noqa: N815
-    NumPDBViolations: int = 0  # noqa: N815
+    Pods: list[_MetaPod] | None = None
+    NumPDBViolations: int = 0
 
 
 class _Victims(msgspec.Struct, frozen=True):
-    Pods: list[Pod] | None = None  # noqa: N815
-    NumPDBViolations: int = 0  # noqa: N815
+    Pods: list[Pod] | None = None
+    NumPDBViolations: int = 0
 
 
 class _PreemptionArgs(msgspec.Struct, frozen=True):
-    Pod: Pod | None = None  # noqa: N815
-    NodeNameToVictims: dict[str, _Victims] | None = None  # noqa: N815
-    NodeNameToMetaVictims: dict[str, _MetaVictims] | None = None  # noqa: N815
+    Pod: Pod | None = None
+    NodeNameToVictims: dict[str, _Victims] | None = None
+    NodeNameToMetaVictims: dict[str, _MetaVictims] | None = None
 
 
 # --- decoded requests -----------------------------------------------------------------------
@@ -270,33 +271,33 @@ class _NodeListOut(msgspec.Struct):
 class _FilterResult(msgspec.Struct):
     """Key order as the Go struct: Nodes, NodeNames, FailedNodes, FailedAndUnresolvableNodes, Error."""
 
-    Nodes: _NodeListOut | None  # noqa: N815
-    NodeNames: list[str] | msgspec.Raw | None  # noqa: N815  (Raw: already encoded)
-    FailedNodes: dict[str, str]  # noqa: N815
-    FailedAndUnresolvableNodes: dict[str, str]  # noqa: N815
-    Error: str  # noqa: N815
+    Nodes: _NodeListOut | None
+    NodeNames: list[str] | msgspec.Raw | None
+    FailedNodes: dict[str, str]
+    FailedAndUnresolvableNodes: dict[str, str]
+    Error: str
 
 
 class _HostPriority(msgspec.Struct):
-    Host: str  # noqa: N815
-    Score: int  # noqa: N815
+    Host: str
+    Score: int
 
 
 class _Error(msgspec.Struct):
-    Error: str  # noqa: N815
+    Error: str
 
 
 class _MetaPodOut(msgspec.Struct):
-    UID: str  # noqa: N815
+    UID: str
 
 
 class _MetaVictimsOut(msgspec.Struct):
-    Pods: list[_MetaPodOut]  # noqa: N815
-    NumPDBViolations: int  # noqa: N815
+    Pods: list[_MetaPodOut]
+    NumPDBViolations: int
 
 
 class _PreemptionResult(msgspec.Struct):
-    NodeNameToMetaVictims: dict[str, _MetaVictimsOut]  # noqa: N815
+    NodeNameToMetaVictims: dict[str, _MetaVictimsOut]
 
 
 _encoder = msgspec.json.Encoder()

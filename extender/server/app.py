@@ -277,7 +277,7 @@ def _read_body(environ: dict[str, Any], max_bytes: int, timeout_s: float) -> byt
         sock.settimeout(timeout_s)  # gunicorn restores blocking mode for the next request
     try:
         return get_input_stream(environ, max_content_length=max_bytes).read()
-    except (TimeoutError, socket.timeout, ClientDisconnected):  # gunicorn ends a timed-out read early
+    except (TimeoutError, ClientDisconnected):  # gunicorn ends a timed-out read early
         raise _BodyTimeout() from None
 
 

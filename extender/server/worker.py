@@ -49,7 +49,8 @@ def check_gunicorn(version: tuple[int, ...] | None = None) -> None:
     version = tuple(gunicorn.version_info if version is None else version)
     if version[:3] < GUNICORN_MIN:
         raise RuntimeError(
-            f"extender.server.worker.LingeringThreadWorker needs gunicorn >= {'.'.join(map(str, GUNICORN_MIN))}"
+            "extender.server.worker.LingeringThreadWorker needs gunicorn >= "
+            f"{'.'.join(map(str, GUNICORN_MIN))}"
             f" (its ThreadWorker.handle returning True to keep a connection), found"
             f" {'.'.join(map(str, version))}; install from constraints.txt"
         )

@@ -126,7 +126,7 @@ class DecisionLog:
         with self._lock:
             d = self._entry(uid, pod)
             d.filter = {
-                "nodes": int(len(codes)) + unresolved,
+                "nodes": len(codes) + unresolved,
                 "verdicts": counts,
                 "unresolved": unresolved,
                 "topReasons": [{"reason": r, "nodes": n} for r, n in reasons.most_common(self._reasons)],

@@ -9,7 +9,8 @@ gives the verbs one or the other.
 
 Annotations read by the stateless source, for prefix ``P`` (default
 ``load.extender.scheduling/``): ``P<resource>`` measured usage (a quantity), ``P<resource>-stddev``,
-``P<resource>-p95``, ``P<resource>-avg`` (window average), and ``Pupdated``, the RFC 3339 time of the measurement. A measurement
+``P<resource>-p95``, ``P<resource>-avg`` (window average), and ``Pupdated``, the RFC 3339 time of the
+measurement. A measurement
 without ``Pupdated`` has an unknown age and is treated as stale.
 """
 
