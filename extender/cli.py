@@ -77,4 +77,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     env = {**os.environ, **settings.to_env()}
     os.execvpe(sys.executable, [sys.executable, "-m", "gunicorn", *GUNICORN_ARGS], env)
-    return 0  # not reached

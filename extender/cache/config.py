@@ -11,6 +11,7 @@ import dataclasses
 
 from extender.cache.store import CompensationSpec
 from extender.load.sources import parse_load_sources
+from extender.settings import Settings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,15 +27,15 @@ class CacheConfig:
     resync_s: float = 0.0
 
 
-def cache_config(settings: object) -> CacheConfig:
+def cache_config(settings: Settings) -> CacheConfig:
     """The CacheConfig of the service's Settings."""
     s = settings
     return CacheConfig(
         load_sources=parse_load_sources(s.load_sources),
-        annotation_prefix=s.annotation_prefix,  # type: ignore[attr-defined]
+        annotation_prefix=s.annotation_prefix,
         metrics_interval_s=s.metrics_interval_s,
-        prometheus_url=s.prometheus_url,  # type: ignore[attr-defined]
+        prometheus_url=s.prometheus_url,
         prometheus_node_label=s.prometheus_node_label,
-        load_window_s=s.load_window_s,  # type: ignore[attr-defined]
+        load_window_s=s.load_window_s,
         compensation=CompensationSpec(s.compensation_lag_s, s.compensation_max_s),
-    )  # type: ignore[attr-defined]
+    )

@@ -14,13 +14,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from kubernetes.client import ApiClient
 
 from extender.cache.config import CacheConfig
 from extender.cache.gate import CallGate
-from extender.cache.informer import Informer
+from extender.cache.informer import Informer, InformerHandler
 from extender.cache.snapshot import Snapshot
 from extender.cache.store import (
     ClusterState,
@@ -32,12 +33,17 @@ from extender.metrics import CacheMetrics
 from scoring import Policy
 
 
+def _handlers(state: ClusterState) -> tuple[tuple[Literal["nodes", "pods"], InformerHandler], ...]:
+    """The informers' kinds and the store's handler for each."""
+    return (("nodes", state.nodes_handler), ("pods", state.pods_handler))
+
+
 class Cache:
     """Owns the store and every thread that feeds it."""
 
     def __init__(
         self,
-        api_client: object,
+        api_client: ApiClient,
         policy: Policy,
         config: CacheConfig,
         *,
@@ -76,9 +82,9 @@ class Cache:
                 resync_s=config.resync_s,
                 logger=self._log,
             )
-            for kind, handler in (("nodes", self.state.nodes_handler), ("pods", self.state.pods_handler))
+            for kind, handler in _handlers(self.state)
         }
-        self.pollers: list = []
+        self.pollers: list[MetricsServerSource | PrometheusSource] = []
         on_poll = self._count_poll if metrics is not None else None
         if "metrics-server" in config.load_sources:
             self.pollers.append(

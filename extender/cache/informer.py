@@ -146,6 +146,9 @@ class Informer:
         self._handler = handler
         self._decode = getattr(handler, "decode", None)  # see InformerHandler
         self._decode_line = getattr(handler, "decode_line", None) if self._decode is not None else None
+        # with ``decode``, the handler takes decoded objects too (InformerHandler)
+        self._upsert_decoded: Callable[[Any], None] | None = getattr(handler, "upsert_decoded", None)
+        self._delete_decoded: Callable[[Any], None] | None = getattr(handler, "delete_decoded", None)
         self._page_size = int(page_size)
         self._watch_timeout_s = int(watch_timeout_s)
         self._timeouts = (float(connect_timeout_s), float(stall_timeout_s))
@@ -482,7 +485,9 @@ class Informer:
             return False
         try:
             if obj is not None:
-                (self._handler.delete_decoded if etype == "DELETED" else self._handler.upsert_decoded)(obj)
+                apply = self._delete_decoded if etype == "DELETED" else self._upsert_decoded
+                assert apply is not None  # obj is decoded only when the handler has decode (and these)
+                apply(obj)
             elif etype == "DELETED":
                 self._handler.delete(raw)
             else:

@@ -24,7 +24,7 @@ from extender.cache.store import (
     UNKNOWN_POD,
     Assumption,
 )
-from extender.kube.bind import BindOutcome, BindResult, BindTarget, PodBinder
+from extender.kube.bind import BindOutcome, BindResult, BindTarget, DeadlineBinder
 from extender.kube.objects import Pod
 from extender.protocol.wire import SchedulingRequest
 from extender.verbs.source import CacheNotReady, Candidates
@@ -87,7 +87,8 @@ class CacheSource:
     def _snapshot(self) -> Snapshot:
         if not self._cache.synced:
             raise CacheNotReady(self._cache.readiness()[1])
-        return self._cache.state.snapshot
+        snapshot: Snapshot = self._cache.state.snapshot
+        return snapshot
 
     def _candidates(self, names: Sequence[str]) -> Candidates:
         """The request's Candidates, built once per snapshot and name list: a scheduler that
@@ -135,7 +136,7 @@ class CacheSource:
                 inverse[rows] = positions
             out = _Rows(rows, positions, {}, inverse)
         else:
-            positions = [pos for pos, row in enumerate(found) if row is not None]
+            known = [pos for pos, row in enumerate(found) if row is not None]
             unresolved = {
                 names[pos]: (
                     f"node {names[pos]} is not in the extender's cluster cache (the cache "
@@ -145,8 +146,8 @@ class CacheSource:
                 if row is None
             }
             out = _Rows(
-                np.array([found[p] for p in positions], dtype=np.intp),
-                np.array(positions, dtype=np.intp),
+                np.array([found[p] for p in known], dtype=np.intp),
+                np.array(known, dtype=np.intp),
                 unresolved,
             )
         self._rows_memo = (index, names, out)
@@ -163,7 +164,8 @@ class CacheSource:
 
     def victim(self, uid: str, resources: tuple[str, ...]) -> tuple[np.ndarray, ...] | None:
         """(requests, limits, estimated usage) of a pod the cache counts, by UID."""
-        return self._cache.state.pod_vectors(uid, resources)
+        vectors: tuple[np.ndarray, ...] | None = self._cache.state.pod_vectors(uid, resources)
+        return vectors
 
 
 class BindState(Protocol):
@@ -186,7 +188,7 @@ class CachedBinder:
 
     def __init__(
         self,
-        binder: PodBinder,
+        binder: DeadlineBinder,
         state: BindState,
         *,
         logger: logging.Logger | None = None,

@@ -42,7 +42,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -236,7 +236,8 @@ class CacheProcess:
 
     def _child_metrics(self) -> bytes:
         try:
-            return self.call("metrics")
+            exposition: bytes = self.call("metrics")
+            return exposition
         except CacheNotReady:
             return b""  # the scrape still gets the serving process's own metrics
 
@@ -265,6 +266,8 @@ class RemoteState:
         snapshot showing it is installed here, or, ``late``, when that takes longer than
         ``VISIBILITY_BUDGET_S`` (the call to the child included)."""
         deadline = time.monotonic() + VISIBILITY_BUDGET_S
+        seen: Assumption
+        generation: int | None
         seen, generation = self._owner.call("assume", uid, node, pod, timeout_s=VISIBILITY_BUDGET_S)
         if seen and not self._installed(generation, deadline):
             logging.getLogger("extender.cache").warning(
@@ -293,7 +296,8 @@ class RemoteState:
         )
 
     def pod_vectors(self, uid: str, resources: Sequence[str]) -> tuple[np.ndarray, ...] | None:
-        return self._owner.call("pod_vectors", uid, tuple(resources))
+        vectors: tuple[np.ndarray, ...] | None = self._owner.call("pod_vectors", uid, tuple(resources))
+        return vectors
 
 
 # --- the child ---------------------------------------------------------------------------------
@@ -361,6 +365,8 @@ def _child_main(settings: Settings, rpc: Any, push: Any, directory: str) -> None
     try:
         policy = load_policy(settings.policy)
         client = load_api_client(kubeconfig=settings.kubeconfig)
+        if client is None:
+            raise RuntimeError("no Kubernetes API access (in-cluster config or kubeconfig)")
         metrics = CacheMetrics(registry, snapshot_age=False)  # the worker reports what it serves
         cache = Cache(
             client, policy, cache_config(settings), metrics=metrics, logger=log, on_publish=shipper.published
@@ -371,7 +377,7 @@ def _child_main(settings: Settings, rpc: Any, push: Any, directory: str) -> None
     shipper.cache = cache
     cache.start()
     log.info("cache process running: pid=%d", os.getpid())
-    ops = {
+    ops: dict[str, Callable[..., Any]] = {
         "assume": shipper.assume,
         "forget": shipper.forget,
         "pod_vectors": cache.state.pod_vectors,

@@ -102,7 +102,7 @@ class SnapshotWriter:
                 data = np.ascontiguousarray(a, dtype=np.float64)
                 offset = placed[id(a)] = size
                 if data.nbytes:  # an empty array (no nodes yet) takes no bytes
-                    buffers.append(memoryview(data.reshape(-1)).cast("B"))
+                    buffers.append(memoryview(data.reshape(-1).data).cast("B"))
                     size += data.nbytes
                 if size % ALIGN:
                     buffers.append(_PAD[: ALIGN - size % ALIGN])

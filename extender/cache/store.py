@@ -52,6 +52,7 @@ from extender.kube.objects import (
     decode_pod,
     decode_pod_watch_line,
 )
+from extender.load.window import LoadView
 from extender.verbs.source import parse_rfc3339
 from scoring.estimate import estimate_pod
 from scoring.types import MAX_QUANTITY
@@ -130,7 +131,7 @@ class _PodRecord:
 class LoadProvider(Protocol):
     """What the store needs of the load window (extender.load.window.LoadWindow implements it)."""
 
-    def view(self, names: Sequence[str], resources: Sequence[str], now: float): ...
+    def view(self, names: Sequence[str], resources: Sequence[str], now: float) -> LoadView: ...
     def record(self, node: str, t: float, values: Mapping[str, float], *, source: str) -> None: ...
     def forget(self, node: str) -> None: ...
     @property
@@ -272,7 +273,8 @@ class ClusterState:
         alloc_raw = (status.allocatable if status else None) or {}
         cap_raw = (status.capacity if status else None) or alloc_raw
         self._ensure_columns(list(alloc_raw) + list(cap_raw))
-        alloc, cap = {}, {}
+        alloc: dict[str, float] = {}
+        cap: dict[str, float] = {}
         for target, raw, field in ((alloc, alloc_raw, "allocatable"), (cap, cap_raw, "capacity")):
             for res, q in raw.items():
                 try:
@@ -729,7 +731,7 @@ class ClusterState:
             return cached[1], cached[2], cached[3]
         known_rows = np.flatnonzero(self._known) if self._known.size else np.zeros(0, np.intp)
         inv = {r: n for n, r in self._rows.items()}
-        names = tuple(inv[r] for r in known_rows)
+        names = tuple(inv[r] for r in known_rows.tolist())
         index = {name: i for i, name in enumerate(names)}
         self._names_cache = (self._node_gen, known_rows, names, index)
         return known_rows, names, index

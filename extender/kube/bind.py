@@ -54,3 +54,13 @@ class PodBinder(Protocol):
     ``extender.cache.node_source.CachedBinder`` (the cache, then the API)."""
 
     def bind(self, target: BindTarget) -> BindResult: ...
+
+
+class DeadlineBinder(Protocol):
+    """A binder with a budget that its caller may shorten: ``extender.kube.binding.Binder``,
+    which ``CachedBinder`` wraps and gives what the cache's count left of the bind's budget."""
+
+    @property
+    def timeout_s(self) -> float: ...
+
+    def bind(self, target: BindTarget, *, timeout_s: float | None = None) -> BindResult: ...

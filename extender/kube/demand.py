@@ -471,11 +471,11 @@ def _per_container(resources: tuple[str, ...], pod: Pod) -> tuple[np.ndarray, np
     req = [
         _container_amounts(resources, c, f"Pod.spec.containers[{i}]", limits=False)
         for i, c in enumerate(containers)
-    ] or [np.zeros(len(resources))]
+    ] or [[0.0] * len(resources)]
     lim = [
         _container_amounts(resources, c, f"Pod.spec.containers[{i}]", limits=True)
         for i, c in enumerate(containers)
-    ] or [np.zeros(len(resources))]
+    ] or [[0.0] * len(resources)]
     overhead = _amounts(resources, spec.overhead if spec else None, "Pod.spec.overhead")
     return np.array(req), np.array(lim), np.array(overhead, dtype=np.float64)
 

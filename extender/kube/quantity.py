@@ -53,6 +53,7 @@ import functools
 import math
 import re
 import types
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Final
 
@@ -67,7 +68,7 @@ _MAX_EXPONENT: Final = 2**31 - 1  # suffix.go: exponents past +/-MaxInt32 are re
 _CACHE_SIZE: Final = 8192  # distinct strings per converter; a few hundred KB at most
 
 # suffix -> (power of ten, power of two); suffix.go newSuffixer / fastLookup.
-_SUFFIXES: Final = types.MappingProxyType(
+_SUFFIXES: Final[Mapping[str, tuple[int, int]]] = types.MappingProxyType(
     {
         "": (0, 0),
         "n": (-9, 0),
@@ -174,7 +175,7 @@ def _nanos_from_text(text: str, source: object) -> int:
     scaled = coefficient << power2
     shift = power10 + 9
     if shift >= 0:
-        nanos = scaled * 10**shift
+        nanos: int = scaled * 10**shift  # shift >= 0: an int (typeshed says Any for int ** int)
     elif shift < -300:  # scaled < 10**275, so 0 < |value| < 1e-25: rounds up to 1n
         nanos = 1
     else:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
 import msgspec
 import numpy as np
@@ -118,13 +119,14 @@ class PreemptionRequest:
     meta_form: bool
 
 
+_T = TypeVar("_T")
 _args_decoder = msgspec.json.Decoder(_ExtenderArgs)
 _names_decoder = msgspec.json.Decoder(list[str] | None)
 _binding_decoder = msgspec.json.Decoder(_BindingArgs)
 _preemption_decoder = msgspec.json.Decoder(_PreemptionArgs)
 
 
-def _decode(decoder: msgspec.json.Decoder, body: bytes, what: str):  # type: ignore[no-untyped-def]
+def _decode(decoder: msgspec.json.Decoder[_T], body: bytes, what: str) -> _T:
     if not body:
         raise BadRequest(f"empty request body: expected a JSON {what} object")
     try:
@@ -211,7 +213,9 @@ def decode_scheduling_request(body: bytes, memo: NameListMemo | None = None) -> 
         )
     if names is not None:
         return SchedulingRequest(pod, names, None)
-    raw = tuple(args.Nodes.items or ())
+    nodes = args.Nodes
+    assert nodes is not None  # exactly one of Nodes and NodeNames (checked above)
+    raw = tuple(nodes.items or ())
     views = []
     for i, item in enumerate(raw):
         try:
@@ -219,7 +223,7 @@ def decode_scheduling_request(body: bytes, memo: NameListMemo | None = None) -> 
         except msgspec.ValidationError as exc:
             raise BadRequest(f"invalid ExtenderArgs: {exc}".replace("`$", f"`Nodes.items[{i}]")) from None
     node_names = [v.metadata.name if v.metadata else "" for v in views]
-    objects = NodeObjects(_unique(node_names, "Nodes.items"), tuple(views), raw, args.Nodes.metadata)
+    objects = NodeObjects(_unique(node_names, "Nodes.items"), tuple(views), raw, nodes.metadata)
     return SchedulingRequest(pod, objects.names, objects)
 
 

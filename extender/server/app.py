@@ -29,6 +29,7 @@ from extender.cache.feed import Cache
 from extender.cache.gate import CallGate, GatedPaths
 from extender.cache.node_source import CachedBinder, CacheSource
 from extender.cache.process import CacheProcess
+from extender.kube.bind import PodBinder
 from extender.kube.binding import Binder
 from extender.kube.client import load_api_client
 from extender.kube.objects import BadRequest
@@ -49,7 +50,7 @@ def create_app(
     settings: Settings,
     *,
     source: NodeSource | None = None,
-    binder: Binder | None = None,
+    binder: PodBinder | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Flask:
     """Build the WSGI app. ``source`` and ``binder`` are seams for tests and for the cluster
@@ -59,7 +60,7 @@ def create_app(
     client = None
     if binder is None or source is None:
         client = load_api_client(kubeconfig=settings.kubeconfig) if settings.api_access else None
-    cache = None
+    cache: Cache | CacheProcess | None = None
     gate = CallGate()  # filter, prioritize and preempt before the cache's event application
     cached = source is None and client is not None and settings.cache
     metrics = Metrics(
@@ -70,16 +71,18 @@ def create_app(
         cache = CacheProcess(settings, metrics=metrics, logger=log, gate=gate)
         source = CacheSource(cache, clock=clock)
     elif cached:
+        assert client is not None  # cached needs API access
         cache = Cache(
             client, policy, cache_config(settings), metrics=metrics.cache, logger=log, clock=clock, gate=gate
         )
         source = CacheSource(cache, clock=clock)
     source = source or StatelessSource(annotation_prefix=settings.annotation_prefix, clock=clock)
     if binder is None:
-        binder = Binder(client, timeout_s=settings.bind_timeout_s, logger=log)
+        api_binder = Binder(client, timeout_s=settings.bind_timeout_s, logger=log)
+        binder = api_binder
         if cache is not None:
             binder = CachedBinder(
-                binder,
+                api_binder,
                 cache.state,
                 logger=log,
                 on_visibility=lambda outcome: metrics.bind_visibility.labels(outcome).inc(),
@@ -212,9 +215,9 @@ def create_app(
             mimetype=JSON,
         )
 
-    app.wsgi_app = GatedPaths(
+    app.wsgi_app = GatedPaths(  # type: ignore[method-assign]  # Flask's documented way to wrap it
         VerbRoutes(routes, app.wsgi_app),
-        gate,  # type: ignore[method-assign]
+        gate,
         (f"{prefix}/{verb}" for verb in GATED_VERBS),
     )
     return app
