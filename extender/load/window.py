@@ -38,6 +38,9 @@ Why it looks like this:
 The pollers that feed it are ``extender.load.poller`` (the thread, its backoff and error
 texts), ``extender.load.metrics_server`` and ``extender.load.prometheus``; this module holds
 no I/O and imports no Kubernetes client; the names of the sources are ``extender.load.sources``.
+Over 600 lines on purpose: ``LoadWindow``'s ring buffers, its cached statistics with their
+exactness ranges and the precomputed next states are kept consistent under one lock by every
+method of the one class; split, the invariants they share would no longer be read in one place.
 """
 
 from __future__ import annotations
