@@ -13,8 +13,9 @@ with all N names, one at a time on one keep-alive connection, first on a still c
 ``--events-per-s`` (churn). See benchmarks/README.md ("names") for the method and how to read
 the figures.
 
-The fake API server at scale is ``benchmarks.names_fake`` (its objects ``benchmarks.names_objects``);
-the report's tables are ``benchmarks.names_report``.
+The fake API server at scale is ``benchmarks.names_fake`` (its objects ``benchmarks.names_objects``),
+the client's bodies, checks and timed phases ``benchmarks.names_client``, the report's tables
+``benchmarks.names_report``; this module runs one size and the whole benchmark.
 
 ``--profile`` adds, per size, the server's work for the same requests in this process
 (``create_app`` on the same fake): stage timings, cProfile, and pod events applied from a

@@ -1,11 +1,12 @@
-"""The fake Kubernetes API server of the ``names`` benchmark, at scale, in a process of its own.
+"""The fake Kubernetes API server of the ``names`` benchmark, at scale, in a process of its own
+(``FakeAPIProcess``), with the driver of its pod churn (``_Churn``).
 
-The fake is subclassed here (``make_bench_api``) for scale only: the test fake deep-copies every
-object of a kind on each list page and scans its whole watch history on each wake-up, which is
-right for tests with dozens of objects and hopeless at 300,000 pods. The subclass keeps each
-object as its encoded JSON, serves list pages from a snapshot taken at the first page, and
-keeps the watch history as an rv-ordered log; HTTP handling, routing, the watch framing and
-the audit log are the test fake's own.
+The test fake (``tests.kubeapi.FakeKubeAPI``) is subclassed here (``make_bench_api``) for scale
+only: the test fake deep-copies every object of a kind on each list page and scans its whole
+watch history on each wake-up, which is right for tests with dozens of objects and hopeless at
+300,000 pods. The subclass keeps each object as its encoded JSON, serves list pages from a
+snapshot taken at the first page, and keeps the watch history as an rv-ordered log; HTTP
+handling, routing, the watch framing and the audit log are the test fake's own.
 """
 
 from __future__ import annotations
