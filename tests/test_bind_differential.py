@@ -49,7 +49,7 @@ from extender.policy_file import load_policy
 from extender.verbs.verbs import Verbs
 from tests.conftest import running_extender, write_kubeconfig
 from tests.kubeapi import FakeKubeAPI
-from tests.test_cache_mode import bind, call, wait_ready
+from tests.test_cache_mode import bind, call, metric, wait_ready
 from tests.test_cache_mode import node_obj as server_node_obj
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -456,7 +456,7 @@ class ServerMachine(RuleBasedStateMachine):
         self.url = self._stack.enter_context(
             running_extender("--kubeconfig", str(kubeconfig), env={"EXTENDER_CACHE_PROCESS": "true"})
         )
-        wait_ready(self.url)
+        wait_ready(self.url, timeout=60)  # the suite runs on every core: starting can be slow
 
     def teardown(self) -> None:
         self._stack.close()
@@ -483,7 +483,7 @@ class ServerMachine(RuleBasedStateMachine):
         return out
 
     def _settle(self) -> None:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while (diff := self._differences()) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not diff, diff
@@ -527,10 +527,16 @@ class ServerMachine(RuleBasedStateMachine):
             assert status == 200
             if fail:
                 self.api.fail("POST", r"/binding$", status=500, times=2)  # the binder's one retry too
+            late = metric(self.url, "extender_bind_visibility_total", '{outcome="late"}') or 0.0
             answer = bind(self.url, pod["metadata"]["name"], pod["metadata"]["uid"], node)
             self.api.clear_faults()
             assert bool(answer["Error"]) == fail, answer
-            assert not (diff := self._differences()), diff  # at once: no waiting for the watch
+            # A successful bind is owed at once (no waiting for the watch), unless the extender
+            # itself reported it late (its 1 s budget spent: a loaded machine). A failed bind's
+            # uncount is owed within FORGET_BUDGET_S, so it is checked by the settle below.
+            if not fail and (diff := self._differences()):
+                reported = metric(self.url, "extender_bind_visibility_total", '{outcome="late"}') or 0.0
+                assert reported > late, diff
         finally:
             self.api.release_watch("pods")
         self._settle()
