@@ -13,6 +13,7 @@ is Flask's.
 
 from __future__ import annotations
 
+import dataclasses
 import http
 import logging
 import socket
@@ -40,6 +41,7 @@ from extender.settings import Settings
 from extender.verbs.decisions import DecisionLog
 from extender.verbs.source import CacheNotReady, NamesFormUnsupported, NodeSource, StatelessSource
 from extender.verbs.verbs import Answer, Verbs
+from scoring import Policy
 
 JSON = "application/json"
 VERBS = ("filter", "prioritize", "bind", "preempt")
@@ -57,50 +59,15 @@ def create_app(
     cache; by default the stateless source and a binder with whatever API access exists."""
     log = logging.getLogger("extender")
     policy = load_policy(settings.policy)
-    client = None
-    if binder is None or source is None:
-        client = load_api_client(kubeconfig=settings.kubeconfig) if settings.api_access else None
-    cache: Cache | CacheProcess | None = None
     gate = CallGate()  # filter, prioritize and preempt before the cache's event application
-    cached = source is None and client is not None and settings.cache
-    metrics = Metrics(
-        mode="cache" if cached else getattr(source, "mode", "stateless"),
-        cache=not (cached and settings.cache_process),
-    )
-    if cached and settings.cache_process:
-        cache = CacheProcess(settings, metrics=metrics, logger=log, gate=gate)
-        source = CacheSource(cache, clock=clock)
-    elif cached:
-        assert client is not None  # cached needs API access
-        cache = Cache(
-            client, policy, cache_config(settings), metrics=metrics.cache, logger=log, clock=clock, gate=gate
-        )
-        source = CacheSource(cache, clock=clock)
-    source = source or StatelessSource(annotation_prefix=settings.annotation_prefix, clock=clock)
-    if binder is None:
-        api_binder = Binder(client, timeout_s=settings.bind_timeout_s, logger=log)
-        binder = api_binder
-        if cache is not None:
-            binder = CachedBinder(
-                api_binder,
-                cache.state,
-                logger=log,
-                on_visibility=lambda outcome: metrics.bind_visibility.labels(outcome).inc(),
-            )
+    wired = _wire_node_data(settings, policy, source, binder, gate, log, clock)
+    source, binder, cache, metrics = wired.source, wired.binder, wired.cache, wired.metrics
     decisions = DecisionLog(capacity=settings.decisions, clock=clock) if settings.decisions else None
     verbs = Verbs(policy=policy, source=source, binder=binder, logger=log, decisions=decisions)
     log.info(
         "extender ready to serve: mode=%s (%s) policy=%s strategies=%s prefix=%r",
         source.mode,
-        (
-            "watch-fed cluster cache"
-            + (" in its own process" if settings.cache_process else "")
-            + ", nodeCacheCapable: true"
-        )
-        if cache is not None
-        else "node data from each request, nodeCacheCapable: false"
-        if source.mode == "stateless"
-        else "custom",
+        _mode_text(settings, source, cache),
         settings.policy,
         ",".join(s.name for s in policy.strategies),
         settings.url_prefix or "/",
@@ -221,6 +188,70 @@ def create_app(
         (f"{prefix}/{verb}" for verb in GATED_VERBS),
     )
     return app
+
+
+@dataclasses.dataclass(frozen=True)
+class _Wired:
+    """Where node data comes from and what binds: the app's choice of concrete classes."""
+
+    source: NodeSource
+    binder: PodBinder
+    cache: Cache | CacheProcess | None
+    metrics: Metrics
+
+
+def _wire_node_data(
+    settings: Settings,
+    policy: Policy,
+    source: NodeSource | None,
+    binder: PodBinder | None,
+    gate: CallGate,
+    log: logging.Logger,
+    clock: Callable[[], float],
+) -> _Wired:
+    """The node source, the binder and the cluster cache (if any): the cache when there is API
+    access and no source was given (in a process of its own unless settings say otherwise),
+    else the stateless source; the API binder, behind ``CachedBinder`` with a cache."""
+    client = None
+    if binder is None or source is None:
+        client = load_api_client(kubeconfig=settings.kubeconfig) if settings.api_access else None
+    cache: Cache | CacheProcess | None = None
+    cached = source is None and client is not None and settings.cache
+    metrics = Metrics(
+        mode="cache" if cached else getattr(source, "mode", "stateless"),
+        cache=not (cached and settings.cache_process),
+    )
+    if cached and settings.cache_process:
+        cache = CacheProcess(settings, metrics=metrics, logger=log, gate=gate)
+    elif cached:
+        assert client is not None  # cached needs API access
+        cache = Cache(
+            client, policy, cache_config(settings), metrics=metrics.cache, logger=log, clock=clock, gate=gate
+        )
+    if cache is not None:
+        source = CacheSource(cache, clock=clock)
+    source = source or StatelessSource(annotation_prefix=settings.annotation_prefix, clock=clock)
+    if binder is None:
+        api_binder = Binder(client, timeout_s=settings.bind_timeout_s, logger=log)
+        binder = api_binder
+        if cache is not None:
+            binder = CachedBinder(
+                api_binder,
+                cache.state,
+                logger=log,
+                on_visibility=lambda outcome: metrics.bind_visibility.labels(outcome).inc(),
+            )
+    return _Wired(source, binder, cache, metrics)
+
+
+def _mode_text(settings: Settings, source: NodeSource, cache: Cache | CacheProcess | None) -> str:
+    """How the extender gets node data, for the start-up log line."""
+    if cache is not None:
+        process = " in its own process" if settings.cache_process else ""
+        return f"watch-fed cluster cache{process}, nodeCacheCapable: true"
+    if source.mode == "stateless":
+        return "node data from each request, nodeCacheCapable: false"
+    return "custom"
 
 
 # The calls kube-scheduler waits on in its scheduling cycle; bind runs in its binding cycle and
