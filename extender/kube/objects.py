@@ -158,6 +158,11 @@ class MalformedObject(ValueError):
     """An API answer or watch line that is not what the API server sends."""
 
 
+# msgspec raises UnicodeDecodeError for invalid UTF-8 in a string it decodes, and RecursionError
+# for nesting beyond the interpreter's recursion limit, besides its own two errors
+_DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
 _list_decoder = msgspec.json.Decoder(_ObjectList)
 _event_decoder = msgspec.json.Decoder(_WatchEvent)
 _meta_decoder = msgspec.json.Decoder(_MetaOnly)
@@ -170,7 +175,7 @@ _ONE_PASS_EVENTS = frozenset(("ADDED", "MODIFIED", "DELETED", "BOOKMARK"))
 def decode_object_list(body: bytes) -> ObjectList:
     try:
         lst = _list_decoder.decode(body)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except _DECODE_ERRORS as exc:
         raise MalformedObject(f"list answer: {exc}") from None
     return ObjectList(
         lst.metadata.resourceVersion, lst.metadata.continue_, tuple(bytes(i) for i in lst.items or ())
@@ -180,7 +185,7 @@ def decode_object_list(body: bytes) -> ObjectList:
 def decode_watch_event(line: bytes) -> WatchEvent:
     try:
         ev = _event_decoder.decode(line)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except _DECODE_ERRORS as exc:
         raise MalformedObject(f"watch line: {exc}") from None
     if not ev.type:
         raise MalformedObject("watch line without a type")
@@ -197,7 +202,7 @@ def decode_pod_watch_line(line: bytes) -> tuple[str, Pod] | None:
     informer's whole per-line path as it stands."""
     try:
         ev = _pod_event_decoder.decode(line)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except _DECODE_ERRORS:
         return None
     if ev.object is None or ev.type not in _ONE_PASS_EVENTS:
         return None
@@ -208,7 +213,7 @@ def decode_meta(raw: bytes) -> ObjectMeta:
     """The metadata of any API object (name, namespace, uid, resourceVersion, ...)."""
     try:
         meta = _meta_decoder.decode(raw).metadata
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except _DECODE_ERRORS as exc:
         raise MalformedObject(f"object: {exc}") from None
     return meta or ObjectMeta()
 
@@ -217,19 +222,19 @@ def decode_status_code(raw: bytes) -> int:
     """``code`` of a ``metav1.Status`` (watch ERROR events); 0 if absent or unreadable."""
     try:
         return _status_decoder.decode(raw).code
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except _DECODE_ERRORS:
         return 0
 
 
 def decode_node(raw: bytes) -> Node:
     try:
         return _node_decoder.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except _DECODE_ERRORS as exc:
         raise MalformedObject(f"Node: {exc}") from None
 
 
 def decode_pod(raw: bytes) -> Pod:
     try:
         return _pod_decoder.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except _DECODE_ERRORS as exc:
         raise MalformedObject(f"Pod: {exc}") from None

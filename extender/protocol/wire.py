@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 from collections.abc import Mapping, Sequence
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import msgspec
 import numpy as np
@@ -52,14 +53,18 @@ class _MetaPod(msgspec.Struct, frozen=True):
     UID: str = ""
 
 
+# Go's int64: a larger count would be echoed in the answer, which kube-scheduler cannot decode
+_Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
+
 class _MetaVictims(msgspec.Struct, frozen=True):
     Pods: list[_MetaPod] | None = None
-    NumPDBViolations: int = 0
+    NumPDBViolations: _Int64 = 0
 
 
 class _Victims(msgspec.Struct, frozen=True):
     Pods: list[Pod] | None = None
-    NumPDBViolations: int = 0
+    NumPDBViolations: _Int64 = 0
 
 
 class _PreemptionArgs(msgspec.Struct, frozen=True):
@@ -127,14 +132,95 @@ _preemption_decoder = msgspec.json.Decoder(_PreemptionArgs)
 
 
 def _decode(decoder: msgspec.json.Decoder[_T], body: bytes, what: str) -> _T:
+    """``body`` decoded, or BadRequest naming what is wrong and where.
+
+    The whole body is checked to be UTF-8 first (``isascii`` is one pass in C; a body with
+    other bytes is decoded once, also in C): msgspec validates only the strings it turns into
+    ``str`` (and raises ``UnicodeDecodeError`` for those), not the ones it skips or keeps raw,
+    and raw Node objects are echoed in a filter answer. Nesting is bounded by msgspec itself:
+    it raises ``RecursionError`` beyond the interpreter's recursion limit (1,000 levels, far
+    under the 10,000 of Go's decoder), in skipped and raw values too, so every raw value kept
+    and echoed is nested within that bound."""
     if not body:
         raise BadRequest(f"empty request body: expected a JSON {what} object")
+    if not body.isascii():
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            where = _path_at(body, exc.start)
+            raise BadRequest(
+                f"request body is not valid UTF-8: {exc.reason} at byte {exc.start}, in `{where}`"
+            ) from None
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise BadRequest(f"invalid {what}: {exc}".replace("`$.", "`")) from None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest(f"request body is nested too deeply: {_too_deep(body)}") from None
+
+
+# A JSON token for locating an error (not for decoding): a string (and the colon that makes it a
+# key), a bracket or a comma. Scalars between them need no token.
+_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"\s*:?|[\[\]{},]', re.DOTALL)
+_PATH_SHOWN = 8  # levels of a path written out; deeper ones are counted
+# bytes walked to locate an error (about 75 ms a MiB); past them the message gives the offset only
+_WALKED = 8 << 20
+
+
+def _walk(body: bytes, stop: int | None = None, max_depth: int | None = None) -> tuple[list[str], int]:
+    """The path of open containers at byte ``stop``, or where nesting first exceeds
+    ``max_depth``; with the offset reached. For error messages only: a Python loop per token."""
+    path: list[str] = []
+    index: list[int] = []  # per level: -1 in an object, else the item's index in an array
+    pos = min(len(body), _WALKED)
+    for m in _TOKEN.finditer(body, 0, _WALKED):
+        pos = m.start()
+        if stop is not None and pos >= stop:
+            break
+        tok = m.group()
+        if tok in (b"[", b"{"):
+            index.append(0 if tok == b"[" else -1)
+            path.append("[0]" if tok == b"[" else "")
+            if max_depth is not None and len(path) > max_depth:
+                break
+        elif tok in (b"]", b"}"):
+            if path:
+                path.pop()
+                index.pop()
+        elif tok == b",":
+            if index and index[-1] >= 0:
+                index[-1] += 1
+                path[-1] = f"[{index[-1]}]"
+        elif tok.endswith(b":") and index and index[-1] < 0:
+            key = tok[: tok.rindex(b'"')][1:].decode("utf-8", "replace")
+            path[-1] = "." + key
+    return path, pos
+
+
+def _render(path: list[str]) -> str:
+    parts = [p for p in path if p]
+    shown = "".join(parts[:_PATH_SHOWN]).lstrip(".") or "$"
+    return shown + (f"... ({len(parts) - _PATH_SHOWN} levels more)" if len(parts) > _PATH_SHOWN else "")
+
+
+def _path_at(body: bytes, offset: int) -> str:
+    """Where byte ``offset`` of ``body`` is, as a path such as ``Nodes.items[3].metadata.name``."""
+    if offset > _WALKED:
+        return f"a value past the first {_WALKED >> 20} MiB"
+    return _render(_walk(body, stop=offset)[0])
+
+
+_DEPTH_SHOWN = 500  # msgspec's bound is the recursion limit (1,000) less the stack in use
+
+
+def _too_deep(body: bytes) -> str:
+    """Where ``body`` first nests deeper than ``_DEPTH_SHOWN`` levels, in words."""
+    path, offset = _walk(body, max_depth=_DEPTH_SHOWN)
+    if len(path) <= _DEPTH_SHOWN:
+        return "more levels than the decoder allows"
+    return f"more than {_DEPTH_SHOWN} levels at byte {offset}, in `{_render(path)}`"
 
 
 def _require_pod(pod: Pod | None, what: str) -> Pod:
@@ -197,6 +283,8 @@ def _decode_names(data: bytes) -> tuple[str, ...] | None:
         names = _names_decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise BadRequest(f"invalid ExtenderArgs: {exc}".replace("`$", "`NodeNames")) from None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:  # checked by _decode already
+        raise BadRequest(f"invalid ExtenderArgs: `NodeNames`: {exc}") from None
     return None if names is None else _unique(names, "NodeNames")
 
 
@@ -221,7 +309,11 @@ def decode_scheduling_request(body: bytes, memo: NameListMemo | None = None) -> 
         try:
             views.append(_node_decoder.decode(item))
         except msgspec.ValidationError as exc:
-            raise BadRequest(f"invalid ExtenderArgs: {exc}".replace("`$", f"`Nodes.items[{i}]")) from None
+            where = f"`Nodes.items[{i}]"
+            text = str(exc).replace("`$", where) if "`$" in str(exc) else f"{exc} - at {where}`"
+            raise BadRequest(f"invalid ExtenderArgs: {text}") from None
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:  # checked by _decode already
+            raise BadRequest(f"invalid ExtenderArgs: `Nodes.items[{i}]`: {exc}") from None
     node_names = [v.metadata.name if v.metadata else "" for v in views]
     objects = NodeObjects(_unique(node_names, "Nodes.items"), tuple(views), raw, nodes.metadata)
     return SchedulingRequest(pod, objects.names, objects)

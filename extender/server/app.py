@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flask import Flask, Response, request
+from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.wsgi import get_input_stream
 
@@ -300,7 +301,10 @@ class VerbRoutes:
 
 class _BodyTimeout(HTTPException):
     code = 408
-    description = "request body not received in time (or shorter than its Content-Length)"
+    description = (
+        "request body not received in time (or shorter than its Content-Length, "
+        "or chunked without its last, zero-size, chunk)"
+    )
 
 
 def _read_body(environ: dict[str, Any], max_bytes: int, timeout_s: float) -> bytes:
@@ -313,6 +317,8 @@ def _read_body(environ: dict[str, Any], max_bytes: int, timeout_s: float) -> byt
         return get_input_stream(environ, max_content_length=max_bytes).read()
     except (TimeoutError, ClientDisconnected):  # gunicorn ends a timed-out read early
         raise _BodyTimeout() from None
+    except ParseException as exc:  # gunicorn reads chunked framing as the body is read: bad chunk size, ...
+        raise BadRequest(f"request body framing is invalid: {type(exc).__name__}: {exc}") from None
 
 
 def _kind_of(exc: HTTPException) -> str:
