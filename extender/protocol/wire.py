@@ -165,8 +165,9 @@ def _decode(decoder: msgspec.json.Decoder[_T], body: bytes, what: str) -> _T:
 # key), a bracket or a comma. Scalars between them need no token.
 _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"\s*:?|[\[\]{},]', re.DOTALL)
 _PATH_SHOWN = 8  # levels of a path written out; deeper ones are counted
-# bytes walked to locate an error (about 75 ms a MiB); past them the message gives the offset only
-_WALKED = 8 << 20
+# bytes walked to locate an error (about 75 ms a MiB, a Python loop): a rejected request costs at
+# most this much more; past them the message says so
+_WALKED = 1 << 20
 
 
 def _walk(body: bytes, stop: int | None = None, max_depth: int | None = None) -> tuple[list[str], int]:
