@@ -23,9 +23,14 @@ Why this module looks the way it does (kubernetes client 37, urllib3 2):
   A request still waiting for its response headers cannot be cut this way; it ends at the
   connect/read timeout, after `stop()` has returned (the thread is a daemon).
 * Failures are retried forever with full-jitter exponential backoff (`backoff_base_s * 2**n`,
-  capped at `backoff_max_s`, uniform in [0, cap]); Retry-After is honoured; the backoff resets
-  after a successful list or any watch progress.  A 410 (history expired) relists at once the
-  first time, and backs off when it repeats without progress in between.
+  capped at `backoff_max_s`, uniform in [0, cap]); Retry-After is honoured up to
+  `retry_after_max_s` (30 s, our own backoff's maximum: a server asking for a day, or for 1e10 s,
+  which overflowed the wait and killed the thread, gets our request every 30 s at most); the
+  backoff resets after a successful list or any watch progress.  A 410 (history expired) relists
+  at once the first time, and backs off when it repeats without progress in between.
+* Anything that escapes the loop's own failure handling (a bug) does not end the thread: it is
+  logged, counted (`on_thread_restart`, `thread_restarts`) and the loop starts over with a
+  relist after a backoff.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ import urllib3
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
-from extender.kube.client import no_retry_client
+from extender.kube.client import no_retry_client, retry_after_s
 from extender.kube.objects import (
     MalformedObject,
     decode_meta,
@@ -129,7 +134,9 @@ class Informer:
         resync_s: float = 0.0,
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30.0,
+        retry_after_max_s: float = 30.0,
         on_event: Callable[[str, str], None] | None = None,
+        on_thread_restart: Callable[[str], None] | None = None,
         before_line: Callable[[], object] | None = None,
         logger: logging.Logger | None = None,
         rng: random.Random | None = None,
@@ -140,8 +147,8 @@ class Informer:
             raise ValueError("page_size and watch_timeout_s must be at least 1")
         if stall_timeout_s <= 0 or connect_timeout_s <= 0 or resync_s < 0:
             raise ValueError("timeouts must be positive and resync_s not negative")
-        if backoff_base_s < 0 or backoff_max_s < 0:
-            raise ValueError("backoff times must not be negative")
+        if not all(math.isfinite(v) and v >= 0 for v in (backoff_base_s, backoff_max_s, retry_after_max_s)):
+            raise ValueError("backoff times must be finite and not negative")
         self._kind: str = kind
         self._handler = handler
         self._decode = getattr(handler, "decode", None)  # see InformerHandler
@@ -155,7 +162,10 @@ class Informer:
         self._resync_s = float(resync_s)
         self._backoff_base_s = float(backoff_base_s)
         self._backoff_max_s = float(backoff_max_s)
+        self._retry_after_max_s = float(retry_after_max_s)
         self._on_event = on_event
+        self._on_thread_restart = on_thread_restart
+        self.thread_restarts = 0  # times the loop crashed and was started over
         self._before_line = before_line  # e.g. a gate.Feeder: scheduling calls first
         self._log = logger or _LOG
         self._rng = rng or random.Random()
@@ -225,25 +235,57 @@ class Informer:
 
     # ---- the loop ------------------------------------------------------------------------------
     def _run(self) -> None:
-        need_list = True
         try:
             while not self._stopping.is_set():
                 try:
-                    if need_list or time.monotonic() >= self._next_resync:
-                        self._list_and_replace()
-                        need_list = False
-                    need_list = self._watch_once()
+                    self._loop()
+                    return
                 except _Stop:
                     return
-                except Exception as exc:  # noqa: BLE001 - the thread must survive everything
+                except Exception as exc:  # noqa: BLE001 - a bug must not end the informer for good
                     if self._stopping.is_set():
                         return
-                    try:
-                        need_list = self._recover(exc, need_list)
-                    except _Stop:
-                        return
+                    self._restart_after_crash(exc)
         finally:
             self._api_client.close()
+
+    def _restart_after_crash(self, exc: Exception) -> None:
+        """Log and count a crash of the loop, then back off (full jitter, at most backoff_max_s)."""
+        self.thread_restarts += 1
+        name = f"informer-{self._kind}"
+        self._log.error(
+            "%s: the list/watch loop crashed in %s; starting it over with a list (restart %d)",
+            name,
+            self._phase.value,
+            self.thread_restarts,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+        if self._on_thread_restart is not None:
+            try:
+                self._on_thread_restart(name)
+            except Exception:  # noqa: BLE001 - a broken counter must not stop the informer
+                self._log.exception("%s: on_thread_restart callback failed", name)
+        cap = min(
+            self._backoff_max_s, self._backoff_base_s * 2 ** min(self.thread_restarts - 1, _MAX_EXPONENT)
+        )
+        self._stopping.wait(self._rng.uniform(0.0, cap))
+
+    def _loop(self) -> None:
+        """List, then watch, until stopped (returns or raises _Stop); a failure the loop does
+        not handle itself (a crash inside ``_recover``) escapes to ``_run``."""
+        need_list = True
+        while not self._stopping.is_set():
+            try:
+                if need_list or time.monotonic() >= self._next_resync:
+                    self._list_and_replace()
+                    need_list = False
+                need_list = self._watch_once()
+            except _Stop:
+                return
+            except Exception as exc:  # noqa: BLE001 - the thread must survive everything
+                if self._stopping.is_set():
+                    return
+                need_list = self._recover(exc, need_list)
 
     def _recover(self, exc: Exception, need_list: bool) -> bool:
         """Log and count a failure, pause as needed; returns whether the next step is a list."""
@@ -284,7 +326,7 @@ class Informer:
                 "informer-%s: %s failed: HTTP %d %s", kind, phase.value, exc.status, exc.reason or ""
             )
             self._emit("error")
-            self._pause(_retry_after(exc))
+            self._pause(retry_after_s(exc, self._retry_after_max_s))
             return need_list
         if isinstance(exc, (urllib3.exceptions.HTTPError, OSError, ApiException)):
             # a watch that stalled or was cut (even before its headers) is resumed: "restart";
@@ -553,14 +595,6 @@ def _cut(resp: Any) -> None:
         resp.shutdown()
     except Exception:  # noqa: BLE001 - already closed or released: nothing to wake
         pass
-
-
-def _retry_after(exc: ApiException) -> float | None:
-    value = exc.headers.get("Retry-After") if exc.headers else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None  # an HTTP-date: our own backoff applies
 
 
 def _describe(exc: BaseException) -> str:
