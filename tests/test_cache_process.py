@@ -164,3 +164,34 @@ def test_a_child_that_cannot_be_started_is_tried_again(
     assert ctx.failures == 1
     assert any("injected: cannot start" in r.getMessage() for r in caplog.records)
     assert not cache._receiver.is_alive()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("cache_process", ["true", "false"])
+def test_a_cache_that_cannot_stay_current_turns_unready_then_not_live(
+    cache_process: str, api: FakeKubeAPI, tmp_path: Path
+) -> None:
+    # issue 17: a cache whose watches could not resume stayed ready; one that never synced left
+    # /livez 200 for ever, so the kubelet never restarted it
+    api.add_node(node_obj("n0"))
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
+    env = {
+        "EXTENDER_CACHE_PROCESS": cache_process,
+        "EXTENDER_CACHE_UNHEALTHY_S": "1",
+        "EXTENDER_LIVENESS_UNREADY_S": "4",
+    }
+    with running_server("--kubeconfig", str(kubeconfig), env=env) as server:
+        url = server.url
+        wait_ready(url)
+        assert call(f"{url}/livez")[0] == 200
+        api.fail("GET", r"^/api/v1/(nodes|pods)$", status=503, times=10**6)
+        api.drop_watches()
+        wait_until(lambda: call(f"{url}/readyz")[0] == 503)
+        _, text = call(f"{url}/readyz")
+        assert "no list or watch has succeeded for" in text
+        assert call(f"{url}/livez")[0] == 200  # a short outage: still live
+        wait_until(lambda: call(f"{url}/livez")[0] == 503)
+        assert "not ready for" in call(f"{url}/livez")[1]
+        api.clear_faults()
+        wait_ready(url, timeout=60)
+        assert call(f"{url}/livez")[0] == 200

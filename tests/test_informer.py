@@ -553,6 +553,30 @@ def test_a_crash_of_the_informer_loop_restarts_it_and_is_counted(
     assert caught_up(api, lambda k: nodes.handler.view(), "nodes")
 
 
+def test_health_reports_an_informer_failing_beyond_the_limit_and_a_dead_thread(
+    api: FakeKubeAPI, start: Callable[..., Running], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nodes = start("nodes")
+    await_watch(api, "nodes")
+    assert nodes.informer.health(0.3) is None
+    api.fail("GET", "^/api/v1/nodes$", status=500, times=10**6)
+    api.drop_watches()  # the stream broke: resumed, not yet failing
+    assert eventually(lambda: nodes.events.count("error") >= 1)
+    assert nodes.informer.health(30.0) is None  # failing, within the limit
+    assert eventually(lambda: nodes.informer.health(0.3) is not None)
+    assert "no list or watch has succeeded for" in (nodes.informer.health(0.3) or "")
+    api.clear_faults()
+    api.add_node(_node("n0"))  # a watch event: progress
+    assert eventually(lambda: nodes.informer.health(0.3) is None)
+
+    def end_thread(self: Informer) -> None:
+        """The loop returns though nobody stopped it: the thread ends (a bug)."""
+
+    monkeypatch.setattr(Informer, "_loop", end_thread)
+    pods = start("pods", sync=False)
+    assert eventually(lambda: pods.informer.health(60.0) == "informer-pods: its thread has ended")
+
+
 def test_dropped_list_connection_is_seen_not_silently_retried(
     api: FakeKubeAPI, start: Callable[..., Running]
 ) -> None:

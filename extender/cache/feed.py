@@ -212,5 +212,9 @@ class Cache:
     def readiness(self) -> tuple[bool, str]:
         if not self.synced:
             return False, "cluster cache: waiting for the first sync of " + ", ".join(self._waiting())
+        limit = self._config.unhealthy_after_s
+        problems = [why for i in self.informers.values() if (why := i.health(limit)) is not None]
+        if problems:
+            return False, "cluster cache: not current: " + "; ".join(problems)
         nodes, pods = self.state.counts()
         return True, f"cluster cache synced: {nodes} nodes, {pods} pods"

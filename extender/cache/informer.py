@@ -186,6 +186,7 @@ class Informer:
         self._next_resync = math.inf
         self._attempt = 0  # failures since the last success (backoff exponent)
         self._expired_streak = 0  # 410s since the last watch progress
+        self._failing_since: float | None = None  # monotonic: first failure since the last success
         self._phase = _Phase.LIST
 
     # ---- public surface ------------------------------------------------------------------------
@@ -251,6 +252,7 @@ class Informer:
 
     def _restart_after_crash(self, exc: Exception) -> None:
         """Log and count a crash of the loop, then back off (full jitter, at most backoff_max_s)."""
+        self._failing()
         self.thread_restarts += 1
         name = f"informer-{self._kind}"
         self._log.error(
@@ -290,6 +292,8 @@ class Informer:
     def _recover(self, exc: Exception, need_list: bool) -> bool:
         """Log and count a failure, pause as needed; returns whether the next step is a list."""
         kind, phase = self._kind, self._phase
+        if not (phase is _Phase.STREAM and isinstance(exc, (urllib3.exceptions.HTTPError, OSError))):
+            self._failing()  # a watch the server answered that then broke or went silent: resumed
         if isinstance(exc, _HandlerFailed):
             cause = exc.__cause__ or exc
             self._log.error(
@@ -380,6 +384,27 @@ class Informer:
     def _progress(self) -> None:
         self._attempt = 0
         self._expired_streak = 0
+        self._failing_since = None
+
+    def _failing(self) -> None:
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+
+    def health(self, limit_s: float, now: float | None = None) -> str | None:
+        """Why this informer cannot be trusted to keep the cache current, or None: its thread
+        ended, or its requests have failed (no list, no watch answered) for more than
+        ``limit_s``. A watch the server answered that then broke or went silent (cut after
+        ``stall_timeout_s``) is resumed and not counted: only its failing to resume is."""
+        name = f"informer-{self._kind}"
+        thread = self._thread
+        if thread is not None and not thread.is_alive() and not self._stopping.is_set():
+            return f"{name}: its thread has ended"
+        since = self._failing_since
+        if since is not None:
+            failing = (time.monotonic() if now is None else now) - since
+            if failing > limit_s:
+                return f"{name}: no list or watch has succeeded for {failing:.0f} s (limit {limit_s:g} s)"
+        return None
 
     # ---- list ----------------------------------------------------------------------------------
     def _list_and_replace(self) -> None:
@@ -412,6 +437,7 @@ class Informer:
         self._last_sync = now
         self._next_resync = now + self._resync_s if self._resync_s > 0 else math.inf
         self._attempt = 0
+        self._failing_since = None
         self._synced.set()
         self._log.info(
             "informer-%s: listed %d objects in %d page(s) at resourceVersion %s",
@@ -465,6 +491,7 @@ class Informer:
                 conn.close()  # back in our own pool as a closed connection: reopened on next use
         if lines == 0 and time.monotonic() - started < _SHORT_WATCH_S:
             self._log.warning("informer-%s: watch ended at once without events", self._kind)
+            self._failing()
             self._emit("error")
             self._pause()
         else:

@@ -63,6 +63,7 @@ from extender.settings import LOG_FORMAT, Settings
 from extender.verbs.source import CacheNotReady
 
 CALL_TIMEOUT_S = 2.0  # a call to the child: its threads answer in microseconds
+READINESS_CALL_S = 1.0  # /readyz asks the child whether its informers are current
 # A bind's count in the child and the install of the snapshot that shows it, together: the
 # Binding request gets the rest of EXTENDER_BIND_TIMEOUT_S.
 VISIBILITY_BUDGET_S = 1.0
@@ -281,6 +282,12 @@ class CacheProcess:
         snap = self.state.snapshot
         if not self._synced or snap is None:
             return False, self._waiting
+        try:  # synced once: are its informers still current? (the child knows)
+            current, why = self.call("readiness", timeout_s=READINESS_CALL_S)
+        except CacheNotReady as exc:
+            return False, str(exc)
+        if not current:
+            return False, str(why)
         return True, f"cluster cache synced: {len(snap.names)} nodes, {snap.pods} pods (cache process)"
 
 
@@ -411,6 +418,7 @@ def _child_main(settings: Settings, rpc: Any, push: Any, directory: str) -> None
         "assume": shipper.assume,
         "forget": shipper.forget,
         "pod_vectors": cache.state.pod_vectors,
+        "readiness": cache.readiness,
         "metrics": lambda: generate_latest(registry),
     }
     while True:
