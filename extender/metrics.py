@@ -107,6 +107,13 @@ class CacheMetrics:
             ["kind", "what"],
             registry=r,
         )
+        self.thread_restarts = Counter(
+            "extender_thread_restarts_total",
+            "Times a cache thread's loop (informer-nodes, informer-pods, load-<source>) crashed "
+            "and was started over after a backoff.",
+            ["thread"],
+            registry=r,
+        )
         # in the cache process the serving process reports the age of the snapshot it serves
         self.snapshot_age = snapshot_age_gauge(r) if snapshot_age else None
         self.cache_objects = Gauge(

@@ -68,6 +68,12 @@ class Settings:
     compensation_lag_s: float = 60.0
     """A load sample must be this much newer than a bind before it is trusted to include the pod."""
     compensation_max_s: float = 300.0
+    cache_unhealthy_s: float = 60.0
+    """After the first sync, the cache is not ready once an informer's requests have failed for
+    this long (or its thread ended): two retries at the backoff's 30 s maximum."""
+    liveness_unready_s: float = 600.0
+    """``/livez`` fails once the service has not been ready for this long (the cache never synced,
+    or has not recovered), so the kubelet restarts it; 0: never."""
     decisions: int = 256
     """Pods kept for /debug/decisions (0: off)."""
 

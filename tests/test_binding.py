@@ -151,6 +151,20 @@ def test_4xx_is_not_retried(api: FakeKubeAPI, binder: Binder) -> None:
     assert _statuses(api) == [403]
 
 
+@pytest.mark.parametrize("retry_after", ["1e10", "inf", "86400", "-5", "nan", "soon"])
+def test_any_retry_after_keeps_the_bind_within_its_deadline(
+    retry_after: str, api: FakeKubeAPI, binder: Binder
+) -> None:
+    api.fail("POST", BIND, status=503, retry_after=retry_after)
+    t0 = time.monotonic()
+    result = binder.bind(_add_pod(api))
+    assert time.monotonic() - t0 < 2.0  # the binder's timeout_s
+    if retry_after in ("-5", "nan", "soon"):  # now, or our own short pause: the retry binds
+        assert result.outcome is BindOutcome.BOUND
+    else:  # a wait past the deadline is not waited: the bind fails at once
+        assert result.outcome is BindOutcome.API_ERROR and time.monotonic() - t0 < 1.0
+
+
 @pytest.mark.timeout(20)
 def test_429_retry_after_honoured_only_within_budget(api: FakeKubeAPI, binder: Binder) -> None:
     t = _add_pod(api)

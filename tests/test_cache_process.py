@@ -3,15 +3,20 @@ process dies. The answers themselves are tested in both layouts by tests/test_ca
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from benchmarks.harness import children_of, running_server
+from extender.cache import process
+from extender.cache.process import CacheProcess
+from extender.settings import Settings
 from tests.conftest import write_kubeconfig
 from tests.kubeapi import FakeKubeAPI
 from tests.test_cache_mode import args, bind, call, metric, node_obj, pod_obj, wait_ready
@@ -114,3 +119,79 @@ def test_the_cache_process_ends_with_its_serving_process(api: FakeKubeAPI, tmp_p
     # the first child removed its worker's directory when that worker died; the second
     # worker removed its own at exit
     assert not any(Path(d).exists() for d in dirs)
+
+
+class _StartFailsOnce:
+    """A multiprocessing context whose first ``Process`` cannot be started."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self.failures = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def Process(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 - multiprocessing's name
+        made = self._real.Process(*args, **kwargs)
+        if self.failures == 0:
+            self.failures += 1
+
+            def refuse() -> None:
+                raise OSError("injected: cannot start the cache process")
+
+            made.start = refuse
+        return made
+
+
+@pytest.mark.timeout(90)
+def test_a_child_that_cannot_be_started_is_tried_again(
+    api: FakeKubeAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # issue 17: an exception from starting a child ended the receiver thread: no cache, for good
+    api.add_node(node_obj("n0"))
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
+    monkeypatch.setattr(process, "RESTART_BACKOFF_S", (0.05, 0.2))
+    cache = CacheProcess(Settings(kubeconfig=str(kubeconfig)))
+    ctx = cache._ctx = _StartFailsOnce(cache._ctx)
+    with caplog.at_level(logging.ERROR, logger="extender.cache"):
+        cache.start()
+        try:
+            wait_until(lambda: "could not be started" in cache.readiness()[1], timeout=10)
+            wait_until(lambda: cache.readiness()[0], timeout=60)  # the next child synced
+            assert "1 nodes, 0 pods (cache process)" in cache.readiness()[1]
+        finally:
+            cache.stop()
+    assert ctx.failures == 1
+    assert any("injected: cannot start" in r.getMessage() for r in caplog.records)
+    assert not cache._receiver.is_alive()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("cache_process", ["true", "false"])
+def test_a_cache_that_cannot_stay_current_turns_unready_then_not_live(
+    cache_process: str, api: FakeKubeAPI, tmp_path: Path
+) -> None:
+    # issue 17: a cache whose watches could not resume stayed ready; one that never synced left
+    # /livez 200 for ever, so the kubelet never restarted it
+    api.add_node(node_obj("n0"))
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
+    env = {
+        "EXTENDER_CACHE_PROCESS": cache_process,
+        "EXTENDER_CACHE_UNHEALTHY_S": "1",
+        "EXTENDER_LIVENESS_UNREADY_S": "4",
+    }
+    with running_server("--kubeconfig", str(kubeconfig), env=env) as server:
+        url = server.url
+        wait_ready(url)
+        assert call(f"{url}/livez")[0] == 200
+        api.fail("GET", r"^/api/v1/(nodes|pods)$", status=503, times=10**6)
+        api.drop_watches()
+        wait_until(lambda: call(f"{url}/readyz")[0] == 503)
+        _, text = call(f"{url}/readyz")
+        assert "no list or watch has succeeded for" in text
+        assert call(f"{url}/livez")[0] == 200  # a short outage: still live
+        wait_until(lambda: call(f"{url}/livez")[0] == 503)
+        assert "not ready for" in call(f"{url}/livez")[1]
+        api.clear_faults()
+        wait_ready(url, timeout=60)
+        assert call(f"{url}/livez")[0] == 200

@@ -195,6 +195,43 @@ def test_server_timing_tells_waiting_from_computing() -> None:
     assert timing["app"] >= 50 and timing["cpu"] < timing["app"] - 40
 
 
+def test_livez_fails_once_the_service_has_not_been_ready_for_the_limit() -> None:
+    """A cache that never syncs (or never recovers) fails liveness after
+    EXTENDER_LIVENESS_UNREADY_S; a shorter spell of unreadiness leaves it live."""
+    import time
+
+    from extender.server.app import create_app
+    from extender.settings import Settings
+    from extender.verbs.source import StatelessSource
+
+    now = [1000.0]
+    state = {"ready": False}
+
+    class Flaky(StatelessSource):
+        def readiness(self) -> tuple[bool, str]:
+            return state["ready"], "ready" if state["ready"] else "waiting for the first sync"
+
+    settings = Settings(api_access=False, liveness_unready_s=600.0)
+    client = create_app(settings, source=Flaky(clock=time.time), monotonic=lambda: now[0]).test_client()
+    assert client.get("/livez").status_code == 200 and client.get("/readyz").status_code == 503
+    now[0] += 600.0
+    assert client.get("/livez").status_code == 200  # within the limit: the first sync may be slow
+    now[0] += 1.0
+    r = client.get("/livez")
+    assert r.status_code == 503 and "not ready for 601 s (limit 600 s): waiting for the first sync" in r.text
+    state["ready"] = True
+    assert client.get("/livez").status_code == 200
+    state["ready"] = False
+    now[0] += 599.0
+    assert client.get("/livez").status_code == 200  # counted from the last time it was ready
+    now[0] += 2.0
+    assert client.get("/livez").status_code == 503
+    off = Settings(api_access=False, liveness_unready_s=0.0)
+    client = create_app(off, source=Flaky(clock=time.time), monotonic=lambda: now[0]).test_client()
+    now[0] += 10_000.0
+    assert client.get("/livez").status_code == 200  # 0: never
+
+
 def test_dockerfile_is_multistage_nonroot_and_runs_gunicorn() -> None:
     """No Docker engine runs here, so check the Dockerfile's promises statically."""
     text = (ROOT / "Dockerfile").read_text()

@@ -486,6 +486,97 @@ def test_errors_on_watch_back_off_and_rewatch_without_relist(
         assert nodes.events.times("event")[-1] - t_err[0] >= retry_after - 0.1
 
 
+@pytest.mark.parametrize("retry_after", ["1e10", "inf", "86400"])
+def test_a_huge_retry_after_neither_kills_nor_parks_the_informer(
+    retry_after: str, api: FakeKubeAPI, start: Callable[..., Running]
+) -> None:
+    # issue 17: "1e10" and "inf" made the backoff's Event.wait raise OverflowError, killing the
+    # thread (no new object ever reached the cache); "86400" put it to sleep for a day
+    api.add_node(_node("n0"))
+    api.fail("GET", "^/api/v1/nodes$", status=503, times=1, retry_after=retry_after)
+    nodes = start("nodes", sync=False, retry_after_max_s=0.3)
+    assert nodes.informer.wait_synced(5)
+    assert nodes.events.count("error") == 1 and nodes.handler.view() == server_view(api, "nodes")
+    assert _threads_named("informer-nodes")
+
+
+@pytest.mark.parametrize("retry_after", ["-5", "nan", "soon", "Wed, 21 Oct 2015 07:28:00 GMT"])
+def test_a_negative_or_unreadable_retry_after_leaves_our_own_backoff(
+    retry_after: str, api: FakeKubeAPI, start: Callable[..., Running]
+) -> None:
+    api.add_node(_node("n0"))
+    api.fail("GET", "^/api/v1/nodes$", status=503, times=2, retry_after=retry_after)
+    nodes = start("nodes", sync=False)
+    assert nodes.informer.wait_synced(5)
+    assert [r.status for r in lists(api, "nodes")] == [503, 503, 200]
+
+
+def test_the_default_retry_after_cap_keeps_the_thread_waiting_not_dead(
+    api: FakeKubeAPI, start: Callable[..., Running]
+) -> None:
+    api.fail("GET", "^/api/v1/nodes$", status=503, times=1, retry_after="1e10")
+    nodes = start("nodes", sync=False)
+    assert eventually(lambda: nodes.events.count("error") == 1)
+    time.sleep(0.3)
+    assert _threads_named("informer-nodes")  # backing off (at most 30 s), not dead
+    t0 = time.monotonic()
+    nodes.informer.stop()
+    assert time.monotonic() - t0 < 1.0 and not _threads_named("informer-nodes")
+
+
+def test_a_crash_of_the_informer_loop_restarts_it_and_is_counted(
+    api: FakeKubeAPI,
+    start: Callable[..., Running],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # a failure inside the failure handling (here: the backoff) used to end the thread for good
+    real_pause = Informer._pause
+    crashes = []
+
+    def pause_once(self: Informer, retry_after: float | None = None) -> None:
+        if not crashes:
+            crashes.append(1)
+            raise RuntimeError("injected crash in the informer loop")
+        real_pause(self, retry_after)
+
+    monkeypatch.setattr(Informer, "_pause", pause_once)
+    restarts: list[str] = []
+    api.add_node(_node("n0"))
+    api.fail("GET", "^/api/v1/nodes$", status=500, times=1)
+    with caplog.at_level(logging.ERROR, logger="extender.informer"):
+        nodes = start("nodes", sync=False, on_thread_restart=restarts.append)
+        assert nodes.informer.wait_synced(5)
+    assert restarts == ["informer-nodes"] and nodes.informer.thread_restarts == 1
+    assert any("injected crash" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+    api.add_node(_node("n1"))
+    assert caught_up(api, lambda k: nodes.handler.view(), "nodes")
+
+
+def test_health_reports_an_informer_failing_beyond_the_limit_and_a_dead_thread(
+    api: FakeKubeAPI, start: Callable[..., Running], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nodes = start("nodes")
+    await_watch(api, "nodes")
+    assert nodes.informer.health(0.3) is None
+    api.fail("GET", "^/api/v1/nodes$", status=500, times=10**6)
+    api.drop_watches()  # the stream broke: resumed, not yet failing
+    assert eventually(lambda: nodes.events.count("error") >= 1)
+    assert nodes.informer.health(30.0) is None  # failing, within the limit
+    assert eventually(lambda: nodes.informer.health(0.3) is not None)
+    assert "no list or watch has succeeded for" in (nodes.informer.health(0.3) or "")
+    api.clear_faults()
+    api.add_node(_node("n0"))  # a watch event: progress
+    assert eventually(lambda: nodes.informer.health(0.3) is None)
+
+    def end_thread(self: Informer) -> None:
+        """The loop returns though nobody stopped it: the thread ends (a bug)."""
+
+    monkeypatch.setattr(Informer, "_loop", end_thread)
+    pods = start("pods", sync=False)
+    assert eventually(lambda: pods.informer.health(60.0) == "informer-pods: its thread has ended")
+
+
 def test_dropped_list_connection_is_seen_not_silently_retried(
     api: FakeKubeAPI, start: Callable[..., Running]
 ) -> None:

@@ -540,6 +540,37 @@ def test_metrics_server_poller_thread_retries_until_synced(
     assert w.view(["node-a"], ["cpu"], time.time()).usage[0, 0] == 2000.0
 
 
+def test_a_crash_of_the_poll_loop_restarts_it_and_is_counted(
+    api: FakeKubeAPI,
+    api_client: client.ApiClient,
+    closing: Callable[[Any], Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # issue 17: a failure outside poll_once (here: the delay) used to end the thread for good
+    api.set_node_metrics({"node-a": {"cpu": "2", "memory": "1Gi"}})
+    src = closing(
+        MetricsServerSource(api_client, LoadWindow(), interval_s=0.05, backoff_base_s=0.02, backoff_max_s=0.1)
+    )
+    real_delay = src.next_delay
+    crashes: list[int] = []
+
+    def delay_once() -> float:
+        if not crashes:
+            crashes.append(1)
+            raise RuntimeError("injected crash in the poll loop")
+        return real_delay()
+
+    monkeypatch.setattr(src, "next_delay", delay_once)
+    restarts: list[str] = []
+    src.on_thread_restart = restarts.append
+    with caplog.at_level(logging.ERROR, logger="extender.load"):
+        src.start()
+        assert api.wait_until(lambda: len(api.requests("GET", METRICS)) >= 3, timeout=10)  # polls on
+    assert restarts == ["load-metrics-server"] and src.thread_restarts == 1
+    assert any("poll loop crashed" in r.getMessage() for r in caplog.records)
+
+
 def test_metrics_server_poller_does_not_touch_the_callers_client(
     api: FakeKubeAPI, api_client: client.ApiClient, closing: Callable[[Any], Any]
 ) -> None:

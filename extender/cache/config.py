@@ -25,6 +25,7 @@ class CacheConfig:
     compensation: CompensationSpec = dataclasses.field(default_factory=CompensationSpec)
     publish_interval_s: float = 0.2  # binds through the extender publish at once
     resync_s: float = 0.0
+    unhealthy_after_s: float = 60.0  # an informer failing this long makes the cache not ready
 
 
 def cache_config(settings: Settings) -> CacheConfig:
@@ -38,4 +39,5 @@ def cache_config(settings: Settings) -> CacheConfig:
         prometheus_node_label=s.prometheus_node_label,
         load_window_s=s.load_window_s,
         compensation=CompensationSpec(s.compensation_lag_s, s.compensation_max_s),
+        unhealthy_after_s=s.cache_unhealthy_s,
     )

@@ -72,12 +72,14 @@ class Cache:
         )
         self._event_counters: dict[tuple[str, str], Any] = {}
         on_event = self._count_event if metrics is not None else None
+        on_restart = self._count_restart if metrics is not None else None
         self.informers = {
             kind: Informer(
                 kind,
                 api_client,
                 handler,
                 on_event=on_event,
+                on_thread_restart=on_restart,
                 before_line=gate.feeder(self._yield_counter(kind)) if gate is not None else None,
                 resync_s=config.resync_s,
                 logger=self._log,
@@ -112,6 +114,8 @@ class Cache:
                     logger=self._log,
                 )
             )
+        for poller in self.pollers:
+            poller.on_thread_restart = on_restart
         if metrics is not None and metrics.snapshot_age is not None:  # when scraped: the age served
             metrics.snapshot_age.set_function(lambda: max(0.0, self._clock() - self.state.snapshot.built_at))
         self._stop = threading.Event()
@@ -176,6 +180,10 @@ class Cache:
             child = self._event_counters[(kind, what)] = self._metrics.informer_events.labels(kind, what)
         child.inc()
 
+    def _count_restart(self, thread: str) -> None:
+        assert self._metrics is not None
+        self._metrics.thread_restarts.labels(thread).inc()
+
     def _count_poll(self, source: str, ok: bool) -> None:
         assert self._metrics is not None
         self._metrics.load_polls.labels(source, "ok" if ok else "error").inc()
@@ -204,5 +212,9 @@ class Cache:
     def readiness(self) -> tuple[bool, str]:
         if not self.synced:
             return False, "cluster cache: waiting for the first sync of " + ", ".join(self._waiting())
+        limit = self._config.unhealthy_after_s
+        problems = [why for i in self.informers.values() if (why := i.health(limit)) is not None]
+        if problems:
+            return False, "cluster cache: not current: " + "; ".join(problems)
         nodes, pods = self.state.counts()
         return True, f"cluster cache synced: {nodes} nodes, {pods} pods"

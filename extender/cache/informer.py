@@ -23,9 +23,14 @@ Why this module looks the way it does (kubernetes client 37, urllib3 2):
   A request still waiting for its response headers cannot be cut this way; it ends at the
   connect/read timeout, after `stop()` has returned (the thread is a daemon).
 * Failures are retried forever with full-jitter exponential backoff (`backoff_base_s * 2**n`,
-  capped at `backoff_max_s`, uniform in [0, cap]); Retry-After is honoured; the backoff resets
-  after a successful list or any watch progress.  A 410 (history expired) relists at once the
-  first time, and backs off when it repeats without progress in between.
+  capped at `backoff_max_s`, uniform in [0, cap]); Retry-After is honoured up to
+  `retry_after_max_s` (30 s, our own backoff's maximum: a server asking for a day, or for 1e10 s,
+  which overflowed the wait and killed the thread, gets our request every 30 s at most); the
+  backoff resets after a successful list or any watch progress.  A 410 (history expired) relists
+  at once the first time, and backs off when it repeats without progress in between.
+* Anything that escapes the loop's own failure handling (a bug) does not end the thread: it is
+  logged, counted (`on_thread_restart`, `thread_restarts`) and the loop starts over with a
+  relist after a backoff.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ import urllib3
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
-from extender.kube.client import no_retry_client
+from extender.kube.client import no_retry_client, retry_after_s
 from extender.kube.objects import (
     MalformedObject,
     decode_meta,
@@ -129,7 +134,9 @@ class Informer:
         resync_s: float = 0.0,
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30.0,
+        retry_after_max_s: float = 30.0,
         on_event: Callable[[str, str], None] | None = None,
+        on_thread_restart: Callable[[str], None] | None = None,
         before_line: Callable[[], object] | None = None,
         logger: logging.Logger | None = None,
         rng: random.Random | None = None,
@@ -140,8 +147,8 @@ class Informer:
             raise ValueError("page_size and watch_timeout_s must be at least 1")
         if stall_timeout_s <= 0 or connect_timeout_s <= 0 or resync_s < 0:
             raise ValueError("timeouts must be positive and resync_s not negative")
-        if backoff_base_s < 0 or backoff_max_s < 0:
-            raise ValueError("backoff times must not be negative")
+        if not all(math.isfinite(v) and v >= 0 for v in (backoff_base_s, backoff_max_s, retry_after_max_s)):
+            raise ValueError("backoff times must be finite and not negative")
         self._kind: str = kind
         self._handler = handler
         self._decode = getattr(handler, "decode", None)  # see InformerHandler
@@ -155,7 +162,10 @@ class Informer:
         self._resync_s = float(resync_s)
         self._backoff_base_s = float(backoff_base_s)
         self._backoff_max_s = float(backoff_max_s)
+        self._retry_after_max_s = float(retry_after_max_s)
         self._on_event = on_event
+        self._on_thread_restart = on_thread_restart
+        self.thread_restarts = 0  # times the loop crashed and was started over
         self._before_line = before_line  # e.g. a gate.Feeder: scheduling calls first
         self._log = logger or _LOG
         self._rng = rng or random.Random()
@@ -176,6 +186,7 @@ class Informer:
         self._next_resync = math.inf
         self._attempt = 0  # failures since the last success (backoff exponent)
         self._expired_streak = 0  # 410s since the last watch progress
+        self._failing_since: float | None = None  # monotonic: first failure since the last success
         self._phase = _Phase.LIST
 
     # ---- public surface ------------------------------------------------------------------------
@@ -225,29 +236,64 @@ class Informer:
 
     # ---- the loop ------------------------------------------------------------------------------
     def _run(self) -> None:
-        need_list = True
         try:
             while not self._stopping.is_set():
                 try:
-                    if need_list or time.monotonic() >= self._next_resync:
-                        self._list_and_replace()
-                        need_list = False
-                    need_list = self._watch_once()
+                    self._loop()
+                    return
                 except _Stop:
                     return
-                except Exception as exc:  # noqa: BLE001 - the thread must survive everything
+                except Exception as exc:  # noqa: BLE001 - a bug must not end the informer for good
                     if self._stopping.is_set():
                         return
-                    try:
-                        need_list = self._recover(exc, need_list)
-                    except _Stop:
-                        return
+                    self._restart_after_crash(exc)
         finally:
             self._api_client.close()
+
+    def _restart_after_crash(self, exc: Exception) -> None:
+        """Log and count a crash of the loop, then back off (full jitter, at most backoff_max_s)."""
+        self._failing()
+        self.thread_restarts += 1
+        name = f"informer-{self._kind}"
+        self._log.error(
+            "%s: the list/watch loop crashed in %s; starting it over with a list (restart %d)",
+            name,
+            self._phase.value,
+            self.thread_restarts,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+        if self._on_thread_restart is not None:
+            try:
+                self._on_thread_restart(name)
+            except Exception:  # noqa: BLE001 - a broken counter must not stop the informer
+                self._log.exception("%s: on_thread_restart callback failed", name)
+        cap = min(
+            self._backoff_max_s, self._backoff_base_s * 2 ** min(self.thread_restarts - 1, _MAX_EXPONENT)
+        )
+        self._stopping.wait(self._rng.uniform(0.0, cap))
+
+    def _loop(self) -> None:
+        """List, then watch, until stopped (returns or raises _Stop); a failure the loop does
+        not handle itself (a crash inside ``_recover``) escapes to ``_run``."""
+        need_list = True
+        while not self._stopping.is_set():
+            try:
+                if need_list or time.monotonic() >= self._next_resync:
+                    self._list_and_replace()
+                    need_list = False
+                need_list = self._watch_once()
+            except _Stop:
+                return
+            except Exception as exc:  # noqa: BLE001 - the thread must survive everything
+                if self._stopping.is_set():
+                    return
+                need_list = self._recover(exc, need_list)
 
     def _recover(self, exc: Exception, need_list: bool) -> bool:
         """Log and count a failure, pause as needed; returns whether the next step is a list."""
         kind, phase = self._kind, self._phase
+        if not (phase is _Phase.STREAM and isinstance(exc, (urllib3.exceptions.HTTPError, OSError))):
+            self._failing()  # a watch the server answered that then broke or went silent: resumed
         if isinstance(exc, _HandlerFailed):
             cause = exc.__cause__ or exc
             self._log.error(
@@ -284,7 +330,7 @@ class Informer:
                 "informer-%s: %s failed: HTTP %d %s", kind, phase.value, exc.status, exc.reason or ""
             )
             self._emit("error")
-            self._pause(_retry_after(exc))
+            self._pause(retry_after_s(exc, self._retry_after_max_s))
             return need_list
         if isinstance(exc, (urllib3.exceptions.HTTPError, OSError, ApiException)):
             # a watch that stalled or was cut (even before its headers) is resumed: "restart";
@@ -338,6 +384,27 @@ class Informer:
     def _progress(self) -> None:
         self._attempt = 0
         self._expired_streak = 0
+        self._failing_since = None
+
+    def _failing(self) -> None:
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+
+    def health(self, limit_s: float, now: float | None = None) -> str | None:
+        """Why this informer cannot be trusted to keep the cache current, or None: its thread
+        ended, or its requests have failed (no list, no watch answered) for more than
+        ``limit_s``. A watch the server answered that then broke or went silent (cut after
+        ``stall_timeout_s``) is resumed and not counted: only its failing to resume is."""
+        name = f"informer-{self._kind}"
+        thread = self._thread
+        if thread is not None and not thread.is_alive() and not self._stopping.is_set():
+            return f"{name}: its thread has ended"
+        since = self._failing_since
+        if since is not None:
+            failing = (time.monotonic() if now is None else now) - since
+            if failing > limit_s:
+                return f"{name}: no list or watch has succeeded for {failing:.0f} s (limit {limit_s:g} s)"
+        return None
 
     # ---- list ----------------------------------------------------------------------------------
     def _list_and_replace(self) -> None:
@@ -370,6 +437,7 @@ class Informer:
         self._last_sync = now
         self._next_resync = now + self._resync_s if self._resync_s > 0 else math.inf
         self._attempt = 0
+        self._failing_since = None
         self._synced.set()
         self._log.info(
             "informer-%s: listed %d objects in %d page(s) at resourceVersion %s",
@@ -423,6 +491,7 @@ class Informer:
                 conn.close()  # back in our own pool as a closed connection: reopened on next use
         if lines == 0 and time.monotonic() - started < _SHORT_WATCH_S:
             self._log.warning("informer-%s: watch ended at once without events", self._kind)
+            self._failing()
             self._emit("error")
             self._pause()
         else:
@@ -553,14 +622,6 @@ def _cut(resp: Any) -> None:
         resp.shutdown()
     except Exception:  # noqa: BLE001 - already closed or released: nothing to wake
         pass
-
-
-def _retry_after(exc: ApiException) -> float | None:
-    value = exc.headers.get("Retry-After") if exc.headers else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None  # an HTTP-date: our own backoff applies
 
 
 def _describe(exc: BaseException) -> str:

@@ -22,8 +22,9 @@ about twice the bind's p99 of the in-worker cache in ``benchmarks latency --form
 
 When the child dies the receiver thread sees the pipe close: the cache is not ready (filter
 answers ``Error``, ``/readyz`` fails, saying why) until a new child, started after a backoff,
-has listed everything again. When the serving process dies, the child sees its pipe close
-and exits.
+has listed everything again. A child that cannot be started (or a failure while following
+one) is the same: logged, not ready, tried again after the backoff, for the life of the worker.
+When the serving process dies, the child sees its pipe close and exits.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ from extender.settings import LOG_FORMAT, Settings
 from extender.verbs.source import CacheNotReady
 
 CALL_TIMEOUT_S = 2.0  # a call to the child: its threads answer in microseconds
+READINESS_CALL_S = 1.0  # /readyz asks the child whether its informers are current
 # A bind's count in the child and the install of the snapshot that shows it, together: the
 # Binding request gets the rest of EXTENDER_BIND_TIMEOUT_S.
 VISIBILITY_BUDGET_S = 1.0
@@ -99,6 +101,7 @@ class CacheProcess:
         self._rpc_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._process: Any = None
+        self._stopping = threading.Event()
         self._receiver = threading.Thread(target=self._receive_loop, name="cache-receiver", daemon=True)
         self.state = RemoteState(self)
         if metrics is not None:
@@ -114,17 +117,31 @@ class CacheProcess:
         life of the worker (the child is a daemon process: it ends with the worker)."""
         self._receiver.start()
 
+    def stop(self, timeout: float = 5.0) -> None:
+        """Start no new child and end the current one (tests; a worker's child ends with it)."""
+        self._stopping.set()
+        with self._rpc_lock:
+            process = self._process
+        if process is not None and process.is_alive():
+            process.terminate()
+        self._receiver.join(timeout)
+
     def _spawn(self) -> Any:
         """A new child and its pipes; returns the parent's end of ``push``."""
         push_r, push_w = self._ctx.Pipe(duplex=False)
         rpc_parent, rpc_child = self._ctx.Pipe(duplex=True)
-        process = self._ctx.Process(
-            target=_child_main,
-            name="extender-cache",
-            daemon=True,
-            args=(self._settings, rpc_child, push_w, self._dir),
-        )
-        process.start()
+        try:
+            process = self._ctx.Process(
+                target=_child_main,
+                name="extender-cache",
+                daemon=True,
+                args=(self._settings, rpc_child, push_w, self._dir),
+            )
+            process.start()
+        except BaseException:
+            for end in (push_r, push_w, rpc_parent, rpc_child):
+                end.close()
+            raise
         push_w.close()
         rpc_child.close()
         with self._rpc_lock:
@@ -133,41 +150,55 @@ class CacheProcess:
         return push_r
 
     def _receive_loop(self) -> None:
+        """Start a child, follow it until it dies, back off, again: for the life of the worker.
+        Nothing ends this loop but ``stop()``: a child that cannot be started is retried too."""
         backoff = RESTART_BACKOFF_S[0]
-        while True:
+        while not self._stopping.is_set():
             started = time.monotonic()
-            push = self._spawn()
-            turn = self._gate.feeder() if self._gate is not None else None
             try:
-                while True:
-                    msg = push.recv()
-                    if turn is not None and msg[0] == "snapshot":
-                        turn()  # mapping, faulting in and the old one's unmapping: not during a call
-                    self._handle(msg)
-            except (EOFError, OSError):
-                pass
-            finally:
-                push.close()
-            self._process.join(1)
-            if self._process.is_alive():  # its pipe broke, yet it runs: never two children
-                self._process.terminate()
-                self._process.join(5)
-            code = self._process.exitcode
+                what = f"exited (code {self._follow_child()})"
+            except Exception as exc:  # noqa: BLE001 - restarts must never stop for good
+                what = f"could not be started or followed ({type(exc).__name__}: {exc})"
+                self._log.exception("cache process %s", what)
             with self._installed:
                 # the next child counts its generations from 1 again: number them after ours,
                 # so CacheSource never takes a new snapshot for one it built a table from
                 if self.state.snapshot is not None:
                     self._base = self.state.snapshot.generation
                 self._synced = False
-                self._waiting = (
-                    f"cluster cache: the cache process exited (code {code}); "
-                    "waiting for a new one's first sync"
-                )
-            self._log.error("cache process exited: code=%s; restarting in %.1f s", code, backoff)
+                self._waiting = f"cluster cache: the cache process {what}; waiting for a new one's first sync"
+            if self._stopping.is_set():
+                return
+            self._log.error("cache process %s; restarting in %.1f s", what, backoff)
             if time.monotonic() - started > 10 * RESTART_BACKOFF_S[1]:
                 backoff = RESTART_BACKOFF_S[0]  # it had run a long while: not a crash loop
-            time.sleep(backoff * random.uniform(0.5, 1.0))
+            if self._stopping.wait(backoff * random.uniform(0.5, 1.0)):
+                return
             backoff = min(backoff * 2, RESTART_BACKOFF_S[1])
+
+    def _follow_child(self) -> Any:
+        """Start a child and install what it ships until its pipe closes; returns its exit code.
+        Whatever ends this, the child is gone when it returns: never two children."""
+        push = self._spawn()
+        process = self._process
+        if self._stopping.is_set():  # stop() came while it started
+            process.terminate()
+        turn = self._gate.feeder() if self._gate is not None else None
+        try:
+            while True:
+                msg = push.recv()
+                if turn is not None and msg[0] == "snapshot":
+                    turn()  # mapping, faulting in and the old one's unmapping: not during a call
+                self._handle(msg)
+        except (EOFError, OSError):
+            pass
+        finally:
+            push.close()
+            process.join(1)
+            if process.is_alive():  # its pipe broke, yet it runs
+                process.terminate()
+                process.join(5)
+        return process.exitcode
 
     def _handle(self, msg: tuple[Any, ...]) -> None:
         kind = msg[0]
@@ -251,6 +282,12 @@ class CacheProcess:
         snap = self.state.snapshot
         if not self._synced or snap is None:
             return False, self._waiting
+        try:  # synced once: are its informers still current? (the child knows)
+            current, why = self.call("readiness", timeout_s=READINESS_CALL_S)
+        except CacheNotReady as exc:
+            return False, str(exc)
+        if not current:
+            return False, str(why)
         return True, f"cluster cache synced: {len(snap.names)} nodes, {snap.pods} pods (cache process)"
 
 
@@ -381,6 +418,7 @@ def _child_main(settings: Settings, rpc: Any, push: Any, directory: str) -> None
         "assume": shipper.assume,
         "forget": shipper.forget,
         "pod_vectors": cache.state.pod_vectors,
+        "readiness": cache.readiness,
         "metrics": lambda: generate_latest(registry),
     }
     while True:

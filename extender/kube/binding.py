@@ -35,7 +35,7 @@ from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
 from extender.kube.bind import BindOutcome, BindResult, BindTarget
-from extender.kube.client import no_retry_client
+from extender.kube.client import no_retry_client, retry_after_s
 
 _LOG = logging.getLogger("extender.binding")  # its name in log lines: unchanged by the move
 
@@ -140,7 +140,8 @@ class Binder:
                 if detail := _api_message(exc):
                     message += f": {detail}"
                 retryable = att.status >= 500 or att.status == 429
-                retry_after = _retry_after(exc)
+                # capped at the time left: a pause that leaves no attempt ends the bind now
+                retry_after = retry_after_s(exc, deadline - time.monotonic())
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 retryable, message = _transport_error(exc, pod, t.node, remaining)
             pause = _RETRY_PAUSE_S if retry_after is None else retry_after
@@ -205,14 +206,6 @@ def _api_message(exc: ApiException) -> str:
         return ""
     message = doc.get("message", "") if isinstance(doc, dict) else ""
     return str(message)[:_MAX_MESSAGE]
-
-
-def _retry_after(exc: ApiException) -> float | None:
-    value = exc.headers.get("Retry-After") if exc.headers else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _transport_error(exc: BaseException, pod: str, node: str, timeout: float) -> tuple[bool, str]:

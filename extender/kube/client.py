@@ -6,14 +6,17 @@ The only place that builds API clients; the binder (``extender.kube.binding``), 
 take theirs from here. urllib3's default retry policy silently re-sends GETs up to 3 times on
 read timeouts and drops (and honours Retry-After), which would blow the scheduler's deadlines,
 so every caller that must bound its time gets a ``no_retry_client`` copy and makes its own
-retry decisions.
+retry decisions; ``retry_after_s`` reads a refusal's Retry-After for them, within a cap each
+states (issue 17: ``Retry-After: 1e10`` once killed an informer thread, ``86400`` parked it).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
+from typing import Any
 
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
@@ -32,6 +35,25 @@ def no_retry_client(api_client: k8s_client.ApiClient) -> k8s_client.ApiClient:
     own = k8s_client.ApiClient(configuration=cfg, cookie=api_client.cookie)
     own.default_headers.update(api_client.default_headers)
     return own
+
+
+def retry_after_s(exc: Any, cap_s: float) -> float | None:
+    """The ``Retry-After`` of an ``ApiException`` in seconds, within ``[0, cap_s]``.
+
+    None when there is none or it is not a number of seconds (an HTTP-date, garbage, NaN): the
+    caller's own backoff applies. A negative value is 0; a huge or infinite one is ``cap_s``, so
+    no server can make a caller wait longer than it chose (or overflow a wait's timeout)."""
+    headers = getattr(exc, "headers", None)
+    value = headers.get("Retry-After") if headers else None
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    if math.isnan(seconds):
+        return None
+    return min(max(0.0, seconds), max(0.0, cap_s))
 
 
 def load_api_client(*, kubeconfig: str | None = None) -> k8s_client.ApiClient | None:

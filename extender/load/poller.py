@@ -6,7 +6,11 @@ The pollers are daemon threads with full-jitter exponential backoff on errors
   attempt per poll, bounded by ``timeout_s``), with ``_preload_content=False`` and msgspec
   decoding of the few fields needed (the client's model deserialisation is slow and
   CustomObjectsApi returns plain dicts anyway). Prometheus goes through a urllib3
-  ``PoolManager`` (the client's own dependency), also without retries.
+  ``PoolManager`` (the client's own dependency), also without retries. Neither honours a
+  ``Retry-After``: a refused poll is a failed poll, and the next waits by our own backoff
+  (at most ``backoff_max_s``), whatever the server asked for.
+A crash of the thread's loop outside a poll (a bug) does not end polling: it is logged,
+counted (``thread_restarts``, ``on_thread_restart``) and the loop starts over after a backoff.
 """
 
 from __future__ import annotations
@@ -96,6 +100,9 @@ class _Poller:
         self.polls_total = 0
         self.errors_total = 0
         self.last_error = ""
+        self.thread_restarts = 0  # times the thread's loop crashed and was started over
+        # called with the thread's name on each such restart (the cache counts it in a metric)
+        self.on_thread_restart: Callable[[str], None] | None = None
 
     @property
     def synced(self) -> bool:
@@ -135,6 +142,28 @@ class _Poller:
         return self._rng.uniform(0.0, cap)
 
     def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._loop()
+            except Exception:  # noqa: BLE001 - a bug must not end polling for good
+                self.thread_restarts += 1
+                name = f"load-{self.source}"
+                self._log.exception(
+                    "load source %s: the poll loop crashed; starting it over (restart %d)",
+                    self.source,
+                    self.thread_restarts,
+                )
+                if self.on_thread_restart is not None:
+                    try:
+                        self.on_thread_restart(name)
+                    except Exception:  # noqa: BLE001 - a metrics callback must not stop polling
+                        self._log.exception("load source %s: on_thread_restart callback failed", self.source)
+                exponent = min(self.thread_restarts - 1, 60)
+                self._stop.wait(
+                    self._rng.uniform(0.0, min(self.backoff_max_s, self.backoff_base_s * 2.0**exponent))
+                )
+
+    def _loop(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
             try:

@@ -55,9 +55,11 @@ def create_app(
     source: NodeSource | None = None,
     binder: PodBinder | None = None,
     clock: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> Flask:
     """Build the WSGI app. ``source`` and ``binder`` are seams for tests and for the cluster
-    cache; by default the stateless source and a binder with whatever API access exists."""
+    cache; by default the stateless source and a binder with whatever API access exists.
+    ``monotonic`` times how long the service has not been ready (``/livez``)."""
     log = logging.getLogger("extender")
     policy = load_policy(settings.policy)
     gate = CallGate()  # filter, prioritize and preempt before the cache's event application
@@ -160,13 +162,18 @@ def create_app(
             return Response(encode_error(f"no decision kept for pod uid {uid!r}"), status=404, mimetype=JSON)
         return Response(encode_json(found), mimetype=JSON)
 
+    liveness = _Liveness(source, settings.liveness_unready_s, monotonic)
+
     @app.get("/livez")
     def livez() -> Response:
-        return Response("ok\n", mimetype="text/plain")
+        live, why = liveness.check()
+        return Response(
+            f"{'ok' if live else 'not live'}{why}\n", status=200 if live else 503, mimetype="text/plain"
+        )
 
     @app.get("/readyz")
     def readyz() -> Response:
-        ready, why = source.readiness()
+        ready, why = liveness.readiness()
         return Response(
             f"{'ok' if ready else 'not ready'}: {why}\n", status=200 if ready else 503, mimetype="text/plain"
         )
@@ -333,3 +340,33 @@ def _record_answer(metrics: Metrics, verb: str, answer: Answer) -> None:
         metrics.fallback.inc(answer.fallback_nodes)
     if verb == "bind":
         metrics.binds.labels(answer.outcome).inc()
+
+
+class _Liveness:
+    """``/livez``: up while the service has been ready within ``limit_s`` (0: always up).
+
+    Readiness fails while the cluster cache is syncing or not current; a short API outage only
+    makes the service unready. Not ready for longer than ``limit_s`` (the cache never synced,
+    or has not recovered: a dead child, a watch that cannot resume) fails liveness, so the
+    kubelet restarts the container."""
+
+    def __init__(self, source: NodeSource, limit_s: float, monotonic: Callable[[], float]) -> None:
+        self._source = source
+        self._limit_s = limit_s
+        self._monotonic = monotonic
+        self._last_ready = monotonic()  # the start counts as ready: the first sync gets limit_s
+
+    def readiness(self) -> tuple[bool, str]:
+        ready, why = self._source.readiness()
+        if ready:
+            self._last_ready = self._monotonic()
+        return ready, why
+
+    def check(self) -> tuple[bool, str]:
+        if self._limit_s <= 0:
+            return True, ""
+        ready, why = self.readiness()
+        unready_s = self._monotonic() - self._last_ready
+        if ready or unready_s <= self._limit_s:
+            return True, ""
+        return False, f": not ready for {unready_s:.0f} s (limit {self._limit_s:g} s): {why}"

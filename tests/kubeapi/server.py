@@ -53,7 +53,7 @@ class _Fault:
     path_re: re.Pattern[str]
     times: int
     status: int = 500
-    retry_after: int | None = None
+    retry_after: float | str | None = None  # sent as str(value): "1e10", "soon", ...
     seconds: float = 0.0
     after: bool = False
     n_events: int = 0
@@ -406,7 +406,12 @@ class FakeKubeAPI:
             self._faults.append(_Fault(kind, method.upper(), re.compile(path_regex), times, **kw))
 
     def fail(
-        self, method: str, path_regex: str, status: int = 500, times: int = 1, retry_after: int | None = None
+        self,
+        method: str,
+        path_regex: str,
+        status: int = 500,
+        times: int = 1,
+        retry_after: float | str | None = None,
     ) -> None:
         """Answer the next `times` matching requests with `status` and a Status body."""
         self._add_fault("fail", method, path_regex, times, status=status, retry_after=retry_after)
