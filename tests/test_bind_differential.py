@@ -358,6 +358,13 @@ class BindMachine(RuleBasedStateMachine):
         self.last_list = names
         return names
 
+    def _bind(self, pod: dict[str, Any], node: str) -> dict[str, Any]:
+        """kube-scheduler's bind call for ``pod`` to ``node``, through the live verbs."""
+        meta = pod["metadata"]
+        args = {"PodName": meta["name"], "PodNamespace": "default", "PodUID": meta["uid"], "Node": node}
+        answer: dict[str, Any] = json.loads(self.live.verbs.bind(_raw(args)).body)
+        return answer
+
     @precondition(lambda self: bool(self.api.pods) and bool(self.api.nodes))
     @rule(data=st.data(), watch_first=st.booleans(), fail=st.booleans(), retry=st.booleans())
     def schedule_and_bind(self, data: st.DataObject, watch_first: bool, fail: bool, retry: bool) -> None:
@@ -369,18 +376,7 @@ class BindMachine(RuleBasedStateMachine):
         body = _raw({"Pod": pod, "NodeNames": self._names()})
         assert self.live.verbs.prioritize(body).status == 200
         self.api.fail_next_bind, self.api.deliver_during_bind = fail, watch_first
-        answer = json.loads(
-            self.live.verbs.bind(
-                _raw(
-                    {
-                        "PodName": pod["metadata"]["name"],
-                        "PodNamespace": "default",
-                        "PodUID": uid,
-                        "Node": node,
-                    }
-                )
-            ).body
-        )
+        answer = self._bind(pod, node)
         self.api.fail_next_bind = self.api.deliver_during_bind = False
         if answer["Error"]:
             return
@@ -389,18 +385,7 @@ class BindMachine(RuleBasedStateMachine):
             self.bound_by_us[uid] = copy.deepcopy(self.api.pods[uid])
             self.counted_at.setdefault(uid, self.clock.now)
         if retry:  # the scheduler's retry of a bind whose answer it lost: the same answer, no change
-            again = json.loads(
-                self.live.verbs.bind(
-                    _raw(
-                        {
-                            "PodName": pod["metadata"]["name"],
-                            "PodNamespace": "default",
-                            "PodUID": uid,
-                            "Node": node,
-                        }
-                    )
-                ).body
-            )
+            again = self._bind(pod, node)
             assert again == {"Error": ""}
 
     # --- the check ------------------------------------------------------------------------------
