@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 
 import numpy as np
 
 from extender.cache.node_source import CachedBinder, CacheSource
-from extender.cache.store import CONFIRMED, COUNTED, ELSEWHERE, KNOWN, UNKNOWN_POD, ClusterState
+from extender.cache.store import CONFIRMED, COUNTED, ELSEWHERE, KNOWN, UNKNOWN_POD, Assumption, ClusterState
 from extender.kube.bind import BindOutcome, BindResult, BindTarget
-from extender.kube.objects import decode_pod
+from extender.kube.objects import Pod, decode_pod
 from extender.verbs.verbs import Verbs
 from tests.test_bind_differential import POLICY, _Cache
 from tests.test_cluster import node, pod
@@ -158,3 +159,47 @@ def test_a_call_while_a_bind_is_in_flight_sees_the_pod_and_a_failed_bind_is_undo
         after = _prioritize(verbs, "2")
         assert (after["a"] < after["b"]) is ok, after
         assert np.isclose(cpu_on(s, "a"), 3000 if ok else 0)
+
+
+class _SlowState:
+    """A cache that takes all the time it is given for each call (a child that barely answers)."""
+
+    def __init__(self) -> None:
+        self.given: list[float] = []
+
+    def assume(
+        self, *, uid: str, node: str, pod: Pod | None = None, timeout_s: float | None = None
+    ) -> Assumption:
+        assert timeout_s is not None
+        self.given.append(timeout_s)
+        time.sleep(min(timeout_s, 0.3))
+        return Assumption(COUNTED, node)
+
+    def forget(self, uid: str, *, timeout_s: float | None = None) -> bool:
+        assert timeout_s is not None
+        self.given.append(timeout_s)
+        time.sleep(timeout_s)
+        return True
+
+
+class _FullBinder:
+    """An API bind that uses the whole time it is given, then fails."""
+
+    timeout_s = 1.0
+
+    def bind(self, target: BindTarget, *, timeout_s: float | None = None) -> BindResult:
+        assert timeout_s is not None
+        time.sleep(max(0.0, timeout_s))
+        return BindResult(BindOutcome.API_ERROR, "timed out")
+
+
+def test_a_bind_with_its_count_binding_and_uncount_stays_inside_the_bind_timeout() -> None:
+    # issue 17: the uncount of a refused bind came on top of EXTENDER_BIND_TIMEOUT_S
+    state = _SlowState()
+    binder = CachedBinder(_FullBinder(), state)
+    start = time.monotonic()
+    result = binder.bind(BindTarget("p", "default", "u1", "a"))
+    took = time.monotonic() - start
+    assert not result.ok
+    assert took < _FullBinder.timeout_s + 0.05, took
+    assert len(state.given) == 2 and state.given[1] > 0.2  # the uncount had its reserve

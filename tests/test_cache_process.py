@@ -3,10 +3,14 @@ process dies. The answers themselves are tested in both layouts by tests/test_ca
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import logging
+import multiprocessing
 import os
 import re
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,7 @@ from benchmarks.harness import children_of, running_server
 from extender.cache import process
 from extender.cache.process import CacheProcess
 from extender.settings import Settings
+from extender.verbs.source import CacheNotReady
 from tests.conftest import write_kubeconfig
 from tests.kubeapi import FakeKubeAPI
 from tests.test_cache_mode import args, bind, call, metric, node_obj, pod_obj, wait_ready
@@ -195,3 +200,85 @@ def test_a_cache_that_cannot_stay_current_turns_unready_then_not_live(
         api.clear_faults()
         wait_ready(url, timeout=60)
         assert call(f"{url}/livez")[0] == 200
+
+
+@pytest.mark.timeout(120)
+def test_a_stopped_cache_process_keeps_binds_inside_their_budget_and_turns_unready(
+    api: FakeKubeAPI, tmp_path: Path
+) -> None:
+    # issue 17: with the child stopped (SIGSTOP), /readyz stayed 200 and concurrent binds queued
+    # behind each other's calls to it (10, 12, 14, 16 s against the scheduler's 5 s)
+    api.add_node(node_obj("n0"))
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
+    env = {**ENV, "EXTENDER_THREADS": "8", "EXTENDER_BIND_TIMEOUT_S": "4"}
+    with running_server("--kubeconfig", str(kubeconfig), env=env) as server:
+        url = server.url
+        wait_ready(url)
+        uids = [api.add_pod(pod_obj(f"w{i}"))["metadata"]["uid"] for i in range(4)]
+        worker = server.worker_pid()
+        assert worker is not None
+        child = cache_pid(worker)
+        os.kill(child, signal.SIGSTOP)
+        try:
+
+            def timed_bind(i: int) -> tuple[float, dict[str, Any]]:
+                start = time.monotonic()
+                answer = bind(url, f"w{i}", uids[i], "n0")
+                return time.monotonic() - start, answer
+
+            with concurrent.futures.ThreadPoolExecutor(6) as pool:
+                scrape = pool.submit(call, f"{url}/metrics")
+                binds = list(pool.map(timed_bind, range(4)))
+                assert scrape.result()[0] == 200
+            took = [round(t, 2) for t, _ in binds]
+            assert all(answer == {"Error": ""} for _, answer in binds), binds
+            print("bind seconds", took)
+            assert max(took) < 4.0 + 0.5, took
+            for i in range(4):
+                assert api.get_pod("default", f"w{i}")["spec"]["nodeName"] == "n0"
+            wait_until(lambda: call(f"{url}/readyz")[0] == 503, timeout=5)
+            assert "did not answer" in call(f"{url}/readyz")[1]
+            assert call(f"{url}/livez")[0] == 200  # liveness follows the unready time
+        finally:
+            os.kill(child, signal.SIGCONT)
+        wait_ready(url, timeout=20)
+
+
+def test_a_slow_call_to_the_child_does_not_hold_up_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a /metrics scrape's call used to hold the one pipe's lock while it waited, and a bind's
+    # call waited behind it
+    parent, child = multiprocessing.Pipe(duplex=True)
+    cache = CacheProcess(Settings())
+    cache._attach_rpc(parent)  # the pipe without a child process
+
+    def fake_child() -> None:
+        lock = threading.Lock()
+
+        def answer(call_id: int, op: str) -> None:
+            if op == "metrics":
+                time.sleep(1.5)
+            with lock, contextlib.suppress(OSError):  # closed: the test is over
+                child.send((call_id, True, op))
+
+        while True:
+            try:
+                call_id, op, _args = child.recv()
+            except (EOFError, OSError):
+                return
+            threading.Thread(target=answer, args=(call_id, op), daemon=True).start()
+
+    threading.Thread(target=fake_child, daemon=True).start()
+    scrape = threading.Thread(target=cache.call, args=("metrics",), kwargs={"timeout_s": 2.0})
+    scrape.start()
+    time.sleep(0.1)
+    start = time.monotonic()
+    assert cache.call("pod_vectors", timeout_s=1.0) == "pod_vectors"
+    assert time.monotonic() - start < 0.5
+    scrape.join()
+    # a call that gets no answer waits for its own deadline only
+    start = time.monotonic()
+    with pytest.raises(CacheNotReady, match="did not answer"):
+        cache.call("metrics", timeout_s=0.3)
+    assert time.monotonic() - start < 0.6
+    parent.close()
+    child.close()

@@ -168,12 +168,19 @@ class CacheSource:
         return vectors
 
 
+# Of a bind's EXTENDER_BIND_TIMEOUT_S, what a pod counted before its Binding keeps to be
+# uncounted if the API refuses it (the cache process's call to the child and its install).
+FORGET_RESERVE_S = 0.25
+
+
 class BindState(Protocol):
     """What the binder needs of the cache: ``ClusterState``, or the cache process's ``RemoteState``."""
 
-    def assume(self, *, uid: str, node: str, pod: Pod | None = None) -> Assumption: ...
+    def assume(
+        self, *, uid: str, node: str, pod: Pod | None = None, timeout_s: float | None = None
+    ) -> Assumption: ...
 
-    def forget(self, uid: str) -> bool: ...
+    def forget(self, uid: str, *, timeout_s: float | None = None) -> bool: ...
 
 
 class CachedBinder:
@@ -204,10 +211,10 @@ class CachedBinder:
         bind's budget. A cache that cannot answer (its process restarting) does not block the
         bind: the API's UID precondition still refuses a pod bound elsewhere, and the watch
         shows the pod once the cache is back."""
-        start = time.monotonic()
+        deadline = time.monotonic() + self._binder.timeout_s  # every step below, inside it
         owned = False
         if target.pod_uid:
-            seen = self._assume(target)
+            seen = self._assume(target, deadline)
             if seen is not None and seen.outcome == CONFIRMED:
                 return BindResult(BindOutcome.ALREADY_BOUND, "")
             if seen is not None and seen.outcome == ELSEWHERE:
@@ -217,10 +224,12 @@ class CachedBinder:
                     f"already bound to node {seen.node}, not {target.node}",
                 )
             owned = seen is not None and seen.outcome == COUNTED
-        result = self._binder.bind(target, timeout_s=self._binder.timeout_s - (time.monotonic() - start))
+        # a counted pod keeps FORGET_RESERVE_S of the budget to be uncounted if the API refuses
+        reserve = FORGET_RESERVE_S if owned else 0.0
+        result = self._binder.bind(target, timeout_s=deadline - reserve - time.monotonic())
         if owned and not result.ok:
             try:
-                self._state.forget(target.pod_uid)
+                self._state.forget(target.pod_uid, timeout_s=deadline - time.monotonic())
             except CacheNotReady as exc:
                 self._log.warning(
                     "bind of %s/%s failed; the cache uncounts it when it can: %s",
@@ -230,9 +239,11 @@ class CachedBinder:
                 )
         return result
 
-    def _assume(self, target: BindTarget) -> Assumption | None:
+    def _assume(self, target: BindTarget, deadline: float) -> Assumption | None:
         try:
-            seen = self._state.assume(uid=target.pod_uid, node=target.node, pod=target.pod)
+            seen = self._state.assume(
+                uid=target.pod_uid, node=target.node, pod=target.pod, timeout_s=deadline - time.monotonic()
+            )
         except CacheNotReady as exc:
             self._log.warning(
                 "bind of %s/%s to %s without the cache's count and checks: %s",

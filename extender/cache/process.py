@@ -15,6 +15,11 @@ a bind waits until the snapshot with its pod is installed, so the next filter se
 Two pipes: ``push`` (child to parent, one receiver thread) carries snapshots and, until the
 first sync, readiness text, in the order they were written, so a snapshot that shares the
 previous one's node names always arrives after it; ``rpc`` carries calls and their replies.
+Calls share ``rpc`` without waiting for each other: each is sent under a short lock and waits,
+within its own timeout, for its own reply, which a reader thread (``_read_replies``) hands out
+by call id; the child answers ``metrics`` and ``readiness`` on threads of their own. So a child
+that stops answering costs each call its own timeout only, never the sum of those queued before
+it, and ``readiness()`` (its call is the heartbeat) turns false within ``READINESS_CALL_S``.
 
 The price: a bind makes two calls to the child and waits for its snapshot to be mapped,
 about twice the bind's p99 of the in-worker cache in ``benchmarks latency --forms names``;
@@ -36,6 +41,7 @@ import logging
 import multiprocessing
 import os
 import random
+import select
 import shutil
 import signal
 import sys
@@ -52,6 +58,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from extender.cache.config import cache_config
 from extender.cache.feed import Cache
 from extender.cache.gate import CallGate
+from extender.cache.node_source import FORGET_RESERVE_S
 from extender.cache.shipping import Shipped, SnapshotReader, SnapshotWriter
 from extender.cache.snapshot import Snapshot
 from extender.cache.store import Assumption
@@ -64,10 +71,13 @@ from extender.verbs.source import CacheNotReady
 
 CALL_TIMEOUT_S = 2.0  # a call to the child: its threads answer in microseconds
 READINESS_CALL_S = 1.0  # /readyz asks the child whether its informers are current
+METRICS_CALL_S = 0.5  # a /metrics scrape's call for the child's exposition: else without it
 # A bind's count in the child and the install of the snapshot that shows it, together: the
 # Binding request gets the rest of EXTENDER_BIND_TIMEOUT_S.
 VISIBILITY_BUDGET_S = 1.0
-FORGET_BUDGET_S = 0.25  # undoing a failed bind's count, after the Binding (see RemoteState.forget)
+# undoing a failed bind's count, after the Binding (see RemoteState.forget): CachedBinder keeps
+# it out of the Binding's share of the bind's budget
+FORGET_BUDGET_S = FORGET_RESERVE_S
 RESTART_BACKOFF_S = (1.0, 30.0)  # first and longest wait before starting a new child
 SHM_DIR = "/dev/shm"
 
@@ -97,8 +107,11 @@ class CacheProcess:
         self._synced = False
         self._base = 0  # added to the child's generation numbers (see _receive_loop)
         self._waiting = "cluster cache: waiting for the first sync (the cache process is starting)"
-        self._rpc: Any = None
-        self._rpc_lock = threading.Lock()
+        self._rpc: Any = None  # the pipe of calls to the current child
+        self._calls_lock = threading.Lock()  # _rpc, _process, _waiting_calls, _last_answer
+        self._send_lock = threading.Lock()  # one message at a time on the pipe: held only to send
+        self._waiting_calls: dict[int, _Call] = {}
+        self._last_answer = 0.0
         self._ids = itertools.count(1)
         self._process: Any = None
         self._stopping = threading.Event()
@@ -120,7 +133,7 @@ class CacheProcess:
     def stop(self, timeout: float = 5.0) -> None:
         """Start no new child and end the current one (tests; a worker's child ends with it)."""
         self._stopping.set()
-        with self._rpc_lock:
+        with self._calls_lock:
             process = self._process
         if process is not None and process.is_alive():
             process.terminate()
@@ -144,8 +157,9 @@ class CacheProcess:
             raise
         push_w.close()
         rpc_child.close()
-        with self._rpc_lock:
-            self._rpc, self._process = rpc_parent, process
+        with self._calls_lock:
+            self._process = process
+        self._attach_rpc(rpc_parent)
         self._log.info("cache process started: pid=%d snapshots=%s", process.pid, self._dir)
         return push_r
 
@@ -167,6 +181,7 @@ class CacheProcess:
                     self._base = self.state.snapshot.generation
                 self._synced = False
                 self._waiting = f"cluster cache: the cache process {what}; waiting for a new one's first sync"
+                self._installed.notify_all()  # readiness() waits for this when the pipe closed
             if self._stopping.is_set():
                 return
             self._log.error("cache process %s; restarting in %.1f s", what, backoff)
@@ -236,30 +251,80 @@ class CacheProcess:
 
     # --- calls to the child ------------------------------------------------------------------
 
+    def _attach_rpc(self, conn: Any) -> None:
+        """Use ``conn`` for calls to the child, its replies read by a thread of its own."""
+        with self._calls_lock:
+            self._rpc = conn
+            self._last_answer = time.monotonic()
+        threading.Thread(target=self._read_replies, args=(conn,), name="cache-replies", daemon=True).start()
+
+    def _read_replies(self, conn: Any) -> None:
+        """Hand each reply to the call waiting for it, until the pipe closes; then every call
+        still waiting on this pipe learns the child is gone."""
+        try:
+            while True:
+                call_id, ok, value = conn.recv()
+                with self._calls_lock:
+                    self._last_answer = time.monotonic()
+                    waiter = self._waiting_calls.pop(call_id, None)
+                if waiter is not None:  # else a call that gave up: its late reply is dropped
+                    waiter.answer(ok, value)
+        except (EOFError, OSError) as exc:
+            gone = exc
+        with contextlib.suppress(OSError):
+            conn.close()
+        with self._calls_lock:
+            if self._rpc is conn:
+                self._rpc = None
+            stranded = [w for w in self._waiting_calls.values() if w.conn is conn]
+            for w in stranded:
+                self._waiting_calls.pop(w.call_id, None)
+        for w in stranded:
+            w.gone(gone)
+
     def call(self, op: str, *args: Any, timeout_s: float = CALL_TIMEOUT_S) -> Any:
         """``op`` run in the child; CacheNotReady when the child cannot answer within
-        ``timeout_s`` (waiting for another call included), is gone, or the call failed there."""
+        ``timeout_s``, is gone, or the call failed there. Calls do not wait for each other:
+        each is sent under a short lock and waits only for its own reply (``_read_replies``)."""
         deadline = time.monotonic() + timeout_s
-        if not self._rpc_lock.acquire(timeout=timeout_s):
-            raise CacheNotReady(f"cluster cache: another call to the cache process held it for {timeout_s} s")
-        try:
+        with self._calls_lock:
             conn = self._rpc
             if conn is None:
-                raise CacheNotReady("cluster cache: the cache process has not started")
-            call_id = next(self._ids)
+                raise CacheNotReady("cluster cache: the cache process has not started or is gone")
+            waiter = _Call(next(self._ids), conn)
+            self._waiting_calls[waiter.call_id] = waiter
+        try:
+            # a stopped child leaves its pipe full: wait for room within the deadline, never
+            # longer (a message up to PIPE_BUF bytes fits once select says writable)
+            untaken = f"cluster cache: the cache process did not take {op} within {timeout_s} s"
+            if not self._send_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                raise CacheNotReady(untaken)
             try:
-                conn.send((call_id, op, args))
-                while (left := deadline - time.monotonic()) > 0 and conn.poll(left):
-                    reply_id, ok, value = conn.recv()
-                    if reply_id == call_id:  # an earlier call's late reply is dropped
-                        if not ok:
-                            raise CacheNotReady(f"cluster cache: {op} failed in the cache process: {value}")
-                        return value
-            except (EOFError, OSError) as exc:
+                _, writable, _ = select.select([], [conn.fileno()], [], max(0.0, deadline - time.monotonic()))
+                if not writable:
+                    raise CacheNotReady(untaken)
+                conn.send((waiter.call_id, op, args))
+            except (EOFError, OSError, ValueError) as exc:
                 raise CacheNotReady(f"cluster cache: the cache process is gone ({exc!r})") from None
+            finally:
+                self._send_lock.release()
+            if not waiter.done.wait(max(0.0, deadline - time.monotonic())):
+                raise CacheNotReady(
+                    f"cluster cache: the cache process did not answer {op} within {timeout_s} s"
+                )
         finally:
-            self._rpc_lock.release()
-        raise CacheNotReady(f"cluster cache: the cache process did not answer {op} within {timeout_s} s")
+            with self._calls_lock:
+                self._waiting_calls.pop(waiter.call_id, None)
+        if waiter.error is not None:
+            raise CacheNotReady(f"cluster cache: the cache process is gone ({waiter.error!r})")
+        if not waiter.ok:
+            raise CacheNotReady(f"cluster cache: {op} failed in the cache process: {waiter.value}")
+        return waiter.value
+
+    def silent_for(self) -> float:
+        """Seconds since the child last answered a call (0 with no child)."""
+        with self._calls_lock:
+            return 0.0 if self._rpc is None else time.monotonic() - self._last_answer
 
     def _snapshot_age(self) -> float:
         snap = self.state.snapshot
@@ -267,7 +332,7 @@ class CacheProcess:
 
     def _child_metrics(self) -> bytes:
         try:
-            exposition: bytes = self.call("metrics")
+            exposition: bytes = self.call("metrics", timeout_s=METRICS_CALL_S)
             return exposition
         except CacheNotReady:
             return b""  # the scrape still gets the serving process's own metrics
@@ -282,13 +347,38 @@ class CacheProcess:
         snap = self.state.snapshot
         if not self._synced or snap is None:
             return False, self._waiting
-        try:  # synced once: are its informers still current? (the child knows)
+        try:  # synced once: are its informers still current? (the child knows; also a heartbeat)
             current, why = self.call("readiness", timeout_s=READINESS_CALL_S)
         except CacheNotReady as exc:
-            return False, str(exc)
+            with self._installed:  # its pipe closed: the receiver is about to say how it ended
+                if self._rpc is None and self._installed.wait_for(lambda: not self._synced, READINESS_CALL_S):
+                    return False, self._waiting
+            process = self._process
+            pid = process.pid if process is not None else None
+            return False, f"{exc} (pid {pid}; its last answer {self.silent_for():.1f} s ago)"
         if not current:
             return False, str(why)
         return True, f"cluster cache synced: {len(snap.names)} nodes, {snap.pods} pods (cache process)"
+
+
+class _Call:
+    """One call to the child waiting for its reply."""
+
+    def __init__(self, call_id: int, conn: Any) -> None:
+        self.call_id = call_id
+        self.conn = conn
+        self.done = threading.Event()
+        self.ok = False
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def answer(self, ok: bool, value: Any) -> None:
+        self.ok, self.value = ok, value
+        self.done.set()
+
+    def gone(self, error: BaseException) -> None:
+        self.error = error
+        self.done.set()
 
 
 class RemoteState:
@@ -298,31 +388,36 @@ class RemoteState:
         self._owner = owner
         self.snapshot: Snapshot | None = None  # replaced whole by the receiver thread
 
-    def assume(self, *, uid: str, node: str, pod: Pod | None = None) -> Assumption:
+    def assume(
+        self, *, uid: str, node: str, pod: Pod | None = None, timeout_s: float | None = None
+    ) -> Assumption:
         """The child counts the pod on ``node`` (``ClusterState.assume``); returns once the
         snapshot showing it is installed here, or, ``late``, when that takes longer than
-        ``VISIBILITY_BUDGET_S`` (the call to the child included)."""
-        deadline = time.monotonic() + VISIBILITY_BUDGET_S
+        ``VISIBILITY_BUDGET_S`` or ``timeout_s`` if less (the call to the child included)."""
+        budget = VISIBILITY_BUDGET_S if timeout_s is None else max(0.0, min(timeout_s, VISIBILITY_BUDGET_S))
+        deadline = time.monotonic() + budget
         seen: Assumption
         generation: int | None
-        seen, generation = self._owner.call("assume", uid, node, pod, timeout_s=VISIBILITY_BUDGET_S)
+        seen, generation = self._owner.call("assume", uid, node, pod, timeout_s=budget)
         if seen and not self._installed(generation, deadline):
             logging.getLogger("extender.cache").warning(
                 "bind of pod uid=%s to %s: its snapshot %s was not installed within %.1f s",
                 uid,
                 node,
                 generation,
-                VISIBILITY_BUDGET_S,
+                budget,
             )
             return dataclasses.replace(seen, late=True)
         return seen
 
-    def forget(self, uid: str) -> bool:
+    def forget(self, uid: str, *, timeout_s: float | None = None) -> bool:
         """The child uncounts a pod whose bind failed (``ClusterState.forget``); returns once
-        the snapshot without it is installed, or after ``FORGET_BUDGET_S``: the Binding had
-        the rest of the bind's budget, and a pod counted a moment too long only repels."""
-        deadline = time.monotonic() + FORGET_BUDGET_S
-        undone, generation = self._owner.call("forget", uid, timeout_s=FORGET_BUDGET_S)
+        the snapshot without it is installed, or after ``FORGET_BUDGET_S`` (``timeout_s`` if
+        less: what is left of the bind's budget), and a pod counted a moment too long only
+        repels."""
+        budget = FORGET_BUDGET_S if timeout_s is None else max(0.0, min(timeout_s, FORGET_BUDGET_S))
+        deadline = time.monotonic() + budget
+        undone, generation = self._owner.call("forget", uid, timeout_s=budget)
         return bool(undone) and self._installed(generation, deadline)
 
     def _installed(self, generation: int | None, deadline: float) -> bool:
@@ -387,6 +482,9 @@ class _Shipper:
         return undone, self.published()
 
 
+_ASIDE = frozenset({"metrics", "readiness"})  # answered on a thread of their own in the child
+
+
 def _child_main(settings: Settings, rpc: Any, push: Any, directory: str) -> None:
     """The cache process: the whole ``Cache``, its snapshots shipped, calls answered."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C stops the server; we follow it
@@ -421,17 +519,25 @@ def _child_main(settings: Settings, rpc: Any, push: Any, directory: str) -> None
         "readiness": cache.readiness,
         "metrics": lambda: generate_latest(registry),
     }
-    while True:
-        try:
-            call_id, op, args = rpc.recv()
-        except (EOFError, OSError):
-            break  # the serving process is gone
+    replies = threading.Lock()  # one reply at a time on the pipe
+
+    def answer(call_id: int, op: str, args: tuple[Any, ...]) -> None:
         try:
             reply = (call_id, True, ops[op](*args))
         except Exception as exc:  # the caller gets the error; the child goes on
             log.exception("cache process: %s failed", op)
             reply = (call_id, False, f"{type(exc).__name__}: {exc}")
-        with contextlib.suppress(OSError):
+        with replies, contextlib.suppress(OSError):
             rpc.send(reply)
+
+    while True:
+        try:
+            call_id, op, args = rpc.recv()
+        except (EOFError, OSError):
+            break  # the serving process is gone
+        if op in _ASIDE:  # a scrape's exposition or a probe must not hold up a bind's call
+            threading.Thread(target=answer, args=(call_id, op, args), name=f"cache-{op}", daemon=True).start()
+        else:
+            answer(call_id, op, args)
     cache.stop()
     shutil.rmtree(directory, ignore_errors=True)  # the serving process is gone: nobody else will

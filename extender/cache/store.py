@@ -551,12 +551,15 @@ class ClusterState:
         rec = self._pods.get(uid)
         return rec.node if rec is not None else None
 
-    def assume(self, *, uid: str, node: str, pod: Pod | None = None) -> Assumption:
+    def assume(
+        self, *, uid: str, node: str, pod: Pod | None = None, timeout_s: float | None = None
+    ) -> Assumption:
         """Count a pod on ``node`` from the moment its bind arrives, before the API answers,
         and make the snapshot show it before returning: the next call sees it, whichever of
         the bind and its watch event comes first. The spec is the watch's (the pending pod)
         or, when the watch has not shown the pod yet, ``pod`` (the one the scheduling request
-        carried). ``forget`` undoes it if the bind fails. See ``Assumption`` for the outcomes."""
+        carried). ``forget`` undoes it if the bind fails. See ``Assumption`` for the outcomes.
+        ``timeout_s`` is the cache process's (``RemoteState``); here, under the lock, unused."""
         with self._lock:
             rec = self._pods.get(uid)
             if rec is not None and rec.node != node:
@@ -579,7 +582,7 @@ class ClusterState:
         self.publish()
         return Assumption(outcome, node)
 
-    def forget(self, uid: str) -> bool:
+    def forget(self, uid: str, *, timeout_s: float | None = None) -> bool:
         """Undo ``assume`` after a failed bind: the pod is pending again. Nothing happens when
         the watch has meanwhile shown the pod bound (wherever: the API knows better than our
         failed call) or gone. True when something was undone."""
