@@ -203,3 +203,37 @@ def test_a_bind_with_its_count_binding_and_uncount_stays_inside_the_bind_timeout
     assert not result.ok
     assert took < _FullBinder.timeout_s + 0.05, took
     assert len(state.given) == 2 and state.given[1] > 0.2  # the uncount had its reserve
+
+
+class _CountingBinder:
+    """The API's Binding: succeeds (or not), counting the requests."""
+
+    timeout_s = 4.0
+
+    def __init__(self, ok: bool = True) -> None:
+        self.ok, self.calls = ok, 0
+
+    def bind(self, target: BindTarget, *, timeout_s: float | None = None) -> BindResult:
+        self.calls += 1
+        return BindResult(BindOutcome.BOUND, "") if self.ok else BindResult(BindOutcome.API_ERROR, "boom")
+
+
+def test_a_retried_bind_sends_no_second_binding_before_the_watch_confirms() -> None:
+    """The scheduler retries a bind whose answer it lost; the watch has not shown the pod bound
+    yet (the cache counts it as KNOWN only): the retry succeeds without a second Binding, and
+    a retry to another node is refused. A bind the API refused is not remembered."""
+    s = cluster()
+    s.pods_handler.upsert(pod("1", ""))
+    api = _CountingBinder()
+    binder = CachedBinder(api, s)
+    target = BindTarget(pod_name="p-1", namespace="ns", pod_uid="1", node="a")
+    assert binder.bind(target).outcome == BindOutcome.BOUND
+    assert binder.bind(target).outcome == BindOutcome.ALREADY_BOUND and api.calls == 1
+    other = BindTarget(pod_name="p-1", namespace="ns", pod_uid="1", node="b")
+    assert binder.bind(other).outcome == BindOutcome.CONFLICT and api.calls == 1
+    refused = _CountingBinder(ok=False)
+    s.pods_handler.upsert(pod("2", ""))
+    binder = CachedBinder(refused, s)
+    two = BindTarget(pod_name="p-2", namespace="ns", pod_uid="2", node="a")
+    assert binder.bind(two).outcome == BindOutcome.API_ERROR
+    assert binder.bind(two).outcome == BindOutcome.API_ERROR and refused.calls == 2

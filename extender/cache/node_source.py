@@ -8,8 +8,10 @@ in-process ``extender.cache.feed.Cache`` and the worker's handle on the child,
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -183,12 +185,16 @@ class BindState(Protocol):
     def forget(self, uid: str, *, timeout_s: float | None = None) -> bool: ...
 
 
+BOUND_KEPT = 1024  # binds of ours remembered for the scheduler's retries (CachedBinder._bound)
+
+
 class CachedBinder:
     """Binds through the API with the pod counted on its node from the moment the bind
     arrives (``ClusterState.assume``), so that a filter or prioritize call that comes while
     the Binding is in flight, or right after, sees it; a failed bind uncounts it
-    (``ClusterState.forget``). A retried bind of a pod the watch shows on that node succeeds
-    without a second Binding; one counted on another node is refused. ``on_visibility``
+    (``ClusterState.forget``). A retried bind of a pod that a bind of ours placed on that node,
+    or that the watch shows there, succeeds without a second Binding; one counted on another
+    node is refused. ``on_visibility``
     receives each bind's ``Assumption.outcome`` ("late" when it could not be shown in time,
     "not_ready" when the cache could not answer): the ``extender_bind_visibility_total``
     metric."""
@@ -205,6 +211,12 @@ class CachedBinder:
         self._state = state
         self._log = logger or logging.getLogger("extender.cache")
         self._on_visibility = on_visibility
+        # Binds of ours the API accepted: pod UID -> node, the oldest dropped beyond BOUND_KEPT.
+        # The scheduler retries a bind whose answer it lost; until the watch shows the pod
+        # bound, the cache counts it as ``KNOWN`` only (counted by a bind, not yet confirmed),
+        # which cannot tell a bind in flight from one the API accepted.
+        self._bound: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._bound_lock = threading.Lock()
 
     def bind(self, target: BindTarget) -> BindResult:
         """The cache's count and checks, then the API's Binding within what is left of the
@@ -213,6 +225,16 @@ class CachedBinder:
         shows the pod once the cache is back."""
         deadline = time.monotonic() + self._binder.timeout_s  # every step below, inside it
         owned = False
+        with self._bound_lock:
+            placed = self._bound.get(target.pod_uid) if target.pod_uid else None
+        if placed == target.node:
+            return BindResult(BindOutcome.ALREADY_BOUND, "")
+        if placed is not None:
+            return BindResult(
+                BindOutcome.CONFLICT,
+                f"pod {target.namespace}/{target.pod_name} is already bound to node {placed}, "
+                f"not {target.node}",
+            )
         if target.pod_uid:
             seen = self._assume(target, deadline)
             if seen is not None and seen.outcome == CONFIRMED:
@@ -227,6 +249,11 @@ class CachedBinder:
         # a counted pod keeps FORGET_RESERVE_S of the budget to be uncounted if the API refuses
         reserve = FORGET_RESERVE_S if owned else 0.0
         result = self._binder.bind(target, timeout_s=deadline - reserve - time.monotonic())
+        if result.ok and target.pod_uid:
+            with self._bound_lock:
+                self._bound[target.pod_uid] = target.node
+                while len(self._bound) > BOUND_KEPT:
+                    self._bound.popitem(last=False)
         if owned and not result.ok:
             try:
                 self._state.forget(target.pod_uid, timeout_s=deadline - time.monotonic())
