@@ -112,8 +112,10 @@ class Verbs:
         if last is not None and last.demand is demand and last.cands.table is cands.table:
             return dataclasses.replace(last, request=request, cands=cands)
         judged = feasibility(pod=demand, nodes=cands.table, policy=self._policy)
-        self._last = _Judged(resources, demand, request, cands, judged)
-        return self._last
+        # kept without the request's Node objects (the decoded body, by far the largest part of
+        # a Nodes-form call): the next call needs only the pod, the demand and the table
+        self._last = _Judged(resources, demand, dataclasses.replace(request, objects=None), cands, judged)
+        return _Judged(resources, demand, request, cands, judged)
 
     def _evaluate(self, body: bytes) -> tuple[SchedulingRequest, PodDemand, Candidates, Evaluation]:
         j = self._judge(body)
