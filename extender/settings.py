@@ -23,6 +23,11 @@ BODY_WORKING_SET_FACTOR = 32
 """Peak memory of one call per body byte, worst case: a filter in the Nodes form of many tiny
 nodes (100,000 nodes, a 3.4 MB body, peaked at 30x its size under tracemalloc; the issue's 120 MiB
 body peaked at 2.5 GB RSS, 21x). The body limit is the memory budget divided by this."""
+NODE_WORKING_SET_BYTES = 8 * 1024
+"""What one node of a call may cost (decoded, looked up, judged): a NodeNames list of 1,000,000
+short names is 11 MB of body but 126 B per name to decode alone, a node table row ~270 B more.
+The nodes per call are the memory budget divided by this (98,304 of 768 MiB, beyond the largest
+clusters Kubernetes supports)."""
 DECISION_LOG_SHARE = 16
 """The decision log may hold at most this fraction (1/16) of the memory budget."""
 LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
@@ -93,6 +98,11 @@ class Settings:
     def body_limit(self) -> int:
         """The largest body a verb accepts (413 above): explicit, or derived from the budget."""
         return self.max_body_bytes or self.memory_budget_bytes // BODY_WORKING_SET_FACTOR
+
+    @property
+    def max_nodes(self) -> int:
+        """The most nodes a filter or prioritize call may have (413 above)."""
+        return self.memory_budget_bytes // NODE_WORKING_SET_BYTES
 
     @property
     def decision_log_bytes(self) -> int:

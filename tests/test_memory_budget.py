@@ -146,3 +146,22 @@ def test_gunicorn_refuses_a_chunked_body_past_the_limit_with_413() -> None:
                 reply += chunk
         assert reply.startswith(b"HTTP/1.1 413"), reply
         assert b"larger than 1000 bytes" in reply and b'"Error"' in reply
+
+
+@pytest.mark.parametrize("form", ["NodeNames", "Nodes"])
+def test_more_nodes_than_the_budget_allows_get_413_before_they_are_decoded(form: str) -> None:
+    """A NodeNames list of 1,000,000 short names is 11 MB of body, within the byte limit, but
+    126 B per name to decode alone: the nodes per call are bounded too (budget / 8 KiB)."""
+    settings = stateless(memory_budget_bytes=8 * MiB)  # 1,024 nodes, 256 KiB of body
+    assert settings.max_nodes == 1024 and settings.body_limit == 256 * 1024
+    client = create_app(settings).test_client()
+    items: list[Any] = [f"n{i}" for i in range(1025)]
+    if form == "Nodes":
+        items = [{} for _ in items]  # the cheapest node object: 3 bytes of body
+    body = json.dumps({"Pod": POD, form: {"items": items} if form == "Nodes" else items}).encode()
+    assert len(body) < settings.body_limit
+    r = client.post("/prioritize", data=body, content_type="application/json")
+    assert r.status_code == 413, r.data
+    assert r.get_json()["Error"].startswith("request has 1025 nodes, more than the 1024")
+    ok = json.dumps({"Pod": POD, "Nodes": {"items": [{"metadata": {"name": f"n{i}"}} for i in range(1024)]}})
+    assert client.post("/prioritize", data=ok.encode(), content_type="application/json").status_code == 200

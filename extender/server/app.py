@@ -37,7 +37,7 @@ from extender.kube.client import load_api_client
 from extender.kube.objects import BadRequest
 from extender.metrics import Metrics
 from extender.policy_file import load_policy
-from extender.protocol.wire import encode_error, encode_json
+from extender.protocol.wire import TooManyNodes, encode_error, encode_json
 from extender.settings import BODY_WORKING_SET_FACTOR, Settings
 from extender.verbs.decisions import DecisionLog
 from extender.verbs.source import CacheNotReady, NamesFormUnsupported, NodeSource, StatelessSource
@@ -70,7 +70,14 @@ def create_app(
         if settings.decisions
         else None
     )
-    verbs = Verbs(policy=policy, source=source, binder=binder, logger=log, decisions=decisions)
+    verbs = Verbs(
+        policy=policy,
+        source=source,
+        binder=binder,
+        logger=log,
+        decisions=decisions,
+        max_nodes=settings.max_nodes,
+    )
     log.info(
         "extender ready to serve: mode=%s (%s) policy=%s strategies=%s prefix=%r",
         source.mode,
@@ -115,6 +122,8 @@ def create_app(
             status, kind, message = 503, "cache_not_ready", str(exc)
         except NamesFormUnsupported as exc:
             status, kind, message = 400, "names_without_cache", str(exc)
+        except TooManyNodes as exc:
+            status, kind, message = 413, "too_many_nodes", str(exc)
         except BadRequest as exc:
             status, kind, message = 400, "bad_request", str(exc)
         except HTTPException as exc:  # 413 from max_body_bytes, 408 from a stalled body
