@@ -18,6 +18,18 @@ from extender.verbs.source import DEFAULT_ANNOTATION_PREFIX
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POLICY_PATH = PACKAGE_ROOT / "config" / "extender-policy.yaml"
 ENV_PREFIX = "EXTENDER_"
+MiB = 1024 * 1024
+BODY_WORKING_SET_FACTOR = 32
+"""Peak memory of one call per body byte, worst case: a filter in the Nodes form of many tiny
+nodes (100,000 nodes, a 3.4 MB body, peaked at 30x its size under tracemalloc; the issue's 120 MiB
+body peaked at 2.5 GB RSS, 21x). The body limit is the memory budget divided by this."""
+NODE_WORKING_SET_BYTES = 8 * 1024
+"""What one node of a call may cost (decoded, looked up, judged): a NodeNames list of 1,000,000
+short names is 11 MB of body but 126 B per name to decode alone, a node table row ~270 B more.
+The nodes per call are the memory budget divided by this (98,304 of 768 MiB, beyond the largest
+clusters Kubernetes supports)."""
+DECISION_LOG_SHARE = 16
+"""The decision log may hold at most this fraction (1/16) of the memory budget."""
 LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
 
@@ -33,8 +45,13 @@ class Settings:
     url_prefix: str = ""
     """Path prefix of every route, so that ``urlPrefix: http://HOST:PORT/PREFIX`` works."""
     policy: Path = DEFAULT_POLICY_PATH
-    max_body_bytes: int = 128 * 1024 * 1024
-    """413 above this. 5,000 full Node objects of ~15 KB (50 images each) take ~75 MB."""
+    memory_budget_bytes: int = 768 * MiB
+    """What one call's working set and the kept state may use: the manifest's 1 GiB limit less
+    headroom for the interpreter, the libraries and the snapshots. The body limit
+    (``body_limit``) and the decision log's byte budget (``decision_log_bytes``) derive from it."""
+    max_body_bytes: int = 0
+    """413 above this; 0: derived, the memory budget / ``BODY_WORKING_SET_FACTOR`` (24 MiB of 768).
+    An explicit value above that is refused at start."""
     read_timeout_s: float = 10.0
     """A request body must arrive within this; a stalled client never holds a thread."""
     annotation_prefix: str = DEFAULT_ANNOTATION_PREFIX
@@ -77,6 +94,21 @@ class Settings:
     decisions: int = 256
     """Pods kept for /debug/decisions (0: off)."""
 
+    @property
+    def body_limit(self) -> int:
+        """The largest body a verb accepts (413 above): explicit, or derived from the budget."""
+        return self.max_body_bytes or self.memory_budget_bytes // BODY_WORKING_SET_FACTOR
+
+    @property
+    def max_nodes(self) -> int:
+        """The most nodes a filter or prioritize call may have (413 above)."""
+        return self.memory_budget_bytes // NODE_WORKING_SET_BYTES
+
+    @property
+    def decision_log_bytes(self) -> int:
+        """What the decision log may hold, estimated from the names and reasons it keeps."""
+        return self.memory_budget_bytes // DECISION_LOG_SHARE
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
@@ -108,9 +140,16 @@ class Settings:
                 f"{ENV_PREFIX}URL_PREFIX: must start with '/' and not end with it "
                 f"(e.g. /scheduler), got {self.url_prefix!r}"
             )
-        for name in ("max_body_bytes", "threads"):
+        for name in ("memory_budget_bytes", "threads"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be >= 1")
+        fits = self.memory_budget_bytes // BODY_WORKING_SET_FACTOR
+        if self.max_body_bytes < 0 or self.max_body_bytes > fits:
+            raise SettingsError(
+                f"{ENV_PREFIX}MAX_BODY_BYTES={self.max_body_bytes} does not fit "
+                f"{ENV_PREFIX}MEMORY_BUDGET_BYTES={self.memory_budget_bytes}: a call's working set is "
+                f"up to {BODY_WORKING_SET_FACTOR}x its body, so at most {fits} (0: derive it)"
+            )
         try:
             from extender.load.sources import parse_load_sources
 

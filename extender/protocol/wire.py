@@ -27,6 +27,17 @@ from extender.kube.objects import BadRequest, Node, Pod
 from scoring import MAX_EXTENDER_PRIORITY
 
 
+class TooManyNodes(BadRequest):
+    """More nodes than the memory budget allows in one call (the HTTP edge answers 413); found
+    before the nodes are decoded."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(
+            f"request has {count} nodes, more than the {limit} one call may have within this "
+            "extender's memory (EXTENDER_MEMORY_BUDGET_BYTES / 8 KiB per node)"
+        )
+
+
 class _NodeList(msgspec.Struct, frozen=True):
     metadata: msgspec.Raw = msgspec.Raw(b"{}")
     items: list[msgspec.Raw] | None = None
@@ -258,13 +269,14 @@ class NameListMemo:
         self._last: tuple[bytes, tuple[str, ...]] | None = None
         self._layout: NameLayout | None = None
 
-    def names(self, raw: msgspec.Raw) -> tuple[str, ...] | None:
-        """The NodeNames of ``raw`` (its JSON), checked; None for ``null``."""
+    def names(self, raw: msgspec.Raw, max_nodes: int | None = None) -> tuple[str, ...] | None:
+        """The NodeNames of ``raw`` (its JSON), checked; None for ``null``; ``TooManyNodes``
+        beyond ``max_nodes``, before decoding them."""
         data = bytes(raw)
         last = self._last
         if last is not None and last[0] == data:
             return last[1]
-        names = _decode_names(data)
+        names = _decode_names(data, max_nodes)
         if names is not None:
             self._last = (data, names)
         return names
@@ -279,7 +291,11 @@ class NameListMemo:
         return layout
 
 
-def _decode_names(data: bytes) -> tuple[str, ...] | None:
+def _decode_names(data: bytes, max_nodes: int | None = None) -> tuple[str, ...] | None:
+    if max_nodes is not None and len(data) > 2 * max_nodes:  # shorter: at most max_nodes names
+        count = data.count(b",") + 1  # the names, exactly for a valid list (no comma in a name)
+        if count > max_nodes:
+            raise TooManyNodes(count, max_nodes)
     try:
         names = _names_decoder.decode(data)
     except msgspec.ValidationError as exc:
@@ -289,11 +305,18 @@ def _decode_names(data: bytes) -> tuple[str, ...] | None:
     return None if names is None else _unique(names, "NodeNames")
 
 
-def decode_scheduling_request(body: bytes, memo: NameListMemo | None = None) -> SchedulingRequest:
-    """Decode the ExtenderArgs of filter or prioritize (``memo``: see ``NameListMemo``)."""
+def decode_scheduling_request(
+    body: bytes, memo: NameListMemo | None = None, *, max_nodes: int | None = None
+) -> SchedulingRequest:
+    """Decode the ExtenderArgs of filter or prioritize (``memo``: see ``NameListMemo``);
+    ``TooManyNodes`` beyond ``max_nodes`` nodes, found before the nodes are decoded."""
     args = _decode(_args_decoder, body, "ExtenderArgs")
     pod = _require_pod(args.Pod, "ExtenderArgs")
-    names = memo.names(args.NodeNames) if memo is not None else _decode_names(bytes(args.NodeNames))
+    names = (
+        memo.names(args.NodeNames, max_nodes)
+        if memo is not None
+        else _decode_names(bytes(args.NodeNames), max_nodes)
+    )
     if (args.Nodes is None) == (names is None):
         which = "both" if args.Nodes is not None else "neither"
         raise BadRequest(
@@ -305,6 +328,8 @@ def decode_scheduling_request(body: bytes, memo: NameListMemo | None = None) -> 
     nodes = args.Nodes
     assert nodes is not None  # exactly one of Nodes and NodeNames (checked above)
     raw = tuple(nodes.items or ())
+    if max_nodes is not None and len(raw) > max_nodes:
+        raise TooManyNodes(len(raw), max_nodes)
     views = []
     for i, item in enumerate(raw):
         try:

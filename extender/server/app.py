@@ -23,8 +23,8 @@ from typing import Any
 
 from flask import Flask, Response, request
 from gunicorn.http.errors import ParseException
-from werkzeug.exceptions import ClientDisconnected, HTTPException
-from werkzeug.wsgi import get_input_stream
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
+from werkzeug.wsgi import get_content_length, get_input_stream
 
 from extender.cache.config import cache_config
 from extender.cache.feed import Cache
@@ -37,8 +37,8 @@ from extender.kube.client import load_api_client
 from extender.kube.objects import BadRequest
 from extender.metrics import Metrics
 from extender.policy_file import load_policy
-from extender.protocol.wire import encode_error, encode_json
-from extender.settings import Settings
+from extender.protocol.wire import TooManyNodes, encode_error, encode_json
+from extender.settings import BODY_WORKING_SET_FACTOR, Settings
 from extender.verbs.decisions import DecisionLog
 from extender.verbs.source import CacheNotReady, NamesFormUnsupported, NodeSource, StatelessSource
 from extender.verbs.verbs import Answer, Verbs
@@ -65,8 +65,19 @@ def create_app(
     gate = CallGate()  # filter, prioritize and preempt before the cache's event application
     wired = _wire_node_data(settings, policy, source, binder, gate, log, clock)
     source, binder, cache, metrics = wired.source, wired.binder, wired.cache, wired.metrics
-    decisions = DecisionLog(capacity=settings.decisions, clock=clock) if settings.decisions else None
-    verbs = Verbs(policy=policy, source=source, binder=binder, logger=log, decisions=decisions)
+    decisions = (
+        DecisionLog(capacity=settings.decisions, max_bytes=settings.decision_log_bytes, clock=clock)
+        if settings.decisions
+        else None
+    )
+    verbs = Verbs(
+        policy=policy,
+        source=source,
+        binder=binder,
+        logger=log,
+        decisions=decisions,
+        max_nodes=settings.max_nodes,
+    )
     log.info(
         "extender ready to serve: mode=%s (%s) policy=%s strategies=%s prefix=%r",
         source.mode,
@@ -79,7 +90,7 @@ def create_app(
         cache.start()
 
     app = Flask("extender")
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["MAX_CONTENT_LENGTH"] = settings.body_limit
     app.extensions["extender"] = {
         "settings": settings,
         "metrics": metrics,
@@ -96,7 +107,7 @@ def create_app(
         cpu_start = time.thread_time()
         status, kind = 200, ""
         try:
-            body = _read_body(environ, settings.max_body_bytes, settings.read_timeout_s)
+            body = _read_body(environ, settings.body_limit, settings.read_timeout_s)
             answer = handler(body)
             status = answer.status
             _record_answer(metrics, verb, answer)
@@ -111,6 +122,8 @@ def create_app(
             status, kind, message = 503, "cache_not_ready", str(exc)
         except NamesFormUnsupported as exc:
             status, kind, message = 400, "names_without_cache", str(exc)
+        except TooManyNodes as exc:
+            status, kind, message = 413, "too_many_nodes", str(exc)
         except BadRequest as exc:
             status, kind, message = 400, "bad_request", str(exc)
         except HTTPException as exc:  # 413 from max_body_bytes, 408 from a stalled body
@@ -314,6 +327,20 @@ class _BodyTimeout(HTTPException):
     )
 
 
+_READ_PIECE = 1024 * 1024
+
+
+class _BodyTooLarge(HTTPException):
+    code = 413
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(
+            f"request body larger than {max_bytes} bytes, the limit that fits this extender's "
+            "memory (EXTENDER_MAX_BODY_BYTES, else EXTENDER_MEMORY_BUDGET_BYTES / "
+            f"{BODY_WORKING_SET_FACTOR}); refused before decoding"
+        )
+
+
 def _read_body(environ: dict[str, Any], max_bytes: int, timeout_s: float) -> bytes:
     """The whole body, bounded by ``max_bytes`` (413) and by ``timeout_s`` per read (408);
     werkzeug's guarded stream, as Flask's ``request.get_data`` reads it."""
@@ -321,11 +348,30 @@ def _read_body(environ: dict[str, Any], max_bytes: int, timeout_s: float) -> byt
     if isinstance(sock, socket.socket):
         sock.settimeout(timeout_s)  # gunicorn restores blocking mode for the next request
     try:
-        return get_input_stream(environ, max_content_length=max_bytes).read()
+        if get_content_length(environ) is not None or "wsgi.input_terminated" not in environ:
+            return get_input_stream(environ, max_content_length=max_bytes).read()  # 413 above max
+        # chunked (gunicorn de-chunks it): read in pieces, at most one byte past the limit, since
+        # werkzeug's limited stream answers an unsized read() with the first max_bytes, silently
+        stream, parts, total = environ["wsgi.input"], [], 0
+        while part := _read_piece(stream, min(_READ_PIECE, max_bytes + 1 - total)):
+            total += len(part)
+            if total > max_bytes:
+                raise _BodyTooLarge(max_bytes)
+            parts.append(part)
+        return b"".join(parts)
+    except RequestEntityTooLarge:  # from Content-Length, or while reading a chunked body
+        raise _BodyTooLarge(max_bytes) from None
     except (TimeoutError, ClientDisconnected):  # gunicorn ends a timed-out read early
         raise _BodyTimeout() from None
     except ParseException as exc:  # gunicorn reads chunked framing as the body is read: bad chunk size, ...
         raise BadRequest(f"request body framing is invalid: {type(exc).__name__}: {exc}") from None
+
+
+def _read_piece(stream: Any, size: int) -> bytes:
+    try:
+        return bytes(stream.read(size))
+    except (OSError, ValueError):  # as werkzeug's stream: gunicorn's NoMoreData, a closed socket
+        raise ClientDisconnected() from None
 
 
 def _kind_of(exc: HTTPException) -> str:

@@ -1,6 +1,8 @@
 """The last scheduling decisions, kept for "why did my pod land there?" (``/debug/decisions``).
 
-Bounded memory: at most ``capacity`` pods (oldest dropped first); per pod the filter's verdict
+Bounded memory: at most ``capacity`` pods and at most ``max_bytes`` of estimated size (oldest
+dropped first: a pod's size is estimated when it is recorded, from the names, reasons and
+scores it keeps, ``_size``); per pod the filter's verdict
 counts and most frequent reasons, the ``top`` best nodes of prioritize (their rows of the
 evaluation and node table, explained with ``scoring.explain`` when the decision is read: each
 strategy's score, verdict, data age), every candidate's 0..10 score as one byte, and the node
@@ -23,6 +25,11 @@ import numpy.typing as npt
 from scoring import Evaluation, NodeTable, PodDemand, Policy, Verdict
 from scoring.explain import VERDICT_NAMES, explain, ranking
 
+_PER_NAME = 57
+"""A str object's overhead (49 bytes for ASCII) and its tuple slot (8)."""
+_PER_DECISION = 4096
+"""A decision's fixed part: its object, dicts, the copied rows of its best nodes."""
+
 
 @dataclasses.dataclass
 class Decision:
@@ -35,8 +42,17 @@ class Decision:
     best: _Best | None = None  # prioritize's best nodes, explained when the decision is read
     scores: npt.NDArray[np.int8] | None = None  # (N,) prioritize's 0..10 per candidate
     names: tuple[str, ...] = ()
+    names_bytes: int = 0  # estimated size of ``names``, counted once when they are recorded
     bound_node: str | None = None
     bind_error: str | None = None
+
+    def size(self) -> int:
+        """Estimated bytes kept: each name string and its tuple slot, the scores, the reasons."""
+        names = self.names_bytes
+        scores = 0 if self.scores is None else int(self.scores.nbytes)
+        reasons = sum(len(r["reason"]) + _PER_NAME for r in (self.filter or {}).get("topReasons", ()))
+        best = 0 if self.best is None else sum(len(n) + _PER_NAME for n in self.best.nodes.names) * 8
+        return _PER_DECISION + len(self.uid) + len(self.pod) + names + scores + reasons + best
 
     def summary(self) -> dict[str, Any]:
         best = self.best.nodes.names[0] if self.best is not None and len(self.best.nodes) else None
@@ -94,12 +110,35 @@ class DecisionLog:
     """Thread-safe ring of the last decisions, by pod UID."""
 
     def __init__(
-        self, *, capacity: int = 256, top: int = 10, reasons: int = 5, clock: Callable[[], float] = time.time
+        self,
+        *,
+        capacity: int = 256,
+        max_bytes: int = 48 * 1024 * 1024,
+        top: int = 10,
+        reasons: int = 5,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self._capacity, self._top, self._reasons = capacity, top, reasons
+        self._capacity, self._max_bytes, self._top, self._reasons = capacity, max_bytes, top, reasons
         self._clock = clock
         self._lock = threading.Lock()
         self._items: collections.OrderedDict[str, Decision] = collections.OrderedDict()
+        self._sizes: dict[str, int] = {}
+        self._bytes = 0
+
+    @property
+    def bytes(self) -> int:
+        """The estimated size of what is kept (at most ``max_bytes``)."""
+        return self._bytes
+
+    def _resized(self, d: Decision) -> None:
+        """Account ``d``'s new size, then drop the oldest pods beyond the byte budget (``d``
+        itself too when it alone does not fit)."""
+        size = d.size()
+        self._bytes += size - self._sizes.get(d.uid, 0)
+        self._sizes[d.uid] = size
+        while self._bytes > self._max_bytes and self._items:
+            uid, _ = self._items.popitem(last=False)
+            self._bytes -= self._sizes.pop(uid, 0)
 
     def _entry(self, uid: str, pod: str) -> Decision:
         now = self._clock()
@@ -108,7 +147,8 @@ class DecisionLog:
             d = Decision(uid, pod, now, now)
             self._items[uid] = d
             while len(self._items) > self._capacity:
-                self._items.popitem(last=False)
+                uid_dropped, _ = self._items.popitem(last=False)
+                self._bytes -= self._sizes.pop(uid_dropped, 0)
         else:
             d.updated = now
             self._items.move_to_end(uid)
@@ -131,6 +171,7 @@ class DecisionLog:
                 "unresolved": unresolved,
                 "topReasons": [{"reason": r, "nodes": n} for r, n in reasons.most_common(self._reasons)],
             }
+            self._resized(d)
 
     def record_prioritize(
         self, uid: str, pod: str, ev: Evaluation, nodes: NodeTable, demand: PodDemand, policy: Policy
@@ -140,12 +181,14 @@ class DecisionLog:
         rows = ranking(ev, self._top)
         best = _Best(ev.take(rows), nodes.take(rows), demand, policy)
         hist = np.bincount(ev.scores, minlength=11).tolist()
+        names_bytes = sum(map(len, nodes.names)) + _PER_NAME * len(nodes.names)
         with self._lock:
             d = self._entry(uid, pod)
             d.prioritize = {"nodes": len(nodes), "scoreHistogram": hist}
             d.best = best
             d.scores = ev.scores.astype(np.int8)
-            d.names = nodes.names
+            d.names, d.names_bytes = nodes.names, names_bytes
+            self._resized(d)
 
     def record_bind(self, uid: str, pod: str, node: str, error: str) -> None:
         if not uid:
@@ -156,6 +199,7 @@ class DecisionLog:
                 d.bind_error = error
             else:
                 d.bound_node, d.bind_error = node, None
+            self._resized(d)
 
     def list(self) -> list[dict[str, Any]]:
         with self._lock:

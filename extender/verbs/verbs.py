@@ -86,12 +86,14 @@ class Verbs:
         binder: PodBinder,
         logger: logging.Logger,
         decisions: DecisionLog | None = None,
+        max_nodes: int | None = None,
     ) -> None:
         self._policy = policy
         self._source = source
         self._binder = binder
         self._log = logger
         self._decisions = decisions
+        self._max_nodes = max_nodes  # per filter or prioritize call (TooManyNodes: 413)
         self._names = NameListMemo()
         self._last: _Judged | None = None  # the last judgement (one attribute store: threads may share it)
         self._request_pods = RequestPods()  # the Pods of filter and prioritize, for their bind
@@ -101,7 +103,7 @@ class Verbs:
         when this one is for an equal pod over the very same node table (kube-scheduler sends
         prioritize right after filter, for the same pod and, when our filter failed nothing,
         the same node list, which the node source answers with the same table)."""
-        request = decode_scheduling_request(body, self._names)
+        request = decode_scheduling_request(body, self._names, max_nodes=self._max_nodes)
         last = self._last
         if last is not None and last.request.pod == request.pod:
             resources, demand = last.resources, last.demand
@@ -112,8 +114,10 @@ class Verbs:
         if last is not None and last.demand is demand and last.cands.table is cands.table:
             return dataclasses.replace(last, request=request, cands=cands)
         judged = feasibility(pod=demand, nodes=cands.table, policy=self._policy)
-        self._last = _Judged(resources, demand, request, cands, judged)
-        return self._last
+        # kept without the request's Node objects (the decoded body, by far the largest part of
+        # a Nodes-form call): the next call needs only the pod, the demand and the table
+        self._last = _Judged(resources, demand, dataclasses.replace(request, objects=None), cands, judged)
+        return _Judged(resources, demand, request, cands, judged)
 
     def _evaluate(self, body: bytes) -> tuple[SchedulingRequest, PodDemand, Candidates, Evaluation]:
         j = self._judge(body)
