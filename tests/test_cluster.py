@@ -263,7 +263,7 @@ def test_assume_counts_a_bound_pod_at_once_and_compensates_until_the_load_catche
     assert snap.arrays["requested"][cpu, i] == 500
     assert snap.arrays["pending"][cpu, i] == 425  # 500m x 85 %
     assert snap.arrays["usage"][cpu, i] == 1000 and snap.compensated_pods == 1
-    assert s.bound_node("1") == "a" and s.node_by_ip("10.0.0.1") == "a"
+    assert s._pods["1"].node == "a" and s.node_by_ip("10.0.0.1") == "a"
     # a sample newer than bind + lag: the measurement includes the pod now
     load.record("a", 1000.0 + 61, {"cpu": 1500.0}, source="test")
     now[0] = 1062.0

@@ -547,10 +547,6 @@ class ClusterState:
         """The node whose InternalIP is ``ip`` (for Prometheus series labelled by address)."""
         return self._ips.get(ip)
 
-    def bound_node(self, uid: str) -> str | None:
-        rec = self._pods.get(uid)
-        return rec.node if rec is not None else None
-
     def assume(
         self, *, uid: str, node: str, pod: Pod | None = None, timeout_s: float | None = None
     ) -> Assumption:
