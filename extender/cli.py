@@ -25,7 +25,21 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="start the production server (gunicorn)")
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="listen port (default 8888)")
+    serve.add_argument("--port", type=int, help="verbs listen port (default 8888)")
+    serve.add_argument("--ops-host", help="operations listen address: probes, /metrics (default 127.0.0.1)")
+    serve.add_argument(
+        "--ops-port", type=int, help="operations listen port (default 8889; 0: on the verbs port)"
+    )
+    serve.add_argument(
+        "--debug-endpoints",
+        action="store_true",
+        help="serve /debug/decisions and /explain on the operations listener (pod and node details)",
+    )
+    serve.add_argument("--tls-cert-file", type=Path, help="PEM certificate: the verbs listener serves HTTPS")
+    serve.add_argument("--tls-private-key-file", type=Path, help="PEM private key of --tls-cert-file")
+    serve.add_argument(
+        "--client-ca-file", type=Path, help="PEM CA bundle: require client certificates signed by it"
+    )
     serve.add_argument(
         "--policy", type=Path, help=f"policy file (default {DEFAULT_POLICY_PATH.name} in config/)"
     )
@@ -58,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
             for k, v in {
                 "host": args.host,
                 "port": args.port,
+                "ops_host": args.ops_host,
+                "ops_port": args.ops_port,
+                "debug_endpoints": True if args.debug_endpoints else None,
+                "tls_cert_file": args.tls_cert_file,
+                "tls_private_key_file": args.tls_private_key_file,
+                "client_ca_file": args.client_ca_file,
                 "policy": args.policy,
                 "url_prefix": args.url_prefix,
                 "kubeconfig": args.kubeconfig,

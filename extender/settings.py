@@ -42,6 +42,26 @@ class Settings:
     host: str = "127.0.0.1"
     """Listen address. Loopback by default: the extender runs as a sidecar of kube-scheduler."""
     port: int = 8888
+    """The scheduling verbs' listener (filter, prioritize, bind, preempt) and nothing else."""
+    ops_host: str = "127.0.0.1"
+    """Listen address of the operations listener: ``/livez``, ``/readyz``, ``/metrics`` and, when
+    ``debug_endpoints``, ``/debug/*`` and ``/explain``. The manifests set the pod IP's 0.0.0.0
+    here (kubelet probes, Prometheus) and keep the verbs on loopback."""
+    ops_port: int = 8889
+    """0: no second listener; the verbs listener serves the operations endpoints too (a
+    developer's machine only: whoever reaches the verbs may then read ``/debug/*``)."""
+    debug_endpoints: bool = False
+    """Serve ``/debug/decisions`` and ``/explain`` (pod and node details) on the operations
+    listener. Off by default: they show what the scheduler sees to whoever reaches the port."""
+    tls_cert_file: Path | None = None
+    """PEM certificate (chain) of the verbs listener; with ``tls_private_key_file`` it serves
+    HTTPS (kube-scheduler's ``enableHTTPS: true``). Re-read when the file changes."""
+    tls_private_key_file: Path | None = None
+    client_ca_file: Path | None = None
+    """PEM CA bundle: the verbs listener then requires a client certificate signed by it
+    (kube-scheduler's ``tlsConfig.certFile``/``keyFile``); others are refused in the handshake."""
+    header_timeout_s: float = 5.0
+    """A request's line and headers must arrive within this of its first byte (408 after)."""
     url_prefix: str = ""
     """Path prefix of every route, so that ``urlPrefix: http://HOST:PORT/PREFIX`` works."""
     policy: Path = DEFAULT_POLICY_PATH
@@ -53,7 +73,9 @@ class Settings:
     """413 above this; 0: derived, the memory budget / ``BODY_WORKING_SET_FACTOR`` (24 MiB of 768).
     An explicit value above that is refused at start."""
     read_timeout_s: float = 10.0
-    """A request body must arrive within this; a stalled client never holds a thread."""
+    """A request body must arrive whole within this of its headers (408 after). The server reads
+    requests in its event loop and gives a thread only a whole request, so a slow client never
+    holds one."""
     annotation_prefix: str = DEFAULT_ANNOTATION_PREFIX
     kubeconfig: str | None = None
     """Explicit kubeconfig for bind; else in-cluster, then KUBECONFIG / ~/.kube/config."""
@@ -119,6 +141,8 @@ class Settings:
                 continue
             raw = env[key]
             kwargs[field.name] = _convert(key, raw, field.default)
+            if str(field.type) == "Path | None":
+                kwargs[field.name] = Path(raw) if raw else None
         return cls(**kwargs).validated()  # type: ignore[arg-type]
 
     def to_env(self) -> dict[str, str]:
@@ -135,6 +159,14 @@ class Settings:
     def validated(self) -> Settings:
         if not 0 < self.port < 65536:
             raise SettingsError(f"{ENV_PREFIX}PORT: must be 1..65535, got {self.port}")
+        if not 0 <= self.ops_port < 65536:
+            raise SettingsError(f"{ENV_PREFIX}OPS_PORT: must be 0..65535 (0: none), got {self.ops_port}")
+        if self.ops_port and (self.ops_port, self.ops_host) == (self.port, self.host):
+            raise SettingsError(
+                f"{ENV_PREFIX}OPS_PORT: must differ from {ENV_PREFIX}PORT ({self.port}); 0 serves the "
+                "operations endpoints on the verbs listener"
+            )
+        self._validate_tls()
         if self.url_prefix and (not self.url_prefix.startswith("/") or self.url_prefix.endswith("/")):
             raise SettingsError(
                 f"{ENV_PREFIX}URL_PREFIX: must start with '/' and not end with it "
@@ -166,6 +198,7 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}DECISIONS: must be >= 0")
         for name in (
             "read_timeout_s",
+            "header_timeout_s",
             "bind_timeout_s",
             "metrics_interval_s",
             "load_window_s",
@@ -177,6 +210,28 @@ class Settings:
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise SettingsError(f"{ENV_PREFIX}LOG_LEVEL: one of debug, info, warning, error")
         return self
+
+    @property
+    def tls(self) -> bool:
+        """Whether the verbs listener serves HTTPS."""
+        return self.tls_cert_file is not None
+
+    def _validate_tls(self) -> None:
+        """Both halves of the serving certificate or neither; a client CA only with them; every
+        file readable now (a typo is a start-up error, not a handshake failure later)."""
+        if (self.tls_cert_file is None) != (self.tls_private_key_file is None):
+            raise SettingsError(
+                f"{ENV_PREFIX}TLS_CERT_FILE and {ENV_PREFIX}TLS_PRIVATE_KEY_FILE: set both or neither"
+            )
+        if self.client_ca_file is not None and self.tls_cert_file is None:
+            raise SettingsError(
+                f"{ENV_PREFIX}CLIENT_CA_FILE: client certificates need HTTPS; set "
+                f"{ENV_PREFIX}TLS_CERT_FILE and {ENV_PREFIX}TLS_PRIVATE_KEY_FILE too"
+            )
+        for name in ("tls_cert_file", "tls_private_key_file", "client_ca_file"):
+            path = getattr(self, name)
+            if path is not None and not os.access(path, os.R_OK):
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()}: cannot read {path}")
 
 
 def _convert(key: str, raw: str, default: object) -> object:
