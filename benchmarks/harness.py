@@ -60,10 +60,17 @@ class Server:
     port: int
     master_pid: int
     log: Any  # the temporary file holding the server's output
+    ops_port: int = 0  # the operations listener (probes, /metrics); 0: the verbs port serves them
 
     @property
     def url(self) -> str:
+        """The verbs listener."""
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def ops_url(self) -> str:
+        """The operations listener: /livez, /readyz, /metrics (and /debug/*, /explain if enabled)."""
+        return f"http://{self.host}:{self.ops_port or self.port}"
 
     def worker_pid(self) -> int | None:
         """The gunicorn worker: the child of the master (= the process we started, since
@@ -147,23 +154,32 @@ def runqueue_wait_s(pid: int | None) -> float | None:
 def running_server(
     *args: str, env: dict[str, str] | None = None, timeout_s: float = 60.0
 ) -> Iterator[Server]:
-    """``python -m extender serve --host 127.0.0.1 --port <free> ARGS`` until the block ends
-    (``env``: extra ``EXTENDER_*`` variables; the caller's own are dropped). Tests use it too."""
-    port = free_port()
+    """``python -m extender serve --host 127.0.0.1 --port <free> --ops-port <free> ARGS`` until
+    the block ends: the production layout, verbs and operations on listeners of their own (ARGS
+    may say ``--ops-port 0``). ``env``: extra ``EXTENDER_*`` variables; the caller's own are
+    dropped. Tests use it too."""
+    port, ops_port, rest = free_port(), free_port(), list(args)
+    while ops_port == port:
+        ops_port = free_port()
+    if "--ops-port" in rest:  # the caller's choice, in place of a free port
+        at = rest.index("--ops-port")
+        ops_port = int(rest[at + 1])
+        del rest[at : at + 2]
     extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXTENDER_")}
     env.update(extra)
     log = tempfile.TemporaryFile(prefix="extender-bench-")  # never an unread pipe
-    cmd = [sys.executable, "-m", "extender", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
+    cmd = [sys.executable, "-m", "extender", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--ops-port", str(ops_port), *rest]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = Server("127.0.0.1", port, proc.pid, log)
+    server = Server("127.0.0.1", port, proc.pid, log, ops_port)
     try:
         deadline = time.monotonic() + timeout_s
         while True:
             if proc.poll() is not None:
                 raise BenchmarkError(f"extender exited with {proc.returncode}:\n{server.log_tail()}")
             try:
-                with urllib.request.urlopen(f"{server.url}/livez", timeout=1) as r:
+                with urllib.request.urlopen(f"{server.ops_url}/livez", timeout=1) as r:
                     if r.status == 200:
                         break
             except OSError:
@@ -185,7 +201,7 @@ def running_server(
 
 def metric_value(server: Server, name: str) -> float | None:
     """One unlabelled sample from /metrics (None when absent)."""
-    with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as r:
+    with urllib.request.urlopen(f"{server.ops_url}/metrics", timeout=10) as r:
         for line in r.read().decode().splitlines():
             if line.startswith(name + " "):
                 return float(line.split()[1])

@@ -235,7 +235,7 @@ def _wait_ready(server: Server, started: float, timeout_s: float) -> tuple[float
     deadline = started + timeout_s
     while True:
         try:
-            with urllib.request.urlopen(f"{server.url}/readyz", timeout=10) as r:
+            with urllib.request.urlopen(f"{server.ops_url}/readyz", timeout=10) as r:
                 if r.status == 200:
                     return time.monotonic() - started, r.read().decode().strip()
         except OSError:

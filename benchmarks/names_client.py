@@ -41,7 +41,7 @@ def check_names_filter(reply: Reply, names: frozenset[str]) -> dict[str, int]:
 
 def metrics_snapshot(server: Server) -> dict[str, float]:
     """Every sample of /metrics, keyed by ``name{labels}`` as exposed."""
-    with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as r:
+    with urllib.request.urlopen(f"{server.ops_url}/metrics", timeout=10) as r:
         text = r.read().decode()
     out = {}
     for line in text.splitlines():

@@ -26,9 +26,16 @@ class QuietAccessLogger(Logger):
 
 _settings = Settings.from_env()
 
-bind = [
-    f"[{_settings.host}]:{_settings.port}" if ":" in _settings.host else f"{_settings.host}:{_settings.port}"
-]
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+# The verbs listener first, then the operations listener (extender/server/listeners.py decides
+# which routes each serves, by port).
+bind = [_address(_settings.host, _settings.port)]
+if _settings.ops_port:
+    bind.append(_address(_settings.ops_host, _settings.ops_port))
 workers = 1
 worker_class = "extender.server.worker.LingeringThreadWorker"  # gthread, see extender/server/worker.py
 threads = _settings.threads
@@ -63,5 +70,6 @@ logconfig_dict = {
 
 
 def post_fork(server: Any, worker: Any) -> None:
-    """The worker's linger (a setting, so 0 turns it off) before it serves anything."""
+    """The worker's settings (deadlines, TLS, the linger: 0 turns it off) before it serves anything."""
+    worker.settings = _settings
     worker.linger_s = _settings.linger_s

@@ -70,6 +70,23 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.connections_closed = Counter(
+            "extender_connections_closed_total",
+            "Connections the server closed before a request on them reached a thread, by reason: "
+            "idle (nothing sent within the keep-alive), header_timeout and body_timeout (408), "
+            "headers_too_large (431), body_too_large (413, chunked), over_budget (503: request "
+            "bytes held beyond the budget), evicted_idle (closed to accept another at the "
+            "connection limit), tls_handshake (failed or not finished in time).",
+            ["reason"],
+            registry=r,
+        )
+        self.tls_reloads = Counter(
+            "extender_tls_reload_total",
+            "Changes of the verbs listener's certificate files, by outcome: reloaded, or error "
+            "(the previous certificate kept).",
+            ["outcome"],
+            registry=r,
+        )
         # cluster-cache mode: here when the cache runs in this process, else in the cache
         # process's own registry (``extender.cache.process``), whose exposition is appended
         self.cache = CacheMetrics(r) if cache else None

@@ -77,8 +77,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @contextlib.contextmanager
 def running_extender(*args: str, env: dict[str, str] | None = None, timeout_s: float = 30.0) -> Iterator[str]:
-    """Start ``python -m extender serve`` on a free loopback port; yield its base URL."""
-    with running_server(*args, env=env, timeout_s=timeout_s) as server:
+    """Start ``python -m extender serve`` on a free loopback port; yield its base URL. One
+    listener serves everything, debug endpoints included (``--ops-port 0 --debug-endpoints``,
+    a developer's layout), so a test reaches verbs and probes at one URL; tests of the
+    production layout (tests/test_listeners.py) use ``running_server`` itself."""
+    with running_server(
+        "--ops-port", "0", "--debug-endpoints", *args, env=env, timeout_s=timeout_s
+    ) as server:
         yield server.url
 
 

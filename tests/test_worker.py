@@ -19,6 +19,7 @@ import gunicorn
 import pytest
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
+from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from extender.cli import GUNICORN_ARGS
@@ -90,15 +91,20 @@ def test_connection_kept_after_the_linger_ends() -> None:
 # --- the mechanism, without gunicorn's process around it ---------------------------------------
 
 
+REQ = b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n"  # a whole request
+
+
 class _Calls:
-    """Stands in for ThreadWorker.handle: reads one request's bytes, says keep-alive."""
+    """Stands in for ThreadWorker.handle: takes one request's bytes (from the parser's buffer,
+    where the linger leaves them, else from the socket), says keep-alive."""
 
     def __init__(self) -> None:
         self.count = 0
 
     def __call__(self, conn: Any) -> Any:  # an instance attribute of the class: not bound
         self.count += 1
-        conn.sock.recv(100)
+        if not conn.parser.unreader.take_buffered():
+            conn.sock.recv(100)
         return True
 
 
@@ -110,6 +116,7 @@ def _worker(threads: int, linger_s: float, busy: int = 0) -> LingeringThreadWork
     w._yield.open()
     w.linger_s, w.alive = linger_s, True
     w.cfg = SimpleNamespace(threads=threads)
+    w.body_limit = 1 << 20
     return w
 
 
@@ -118,7 +125,7 @@ def conn_pair(monkeypatch: pytest.MonkeyPatch) -> Any:
     calls = _Calls()
     monkeypatch.setattr(ThreadWorker, "handle", calls)
     ours, peer = socket.socketpair()
-    conn = SimpleNamespace(sock=ours, parser=SimpleNamespace(unreader=SimpleNamespace(buf=io.BytesIO())))
+    conn = SimpleNamespace(sock=ours, parser=SimpleNamespace(unreader=SocketUnreader(ours)))
     yield conn, peer, calls
     ours.close()
     peer.close()
@@ -127,8 +134,8 @@ def conn_pair(monkeypatch: pytest.MonkeyPatch) -> Any:
 def test_the_answering_thread_serves_the_next_request(conn_pair: Any) -> None:
     conn, peer, calls = conn_pair
     w = _worker(threads=4, linger_s=0.5)
-    peer.send(b"first")
-    timer = threading.Timer(0.1, peer.send, (b"second",))  # arrives while the thread lingers
+    peer.send(REQ)
+    timer = threading.Timer(0.1, peer.send, (REQ,))  # arrives while the thread lingers
     timer.start()
     t0 = time.monotonic()
     assert w.handle(conn) is True
@@ -141,8 +148,8 @@ def test_the_answering_thread_serves_the_next_request(conn_pair: Any) -> None:
 def test_no_linger_when_it_would_take_the_last_free_thread(conn_pair: Any) -> None:
     conn, peer, calls = conn_pair
     w = _worker(threads=4, linger_s=5.0, busy=3)  # three others busy: this is the last one
-    peer.send(b"first")
-    peer.send(b"second")  # already waiting: still not served by this thread
+    peer.send(REQ)
+    peer.send(REQ)  # already waiting: still not served by this thread
     t0 = time.monotonic()
     assert w.handle(conn) is True
     assert calls.count == 1 and time.monotonic() - t0 < 1.0
@@ -154,7 +161,7 @@ def test_no_linger_when_off_or_stopping(conn_pair: Any) -> None:
         if w.linger_s:
             w.alive = False
         calls.count = 0
-        peer.send(b"x")
+        peer.send(REQ)
         t0 = time.monotonic()
         assert w.handle(conn) is True and calls.count == 1
         assert time.monotonic() - t0 < 1.0  # a stopping worker's thread does not wait its 5 s
@@ -165,7 +172,7 @@ def test_a_stopping_worker_ends_the_linger_at_once(conn_pair: Any) -> None:
     once (to gthread's graceful stop) instead of after its linger."""
     conn, peer, calls = conn_pair
     w = _worker(threads=4, linger_s=5.0)
-    peer.send(b"first")
+    peer.send(REQ)
 
     def stop() -> None:
         w.alive = False
@@ -182,7 +189,7 @@ def test_a_stopping_worker_ends_the_linger_at_once(conn_pair: Any) -> None:
 def test_a_lingering_thread_gives_way_to_a_waiting_request(conn_pair: Any) -> None:
     conn, peer, calls = conn_pair
     w = _worker(threads=4, linger_s=5.0)
-    peer.send(b"first")
+    peer.send(REQ)
     timer = threading.Timer(0.2, w._yield.put)
     timer.start()
     t0 = time.monotonic()
@@ -206,22 +213,22 @@ def test_queueing_a_request_asks_a_lingerer_only_when_no_thread_is_free(
     monkeypatch.setattr(ThreadWorker, "enqueue_req", lambda self, conn: None)  # no pool here
     w = _worker(threads=4, linger_s=1.0, busy=busy)
     w._queued, w._lingering = 0, lingering
-    w.enqueue_req(object())
+    w.enqueue_req(SimpleNamespace(whole=True))  # a whole request, read by the event loop
     assert w._yield.take() is starved
     assert w._queued == 1
 
 
 def test_buffered_bytes_are_served_without_waiting(conn_pair: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Bytes of the next request the parser already read count as a request waiting."""
+    """A whole next request the parser already read is served at once, without the socket."""
     conn, peer, calls = conn_pair
     w = _worker(threads=4, linger_s=0.3)
-    peer.send(b"a")
+    peer.send(REQ)
 
     def handle(worker: Any, c: Any) -> bool:
         calls.count += 1
-        if calls.count == 1:  # the first request read, and the start of the next with it
+        if calls.count == 1:  # the first request read, and the whole next one with it
             c.sock.recv(100)
-            c.parser.unreader.buf = io.BytesIO(b"GET / HTTP/1.1\r\n")
+            c.parser.unreader.buf = io.BytesIO(REQ)
         else:  # the second consumed the buffered bytes: nothing waits any more
             c.parser.unreader.buf = io.BytesIO()
         return True
@@ -229,6 +236,36 @@ def test_buffered_bytes_are_served_without_waiting(conn_pair: Any, monkeypatch: 
     monkeypatch.setattr(ThreadWorker, "handle", handle)
     w.handle(conn)
     assert calls.count == 2
+
+
+def test_a_slow_next_request_goes_back_to_the_event_loop(conn_pair: Any) -> None:
+    """A next request dripping in during the linger is not read by the thread past the linger:
+    the thread returns the connection with the bytes so far in the parser's buffer (where
+    gthread's finish_request finds them and hands them to the event loop). Before issue 17 the
+    thread parsed from the socket with blocking reads and stayed as long as the drip lasted."""
+    conn, peer, calls = conn_pair
+    w = _worker(threads=4, linger_s=0.3)
+    peer.send(REQ)
+    stop = threading.Event()
+
+    def drip() -> None:
+        for byte in REQ:
+            if stop.wait(0.1):
+                return
+            peer.send(bytes([byte]))
+
+    dripper = threading.Thread(target=drip)
+    dripper.start()
+    try:
+        t0 = time.monotonic()
+        assert w.handle(conn) is True
+        took = time.monotonic() - t0
+    finally:
+        stop.set()
+        dripper.join()
+    assert calls.count == 1 and took < 1.5
+    held = conn.parser.unreader.take_buffered()
+    assert held and REQ.startswith(held)
 
 
 @pytest.mark.parametrize("value", ["-1", "61", "x"])
@@ -249,9 +286,11 @@ def test_signals_wake_the_lingering_threads(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_a_request_with_no_free_thread_makes_a_lingerer_give_way() -> None:
-    """Four threads: three linger on idle connections, the fourth is held by a client that
-    sends its headers and not its body. A request on a fifth connection has no free thread;
-    the main thread has a lingerer give way, so it is answered at once, not after a linger."""
+    """Four threads: three linger on idle connections, and a client sends its headers and not
+    its body. Before issue 17 that client held the fourth thread, so a request on a fifth
+    connection had no free thread and was answered at once only because the main thread had
+    a lingerer give way. Now the event loop holds the slow client's bytes and no thread, and
+    the request is answered at once either way."""
     with running_extender("--no-api", "--threads", "4", env={"EXTENDER_LINGER_S": LINGER}) as url:
         idle = [_connect(url) for _ in range(3)]
         late = _connect(url)
@@ -264,7 +303,7 @@ def test_a_request_with_no_free_thread_makes_a_lingerer_give_way() -> None:
             slow.sendall(
                 b"POST /filter HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                 b"Content-Length: 100\r\n\r\n"
-            )  # the free thread now waits for a body
+            )  # the event loop waits for its body; no thread does
             time.sleep(0.3)
             assert _get(late) < 1.5  # without giving way: ~3 s, until a linger ran out
         finally:

@@ -38,6 +38,7 @@ from extender.kube.objects import BadRequest
 from extender.metrics import Metrics
 from extender.policy_file import load_policy
 from extender.protocol.wire import TooManyNodes, encode_error, encode_json
+from extender.server.listeners import ListenerSplit
 from extender.settings import BODY_WORKING_SET_FACTOR, Settings
 from extender.verbs.decisions import DecisionLog
 from extender.verbs.source import CacheNotReady, NamesFormUnsupported, NodeSource, StatelessSource
@@ -203,10 +204,13 @@ def create_app(
             mimetype=JSON,
         )
 
-    app.wsgi_app = GatedPaths(  # type: ignore[method-assign]  # Flask's documented way to wrap it
-        VerbRoutes(routes, app.wsgi_app),
-        gate,
-        (f"{prefix}/{verb}" for verb in GATED_VERBS),
+    app.wsgi_app = ListenerSplit(  # type: ignore[method-assign]  # Flask's documented way to wrap it
+        GatedPaths(VerbRoutes(routes, app.wsgi_app), gate, (f"{prefix}/{verb}" for verb in GATED_VERBS)),
+        verbs_port=settings.port,
+        ops_port=settings.ops_port,
+        debug_endpoints=settings.debug_endpoints,
+        verb_paths=routes,
+        explain_path=f"{prefix}/explain",
     )
     return app
 

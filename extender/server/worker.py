@@ -31,12 +31,15 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import ssl
 import threading
 import time
 from typing import Any
 
 import gunicorn
-from gunicorn.workers.gthread import ThreadWorker
+
+from extender.server.front import RequestScan, Verdict
+from extender.server.reading import READ_SIZE, EventLoopReading
 
 LINGER_S = 1.0  # how long a pool thread waits on its connection for the next request
 # (gunicorn_conf's post_fork sets each worker's from Settings.linger_s)
@@ -56,9 +59,10 @@ def check_gunicorn(version: tuple[int, ...] | None = None) -> None:
         )
 
 
-class LingeringThreadWorker(ThreadWorker):
-    """gthread, with the pool thread that answered a request serving its connection's next
-    request too while requests keep coming (see the module docstring)."""
+class LingeringThreadWorker(EventLoopReading):
+    """gthread that reads requests whole in its event loop (``extender/server/reading.py``), with
+    the pool thread that answered a request serving its connection's next request too while
+    requests keep coming (see the module docstring)."""
 
     linger_s = LINGER_S
 
@@ -101,14 +105,14 @@ class LingeringThreadWorker(ThreadWorker):
         self._stopping.put()
         super().handle_quit(sig, frame)
 
-    def enqueue_req(self, conn: Any) -> None:
-        """Main thread: a request for the pool. If no thread is free for it while some are
+    def submit(self, conn: Any) -> None:
+        """Main thread: a whole request for the pool. If no thread is free for it while some are
         lingering, one of them gives way. (Should the lingerer see a request on its own
         connection first, the byte stays and the next linger ends at once: one linger lost.)"""
         with self._lock:
             self._queued += 1
             starved = self._busy + self._queued > self.cfg.threads and self._lingering > 0
-        super().enqueue_req(conn)
+        super().submit(conn)
         if starved:
             self._yield.put()
 
@@ -130,13 +134,45 @@ class LingeringThreadWorker(ThreadWorker):
         return self.linger_s > 0 and self.alive and self._busy < self.cfg.threads
 
     def _next_request(self, conn: Any) -> bool:
-        """True when the connection has bytes to read within the linger (already buffered by
-        the parser, or on the socket); also True for a closed or failed socket, whose next
-        read ends the connection in ``handle`` as it would have from the poller. False when
-        nothing came in time, the worker is stopping, or this thread gave way to a request
-        waiting for one."""
-        if conn.parser.unreader.buf.getvalue():
-            return True
+        """True when the connection's next request is whole in the parser's buffer within the
+        linger (or is one the parser answers without reading on, or the socket closed or
+        failed: ``handle`` then ends the connection as it would have from the poller). False
+        when it is not whole in time, the worker is stopping, or this thread gave way to a
+        request waiting for one; the bytes read meanwhile go back to the parser's buffer, where
+        gthread's ``finish_request`` finds them and gives the connection to the event loop, which
+        reads on without a thread (its header deadline starts then: a client gets at most the
+        linger more). The thread reads without blocking: a slow client cannot hold it longer
+        than the linger."""
+        scan = RequestScan(self.body_limit)
+        buf = bytearray(conn.parser.unreader.take_buffered())
+        deadline = time.monotonic() + self.linger_s
+        try:
+            conn.sock.setblocking(False)
+            while True:
+                verdict = scan.feed(buf) if buf else Verdict.MORE
+                if verdict in (Verdict.WHOLE, Verdict.PARSER):
+                    return True
+                if verdict is not Verdict.MORE:
+                    return False  # too large: the event loop answers it
+                try:
+                    data = conn.sock.recv(READ_SIZE)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
+                    if not self._wait_readable(conn, deadline):
+                        return False
+                    continue
+                except (OSError, ValueError):
+                    return True
+                if not data:
+                    return True
+                buf += data
+        finally:
+            conn.parser.unreader.unread(bytes(buf))
+            with contextlib.suppress(OSError, ValueError):
+                conn.sock.setblocking(True)
+
+    def _wait_readable(self, conn: Any, deadline: float) -> bool:
+        """Until ``deadline``: True once the socket is readable (or closed, or failed); False when
+        the time is up, the worker stops, or this thread gives way."""
         try:
             poller = select.poll()
             poller.register(conn.sock, select.POLLIN)
@@ -148,7 +184,6 @@ class LingeringThreadWorker(ThreadWorker):
         with self._lock:
             self._lingering += 1
         try:
-            deadline = time.monotonic() + self.linger_s
             while (left := deadline - time.monotonic()) > 0:
                 ready = {fd for fd, _ in poller.poll(left * 1e3)}
                 if ready - {self._stopping.r, self._yield.r}:
