@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             }.items()
             if v is not None
         }
-        settings = dataclasses.replace(Settings.from_env(), **overrides).validated()
+        settings = dataclasses.replace(Settings.from_env(validate=False), **overrides).validated()
         load_policy(settings.policy)
     except (SettingsError, PolicyError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -132,7 +132,11 @@ class Settings:
         return self.memory_budget_bytes // DECISION_LOG_SHARE
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, *, validate: bool = True) -> Settings:
+        """The settings the ``EXTENDER_*`` variables of ``env`` (default: the process's) give.
+        ``validate=False`` for a caller that applies more (the command line's flags) and then
+        validates the whole, so that a flag can complete a variable (a client CA from the
+        environment, the certificate from a flag)."""
         env = os.environ if env is None else env
         kwargs: dict[str, object] = {}
         for field in dataclasses.fields(cls):
@@ -143,7 +147,8 @@ class Settings:
             kwargs[field.name] = _convert(key, raw, field.default)
             if str(field.type) == "Path | None":
                 kwargs[field.name] = Path(raw) if raw else None
-        return cls(**kwargs).validated()  # type: ignore[arg-type]
+        settings = cls(**kwargs)  # type: ignore[arg-type]
+        return settings.validated() if validate else settings
 
     def to_env(self) -> dict[str, str]:
         out = {}

@@ -66,25 +66,25 @@ def test_a_dead_cache_process_is_replaced_and_binds_go_on_meanwhile(api: FakeKub
     api.add_node(node_obj("n1"))
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
     with running_server("--kubeconfig", str(kubeconfig), env=ENV) as server:
-        url = server.url
-        wait_ready(url)
-        status, text = call(f"{url}/readyz")
+        url, ops = server.url, server.ops_url  # verbs; probes and metrics
+        wait_ready(ops)
+        status, text = call(f"{ops}/readyz")
         assert "2 nodes, 0 pods (cache process)" in text
-        assert metric(url, "extender_informer_events_total", '{kind="nodes",what="relist"}') == 1
-        _, text = call(f"{url}/metrics")
+        assert metric(ops, "extender_informer_events_total", '{kind="nodes",what="relist"}') == 1
+        _, text = call(f"{ops}/metrics")
         families = re.findall(r"^# TYPE (\S+)", text, re.M)
         assert len(families) == len(set(families)), "a metric family exported twice"
         assert {"extender_cache_snapshot_age_seconds", "process_resident_memory_bytes"} <= set(families)
-        assert metric(url, "extender_cache_process_resident_memory_bytes") > 10e6  # the child's own
-        assert metric(url, "extender_cache_snapshot_age_seconds") < 30
+        assert metric(ops, "extender_cache_process_resident_memory_bytes") > 10e6  # the child's own
+        assert metric(ops, "extender_cache_snapshot_age_seconds") < 30
         worker = server.worker_pid()
         assert worker is not None
         first = cache_pid(worker)
         # the API server stops answering lists: the new child cannot sync while we look
         api.fail("GET", r"/api/v1/pods$", status=500, times=10**6)
         os.kill(first, signal.SIGKILL)
-        wait_until(lambda: call(f"{url}/readyz")[0] == 503)
-        status, text = call(f"{url}/readyz")
+        wait_until(lambda: call(f"{ops}/readyz")[0] == 503)
+        status, text = call(f"{ops}/readyz")
         assert "the cache process exited (code -9)" in text
         status, answer = call(f"{url}/filter", args(pod_obj("p"), ["n0"]))
         assert status == 200 and "cache process exited" in answer["Error"]
@@ -94,10 +94,10 @@ def test_a_dead_cache_process_is_replaced_and_binds_go_on_meanwhile(api: FakeKub
         assert api.get_pod("default", "web")["spec"]["nodeName"] == "n1"
         assert server.worker_pid() == worker  # the serving process stayed
         api.clear_faults()
-        wait_ready(url, timeout=40)
+        wait_ready(ops, timeout=40)
         second = cache_pid(worker)
         assert second != first and not alive(first)
-        status, text = call(f"{url}/readyz")
+        status, text = call(f"{ops}/readyz")
         assert "2 nodes, 1 pods" in text  # the new child listed the pod bound meanwhile
         status, answer = call(f"{url}/filter", args(pod_obj("p"), ["n0", "n1"]))
         assert status == 200 and answer["NodeNames"] == ["n0", "n1"], answer
@@ -109,14 +109,14 @@ def test_the_cache_process_ends_with_its_serving_process(api: FakeKubeAPI, tmp_p
     api.add_node(node_obj("n0"))
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
     with running_server("--kubeconfig", str(kubeconfig), env=ENV) as server:
-        wait_ready(server.url)
+        wait_ready(server.ops_url)
         worker = server.worker_pid()
         assert worker is not None
         child = cache_pid(worker)
         os.kill(worker, signal.SIGKILL)  # gunicorn starts a new worker, which starts a new child
         wait_until(lambda: not alive(child))
         wait_until(lambda: server.worker_pid() not in (None, worker))
-        wait_ready(server.url, timeout=40)
+        wait_ready(server.ops_url, timeout=40)
         assert cache_pid(server.worker_pid()) != child
         dirs = re.findall(r"cache process started: pid=\d+ snapshots=(\S+)", server.log_tail(100_000))
         assert len(dirs) == 2 and all(Path(d).is_dir() for d in dirs[-1:])
@@ -186,20 +186,20 @@ def test_a_cache_that_cannot_stay_current_turns_unready_then_not_live(
         "EXTENDER_LIVENESS_UNREADY_S": "4",
     }
     with running_server("--kubeconfig", str(kubeconfig), env=env) as server:
-        url = server.url
-        wait_ready(url)
-        assert call(f"{url}/livez")[0] == 200
+        ops = server.ops_url  # probes
+        wait_ready(ops)
+        assert call(f"{ops}/livez")[0] == 200
         api.fail("GET", r"^/api/v1/(nodes|pods)$", status=503, times=10**6)
         api.drop_watches()
-        wait_until(lambda: call(f"{url}/readyz")[0] == 503)
-        _, text = call(f"{url}/readyz")
+        wait_until(lambda: call(f"{ops}/readyz")[0] == 503)
+        _, text = call(f"{ops}/readyz")
         assert "no list or watch has succeeded for" in text
-        assert call(f"{url}/livez")[0] == 200  # a short outage: still live
-        wait_until(lambda: call(f"{url}/livez")[0] == 503)
-        assert "not ready for" in call(f"{url}/livez")[1]
+        assert call(f"{ops}/livez")[0] == 200  # a short outage: still live
+        wait_until(lambda: call(f"{ops}/livez")[0] == 503)
+        assert "not ready for" in call(f"{ops}/livez")[1]
         api.clear_faults()
-        wait_ready(url, timeout=60)
-        assert call(f"{url}/livez")[0] == 200
+        wait_ready(ops, timeout=60)
+        assert call(f"{ops}/livez")[0] == 200
 
 
 @pytest.mark.timeout(120)
@@ -212,8 +212,8 @@ def test_a_stopped_cache_process_keeps_binds_inside_their_budget_and_turns_unrea
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
     env = {**ENV, "EXTENDER_THREADS": "8", "EXTENDER_BIND_TIMEOUT_S": "4"}
     with running_server("--kubeconfig", str(kubeconfig), env=env) as server:
-        url = server.url
-        wait_ready(url)
+        url, ops = server.url, server.ops_url  # verbs; probes and metrics
+        wait_ready(ops)
         uids = [api.add_pod(pod_obj(f"w{i}"))["metadata"]["uid"] for i in range(4)]
         worker = server.worker_pid()
         assert worker is not None
@@ -227,7 +227,7 @@ def test_a_stopped_cache_process_keeps_binds_inside_their_budget_and_turns_unrea
                 return time.monotonic() - start, answer
 
             with concurrent.futures.ThreadPoolExecutor(6) as pool:
-                scrape = pool.submit(call, f"{url}/metrics")
+                scrape = pool.submit(call, f"{ops}/metrics")
                 binds = list(pool.map(timed_bind, range(4)))
                 assert scrape.result()[0] == 200
             took = [round(t, 2) for t, _ in binds]
@@ -236,12 +236,12 @@ def test_a_stopped_cache_process_keeps_binds_inside_their_budget_and_turns_unrea
             assert max(took) < 4.0 + 0.5, took
             for i in range(4):
                 assert api.get_pod("default", f"w{i}")["spec"]["nodeName"] == "n0"
-            wait_until(lambda: call(f"{url}/readyz")[0] == 503, timeout=5)
-            assert "did not answer" in call(f"{url}/readyz")[1]
-            assert call(f"{url}/livez")[0] == 200  # liveness follows the unready time
+            wait_until(lambda: call(f"{ops}/readyz")[0] == 503, timeout=5)
+            assert "did not answer" in call(f"{ops}/readyz")[1]
+            assert call(f"{ops}/livez")[0] == 200  # liveness follows the unready time
         finally:
             os.kill(child, signal.SIGCONT)
-        wait_ready(url, timeout=20)
+        wait_ready(ops, timeout=20)
 
 
 def test_a_slow_call_to_the_child_does_not_hold_up_another(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -260,7 +260,7 @@ GOOD = _nodes_args(b"[]")
     [
         (b"zz\r\n" + GOOD + b"\r\n0\r\n\r\n", b"400", b"InvalidChunkSize"),
         (b"%x\r\n" % len(GOOD) + GOOD + b"XX0\r\n\r\n", b"400", b"ChunkMissingTerminator"),
-        (b"%x\r\n" % len(GOOD) + GOOD + b"\r\n", b"408", b"last, zero-size, chunk"),  # no terminating chunk
+        (b"%x\r\n" % len(GOOD) + GOOD + b"\r\n", b"400", b"last, zero-size, chunk"),  # no terminating chunk
     ],
     ids=["invalid-chunk-size", "chunk-without-crlf", "no-terminating-chunk"],
 )

@@ -11,16 +11,24 @@ import http.client
 import json
 import os
 import re
+import selectors
 import socket
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from gunicorn.config import Config
+from gunicorn.glogging import Logger
+from gunicorn.workers.gthread import TConn
 
 from benchmarks.harness import Server, running_server
+from extender.server.front import RequestScan
+from extender.server.reading import _Reading
+from extender.server.worker import LingeringThreadWorker
 
 GOLDEN = Path(__file__).parent / "golden"
 FILTER = (GOLDEN / "filter-nodes.request.json").read_bytes()
@@ -248,3 +256,30 @@ def test_each_listener_serves_its_own_endpoints(server: Server) -> None:
         assert status(f"{debug.ops_url}/debug/decisions") == 200
         assert status(f"{debug.ops_url}/explain", FILTER) == 200
         assert status(f"{debug.url}/explain", FILTER) == 404
+
+
+def test_a_fault_in_the_loop_costs_one_connection_not_the_worker(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception out of a callback of gthread's main loop ends the worker process (every
+    connection, the cache with it). A bug met while reading one request closes that connection
+    and is logged; the loop goes on. Before, a KeyError in the 400 answer's status phrase
+    ended the worker."""
+    cfg = Config()
+    w = LingeringThreadWorker(0, 0, [], SimpleNamespace(), 30, cfg, Logger(cfg))
+    w.poller = selectors.DefaultSelector()
+    ours, peer = socket.socketpair()
+    try:
+        conn = TConn(cfg, ours, ("127.0.0.1", 1), ("127.0.0.1", 2))
+        w.nr_conns = 1
+        w.reading[conn] = _Reading(b"", RequestScan(w.body_limit), time.monotonic() + 5, False)
+        monkeypatch.setattr(RequestScan, "feed", lambda self, buf: 1 / 0)
+        peer.sendall(b"POST /filter HTTP/1.1\r\n")
+        w._read_safely(conn)
+        assert conn not in w.reading and w.nr_conns == 0 and w.buffered == 0
+        assert peer.recv(10) == b""  # closed
+        assert "internal error reading a request" in caplog.text
+    finally:
+        w.tmp.close()
+        w.poller.close()
+        peer.close()

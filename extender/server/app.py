@@ -38,8 +38,9 @@ from extender.kube.objects import BadRequest
 from extender.metrics import Metrics
 from extender.policy_file import load_policy
 from extender.protocol.wire import TooManyNodes, encode_error, encode_json
+from extender.server.front import too_large_message
 from extender.server.listeners import ListenerSplit
-from extender.settings import BODY_WORKING_SET_FACTOR, Settings
+from extender.settings import Settings
 from extender.verbs.decisions import DecisionLog
 from extender.verbs.source import CacheNotReady, NamesFormUnsupported, NodeSource, StatelessSource
 from extender.verbs.verbs import Answer, Verbs
@@ -338,11 +339,7 @@ class _BodyTooLarge(HTTPException):
     code = 413
 
     def __init__(self, max_bytes: int) -> None:
-        super().__init__(
-            f"request body larger than {max_bytes} bytes, the limit that fits this extender's "
-            "memory (EXTENDER_MAX_BODY_BYTES, else EXTENDER_MEMORY_BUDGET_BYTES / "
-            f"{BODY_WORKING_SET_FACTOR}); refused before decoding"
-        )
+        super().__init__(too_large_message(max_bytes))
 
 
 def _read_body(environ: dict[str, Any], max_bytes: int, timeout_s: float) -> bytes:

@@ -27,6 +27,8 @@ from __future__ import annotations
 import enum
 import re
 
+from extender.settings import BODY_WORKING_SET_FACTOR
+
 HEADER_END = b"\r\n\r\n"
 HEADER_LIMIT = 64 * 1024
 """Request line and headers of one request, bytes: kube-scheduler sends a few hundred; gunicorn's
@@ -35,6 +37,15 @@ CHUNK_LINE_LIMIT = 4096  # a chunk-size line (hex size, extensions) longer than 
 
 _FRAMING = re.compile(rb"^(content-length|transfer-encoding):[ \t]*(.*?)[ \t]*\r?$", re.I | re.M)
 _CONTINUE = re.compile(rb"^expect:[ \t]*100-continue[ \t]*\r?$", re.I | re.M)
+
+
+def too_large_message(body_limit: int) -> str:
+    """The 413's ``Error``, whether the event loop or the app refuses the body."""
+    return (
+        f"request body larger than {body_limit} bytes, the limit that fits this extender's "
+        f"memory (EXTENDER_MAX_BODY_BYTES, else EXTENDER_MEMORY_BUDGET_BYTES / {BODY_WORKING_SET_FACTOR}); "
+        "refused before decoding"
+    )
 
 
 class Verdict(enum.Enum):

@@ -48,12 +48,13 @@ import ssl
 import struct
 import time
 from functools import partial
+from http import HTTPStatus
 from typing import Any
 
 from gunicorn import http
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from extender.server.front import RequestScan, Verdict
+from extender.server.front import HEADER_LIMIT, RequestScan, Verdict, too_large_message
 from extender.server.tls import TLSFiles
 from extender.settings import Settings
 
@@ -63,8 +64,13 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 REFUSALS = {
     "header_timeout": (408, "request headers not received within EXTENDER_HEADER_TIMEOUT_S"),
     "body_timeout": (408, "request body not received within EXTENDER_READ_TIMEOUT_S of its headers"),
-    "headers_too_large": (431, "request line and headers larger than the server accepts"),
-    "body_too_large": (413, "request body larger than the limit that fits this extender's memory"),
+    "incomplete": (
+        400,
+        "connection closed before the request was whole (shorter than its Content-Length, or "
+        "chunked without its last, zero-size, chunk)",
+    ),
+    "headers_too_large": (431, f"request line and headers larger than {HEADER_LIMIT} bytes"),
+    "body_too_large": (413, ""),  # too_large_message(body_limit)
     "over_budget": (503, "too many request bytes in flight; retry"),
 }
 
@@ -121,6 +127,8 @@ class EventLoopReading(ThreadWorker):
     # --- gthread's entry points ---------------------------------------------------------------
 
     def accept(self, listener: Any) -> None:
+        """gthread's accept, the connection then read by the loop (and wrapped for TLS on the
+        verbs listener)."""
         try:
             sock, addr = listener.accept()
         except OSError as e:
@@ -142,7 +150,7 @@ class EventLoopReading(ThreadWorker):
             handshaking = True
         deadline = time.monotonic() + (self.header_timeout_s if handshaking else self.cfg.keepalive)
         self.reading[conn] = _Reading(b"", RequestScan(self.body_limit), deadline, handshaking)
-        self._read(conn)
+        self._read_safely(conn)
 
     def enqueue_req(self, conn: Any) -> None:
         """Every path of gthread to the pool comes here: a new connection, a kept-alive one that
@@ -156,7 +164,7 @@ class EventLoopReading(ThreadWorker):
             deadline = time.monotonic() + (self.header_timeout_s if held else self.cfg.keepalive)
             self.reading[conn] = _Reading(held, RequestScan(self.body_limit), deadline, False)
             self.buffered += len(held)
-        self._read(conn)
+        self._read_safely(conn)
 
     def submit(self, conn: Any) -> None:
         """A whole request to the pool (gthread's ``enqueue_req``)."""
@@ -168,10 +176,15 @@ class EventLoopReading(ThreadWorker):
         super().murder_pending()
         now = time.monotonic()
         for conn, st in list(self.reading.items()):
-            if now >= st.deadline:
-                self._refuse(conn, st, self._late(st))
-            elif not self.alive and not st.buf:
-                self._close(conn)
+            try:
+                if now >= st.deadline:
+                    self._refuse(conn, st, self._late(st))
+                elif not self.alive and not st.buf:
+                    self._close(conn)
+            except Exception:  # as in _read_safely: never the loop
+                self._front_log.exception("internal error closing a late connection")
+                with contextlib.suppress(Exception):
+                    self._close(conn)
 
     def set_accept_enabled(self, enabled: bool) -> None:
         """At the connection limit, close the oldest idle connection and go on accepting."""
@@ -192,8 +205,11 @@ class EventLoopReading(ThreadWorker):
                 st.deadline = time.monotonic() + self.cfg.keepalive
             while verdict is Verdict.MORE:
                 data = conn.sock.recv(READ_SIZE)
-                if not data:  # the client closed: nothing to answer
-                    self._close(conn)
+                if not data:  # the client closed (its writing half at least)
+                    if st.buf:
+                        self._refuse(conn, st, "incomplete")
+                    else:
+                        self._close(conn)
                     return
                 self._take(conn, st, data)
                 if self.buffered > self.budget_bytes and self._over_budget(conn):
@@ -266,7 +282,17 @@ class EventLoopReading(ThreadWorker):
 
     def _ready(self, conn: Any, _sock: Any) -> None:
         if conn in self.reading:
+            self._read_safely(conn)
+
+    def _read_safely(self, conn: Any) -> None:
+        """``_read``, and a bug in it costs that connection, not the loop: an exception out of a
+        callback of gthread's main loop ends the worker process, and every connection with it."""
+        try:
             self._read(conn)
+        except Exception:
+            self._front_log.exception("internal error reading a request from %s; connection closed", _peer(conn))
+            with contextlib.suppress(Exception):
+                self._close(conn)
 
     def _forget(self, conn: Any, st: _Reading) -> None:
         """Out of the loop's hands: no longer polled, its bytes no longer counted here."""
@@ -281,6 +307,9 @@ class EventLoopReading(ThreadWorker):
         st = self.reading.get(conn)
         if st is not None:
             self._forget(conn, st)
+        elif getattr(conn, "closed_by_loop", False):
+            return  # closed once already
+        conn.closed_by_loop = True
         self.nr_conns -= 1
         conn.close()
 
@@ -297,12 +326,13 @@ class EventLoopReading(ThreadWorker):
         self._count("connections_closed", reason)
         if reason in REFUSALS:
             status, message = REFUSALS[reason]
+            message = message or too_large_message(self.body_limit)
             self._note(reason, f"closed a connection from {_peer(conn)}: {status} {message}")
             body = json.dumps({"Error": message}).encode()
+            retry = "Retry-After: 1\r\n" if status == 503 else ""
             head = (
-                f"HTTP/1.1 {status} {_PHRASES[status]}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n"
-                f"{'Retry-After: 1' + chr(13) + chr(10) if status == 503 else ''}\r\n"
+                f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n{retry}\r\n"
             )
             with contextlib.suppress(OSError, ValueError):
                 conn.sock.setblocking(False)
@@ -347,14 +377,6 @@ class EventLoopReading(ThreadWorker):
             self._front_log.warning(
                 "%s (reason=%s; counted in extender_connections_closed_total)", message, reason
             )
-
-
-_PHRASES = {
-    408: "Request Timeout",
-    413: "Content Too Large",
-    431: "Request Header Fields Too Large",
-    503: "Service Unavailable",
-}
 
 
 def _port(address: Any) -> int | None:
