@@ -1,22 +1,32 @@
 """config/deploy: every manifest validates against the Kubernetes OpenAPI schema, offline.
 
-* Each manifest (config/deploy, its components, the example workload) is validated strictly
-  (unknown fields fail) with ``kubernetes-validate``, which bundles the JSON schemas generated
-  from the Kubernetes OpenAPI spec: no network. Versions: the minor of the kube-scheduler image
-  the kustomization deploys (the cluster is at least that new) and the newest bundled one.
+* Each manifest (config/deploy, config/deploy-tls, their components, the example workload) is
+  validated strictly (unknown fields fail) with ``kubernetes-validate``, which bundles the JSON
+  schemas generated from the Kubernetes OpenAPI spec: no network. Versions: the minor of the
+  kube-scheduler image the kustomization deploys (the cluster is at least that new) and the
+  newest bundled one. cert-manager's Certificates and Issuers (config/deploy-tls) are validated
+  against config/deploy-tls/cert-manager.v1.schema.json the same way.
 * ``kubectl kustomize config/deploy`` (and each component on top of it) must render, and the
   rendered objects are validated the same way. kubectl may be absent in CI: those tests skip
   and say so.
 * The parts that make the pod safe and correct: non-root, read-only root file system, no
-  privilege escalation, all capabilities dropped, probes, resources, the default scheduler for
-  the scheduler's own pods, the policy ConfigMap being the shipped policy.
+  privilege escalation, all capabilities dropped, probes (on the operations port, timed for
+  ``EXTENDER_LIVENESS_UNREADY_S``), resources, the default scheduler for the scheduler's own
+  pods, the policy ConfigMap being the shipped policy; the verbs on loopback, the operations
+  port alone reachable (Service, NetworkPolicy), the debug endpoints off.
+* Every ``EXTENDER_*`` name a manifest (or config/README.md) uses is a setting of
+  extender/settings.py, and the values the manifests write out are its defaults unless listed.
 
-The helpers here are shared by tests/test_config_scheduler.py and tests/test_config_rbac.py.
+The helpers here are shared by tests/test_config_scheduler.py, tests/test_config_rbac.py and
+tests/test_config_tls.py (the TLS variant's own checks).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
+import json
 import os
 import re
 import shutil
@@ -25,9 +35,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+
+from extender.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config"
@@ -37,6 +50,10 @@ COMPONENTS = DEPLOY / "components"
 EXAMPLE = DEPLOY / "example-workload.yaml"
 SHIPPED_POLICY = CONFIG / "extender-policy.yaml"
 DEPLOYED_POLICY_COPY = DEPLOY / "extender-policy.yaml"
+DEPLOY_TLS = CONFIG / "deploy-tls"
+TLS_COMPONENTS = DEPLOY_TLS / "components"
+CERT_MANAGER_SCHEMA = DEPLOY_TLS / "cert-manager.v1.schema.json"
+EXTENDER_DEPLOYMENT = "load-aware-extender"  # the TLS variant's extender Deployment
 
 Obj = dict[str, Any]
 
@@ -81,20 +98,60 @@ def kustomization(path: Path) -> Obj:
     return load_one(path / "kustomization.yaml")
 
 
+def resource_files(base: Path) -> list[Path]:
+    """The files a kustomization lists as resources (not the folders: those are other
+    kustomizations, such as config/deploy-tls's ../deploy)."""
+    return [base / r for r in kustomization(base).get("resources", []) if (base / r).is_file()]
+
+
+def patch_files(base: Path) -> list[Path]:
+    """The patch files a kustomization lists (partial objects: checked once rendered)."""
+    return [base / p["path"] for p in kustomization(base).get("patches", []) if "path" in p]
+
+
+def inline_patches(base: Path) -> list[Obj]:
+    return [
+        p
+        for entry in kustomization(base).get("patches", [])
+        if "patch" in entry
+        for p in load_docs(entry["patch"])
+    ]
+
+
 def manifest_files() -> list[Path]:
-    """Every file config/deploy's kustomization lists as a resource, plus the components'
-    resources and the example workload (which the kustomization leaves out on purpose)."""
-    files = [DEPLOY / r for r in kustomization(DEPLOY)["resources"] if (DEPLOY / r).is_file()]
-    for comp in sorted(p for p in COMPONENTS.iterdir() if p.is_dir()):
-        files += [comp / r for r in kustomization(comp).get("resources", [])]
+    """Every file config/deploy's and config/deploy-tls's kustomizations list as a resource, plus
+    their components' resources and the example workload (which the kustomization leaves out on
+    purpose)."""
+    files = resource_files(DEPLOY) + resource_files(DEPLOY_TLS)
+    for comp in component_dirs():
+        files += resource_files(comp)
     return files + [EXAMPLE]
+
+
+def component_dirs() -> list[Path]:
+    return [p for parent in (COMPONENTS, TLS_COMPONENTS) for p in sorted(parent.iterdir()) if p.is_dir()]
 
 
 def deploy_objects() -> list[Obj]:
     """The objects config/deploy installs, from its source files (no kustomize needed)."""
-    return [
-        o for r in kustomization(DEPLOY)["resources"] if (DEPLOY / r).is_file() for o in load_file(DEPLOY / r)
-    ]
+    return [o for path in resource_files(DEPLOY) for o in load_file(path)]
+
+
+def tls_objects() -> list[Obj]:
+    """The objects config/deploy-tls adds to config/deploy, from its source files."""
+    return [o for path in resource_files(DEPLOY_TLS) for o in load_file(path)]
+
+
+def extender_deployment(objs: list[Obj] | None = None) -> Obj:
+    """The TLS variant's extender Deployment."""
+    return the(tls_objects() if objs is None else objs, "Deployment", EXTENDER_DEPLOYMENT)
+
+
+def tls_extender_container(dep: Obj) -> Obj:
+    """The extender in its own Deployment: a regular container."""
+    found = [c for c in pod_spec(dep)["containers"] if c["name"] == "extender"]
+    assert len(found) == 1, "the extender Deployment has no container named 'extender'"
+    return found[0]
 
 
 def find(objs: list[Obj], kind: str, name: str | None = None) -> list[Obj]:
@@ -142,9 +199,11 @@ def env_of(container: Obj) -> dict[str, str]:
     return out
 
 
-def image_entry(name: str) -> Obj:
-    entries = [i for i in kustomization(DEPLOY).get("images", []) if i["name"] == name]
-    assert len(entries) == 1, f"config/deploy/kustomization.yaml: no single `images` entry named {name}"
+def image_entry(name: str, base: Path = DEPLOY) -> Obj:
+    entries = [i for i in kustomization(base).get("images", []) if i["name"] == name]
+    assert len(entries) == 1, (
+        f"{base.relative_to(ROOT)}/kustomization.yaml: no single `images` entry named {name}"
+    )
     return entries[0]
 
 
@@ -179,10 +238,10 @@ def kustomize_build(path: Path) -> list[Obj]:
     return load_docs(proc.stdout)
 
 
-def overlay_with_components(tmp: Path, *components: str) -> Path:
-    """A throwaway overlay of config/deploy with the given components (kustomize wants
-    relative paths)."""
-    rel = os.path.relpath(DEPLOY, tmp)
+def overlay_with_components(tmp: Path, *components: str, base: Path = DEPLOY) -> Path:
+    """A throwaway overlay of config/deploy (or ``base``) with the given components of it
+    (kustomize wants relative paths)."""
+    rel = os.path.relpath(base, tmp)
     (tmp / "kustomization.yaml").write_text(
         yaml.safe_dump(
             {
@@ -209,12 +268,30 @@ def validation_versions() -> list[str]:
     return sorted({scheduler_minor_version(), ".".join(newest.split(".")[:2])})
 
 
+@functools.cache
+def _cert_manager_validator() -> jsonschema.protocols.Validator:
+    schema = json.loads(CERT_MANAGER_SCHEMA.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
 def schema_errors(obj: Obj, version: str) -> str | None:
+    """Strict validation: Kubernetes' own kinds against the bundled OpenAPI schemas of
+    ``version``, cert-manager's against config/deploy-tls/cert-manager.v1.schema.json."""
+    name = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+    if str(obj.get("apiVersion", "")).startswith("cert-manager.io/"):
+        errors = sorted(
+            _cert_manager_validator().iter_errors(obj), key=lambda e: list(map(str, e.absolute_path))
+        )
+        if errors:
+            where = ".".join(str(p) for p in errors[0].absolute_path) or "(top)"
+            return f"{name}: {where}: {errors[0].message}"
+        return None
     try:
         kubernetes_validate.validate(obj, version, strict=True)
     except kubernetes_validate.ValidationError as exc:
         where = ".".join(str(p) for p in exc.path) or "(top)"
-        return f"{obj['kind']}/{obj['metadata'].get('name')}: {where}: {exc.message}"
+        return f"{name}: {where}: {exc.message}"
     return None
 
 
@@ -329,7 +406,7 @@ def test_component_stateless_renders(tmp_path: Path) -> None:
 
 
 def test_every_container_is_locked_down() -> None:
-    for path in (DEPLOY / "deployment.yaml", EXAMPLE):
+    for path in (DEPLOY / "deployment.yaml", DEPLOY_TLS / "deployment.yaml", EXAMPLE):
         dep = load_one(path)
         pod_sc = pod_spec(dep)["securityContext"]
         assert pod_sc["runAsNonRoot"] is True, path
@@ -359,10 +436,8 @@ def test_namespace_enforces_the_restricted_pod_security_standard() -> None:
 def test_the_extender_is_a_native_sidecar_with_probes() -> None:
     ext = extender_container(deployment())
     assert ext["restartPolicy"] == "Always", "a plain init container would block kube-scheduler forever"
-    assert ext["livenessProbe"]["httpGet"]["path"] == "/livez"
-    assert ext["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    # kube-scheduler starts only once the extender's cache is synced
-    assert ext["startupProbe"]["httpGet"]["path"] == "/readyz"
+    # kube-scheduler starts only once the extender's cache is synced (startupProbe on /readyz)
+    assert probe_problems(ext) == []
     sched = scheduler_container(deployment())
     for probe in ("livenessProbe", "readinessProbe"):
         assert sched[probe]["httpGet"]["scheme"] == "HTTPS"
@@ -370,8 +445,9 @@ def test_the_extender_is_a_native_sidecar_with_probes() -> None:
 
 
 def test_the_schedulers_own_pods_are_placed_by_the_default_scheduler() -> None:
-    spec = pod_spec(deployment())
-    assert spec.get("schedulerName", "default-scheduler") == "default-scheduler"
+    for dep in (deployment(), extender_deployment()):
+        spec = pod_spec(dep)
+        assert spec.get("schedulerName", "default-scheduler") == "default-scheduler", dep["metadata"]["name"]
 
 
 def test_example_workload_opts_in() -> None:
@@ -431,3 +507,225 @@ def test_extender_policy_env_points_at_the_mounted_policy() -> None:
     assert env_of(ext)["EXTENDER_POLICY"] == f"{mount['mountPath']}/extender-policy.yaml"
     # read-only root file system: /tmp must be a volume
     assert any(m["mountPath"] == "/tmp" and "emptyDir" in volumes[m["name"]] for m in ext["volumeMounts"])
+
+
+# ---- listeners, probes and who reaches them ------------------------------------------------------
+
+
+def setting(env: dict[str, str], name: str) -> Any:
+    """The value a container's environment gives a setting (its default when unset)."""
+    key = ENV_PREFIX + name.upper()
+    return getattr(Settings.from_env({key: env[key]}) if key in env else Settings(), name)
+
+
+def probe_problems(container: Obj) -> list[str]:
+    """The extender's probes: /readyz to start (the sidecar's kube-scheduler waits for it),
+    /livez to live, /readyz to be ready, all on the operations listener; and timed so that the
+    kubelet restarts a never-ready extender no sooner than its own EXTENDER_LIVENESS_UNREADY_S
+    would (the startupProbe stands in for liveness until it passes), nor much later."""
+    env = env_of(container)
+    ops_port = setting(env, "ops_port")
+    problems = []
+    for probe, path in (
+        ("startupProbe", "/readyz"),
+        ("livenessProbe", "/livez"),
+        ("readinessProbe", "/readyz"),
+    ):
+        get = container[probe]["httpGet"]
+        if (get["path"], get["port"], get.get("scheme", "HTTP")) != (path, ops_port, "HTTP"):
+            problems.append(f"{probe}: {get} is not HTTP GET {path} on the operations port {ops_port}")
+
+    def window(probe: str) -> int:
+        p = container[probe]
+        return int(p.get("failureThreshold", 3)) * int(p.get("periodSeconds", 10))
+
+    unready = setting(env, "liveness_unready_s")
+    if unready > 0 and not unready <= window("startupProbe") <= unready + window("livenessProbe"):
+        problems.append(
+            f"startupProbe gives up after {window('startupProbe')} s: the extender's own limit is "
+            f"EXTENDER_LIVENESS_UNREADY_S={unready:g} s, which the livenessProbe acts on within "
+            f"{window('livenessProbe')} s; the startup window must lie between the two"
+        )
+    if unready > 0 and window("livenessProbe") >= unready:
+        problems.append(
+            f"livenessProbe window {window('livenessProbe')} s is not short next to {unready:g} s"
+        )
+    return problems
+
+
+def test_probe_checks_catch_wrong_ports_and_timings() -> None:
+    ext = copy.deepcopy(extender_container(deployment()))
+    assert probe_problems(ext) == []
+    ext["livenessProbe"]["httpGet"]["port"] = setting(env_of(ext), "port")  # the verbs port
+    ext["startupProbe"]["failureThreshold"] = 150  # 300 s: restarts before the extender's 600 s
+    problems = probe_problems(ext)
+    assert any("livenessProbe" in p and "operations port" in p for p in problems), problems
+    assert any("startupProbe gives up after 300 s" in p for p in problems), problems
+
+
+def test_the_sidecar_serves_verbs_on_loopback_and_operations_on_the_pod_ip() -> None:
+    env = env_of(extender_container(deployment()))
+    assert setting(env, "host") == "127.0.0.1", "kube-scheduler calls the verbs over the pod's loopback"
+    assert setting(env, "ops_host") == "0.0.0.0", "probes and Prometheus reach the pod IP"
+    assert setting(env, "ops_port") not in (0, setting(env, "port")), (
+        "the operations need a listener of their own"
+    )
+
+
+def test_the_tls_extender_listens_on_the_pod_ip_with_client_certificates() -> None:
+    env = env_of(tls_extender_container(extender_deployment()))
+    assert setting(env, "host") == "0.0.0.0", "kube-scheduler runs in another pod"
+    assert setting(env, "ops_host") == "0.0.0.0"
+    assert setting(env, "ops_port") not in (0, setting(env, "port"))
+    for key in ("EXTENDER_TLS_CERT_FILE", "EXTENDER_TLS_PRIVATE_KEY_FILE", "EXTENDER_CLIENT_CA_FILE"):
+        assert env.get(key), f"{key} unset: the verbs would be plain HTTP, or accept any client"
+
+
+def admitted(policy: Obj) -> set[tuple[int, str]]:
+    """(port, source) pairs a NetworkPolicy's ingress admits. Port 0: every port; source
+    'anyone' for a rule without ``from``, else 'namespace:NAME' or 'pods:K=V,...' (same
+    namespace), or the selector as written when it is neither."""
+    out = set()
+    for rule in policy["spec"].get("ingress") or []:
+        ports = [int(p["port"]) for p in rule.get("ports", [])] or [0]
+        sources = []
+        for peer in rule.get("from") or [{}]:
+            ns, pods = peer.get("namespaceSelector"), peer.get("podSelector")
+            if not peer:
+                sources.append("anyone")
+            elif (
+                ns is not None
+                and pods is None
+                and set(ns.get("matchLabels", {})) == {"kubernetes.io/metadata.name"}
+                and len(ns) == 1
+            ):
+                sources.append(f"namespace:{ns['matchLabels']['kubernetes.io/metadata.name']}")
+            elif pods is not None and ns is None and len(pods) == 1 and pods.get("matchLabels"):
+                sources.append("pods:" + ",".join(f"{k}={v}" for k, v in sorted(pods["matchLabels"].items())))
+            else:
+                sources.append(json.dumps(peer, sort_keys=True))
+        out |= {(port, src) for port in ports for src in sources}
+    return out
+
+
+def test_networkpolicy_reading_sees_every_opening() -> None:
+    netpol = copy.deepcopy(the(deploy_objects(), "NetworkPolicy"))
+    assert admitted(netpol) == {(8889, "namespace:monitoring")}
+    netpol["spec"]["ingress"].append({"ports": [{"port": 8888}]})
+    netpol["spec"]["ingress"].append({"from": [{"podSelector": {}, "namespaceSelector": {}}]})
+    assert (8888, "anyone") in admitted(netpol)
+    assert any(port == 0 for port, _ in admitted(netpol))
+
+
+def test_only_the_operations_port_of_the_sidecar_is_reachable() -> None:
+    """The Service, its Prometheus annotations, the container's ports and the NetworkPolicy
+    name the operations port and nothing else; the verbs port is not reachable from other pods
+    (it listens on loopback) and no object opens it."""
+    objs = deploy_objects()
+    ext = extender_container(deployment(objs))
+    env = env_of(ext)
+    ops, verbs = setting(env, "ops_port"), setting(env, "port")
+    assert [(p["name"], p["containerPort"]) for p in ext["ports"]] == [("ops", ops)]
+    svc = the(objs, "Service", "load-aware-extender-metrics")
+    assert [(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [(ops, ops)]
+    assert svc["metadata"]["annotations"]["prometheus.io/port"] == str(ops)
+    assert svc["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
+    assert admitted(the(objs, "NetworkPolicy")) == {(ops, "namespace:monitoring")}
+    assert verbs not in {p for p, _ in admitted(the(objs, "NetworkPolicy"))}
+
+
+# ---- the settings the manifests use -------------------------------------------------------------
+
+SETTING_NAMES = frozenset(ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Settings))
+_SETTING_TOKEN = re.compile(r"\bEXTENDER_[A-Z0-9_]*[A-Z0-9]\b")
+# Set by a manifest on purpose to something else than the extender's default (the rest of what
+# the manifests write out are the defaults, shown so that an operator sees what to tune).
+NOT_DEFAULTS = {
+    "EXTENDER_HOST": "the TLS variant's verbs listen on the pod IP (the sidecar's on the default loopback)",
+    "EXTENDER_OPS_HOST": "probes and Prometheus reach the pod IP",
+    "EXTENDER_POLICY": "the policy ConfigMap's mount",
+    "EXTENDER_TLS_CERT_FILE": "the serving certificate's Secret (TLS variant)",
+    "EXTENDER_TLS_PRIVATE_KEY_FILE": "the serving certificate's Secret (TLS variant)",
+    "EXTENDER_CLIENT_CA_FILE": "the CA of kube-scheduler's client certificate (TLS variant)",
+    "EXTENDER_CACHE": "components/stateless turns the cache off",
+    "EXTENDER_LOAD_SOURCES": "components/metrics-server adds a source",
+}
+
+
+def _containers(obj: Obj) -> list[Obj]:
+    spec = (obj.get("spec") or {}).get("template", {}).get("spec", {})
+    return [*spec.get("initContainers", []), *spec.get("containers", [])]
+
+
+def manifest_envs() -> list[tuple[str, Obj]]:
+    """(where, container) for every container of every YAML file under config/: resources,
+    patch files, and the inline patches of kustomizations and components."""
+    out = []
+    for path in sorted(CONFIG.rglob("*.yaml")):
+        objs = inline_patches(path.parent) if path.name == "kustomization.yaml" else load_file(path)
+        out += [(str(path.relative_to(ROOT)), c) for o in objs for c in _containers(o)]
+    return out
+
+
+def unknown_setting_names(text: str) -> set[str]:
+    return set(_SETTING_TOKEN.findall(text)) - SETTING_NAMES
+
+
+def test_every_extender_variable_is_a_setting() -> None:
+    """A misspelt variable is not an error for the extender (it reads the names it knows): it
+    would silently keep the default. Every EXTENDER_* name set in a container, or written in
+    config/ (comments and README included) or the Dockerfile, must be a field of Settings."""
+    envs = manifest_envs()
+    assert len({w for w, _ in envs}) >= 5, f"containers found in only {sorted({w for w, _ in envs})}"
+    set_names = {
+        (w, e["name"]) for w, c in envs for e in c.get("env", []) if e["name"].startswith(ENV_PREFIX)
+    }
+    assert {"EXTENDER_OPS_PORT", "EXTENDER_CLIENT_CA_FILE", "EXTENDER_LOAD_SOURCES"} <= {
+        n for _, n in set_names
+    }
+    bad = sorted((w, n) for w, n in set_names if n not in SETTING_NAMES)
+    assert not bad, f"not settings of extender/settings.py: {bad}"
+    files = [p for p in sorted(CONFIG.rglob("*")) if p.is_file()] + [ROOT / "Dockerfile"]
+    bad_text = {str(p.relative_to(ROOT)): u for p in files if (u := unknown_setting_names(p.read_text()))}
+    assert not bad_text, f"EXTENDER_* names that are no setting: {bad_text}"
+
+
+def test_a_misspelt_variable_is_found() -> None:
+    text = "env:\n- name: EXTENDER_BIND_TIMEOUT\n  value: '4'\n# see EXTENDER_OPS_PORT and EXTENDER_*\n"
+    assert unknown_setting_names(text) == {"EXTENDER_BIND_TIMEOUT"}
+
+
+def test_written_out_settings_are_the_defaults() -> None:
+    """The values both extender containers spell out are Settings' defaults (so a changed
+    default is not silently pinned by the manifests), except those set on purpose."""
+    containers = {
+        "config/deploy": extender_container(deployment()),
+        "config/deploy-tls": tls_extender_container(extender_deployment()),
+    }
+    for where, container in containers.items():
+        for key, value in env_of(container).items():
+            if key in NOT_DEFAULTS:
+                continue
+            name = key.removeprefix(ENV_PREFIX).lower()
+            assert setting({key: value}, name) == getattr(Settings(), name), (
+                f"{where}: {key}={value!r} is not the default {getattr(Settings(), name)!r}; "
+                "change the default in extender/settings.py, or list the key in NOT_DEFAULTS with why"
+            )
+    for key in (
+        "EXTENDER_BIND_TIMEOUT_S",
+        "EXTENDER_HEADER_TIMEOUT_S",
+        "EXTENDER_READ_TIMEOUT_S",
+        "EXTENDER_CACHE_UNHEALTHY_S",
+        "EXTENDER_LIVENESS_UNREADY_S",
+    ):
+        assert key in env_of(containers["config/deploy"]), f"{key}: an operator's knob, write it out"
+
+
+def test_the_debug_endpoints_are_off_in_every_manifest() -> None:
+    """/debug/decisions and /explain show pod and node details to whoever reaches the
+    operations port: off unless an operator turns them on (config/README.md)."""
+    for where, container in manifest_envs():
+        value = {e["name"]: e.get("value") for e in container.get("env", [])}.get("EXTENDER_DEBUG_ENDPOINTS")
+        assert value is None or setting({"EXTENDER_DEBUG_ENDPOINTS": value}, "debug_endpoints") is False, (
+            where
+        )

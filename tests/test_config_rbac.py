@@ -12,11 +12,16 @@ know fails the test, to be added with its RBAC meaning.
 Then, both ways, against config/deploy: rbac-extender.yaml (always installed) must grant the
 calls of the cluster cache and of binding, components/metrics-server the metrics.k8s.io call,
 components/stateless only what binding calls; no rule may grant anything no call needs.
+
+And against config/deploy-tls, rendered: the extender's own ServiceAccount holds exactly those
+grants (with its metrics-server component, the metrics.k8s.io call too) and is bound to no other
+role; kube-scheduler's ServiceAccount keeps its own roles and none of the extender's.
 """
 
 from __future__ import annotations
 
 import ast
+import copy
 import dataclasses
 import functools
 import importlib.util
@@ -28,14 +33,22 @@ import pytest
 from tests.test_config_manifests import (
     COMPONENTS,
     DEPLOY,
+    DEPLOY_TLS,
     ROOT,
+    TLS_COMPONENTS,
     Obj,
     deploy_objects,
     deployment,
+    extender_deployment,
     kustomization,
+    kustomize_build,
     load_docs,
     load_file,
+    load_one,
+    overlay_with_components,
     pod_spec,
+    the,
+    tls_objects,
 )
 
 EXTENDER = ROOT / "extender"
@@ -299,3 +312,113 @@ def test_an_unexpected_call_would_fail(tmp_path: Path, method: str) -> None:
     assert [(c.api, c.method) for c in calls] == [("CoreV1Api", method)]
     base = [o for o in load_file(DEPLOY / "rbac-extender.yaml") if o["kind"] == "ClusterRole"][0]
     assert needed(calls) - rules_grants(base["rules"])
+
+
+# ---- the TLS variant: two identities ----------------------------------------------------------
+
+# kube-scheduler's own roles, from config/deploy/rbac-scheduler.yaml. system:kube-scheduler
+# includes pods/binding create: kube-scheduler binds every pod no extender binds (its
+# DefaultBinder), so it keeps that right in every variant; what the TLS variant takes from it
+# is the extender's ClusterRole, and what it takes from the extender is kube-scheduler's roles.
+SCHEDULER_ROLES = {
+    ("ClusterRole", "system:kube-scheduler"),
+    ("ClusterRole", "system:volume-scheduler"),
+    ("Role", "load-aware-scheduler-leader-election"),
+    ("Role", "extension-apiserver-authentication-reader"),
+}
+
+
+@pytest.fixture(scope="module")
+def rendered_tls() -> list[Obj]:
+    return kustomize_build(DEPLOY_TLS)
+
+
+def service_account(dep: Obj) -> Obj:
+    return {
+        "kind": "ServiceAccount",
+        "name": pod_spec(dep)["serviceAccountName"],
+        "namespace": dep["metadata"]["namespace"],
+    }
+
+
+def bound_roles(objs: list[Obj], sa: Obj) -> set[tuple[str, str]]:
+    return {
+        (b["roleRef"]["kind"], b["roleRef"]["name"])
+        for b in objs
+        if b["kind"] in ("ClusterRoleBinding", "RoleBinding") and sa in b.get("subjects", [])
+    }
+
+
+def least_privilege_problems(objs: list[Obj], sa: Obj, want: set[Grant]) -> list[str]:
+    """What is wrong with ``sa``'s rights in ``objs`` if it should hold exactly ``want``: a role
+    that ``objs`` does not define (a bootstrap role such as system:kube-scheduler grants more
+    than anyone can read here), a call not granted, a grant no call needs."""
+    roles = {(o["kind"], o["metadata"]["name"]): o for o in objs if o["kind"] in ("ClusterRole", "Role")}
+    bound = bound_roles(objs, sa)
+    problems = [f"bound to {kind} {name}, not defined here" for kind, name in sorted(bound - roles.keys())]
+    have = set().union(*(rules_grants(roles[r]["rules"]) for r in bound & roles.keys()))
+    problems += [f"not granted: {g}" for g in sorted(want - have)]
+    problems += [f"granted but never called: {g}" for g in sorted(have - want)]
+    return problems
+
+
+def _base_calls() -> list[ApiCall]:
+    return [c for c in extender_calls() if c.enclosing_class != "MetricsServerSource"]
+
+
+def test_tls_extender_has_exactly_what_its_code_calls(rendered_tls: list[Obj]) -> None:
+    ext_sa = service_account(extender_deployment(rendered_tls))
+    sched_sa = service_account(deployment(rendered_tls))
+    assert ext_sa != sched_sa, "the extender must not share kube-scheduler's identity here"
+    assert the(rendered_tls, "ServiceAccount", ext_sa["name"])
+    assert least_privilege_problems(rendered_tls, ext_sa, needed(_base_calls())) == []
+
+
+def test_tls_extender_with_metrics_server_has_exactly_what_its_code_calls(tmp_path: Path) -> None:
+    objs = kustomize_build(overlay_with_components(tmp_path, "metrics-server", base=DEPLOY_TLS))
+    ext_sa = service_account(extender_deployment(objs))
+    assert least_privilege_problems(objs, ext_sa, needed(extender_calls())) == []
+    assert bound_roles(objs, service_account(deployment(objs))) == SCHEDULER_ROLES
+
+
+def test_tls_scheduler_keeps_its_own_roles_and_none_of_the_extenders(rendered_tls: list[Obj]) -> None:
+    assert bound_roles(rendered_tls, service_account(deployment(rendered_tls))) == SCHEDULER_ROLES
+    # in the sidecar variant the shared identity holds both (the reason for this variant)
+    base = bound_roles(deploy_objects(), service_account(deployment()))
+    assert base == SCHEDULER_ROLES | {("ClusterRole", "load-aware-extender")}
+
+
+def test_least_privilege_check_sees_an_extra_grant_and_a_foreign_role(rendered_tls: list[Obj]) -> None:
+    objs = copy.deepcopy(rendered_tls)
+    ext_sa = service_account(extender_deployment(objs))
+    the(objs, "ClusterRole", "load-aware-extender")["rules"].append(
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
+    )
+    the(objs, "ClusterRoleBinding", "load-aware-scheduler-as-kube-scheduler")["subjects"].append(ext_sa)
+    problems = least_privilege_problems(objs, ext_sa, needed(_base_calls()))
+    assert "granted but never called: ('', 'secrets', 'get')" in problems
+    assert "bound to ClusterRole system:kube-scheduler, not defined here" in problems
+
+
+def test_tls_sources_bind_the_extenders_roles_to_its_own_account() -> None:
+    """The same without kustomize: the binding patch and the component's binding name the
+    ServiceAccount the extender Deployment runs as, and the component grants exactly the
+    metrics.k8s.io call."""
+    ext_sa = service_account(extender_deployment())
+    assert (
+        the(tls_objects(), "ServiceAccount", ext_sa["name"])["metadata"]["namespace"] == ext_sa["namespace"]
+    )
+    patch = load_one(DEPLOY_TLS / "patch-extender-rbac.yaml")
+    base_role = [o for o in load_file(DEPLOY / "rbac-extender.yaml") if o["kind"] == "ClusterRole"][0]
+    assert (
+        patch["kind"] == "ClusterRoleBinding" and patch["metadata"]["name"] == base_role["metadata"]["name"]
+    )
+    assert patch["subjects"] == [ext_sa]
+    comp = TLS_COMPONENTS / "metrics-server"
+    objs = [o for r in kustomization(comp)["resources"] for o in load_file(comp / r)]
+    role = the(objs, "ClusterRole")
+    assert rules_grants(role["rules"]) == needed(
+        [c for c in extender_calls() if c.enclosing_class == "MetricsServerSource"]
+    )
+    binding = the(objs, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"] and binding["subjects"] == [ext_sa]

@@ -13,7 +13,10 @@ the same without a scheduler:
   secondary scheduler, a lease of its own.
 * Against the app: urlPrefix + each verb is a POST route of the Flask app (built from
   extender.server.app.create_app, so a renamed route breaks this test), on the port and prefix the
-  sidecar is configured with (config/deploy/deployment.yaml, defaults from extender/settings.py).
+  sidecar is configured with (config/deploy/deployment.yaml, defaults from extender/settings.py);
+  for the TLS variant (secondary-scheduler-tls.yaml), through the Service to the extender
+  Deployment's verbs port, a host name its serving certificate carries, and tlsConfig files that
+  are the keys of the client certificate Secret kube-scheduler mounts.
 """
 
 from __future__ import annotations
@@ -33,24 +36,32 @@ from extender.settings import Settings
 from tests.test_config_manifests import (
     COMPONENTS,
     DEPLOY,
+    DEPLOY_TLS,
     SCHEDULER_DIR,
     Obj,
     deploy_objects,
     deployment,
     env_of,
     extender_container,
+    extender_deployment,
     kustomization,
     load_docs,
     load_one,
     pod_spec,
     scheduler_container,
+    setting,
+    the,
+    tls_extender_container,
+    tls_objects,
 )
 
 SCHEMA_PATH = SCHEDULER_DIR / "kubescheduler-config.v1.schema.json"
 SECONDARY = SCHEDULER_DIR / "secondary-scheduler.yaml"
 STATELESS = SCHEDULER_DIR / "secondary-scheduler-stateless.yaml"
 EXISTING = SCHEDULER_DIR / "existing-scheduler-extender.yaml"
-CONFIG_FILES = [SECONDARY, STATELESS, EXISTING]
+TLS = SCHEDULER_DIR / "secondary-scheduler-tls.yaml"
+LOOPBACK_FILES = [SECONDARY, STATELESS, EXISTING]  # the extender beside kube-scheduler
+CONFIG_FILES = [*LOOPBACK_FILES, TLS]
 
 DEFAULT_SCHEDULER = "default-scheduler"
 # component-base RecommendedDefaultLeaderElectionConfiguration + kube-scheduler's defaults
@@ -131,6 +142,7 @@ def scheduler_config_problems(cfg: Any) -> list[str]:
             problems.append(f"{where}.httpTimeout: must be > 0")
         if ext.get("enableHTTPS") and ext["urlPrefix"].startswith("http://"):
             problems.append(f"{where}: enableHTTPS does not change the scheme; the urlPrefix is http://")
+        problems += _tls_problems(where, ext)
         if not any(ext.get(v) for v in ("filterVerb", "prioritizeVerb", "bindVerb", "preemptVerb")):
             problems.append(f"{where}: no verb set, the extender would never be called")
     names = [p.get("schedulerName", DEFAULT_SCHEDULER) for p in cfg.get("profiles", [{}])]
@@ -149,6 +161,26 @@ def scheduler_config_problems(cfg: Any) -> list[str]:
             )
         if le.get("leaderElect", True) and le.get("resourceLock", "leases") != "leases":
             problems.append("leaderElection.resourceLock: must be leases")
+    return problems
+
+
+def _tls_problems(where: str, ext: Obj) -> list[str]:
+    """This project's rules for an HTTPS extender entry: kube-scheduler skips verifying the
+    extender's certificate when enableHTTPS is set without a CA (k/k pkg/scheduler/extender.go,
+    makeTransport), or with insecure; and scheme and enableHTTPS must agree."""
+    tls = ext.get("tlsConfig", {})
+    https = ext["urlPrefix"].startswith("https://")
+    problems = []
+    if https and not ext.get("enableHTTPS"):
+        problems.append(f"{where}: an https:// urlPrefix without enableHTTPS: true")
+    if ext.get("enableHTTPS") and not (tls.get("caFile") or tls.get("caData")):
+        problems.append(
+            f"{where}.tlsConfig: enableHTTPS without caFile or caData: the extender is not verified"
+        )
+    if tls.get("insecure"):
+        problems.append(f"{where}.tlsConfig.insecure: the extender's certificate would not be verified")
+    if bool(tls.get("certFile") or tls.get("certData")) != bool(tls.get("keyFile") or tls.get("keyData")):
+        problems.append(f"{where}.tlsConfig: a client certificate needs both its certificate and its key")
     return problems
 
 
@@ -203,10 +235,29 @@ BROKEN = {
     "enableHTTPS on http": lambda c: c["extenders"][0].update(enableHTTPS=True),
 }
 
+BROKEN_TLS = {
+    "no CA": lambda c: c["extenders"][0]["tlsConfig"].pop("caFile"),
+    "insecure": lambda c: c["extenders"][0]["tlsConfig"].update(insecure=True),
+    "https without enableHTTPS": lambda c: c["extenders"][0].pop("enableHTTPS"),
+    "http scheme": lambda c: c["extenders"][0].update(
+        urlPrefix=c["extenders"][0]["urlPrefix"].replace("https://", "http://")
+    ),
+    "certificate without key": lambda c: c["extenders"][0]["tlsConfig"].pop("keyFile"),
+    "miscased caFile": lambda c: _rename(c["extenders"][0]["tlsConfig"], "caFile", "cafile"),
+    "CA as a list": lambda c: c["extenders"][0]["tlsConfig"].update(caFile=["/x"]),
+}
+
 
 @pytest.mark.parametrize("name", list(BROKEN))
 def test_broken_configuration_is_refused(name: str) -> None:
     assert scheduler_config_problems(_mutated(BROKEN[name])), f"{name}: not detected"
+
+
+@pytest.mark.parametrize("name", list(BROKEN_TLS))
+def test_broken_tls_configuration_is_refused(name: str) -> None:
+    cfg = copy.deepcopy(load_one(TLS))
+    BROKEN_TLS[name](cfg)
+    assert scheduler_config_problems(cfg), f"{name}: not detected"
 
 
 def test_go_durations() -> None:
@@ -222,9 +273,11 @@ def test_go_durations() -> None:
 def test_httptimeout_outlasts_the_extenders_bind_budget() -> None:
     """A bind the scheduler gave up on may still land; the extender's own deadline (retry
     included) must end first."""
-    env = env_of(extender_container(deployment()))
-    budget = float(env.get("EXTENDER_BIND_TIMEOUT_S", Settings().bind_timeout_s))
     for path in CONFIG_FILES:
+        container = (
+            tls_extender_container(extender_deployment()) if path == TLS else extender_container(deployment())
+        )
+        budget = setting(env_of(container), "bind_timeout_s")
         for ext in load_one(path).get("extenders", []):
             if ext.get("bindVerb"):
                 assert go_duration_s(ext["httpTimeout"]) > budget, path.name
@@ -248,23 +301,72 @@ def sidecar_port_and_prefix() -> tuple[int, str]:
     return int(env.get("EXTENDER_PORT", defaults.port)), env.get("EXTENDER_URL_PREFIX", defaults.url_prefix)
 
 
-@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: p.name)
+def _verbs_are_served(path: Path, ext: Obj, prefix: str, routes: dict[str, set[str]]) -> None:
+    url = urllib.parse.urlsplit(ext["urlPrefix"])
+    assert not url.query and not url.fragment
+    base = url.path.rstrip("/")  # kube-scheduler: TrimRight(urlPrefix, "/") + "/" + verb
+    assert base == prefix, f"urlPrefix path {base!r} but the extender's url prefix is {prefix!r}"
+    for field in ("filterVerb", "prioritizeVerb", "bindVerb", "preemptVerb"):
+        if verb := ext.get(field):
+            route = f"{base}/{verb}"
+            assert "POST" in routes.get(route, set()), f"{path.name}: {field} -> POST {route} is not served"
+
+
+@pytest.mark.parametrize("path", LOOPBACK_FILES, ids=lambda p: p.name)
 def test_url_prefix_and_verbs_are_routes_the_sidecar_serves(path: Path, routes: dict[str, set[str]]) -> None:
     port, prefix = sidecar_port_and_prefix()
     for ext in load_one(path)["extenders"]:
         url = urllib.parse.urlsplit(ext["urlPrefix"])
-        assert url.scheme == "http", "the extender serves plain HTTP (gunicorn without TLS)"
+        assert url.scheme == "http", "the sidecar's verbs listener serves plain HTTP (loopback only)"
         assert url.hostname == "127.0.0.1", "the sidecar is called over IPv4 loopback"
         assert url.port == port, f"urlPrefix port {url.port} but the sidecar listens on {port}"
-        assert not url.query and not url.fragment
-        base = url.path.rstrip("/")  # kube-scheduler: TrimRight(urlPrefix, "/") + "/" + verb
-        assert base == prefix, f"urlPrefix path {base!r} but the extender's url prefix is {prefix!r}"
-        for field in ("filterVerb", "prioritizeVerb", "bindVerb", "preemptVerb"):
-            if verb := ext.get(field):
-                route = f"{base}/{verb}"
-                assert "POST" in routes.get(route, set()), (
-                    f"{path.name}: {field} -> POST {route} is not served"
-                )
+        _verbs_are_served(path, ext, prefix, routes)
+
+
+def test_tls_url_prefix_reaches_the_extender_deployment(routes: dict[str, set[str]]) -> None:
+    """https://SERVICE.NAMESPACE.svc:PORT: a Service of config/deploy-tls whose port leads to
+    the extender Deployment's verbs listener, a name the serving certificate carries."""
+    objs = tls_objects()
+    env = env_of(tls_extender_container(extender_deployment(objs)))
+    (ext,) = load_one(TLS)["extenders"]
+    url = urllib.parse.urlsplit(ext["urlPrefix"])
+    assert url.scheme == "https"
+    assert url.hostname and url.port
+    service, namespace, svc = url.hostname.split(".")
+    assert svc == "svc", "the cluster's own DNS name of the Service, not a guess at its domain"
+    svc_obj = the(objs, "Service", service)
+    assert svc_obj["metadata"]["namespace"] == namespace
+    pod_labels = extender_deployment(objs)["spec"]["template"]["metadata"]["labels"]
+    assert svc_obj["spec"]["selector"].items() <= pod_labels.items()
+    target = [p["targetPort"] for p in svc_obj["spec"]["ports"] if p["port"] == url.port]
+    assert target == [setting(env, "port")], (
+        f"port {url.port} of {service} does not lead to the verbs listener"
+    )
+    serving = the(objs, "Certificate", "load-aware-extender-serving")
+    assert url.hostname in serving["spec"]["dnsNames"], (
+        "the handshake would fail: the name is not in the certificate"
+    )
+    _verbs_are_served(TLS, ext, setting(env, "url_prefix"), routes)
+
+
+def test_tls_config_files_are_the_mounted_client_certificate() -> None:
+    """tlsConfig's files are tls.crt, tls.key and ca.crt of the Secret that the client
+    Certificate fills, mounted in kube-scheduler's container by the TLS variant's patch."""
+    tls = load_one(TLS)["extenders"][0]["tlsConfig"]
+    patch = load_one(DEPLOY_TLS / "patch-scheduler-deployment.yaml")
+    sched = scheduler_container(patch)
+    volumes = {v["name"]: v for v in pod_spec(patch)["volumes"]}
+    client = the(tls_objects(), "Certificate", "load-aware-scheduler-extender-client")
+    for field, key in (("certFile", "tls.crt"), ("keyFile", "tls.key"), ("caFile", "ca.crt")):
+        path = Path(tls[field])
+        assert path.name == key, f"tlsConfig.{field}: cert-manager writes {key}, not {path.name}"
+        mounts = [m for m in sched["volumeMounts"] if Path(m["mountPath"]) == path.parent]
+        assert len(mounts) == 1, f"tlsConfig.{field}: nothing mounted at {path.parent}"
+        assert mounts[0].get("readOnly") is True and "subPath" not in mounts[0], (
+            "subPath mounts are never updated"
+        )
+        assert volumes[mounts[0]["name"]]["secret"]["secretName"] == client["spec"]["secretName"]
+    assert f"--config=/etc/load-aware-scheduler/{TLS.name}" in sched["args"]
 
 
 def test_the_secondary_scheduler_uses_every_verb_the_app_serves() -> None:
@@ -276,16 +378,16 @@ def test_sidecar_port_probes_and_metrics_service(routes: dict[str, set[str]]) ->
     port, _ = sidecar_port_and_prefix()
     ext = extender_container(deployment())
     assert port == Settings().port, "EXTENDER_PORT differs from the extender's default (the image's EXPOSE)"
-    assert [p["containerPort"] for p in ext["ports"]] == [port]
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-        get = ext[probe]["httpGet"]
-        assert get["port"] == port, probe
-        assert "GET" in routes.get(get["path"], set()), f"{probe}: GET {get['path']} is not served"
-    svc = [o for o in deploy_objects() if o["kind"] == "Service"][0]
-    assert [(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [(port, port)]
+    ops = setting(env_of(ext), "ops_port")
+    for container in (ext, tls_extender_container(extender_deployment())):
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            get = container[probe]["httpGet"]
+            assert get["port"] == ops, f"{probe} not on the operations port"
+            assert "GET" in routes.get(get["path"], set()), f"{probe}: GET {get['path']} is not served"
+    svc = the(deploy_objects(), "Service")
+    assert [p["targetPort"] for p in svc["spec"]["ports"]] == [ops]
     assert "GET" in routes["/metrics"]
     assert svc["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
-    assert env_of(ext)["EXTENDER_HOST"] == "0.0.0.0", "probes and Prometheus reach the pod IP, not loopback"
 
 
 def _inline_patches(component: str) -> list[Obj]:
@@ -332,15 +434,21 @@ def test_stateless_component_switches_both_sides() -> None:
 
 
 def test_variants_differ_from_the_main_configuration_only_where_they_say() -> None:
-    main, stateless = secondary_config(), load_one(STATELESS)
-    assert stateless["leaderElection"] == main["leaderElection"]
-    assert stateless["profiles"] == main["profiles"]
-    diff = {
-        k
-        for k in main["extenders"][0].keys() | stateless["extenders"][0].keys()
-        if main["extenders"][0].get(k) != stateless["extenders"][0].get(k)
-    }
-    assert diff == {"nodeCacheCapable"}
+    main = secondary_config()
+    for path, differs in (
+        (STATELESS, {"nodeCacheCapable"}),
+        (TLS, {"urlPrefix", "enableHTTPS", "tlsConfig"}),
+    ):
+        variant = load_one(path)
+        assert variant.keys() == main.keys(), path.name
+        assert variant["leaderElection"] == main["leaderElection"], path.name
+        assert variant["profiles"] == main["profiles"], path.name
+        diff = {
+            k
+            for k in main["extenders"][0].keys() | variant["extenders"][0].keys()
+            if main["extenders"][0].get(k) != variant["extenders"][0].get(k)
+        }
+        assert diff == differs, path.name
     existing = load_one(EXISTING)
     assert "profiles" not in existing and "leaderElection" not in existing, (
         "the existing-scheduler entry must not change that scheduler's name or lease"
