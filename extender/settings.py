@@ -110,6 +110,12 @@ class Settings:
     cache_unhealthy_s: float = 60.0
     """After the first sync, the cache is not ready once an informer's requests have failed for
     this long (or its thread ended): two retries at the backoff's 30 s maximum."""
+    watch_timeout_s: int = 60
+    """Each informer's watch asks the API server to end it after this many seconds
+    (``timeoutSeconds``; kube-apiserver also sends a bookmark a minute). The client cuts a watch
+    silent for 1.5 times this and resumes it, and the cache is not ready once an informer has shown
+    no progress (a list page, an event, a bookmark, the server's end of a watch) for 2.5 times this
+    (150 s): a watch answered and then silent, a list that never answers, a thread stuck in a call."""
     liveness_unready_s: float = 600.0
     """``/livez`` fails once the service has not been ready for this long (the cache never synced,
     or has not recovered), so the kubelet restarts it; 0: never."""
@@ -194,6 +200,8 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}PROMETHEUS_NODE_LABEL: one of node, instance, internal-ip")
         if not 0 <= self.linger_s <= 60:
             raise SettingsError(f"{ENV_PREFIX}LINGER_S: must be 0..60 seconds")
+        if not 1 <= self.watch_timeout_s <= 3600:
+            raise SettingsError(f"{ENV_PREFIX}WATCH_TIMEOUT_S: must be 1..3600 seconds")
         if self.decisions < 0:
             raise SettingsError(f"{ENV_PREFIX}DECISIONS: must be >= 0")
         for name in (

@@ -203,6 +203,39 @@ def test_a_cache_that_cannot_stay_current_turns_unready_then_not_live(
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("cache_process", ["true", "false"])
+def test_a_silent_watch_turns_the_service_unready_naming_the_informer_until_it_speaks(
+    cache_process: str, api: FakeKubeAPI, tmp_path: Path
+) -> None:
+    # issue 17: the API server accepting the watches and then saying nothing (no event, no
+    # bookmark, no end at timeoutSeconds) left /readyz 200 while the cache went stale
+    api.add_node(node_obj("n0"))
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
+    env = {"EXTENDER_CACHE_PROCESS": cache_process, "EXTENDER_WATCH_TIMEOUT_S": "1"}  # limit 2.5 s
+    with running_server("--kubeconfig", str(kubeconfig), env=env) as server:
+        url = server.url
+        wait_ready(url)
+        api.silence_watches(r"^/api/v1/pods$")
+        api.drop_watches(r"^/api/v1/pods$")
+        t_fault = time.monotonic()
+        api.add_pod(pod_obj("missed", node="n0"))
+        wait_until(lambda: call(f"{url}/readyz")[0] == 503, timeout=15)
+        t_unready = time.monotonic()
+        _, text = call(f"{url}/readyz")
+        assert "informer-pods: no progress" in text, text
+        assert call(f"{url}/livez")[0] == 200
+        api.release_watches()
+        wait_ready(url, timeout=15)
+        t_ready = time.monotonic()
+        # the pod added meanwhile (shipped by the cache process's next publisher round)
+        wait_until(lambda: "1 nodes, 1 pods" in call(f"{url}/readyz")[1], timeout=5)
+        print(
+            f"silent pods watch (cache process {cache_process}, watch timeout 1 s): unready after "
+            f"{t_unready - t_fault:.1f} s, ready {t_ready - t_unready:.1f} s after the watch spoke again"
+        )
+
+
+@pytest.mark.timeout(120)
 def test_a_stopped_cache_process_keeps_binds_inside_their_budget_and_turns_unready(
     api: FakeKubeAPI, tmp_path: Path
 ) -> None:
