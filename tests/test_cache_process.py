@@ -12,12 +12,13 @@ import re
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from benchmarks.harness import children_of, running_server
+from benchmarks.harness import Server, children_of, running_server
 from extender.cache import process
 from extender.cache.process import CacheProcess
 from extender.metrics import Metrics
@@ -52,6 +53,15 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rindex(")") + 2] != "Z"
+
+
+@contextlib.contextmanager
+def serving(api: FakeKubeAPI, tmp_path: Path, env: dict[str, str]) -> Iterator[Server]:
+    """The extender under gunicorn, its cache fed by ``api``, once ready."""
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
+    with running_server("--kubeconfig", str(kubeconfig), env=env) as server:
+        wait_ready(server.url)
+        yield server
 
 
 def wait_until(check, timeout: float = 20.0) -> None:
@@ -191,15 +201,13 @@ def test_a_cache_that_cannot_stay_current_turns_unready_then_not_live(
     # issue 17: a cache whose watches could not resume stayed ready; one that never synced left
     # /livez 200 for ever, so the kubelet never restarted it
     api.add_node(node_obj("n0"))
-    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
     env = {
         "EXTENDER_CACHE_PROCESS": cache_process,
         "EXTENDER_CACHE_UNHEALTHY_S": "1",
         "EXTENDER_LIVENESS_UNREADY_S": "4",
     }
-    with running_server("--kubeconfig", str(kubeconfig), env=env) as server:
+    with serving(api, tmp_path, env) as server:
         url = server.url
-        wait_ready(url)
         assert call(f"{url}/livez")[0] == 200
         api.fail("GET", r"^/api/v1/(nodes|pods)$", status=503, times=10**6)
         api.drop_watches()
@@ -222,11 +230,9 @@ def test_a_silent_watch_turns_the_service_unready_naming_the_informer_until_it_s
     # issue 17: the API server accepting the watches and then saying nothing (no event, no
     # bookmark, no end at timeoutSeconds) left /readyz 200 while the cache went stale
     api.add_node(node_obj("n0"))
-    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
     env = {"EXTENDER_CACHE_PROCESS": cache_process, "EXTENDER_WATCH_TIMEOUT_S": "1"}  # limit 2.5 s
-    with running_server("--kubeconfig", str(kubeconfig), env=env) as server:
+    with serving(api, tmp_path, env) as server:
         url = server.url
-        wait_ready(url)
         api.silence_watches(r"^/api/v1/pods$")
         api.drop_watches(r"^/api/v1/pods$")
         t_fault = time.monotonic()
@@ -254,11 +260,9 @@ def test_a_stopped_cache_process_keeps_binds_inside_their_budget_and_turns_unrea
     # issue 17: with the child stopped (SIGSTOP), /readyz stayed 200 and concurrent binds queued
     # behind each other's calls to it (10, 12, 14, 16 s against the scheduler's 5 s)
     api.add_node(node_obj("n0"))
-    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
     env = {**ENV, "EXTENDER_THREADS": "8", "EXTENDER_BIND_TIMEOUT_S": "4"}
-    with running_server("--kubeconfig", str(kubeconfig), env=env) as server:
+    with serving(api, tmp_path, env) as server:
         url = server.url
-        wait_ready(url)
         uids = [api.add_pod(pod_obj(f"w{i}"))["metadata"]["uid"] for i in range(4)]
         worker = server.worker_pid()
         assert worker is not None
@@ -296,11 +300,8 @@ def test_a_stopped_cache_process_is_killed_by_the_heartbeat_and_replaced_without
     # issue 17: a stopped (or deadlocked) child stayed, unready, until /livez restarted the
     # whole container 10 minutes later; only calls to it noticed it at all
     api.add_node(node_obj("n0"))
-    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
-    env = {**ENV, "EXTENDER_CACHE_PROCESS_TIMEOUT_S": "3"}
-    with running_server("--kubeconfig", str(kubeconfig), env=env) as server:
+    with serving(api, tmp_path, {**ENV, "EXTENDER_CACHE_PROCESS_TIMEOUT_S": "3"}) as server:
         url = server.url
-        wait_ready(url)
         worker = server.worker_pid()
         assert worker is not None
         child = cache_pid(worker)

@@ -239,8 +239,9 @@ class FakeKubeAPI:
         self._closing = threading.Event()
         self._watching: dict[socket.socket, str] = {}  # connections streaming a watch -> path
         self._held: set[str] = set()  # kinds whose watch events are held back (hold_watch)
-        self._silenced: list[re.Pattern[str]] = []  # watch paths answered then silent (silence_watches)
-        self._hung: list[re.Pattern[str]] = []  # list paths never answered (hang_lists)
+        # paths whose watches are answered then silent (silence_watches), whose lists are held
+        # unanswered (hang_lists)
+        self._stuck: dict[str, list[re.Pattern[str]]] = {"watch": [], "list": []}
         self.audit: list[AuditEntry] = []
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -402,8 +403,7 @@ class FakeKubeAPI:
         """Forget every fault switch still armed, silenced watches and hung lists included."""
         with self._cond:
             self._faults = []
-            self._silenced = []
-            self._hung = []
+            self._stuck = {what: [] for what in self._stuck}
             self._cond.notify_all()
 
     def _add_fault(self, kind: str, method: str, path_regex: str, times: int, **kw: Any) -> None:
@@ -472,32 +472,35 @@ class FakeKubeAPI:
         open (a wedged apiserver or proxy) until ``release_watches`` or ``clear_faults``; a
         watch silenced so far then streams as usual from its resourceVersion. Watches already
         streaming are not touched (``drop_watches`` cuts them)."""
-        with self._cond:
-            self._silenced.append(re.compile(path_regex))
+        self._stick("watch", path_regex)
 
     def release_watches(self) -> None:
         """Undo ``silence_watches``."""
-        with self._cond:
-            self._silenced = []
-            self._cond.notify_all()
+        self._stick("watch", None)
 
     def hang_lists(self, path_regex: str = ".*") -> None:
         """From now on, hold every matching list request (GET without ``watch``) before any
         byte of its answer, until ``release_lists`` or ``clear_faults`` (an apiserver stuck
         on etcd); the request then gets its answer as usual, if its client still waits."""
-        with self._cond:
-            self._hung.append(re.compile(path_regex))
+        self._stick("list", path_regex)
 
     def release_lists(self) -> None:
         """Undo ``hang_lists``."""
-        with self._cond:
-            self._hung = []
-            self._cond.notify_all()
+        self._stick("list", None)
 
-    def _wait_while(self, patterns: Callable[[], list[re.Pattern[str]]], path: str) -> None:
-        """Block while any of ``patterns()`` matches ``path`` (re-read on every change)."""
+    def _stick(self, what: str, path_regex: str | None) -> None:
+        """Add a path pattern to ``what`` ("watch", "list") is stuck on; None: release them all."""
         with self._cond:
-            while not self._closing.is_set() and any(p.search(path) for p in patterns()):
+            if path_regex is None:
+                self._stuck[what] = []
+                self._cond.notify_all()
+            else:
+                self._stuck[what].append(re.compile(path_regex))
+
+    def _wait_while_stuck(self, what: str, path: str) -> None:
+        """Block while a pattern ``what`` is stuck on matches ``path`` (re-read on every change)."""
+        with self._cond:
+            while not self._closing.is_set() and any(p.search(path) for p in self._stuck[what]):
                 self._cond.wait(0.5)
 
     def hold_watch(self, kind: str) -> None:
@@ -590,7 +593,7 @@ class FakeKubeAPI:
             )
         is_watch = method == "GET" and query.get("watch") in ("true", "1")
         if method == "GET" and not is_watch:
-            self._wait_while(lambda: self._hung, path)
+            self._wait_while_stuck("list", path)
         try:
             if is_watch:
                 return self._watch(h, path, query, idx)
@@ -792,7 +795,7 @@ class FakeKubeAPI:
             h.end_headers()
             h.close_connection = True
             h.wfile.flush()
-            self._wait_while(lambda: self._silenced, path)
+            self._wait_while_stuck("watch", path)
             for line in self._watch_lines(kind, match, rv_param, timeout, bookmarks, wf):
                 h.write_chunk(line)
             h.write_chunk(b"")  # clean end of the chunked stream
