@@ -171,3 +171,24 @@ def snapshot_age_gauge(registry: CollectorRegistry) -> Gauge:
         "up to 10 s in a quiet cluster).",
         registry=registry,
     )
+
+
+CHILD_RESTART_REASONS = ("exited", "unresponsive", "start_failed")
+
+
+def cache_child_restarts_counter(registry: CollectorRegistry) -> Counter:
+    """``extender_cache_child_restarts_total{reason}``, on the serving process's registry (a
+    counter in the child would start again at 0 with each new child); every reason exported
+    from the start, at 0, so that a rate or an alert sees the first restart."""
+    counter = Counter(
+        "extender_cache_child_restarts_total",
+        "Cache processes (EXTENDER_CACHE_PROCESS) replaced by a new one, by how the last one ended: "
+        "exited (it crashed or someone killed it), unresponsive (it answered no heartbeat for "
+        "EXTENDER_CACHE_PROCESS_TIMEOUT_S, so the serving process killed it), start_failed (it "
+        "could not be started, or following it failed).",
+        ["reason"],
+        registry=registry,
+    )
+    for reason in CHILD_RESTART_REASONS:
+        counter.labels(reason)
+    return counter

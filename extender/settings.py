@@ -110,6 +110,17 @@ class Settings:
     cache_unhealthy_s: float = 60.0
     """After the first sync, the cache is not ready once an informer's requests have failed for
     this long (or its thread ended): two retries at the backoff's 30 s maximum."""
+    cache_process_timeout_s: float = 30.0
+    """The serving process asks the cache process whether it is current every second (its
+    heartbeat; ``/readyz`` fails 3 s after the last answer); one that has answered nothing for this
+    many seconds (stopped, deadlocked) is killed and a new one started, which lists everything
+    again. At least 3 s; a new process gets at least 60 s to answer its first call."""
+    watch_timeout_s: int = 60
+    """Each informer's watch asks the API server to end it after this many seconds
+    (``timeoutSeconds``; kube-apiserver also sends a bookmark a minute). The client cuts a watch
+    silent for 1.5 times this and resumes it, and the cache is not ready once an informer has shown
+    no progress (a list page, an event, a bookmark, the server's end of a watch) for 2.5 times this
+    (150 s): a watch answered and then silent, a list that never answers, a thread stuck in a call."""
     liveness_unready_s: float = 600.0
     """``/livez`` fails once the service has not been ready for this long (the cache never synced,
     or has not recovered), so the kubelet restarts it; 0: never."""
@@ -199,6 +210,10 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}PROMETHEUS_NODE_LABEL: one of node, instance, internal-ip")
         if not 0 <= self.linger_s <= 60:
             raise SettingsError(f"{ENV_PREFIX}LINGER_S: must be 0..60 seconds")
+        if not self.cache_process_timeout_s >= 3:  # the heartbeat asks each 1 s, waiting 1 s
+            raise SettingsError(f"{ENV_PREFIX}CACHE_PROCESS_TIMEOUT_S: must be >= 3 seconds")
+        if not 1 <= self.watch_timeout_s <= 3600:
+            raise SettingsError(f"{ENV_PREFIX}WATCH_TIMEOUT_S: must be 1..3600 seconds")
         if self.decisions < 0:
             raise SettingsError(f"{ENV_PREFIX}DECISIONS: must be >= 0")
         for name in (

@@ -12,14 +12,16 @@ import re
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from benchmarks.harness import children_of, running_server
+from benchmarks.harness import Server, children_of, running_server
 from extender.cache import process
 from extender.cache.process import CacheProcess
+from extender.metrics import Metrics
 from extender.settings import Settings
 from extender.verbs.source import CacheNotReady
 from tests.conftest import write_kubeconfig
@@ -51,6 +53,15 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rindex(")") + 2] != "Z"
+
+
+@contextlib.contextmanager
+def serving(api: FakeKubeAPI, tmp_path: Path, env: dict[str, str]) -> Iterator[Server]:
+    """The extender under gunicorn, its cache fed by ``api``, once ready."""
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
+    with running_server("--kubeconfig", str(kubeconfig), env=env) as server:
+        wait_ready(server.ops_url)
+        yield server
 
 
 def wait_until(check, timeout: float = 20.0) -> None:
@@ -102,6 +113,13 @@ def test_a_dead_cache_process_is_replaced_and_binds_go_on_meanwhile(api: FakeKub
         status, answer = call(f"{url}/filter", args(pod_obj("p"), ["n0", "n1"]))
         assert status == 200 and answer["NodeNames"] == ["n0", "n1"], answer
         assert bind(url, "web", uid, "n0")["Error"].startswith("pod default/web is already bound to node n1")
+        restarts = "extender_cache_child_restarts_total"
+        assert metric(ops, restarts, '{reason="exited"}') == 1
+        assert (
+            metric(ops, restarts, '{reason="unresponsive"}')
+            == metric(ops, restarts, '{reason="start_failed"}')
+            == 0
+        )
 
 
 @pytest.mark.timeout(120)
@@ -126,11 +144,12 @@ def test_the_cache_process_ends_with_its_serving_process(api: FakeKubeAPI, tmp_p
     assert not any(Path(d).exists() for d in dirs)
 
 
-class _StartFailsOnce:
-    """A multiprocessing context whose first ``Process`` cannot be started."""
+class _StartFails:
+    """A multiprocessing context whose first ``times`` ``Process`` objects cannot be started."""
 
-    def __init__(self, real: Any) -> None:
+    def __init__(self, real: Any, times: int) -> None:
         self._real = real
+        self._times = times
         self.failures = 0
 
     def __getattr__(self, name: str) -> Any:
@@ -138,7 +157,7 @@ class _StartFailsOnce:
 
     def Process(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 - multiprocessing's name
         made = self._real.Process(*args, **kwargs)
-        if self.failures == 0:
+        if self.failures < self._times:
             self.failures += 1
 
             def refuse() -> None:
@@ -156,17 +175,20 @@ def test_a_child_that_cannot_be_started_is_tried_again(
     api.add_node(node_obj("n0"))
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
     monkeypatch.setattr(process, "RESTART_BACKOFF_S", (0.05, 0.2))
-    cache = CacheProcess(Settings(kubeconfig=str(kubeconfig)))
-    ctx = cache._ctx = _StartFailsOnce(cache._ctx)
+    metrics = Metrics(mode="cache", cache=False)
+    cache = CacheProcess(Settings(kubeconfig=str(kubeconfig)), metrics=metrics)
+    ctx = cache._ctx = _StartFails(cache._ctx, times=3)
     with caplog.at_level(logging.ERROR, logger="extender.cache"):
         cache.start()
         try:
             wait_until(lambda: "could not be started" in cache.readiness()[1], timeout=10)
-            wait_until(lambda: cache.readiness()[0], timeout=60)  # the next child synced
+            wait_until(lambda: cache.readiness()[0], timeout=60)  # a later child synced
             assert "1 nodes, 0 pods (cache process)" in cache.readiness()[1]
         finally:
             cache.stop()
-    assert ctx.failures == 1
+    assert ctx.failures == 3
+    restarts = "extender_cache_child_restarts_total"
+    assert metrics.registry.get_sample_value(restarts, {"reason": "start_failed"}) == 3
     assert any("injected: cannot start" in r.getMessage() for r in caplog.records)
     assert not cache._receiver.is_alive()
 
@@ -179,15 +201,13 @@ def test_a_cache_that_cannot_stay_current_turns_unready_then_not_live(
     # issue 17: a cache whose watches could not resume stayed ready; one that never synced left
     # /livez 200 for ever, so the kubelet never restarted it
     api.add_node(node_obj("n0"))
-    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
     env = {
         "EXTENDER_CACHE_PROCESS": cache_process,
         "EXTENDER_CACHE_UNHEALTHY_S": "1",
         "EXTENDER_LIVENESS_UNREADY_S": "4",
     }
-    with running_server("--kubeconfig", str(kubeconfig), env=env) as server:
-        ops = server.ops_url  # probes
-        wait_ready(ops)
+    with serving(api, tmp_path, env) as server:
+        ops = server.ops_url  # probes and metrics
         assert call(f"{ops}/livez")[0] == 200
         api.fail("GET", r"^/api/v1/(nodes|pods)$", status=503, times=10**6)
         api.drop_watches()
@@ -203,17 +223,46 @@ def test_a_cache_that_cannot_stay_current_turns_unready_then_not_live(
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("cache_process", ["true", "false"])
+def test_a_silent_watch_turns_the_service_unready_naming_the_informer_until_it_speaks(
+    cache_process: str, api: FakeKubeAPI, tmp_path: Path
+) -> None:
+    # issue 17: the API server accepting the watches and then saying nothing (no event, no
+    # bookmark, no end at timeoutSeconds) left /readyz 200 while the cache went stale
+    api.add_node(node_obj("n0"))
+    env = {"EXTENDER_CACHE_PROCESS": cache_process, "EXTENDER_WATCH_TIMEOUT_S": "1"}  # limit 2.5 s
+    with serving(api, tmp_path, env) as server:
+        ops = server.ops_url  # probes and metrics
+        api.silence_watches(r"^/api/v1/pods$")
+        api.drop_watches(r"^/api/v1/pods$")
+        t_fault = time.monotonic()
+        api.add_pod(pod_obj("missed", node="n0"))
+        wait_until(lambda: call(f"{ops}/readyz")[0] == 503, timeout=15)
+        t_unready = time.monotonic()
+        _, text = call(f"{ops}/readyz")
+        assert "informer-pods: no progress" in text, text
+        assert call(f"{ops}/livez")[0] == 200
+        api.release_watches()
+        wait_ready(ops, timeout=15)
+        t_ready = time.monotonic()
+        # the pod added meanwhile (shipped by the cache process's next publisher round)
+        wait_until(lambda: "1 nodes, 1 pods" in call(f"{ops}/readyz")[1], timeout=5)
+        print(
+            f"silent pods watch (cache process {cache_process}, watch timeout 1 s): unready after "
+            f"{t_unready - t_fault:.1f} s, ready {t_ready - t_unready:.1f} s after the watch spoke again"
+        )
+
+
+@pytest.mark.timeout(120)
 def test_a_stopped_cache_process_keeps_binds_inside_their_budget_and_turns_unready(
     api: FakeKubeAPI, tmp_path: Path
 ) -> None:
     # issue 17: with the child stopped (SIGSTOP), /readyz stayed 200 and concurrent binds queued
     # behind each other's calls to it (10, 12, 14, 16 s against the scheduler's 5 s)
     api.add_node(node_obj("n0"))
-    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
     env = {**ENV, "EXTENDER_THREADS": "8", "EXTENDER_BIND_TIMEOUT_S": "4"}
-    with running_server("--kubeconfig", str(kubeconfig), env=env) as server:
+    with serving(api, tmp_path, env) as server:
         url, ops = server.url, server.ops_url  # verbs; probes and metrics
-        wait_ready(ops)
         uids = [api.add_pod(pod_obj(f"w{i}"))["metadata"]["uid"] for i in range(4)]
         worker = server.worker_pid()
         assert worker is not None
@@ -242,6 +291,44 @@ def test_a_stopped_cache_process_keeps_binds_inside_their_budget_and_turns_unrea
         finally:
             os.kill(child, signal.SIGCONT)
         wait_ready(ops, timeout=20)
+
+
+@pytest.mark.timeout(120)
+def test_a_stopped_cache_process_is_killed_by_the_heartbeat_and_replaced_without_any_call(
+    api: FakeKubeAPI, tmp_path: Path
+) -> None:
+    # issue 17: a stopped (or deadlocked) child stayed, unready, until /livez restarted the
+    # whole container 10 minutes later; only calls to it noticed it at all
+    api.add_node(node_obj("n0"))
+    with serving(api, tmp_path, {**ENV, "EXTENDER_CACHE_PROCESS_TIMEOUT_S": "3"}) as server:
+        ops = server.ops_url  # probes and metrics
+        worker = server.worker_pid()
+        assert worker is not None
+        child = cache_pid(worker)
+        os.kill(child, signal.SIGSTOP)
+        t_stop = time.monotonic()
+        try:
+            wait_until(lambda: call(f"{ops}/readyz")[0] == 503, timeout=10)
+            t_unready = time.monotonic()
+            assert "did not answer" in call(f"{ops}/readyz")[1]
+            # from here on nobody calls the server: the serving process acts on its own
+            wait_until(lambda: not alive(child), timeout=15)
+            t_killed = time.monotonic()
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGCONT)
+        wait_ready(ops, timeout=30)
+        t_ready = time.monotonic()
+        assert cache_pid(worker) != child and server.worker_pid() == worker
+        restarts = "extender_cache_child_restarts_total"
+        assert metric(ops, restarts, '{reason="unresponsive"}') == 1
+        assert metric(ops, restarts, '{reason="exited"}') == 0
+        assert "answered nothing for" in server.log_tail(100_000)
+        print(
+            f"stopped cache process: unready after {t_unready - t_stop:.1f} s, killed after "
+            f"{t_killed - t_stop:.1f} s (EXTENDER_CACHE_PROCESS_TIMEOUT_S=3), ready again "
+            f"{t_ready - t_stop:.1f} s after the stop"
+        )
 
 
 def test_a_slow_call_to_the_child_does_not_hold_up_another(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -577,6 +577,118 @@ def test_health_reports_an_informer_failing_beyond_the_limit_and_a_dead_thread(
     assert eventually(lambda: pods.informer.health(60.0) == "informer-pods: its thread has ended")
 
 
+# ---- progress: a watch that says nothing, a list that never answers, a thread that hangs -----------
+
+# the server ends each watch after 1 s; the informer cuts one silent for 0.5 s
+QUICK_WATCH = {"watch_timeout_s": 1, "stall_timeout_s": 0.5}
+
+
+def stale(running: Running) -> str:
+    """health()'s complaint about progress ("" when it has none); the failure limit is far off."""
+    why = running.informer.health(60.0) or ""
+    return why if "no progress" in why else ""
+
+
+def test_a_silent_watch_is_resumed_and_past_the_limit_names_its_thread(
+    api: FakeKubeAPI, start: Callable[..., Running]
+) -> None:
+    # issue 17: a watch the server accepted and then never spoke on (no event, no bookmark, no
+    # end at timeoutSeconds) was cut and resumed for ever while health() said all was well
+    nodes = start("nodes", **QUICK_WATCH)
+    await_watch(api, "nodes")
+    assert nodes.informer.health(60.0) is None
+    api.silence_watches("^/api/v1/nodes$")
+    api.drop_watches()
+    t_fault = time.monotonic()
+    api.add_node(_node("n0"))  # the cache misses it while the watches are silent
+    assert eventually(lambda: bool(stale(nodes)), timeout=10), nodes.informer.health(60.0)
+    t_stale = time.monotonic()
+    assert stale(nodes).startswith("informer-nodes: no progress")
+    assert nodes.events.count("restart") >= 2  # each silent watch cut at the read timeout, resumed
+    assert len(lists(api, "nodes")) == 1 and _threads_named("informer-nodes")
+    api.release_watches()
+    assert caught_up(api, lambda k: nodes.handler.view(), "nodes", timeout=10)
+    assert eventually(lambda: nodes.informer.health(60.0) is None, timeout=10)
+    healed = time.monotonic() - t_stale
+    print(f"silent watch: stale after {t_stale - t_fault:.2f} s, current {healed:.2f} s after it spoke")
+
+
+def test_a_hung_list_makes_the_informer_stale_and_it_heals_once_lists_answer(
+    api: FakeKubeAPI, start: Callable[..., Running]
+) -> None:
+    nodes = start("nodes", **QUICK_WATCH)
+    await_watch(api, "nodes")
+    api.hang_lists("^/api/v1/nodes$")
+    api.watch_inject_error_410("^/api/v1/nodes$")  # the next watch expires: the informer relists
+    api.drop_watches()
+    assert eventually(lambda: bool(stale(nodes)), timeout=10), nodes.informer.health(60.0)
+    assert nodes.events.count("error") >= 1  # each hung list cut at the read timeout
+    api.add_node(_node("n0"))
+    api.release_lists()
+    assert caught_up(api, lambda k: nodes.handler.view(), "nodes", timeout=10)
+    assert eventually(lambda: nodes.informer.health(60.0) is None, timeout=10)
+
+
+class BlockingHandler(DictHandler):
+    """upsert() waits while ``open`` is clear: a thread alive but stuck in a call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open = threading.Event()
+        self.open.set()
+
+    def upsert(self, raw: bytes) -> None:
+        self.open.wait()
+        super().upsert(raw)
+
+
+def test_a_thread_blocked_in_its_handler_is_reported_though_alive(
+    api: FakeKubeAPI, start: Callable[..., Running]
+) -> None:
+    handler = BlockingHandler()
+    nodes = start("nodes", handler, **QUICK_WATCH)
+    await_watch(api, "nodes")
+    handler.open.clear()
+    api.add_node(_node("n0"))
+    try:
+        assert eventually(lambda: bool(stale(nodes)), timeout=10), nodes.informer.health(60.0)
+        assert _threads_named("informer-nodes")  # alive: only its progress tells
+    finally:
+        handler.open.set()
+    assert caught_up(api, lambda k: nodes.handler.view(), "nodes", timeout=10)
+    assert eventually(lambda: nodes.informer.health(60.0) is None, timeout=10)
+
+
+def test_a_quiet_watch_without_bookmarks_stays_current() -> None:
+    # no event and no bookmark for longer than the limit: the server's own end of each watch
+    # at timeoutSeconds is the progress, so a quiet cluster is not taken for a stale cache
+    with FakeKubeAPI(bookmark_interval_s=3600) as api:
+        with client.ApiClient(configuration=client.Configuration(host=api.url)) as api_client:
+            inf = Informer("nodes", api_client, DictHandler(), watch_timeout_s=1, stall_timeout_s=1.5)
+            inf.start()
+            try:
+                assert inf.wait_synced(5)
+                deadline = time.monotonic() + 2 * inf.stale_after_s
+                while time.monotonic() < deadline:
+                    assert inf.health(60.0) is None
+                    time.sleep(0.05)
+                assert len(watches(api, "nodes")) >= 3 and len(lists(api, "nodes")) == 1
+            finally:
+                inf.stop()
+
+
+def test_the_read_timeout_and_the_progress_limit_derive_from_the_watch_timeout(
+    api_client: client.ApiClient,
+) -> None:
+    inf = Informer("nodes", api_client, DictHandler(), watch_timeout_s=60)
+    assert inf.stall_timeout_s == 90.0 and inf.stale_after_s == 150.0
+    assert Informer("pods", api_client, DictHandler()).stale_after_s == 150.0  # the default: 60 s
+    explicit = Informer("pods", api_client, DictHandler(), watch_timeout_s=10, stall_timeout_s=4)
+    assert explicit.stale_after_s == 14.0
+    for i in (inf, explicit):
+        i.stop()
+
+
 def test_dropped_list_connection_is_seen_not_silently_retried(
     api: FakeKubeAPI, start: Callable[..., Running]
 ) -> None:

@@ -26,6 +26,7 @@ class CacheConfig:
     publish_interval_s: float = 0.2  # binds through the extender publish at once
     resync_s: float = 0.0
     unhealthy_after_s: float = 60.0  # an informer failing this long makes the cache not ready
+    watch_timeout_s: int = 60  # the informers' timeoutSeconds; their progress limit derives from it
 
 
 def cache_config(settings: Settings) -> CacheConfig:
@@ -40,4 +41,5 @@ def cache_config(settings: Settings) -> CacheConfig:
         load_window_s=s.load_window_s,
         compensation=CompensationSpec(s.compensation_lag_s, s.compensation_max_s),
         unhealthy_after_s=s.cache_unhealthy_s,
+        watch_timeout_s=s.watch_timeout_s,
     )

@@ -82,6 +82,7 @@ class Cache:
                 on_thread_restart=on_restart,
                 before_line=gate.feeder(self._yield_counter(kind)) if gate is not None else None,
                 resync_s=config.resync_s,
+                watch_timeout_s=config.watch_timeout_s,
                 logger=self._log,
             )
             for kind, handler in _handlers(self.state)

@@ -17,7 +17,16 @@ Why this module looks the way it does (kubernetes client 37, urllib3 2):
   `retries = False` (and client-go style retries off); the caller's ApiClient is left untouched.
 * A watch stream that goes silent only ends because every call carries
   `_request_timeout=(connect_timeout_s, stall_timeout_s)`: the read timeout applies to each
-  socket read, so a stall surfaces as urllib3 ReadTimeoutError after `stall_timeout_s`.
+  socket read, so a stall surfaces as urllib3 ReadTimeoutError after `stall_timeout_s`. Each
+  watch also asks the server to end it after `watch_timeout_s` (`timeoutSeconds`) and for
+  bookmarks (kube-apiserver sends one a minute and one before that end), so a healthy watch is
+  never silent for longer than `watch_timeout_s`: the read timeout defaults to 1.5 times that.
+* Progress, as client-go's reflector shows it, is what proves the thread is moving and the
+  server talking: a list page, a watch event or bookmark, or the server's own end of a watch
+  (at `timeoutSeconds`). A watch the server accepted and we had to cut is not progress.
+  `health()` reports an informer without progress for `stale_after_s` = `watch_timeout_s` +
+  `stall_timeout_s` (150 s by default), whatever the cause: a server that answers watches and
+  then says nothing, a list that never answers, or a thread stuck in a call.
 * `stop()` must be prompt even while a read is blocked: it shuts the socket of the response in
   progress down (urllib3's `HTTPResponse.shutdown()`, SHUT_RD), which wakes the reader at once.
   A request still waiting for its response headers cannot be cut this way; it ends at the
@@ -64,6 +73,7 @@ _LIST_METHOD: dict[str, str] = {"nodes": "list_node", "pods": "list_pod_for_all_
 _CHANGES = ("ADDED", "MODIFIED", "DELETED")
 _MAX_EXPONENT = 30  # 2**30 * any sane base is far past any backoff_max_s
 _SHORT_WATCH_S = 1.0  # a watch that ends cleanly this fast with nothing on it counts as a failure
+STALL_FACTOR = 1.5  # default read timeout / watch timeout: a silent watch is cut half a timeout late
 _READ_SIZE = 1 << 16
 
 
@@ -128,8 +138,8 @@ class Informer:
         handler: InformerHandler,
         *,
         page_size: int = 500,
-        watch_timeout_s: int = 300,
-        stall_timeout_s: float = 90.0,
+        watch_timeout_s: int = 60,
+        stall_timeout_s: float | None = None,
         connect_timeout_s: float = 5.0,
         resync_s: float = 0.0,
         backoff_base_s: float = 0.5,
@@ -145,6 +155,8 @@ class Informer:
             raise ValueError(f"kind must be 'nodes' or 'pods', not {kind!r}")
         if page_size < 1 or watch_timeout_s < 1:
             raise ValueError("page_size and watch_timeout_s must be at least 1")
+        if stall_timeout_s is None:  # the server ends a watch, or bookmarks, within watch_timeout_s
+            stall_timeout_s = STALL_FACTOR * watch_timeout_s
         if stall_timeout_s <= 0 or connect_timeout_s <= 0 or resync_s < 0:
             raise ValueError("timeouts must be positive and resync_s not negative")
         if not all(math.isfinite(v) and v >= 0 for v in (backoff_base_s, backoff_max_s, retry_after_max_s)):
@@ -159,6 +171,11 @@ class Informer:
         self._page_size = int(page_size)
         self._watch_timeout_s = int(watch_timeout_s)
         self._timeouts = (float(connect_timeout_s), float(stall_timeout_s))
+        self.stall_timeout_s = float(stall_timeout_s)
+        """Client read timeout of every request (each socket read), seconds."""
+        self.stale_after_s = self._watch_timeout_s + self.stall_timeout_s
+        """``health()`` reports the informer after this long without progress, seconds: a healthy
+        watch shows some within ``watch_timeout_s``, and one silent for ``stall_timeout_s`` is cut."""
         self._resync_s = float(resync_s)
         self._backoff_base_s = float(backoff_base_s)
         self._backoff_max_s = float(backoff_max_s)
@@ -187,6 +204,9 @@ class Informer:
         self._attempt = 0  # failures since the last success (backoff exponent)
         self._expired_streak = 0  # 410s since the last watch progress
         self._failing_since: float | None = None  # monotonic: first failure since the last success
+        # monotonic: the last list page, watch event, bookmark or server-ended watch (start():
+        # the thread's start); written by the informer thread only, read by health()
+        self._progress_at = time.monotonic()
         self._phase = _Phase.LIST
 
     # ---- public surface ------------------------------------------------------------------------
@@ -211,6 +231,7 @@ class Informer:
     def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError(f"informer-{self._kind} was already started")
+        self._progress_at = time.monotonic()
         self._thread = threading.Thread(target=self._run, name=f"informer-{self._kind}", daemon=True)
         self._thread.start()
 
@@ -382,6 +403,8 @@ class Informer:
             raise _Stop
 
     def _progress(self) -> None:
+        """A watch event or bookmark applied, or a watch the server ended itself."""
+        self._progress_at = time.monotonic()
         self._attempt = 0
         self._expired_streak = 0
         self._failing_since = None
@@ -393,17 +416,27 @@ class Informer:
     def health(self, limit_s: float, now: float | None = None) -> str | None:
         """Why this informer cannot be trusted to keep the cache current, or None: its thread
         ended, or its requests have failed (no list, no watch answered) for more than
-        ``limit_s``. A watch the server answered that then broke or went silent (cut after
-        ``stall_timeout_s``) is resumed and not counted: only its failing to resume is."""
+        ``limit_s``, or it has shown no progress (a list page, an event, a bookmark, the
+        server's end of a watch) for more than ``stale_after_s``: a watch answered and then
+        silent, a list that never answers, a thread stuck in a call. A watch the server
+        answered that then broke or went silent (cut after ``stall_timeout_s``) is resumed and
+        not counted as failing: only its failing to resume, or to show progress, is."""
         name = f"informer-{self._kind}"
         thread = self._thread
-        if thread is not None and not thread.is_alive() and not self._stopping.is_set():
+        if thread is None or self._stopping.is_set():
+            return None
+        if not thread.is_alive():
             return f"{name}: its thread has ended"
+        now = time.monotonic() if now is None else now
         since = self._failing_since
-        if since is not None:
-            failing = (time.monotonic() if now is None else now) - since
-            if failing > limit_s:
-                return f"{name}: no list or watch has succeeded for {failing:.0f} s (limit {limit_s:g} s)"
+        if since is not None and now - since > limit_s:
+            return f"{name}: no list or watch has succeeded for {now - since:.0f} s (limit {limit_s:g} s)"
+        quiet = now - self._progress_at
+        if quiet > self.stale_after_s:
+            return (
+                f"{name}: no progress (list page, event, bookmark or the server's end of a watch) "
+                f"for {quiet:.0f} s (limit {self.stale_after_s:g} s), in {self._phase.value}"
+            )
         return None
 
     # ---- list ----------------------------------------------------------------------------------
@@ -420,6 +453,7 @@ class Informer:
             if token:
                 kwargs["_continue"] = token
             page = decode_object_list(self._read_all(self._call(**kwargs)))
+            self._progress_at = time.monotonic()
             pages += 1
             rv = rv or page.resource_version
             items.extend(page.items)

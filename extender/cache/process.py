@@ -19,17 +19,28 @@ Calls share ``rpc`` without waiting for each other: each is sent under a short l
 within its own timeout, for its own reply, which a reader thread (``_read_replies``) hands out
 by call id; the child answers ``metrics`` and ``readiness`` on threads of their own. So a child
 that stops answering costs each call its own timeout only, never the sum of those queued before
-it, and ``readiness()`` (its call is the heartbeat) turns false within ``READINESS_CALL_S``.
+it.
+
+The heartbeat: a thread of the serving process asks the child every ``HEARTBEAT_S`` (1 s) whether
+its cache is current (the ``readiness`` call, waiting ``READINESS_CALL_S``, 1 s), whether or not
+anyone probes, scrapes or binds. ``readiness()`` answers from its last answer without a call of
+its own, and is false once that answer is older than ``HEARTBEAT_FRESH_S`` (3 s): a stopped or
+deadlocked child turns ``/readyz`` false within 3 s. A child that has answered no call for
+``EXTENDER_CACHE_PROCESS_TIMEOUT_S`` (30 s; a new one gets ``CHILD_START_S``, 60 s, to answer
+its first) is killed (SIGKILL: a stopped process cannot act on anything gentler), and replaced
+as below.
 
 The price: a bind makes two calls to the child and waits for its snapshot to be mapped,
 about twice the bind's p99 of the in-worker cache in ``benchmarks latency --forms names``;
 ``EXTENDER_CACHE_PROCESS=false`` keeps the cache in the worker (benchmarks/README.md has both).
 
-When the child dies the receiver thread sees the pipe close: the cache is not ready (filter
-answers ``Error``, ``/readyz`` fails, saying why) until a new child, started after a backoff,
-has listed everything again. A child that cannot be started (or a failure while following
-one) is the same: logged, not ready, tried again after the backoff, for the life of the worker.
-When the serving process dies, the child sees its pipe close and exits.
+When the child dies (or is killed) the receiver thread sees the pipe close: the cache is not
+ready (filter answers ``Error``, ``/readyz`` fails, saying why) until a new child, started after
+a backoff (1 s doubling to 30 s, from 1 s again after a child that ran 5 minutes), has listed
+everything again. A child that cannot be started (or a failure while following one) is the
+same: logged, not ready, tried again after the backoff, for the life of the worker. Each
+replacement is counted in ``extender_cache_child_restarts_total{reason}``. When the serving
+process dies, the child sees its pipe close and exits.
 """
 
 from __future__ import annotations
@@ -64,13 +75,20 @@ from extender.cache.snapshot import Snapshot
 from extender.cache.store import Assumption
 from extender.kube.client import load_api_client
 from extender.kube.objects import Pod
-from extender.metrics import CacheMetrics, Metrics, snapshot_age_gauge
+from extender.metrics import CacheMetrics, Metrics, cache_child_restarts_counter, snapshot_age_gauge
 from extender.policy_file import load_policy
 from extender.settings import LOG_FORMAT, Settings
 from extender.verbs.source import CacheNotReady
 
 CALL_TIMEOUT_S = 2.0  # a call to the child: its threads answer in microseconds
-READINESS_CALL_S = 1.0  # /readyz asks the child whether its informers are current
+READINESS_CALL_S = 1.0  # the heartbeat's call: are the child's informers current?
+HEARTBEAT_S = 1.0  # the serving process asks the child that this often, whoever else calls it
+# /readyz trusts the heartbeat's last answer this long: a period, the call's wait, and 1 s for
+# a busy machine; older, the child is not answering (stopped, deadlocked)
+HEARTBEAT_FRESH_S = HEARTBEAT_S + READINESS_CALL_S + 1.0
+# a new child answers nothing before it has imported numpy and the kubernetes client and built
+# its cache (seconds on two busy cores): not taken for hung before this
+CHILD_START_S = 60.0
 METRICS_CALL_S = 0.5  # a /metrics scrape's call for the child's exposition: else without it
 # A bind's count in the child and the install of the snapshot that shows it, together: the
 # Binding request gets the rest of EXTENDER_BIND_TIMEOUT_S.
@@ -108,14 +126,25 @@ class CacheProcess:
         self._base = 0  # added to the child's generation numbers (see _receive_loop)
         self._waiting = "cluster cache: waiting for the first sync (the cache process is starting)"
         self._rpc: Any = None  # the pipe of calls to the current child
-        self._calls_lock = threading.Lock()  # _rpc, _process, _waiting_calls, _last_answer
+        # _rpc, _process, _waiting_calls, _last_answer, _answered, _killed
+        self._calls_lock = threading.Lock()
         self._send_lock = threading.Lock()  # one message at a time on the pipe: held only to send
         self._waiting_calls: dict[int, _Call] = {}
-        self._last_answer = 0.0
+        self._last_answer = 0.0  # monotonic: the current child's last reply (its start before one)
+        self._answered = False  # whether the current child has answered any call
+        self._killed: Any = None  # the child the heartbeat killed, so that its restart says why
         self._ids = itertools.count(1)
         self._process: Any = None
         self._stopping = threading.Event()
         self._receiver = threading.Thread(target=self._receive_loop, name="cache-receiver", daemon=True)
+        # The heartbeat's last answer: written by its thread only, read by readiness(); used
+        # while younger than HEARTBEAT_FRESH_S and sent after the current child synced
+        self._beat: _Beat | None = None
+        self._synced_at = 0.0  # monotonic: the current child's first snapshot installed
+        self._beat_now = threading.Event()  # wakes the heartbeat early (the first sync, stop())
+        self._heartbeat = threading.Thread(target=self._heartbeat_loop, name="cache-heartbeat", daemon=True)
+        self._timeout_s = settings.cache_process_timeout_s
+        self._restarts = cache_child_restarts_counter(metrics.registry) if metrics is not None else None
         self.state = RemoteState(self)
         if metrics is not None:
             metrics.add_exposition(self._child_metrics)
@@ -126,18 +155,23 @@ class CacheProcess:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """The receiver thread, which starts the child and a new one whenever it dies, for the
-        life of the worker (the child is a daemon process: it ends with the worker)."""
+        """The receiver thread, which starts the child and a new one whenever it dies, and the
+        heartbeat, for the life of the worker (the child is a daemon process: it ends with the
+        worker)."""
         self._receiver.start()
+        self._heartbeat.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Start no new child and end the current one (tests; a worker's child ends with it)."""
         self._stopping.set()
+        self._beat_now.set()
         with self._calls_lock:
             process = self._process
         if process is not None and process.is_alive():
             process.terminate()
         self._receiver.join(timeout)
+        if self._heartbeat.is_alive():
+            self._heartbeat.join(timeout)
 
     def _spawn(self) -> Any:
         """A new child and its pipes; returns the parent's end of ``push``."""
@@ -170,9 +204,9 @@ class CacheProcess:
         while not self._stopping.is_set():
             started = time.monotonic()
             try:
-                what = f"exited (code {self._follow_child()})"
+                reason, what = self._run_child()
             except Exception as exc:  # noqa: BLE001 - restarts must never stop for good
-                what = f"could not be started or followed ({type(exc).__name__}: {exc})"
+                reason, what = "start_failed", f"could not be started ({type(exc).__name__}: {exc})"
                 self._log.exception("cache process %s", what)
             with self._installed:
                 # the next child counts its generations from 1 again: number them after ours,
@@ -184,6 +218,8 @@ class CacheProcess:
                 self._installed.notify_all()  # readiness() waits for this when the pipe closed
             if self._stopping.is_set():
                 return
+            if self._restarts is not None:
+                self._restarts.labels(reason).inc()
             self._log.error("cache process %s; restarting in %.1f s", what, backoff)
             if time.monotonic() - started > 10 * RESTART_BACKOFF_S[1]:
                 backoff = RESTART_BACKOFF_S[0]  # it had run a long while: not a crash loop
@@ -191,10 +227,34 @@ class CacheProcess:
                 return
             backoff = min(backoff * 2, RESTART_BACKOFF_S[1])
 
-    def _follow_child(self) -> Any:
-        """Start a child and install what it ships until its pipe closes; returns its exit code.
-        Whatever ends this, the child is gone when it returns: never two children."""
-        push = self._spawn()
+    def _run_child(self) -> tuple[str, str]:
+        """Start a child and follow it until it ends; returns the reason for the restart metric
+        (``CHILD_RESTART_REASONS``) and what happened, for the log and ``/readyz``."""
+        try:
+            push = self._spawn()
+        except Exception as exc:  # noqa: BLE001 - logged, and tried again after the backoff
+            what = f"could not be started ({type(exc).__name__}: {exc})"
+            self._log.exception("cache process %s", what)
+            return "start_failed", what
+        process = self._process
+        try:
+            code = self._follow_child(push)
+        except Exception as exc:  # noqa: BLE001 - as above
+            what = f"could not be followed ({type(exc).__name__}: {exc})"
+            self._log.exception("cache process %s", what)
+            return "start_failed", what
+        with self._calls_lock:
+            killed = self._killed is process
+        if killed:
+            return "unresponsive", (
+                f"was killed (code {code}): it answered nothing for {self._timeout_s:g} s "
+                "(EXTENDER_CACHE_PROCESS_TIMEOUT_S)"
+            )
+        return "exited", f"exited (code {code})"
+
+    def _follow_child(self, push: Any) -> Any:
+        """Install what the child just started ships on ``push`` until its pipe closes; returns
+        its exit code. Whatever ends this, the child is gone when it returns: never two children."""
         process = self._process
         if self._stopping.is_set():  # stop() came while it started
             process.terminate()
@@ -234,6 +294,9 @@ class CacheProcess:
             current = self.state.snapshot
             if current is None or snap.generation > current.generation:
                 self.state.snapshot = snap
+            if not self._synced:  # this child's first: the heartbeat asks it at once
+                self._synced_at = time.monotonic()
+                self._beat_now.set()
             self._synced = True
             self._installed.notify_all()
 
@@ -256,6 +319,7 @@ class CacheProcess:
         with self._calls_lock:
             self._rpc = conn
             self._last_answer = time.monotonic()
+            self._answered = False
         threading.Thread(target=self._read_replies, args=(conn,), name="cache-replies", daemon=True).start()
 
     def _read_replies(self, conn: Any) -> None:
@@ -266,6 +330,7 @@ class CacheProcess:
                 call_id, ok, value = conn.recv()
                 with self._calls_lock:
                     self._last_answer = time.monotonic()
+                    self._answered = True
                     waiter = self._waiting_calls.pop(call_id, None)
                 if waiter is not None:  # else a call that gave up: its late reply is dropped
                     waiter.answer(ok, value)
@@ -321,6 +386,50 @@ class CacheProcess:
             raise CacheNotReady(f"cluster cache: {op} failed in the cache process: {waiter.value}")
         return waiter.value
 
+    # --- the heartbeat -------------------------------------------------------------------------
+
+    def _heartbeat_loop(self) -> None:
+        """Every ``HEARTBEAT_S``: ask the child whether it is current, and kill one that has
+        answered nothing for too long. For the life of the worker: a failure is logged only."""
+        while not self._stopping.is_set():
+            self._beat_now.wait(HEARTBEAT_S)
+            self._beat_now.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                self._beat_once()
+            except Exception:  # noqa: BLE001 - the heartbeat must outlive any bug of its own
+                self._log.exception("cache process heartbeat failed")
+
+    def _beat_once(self) -> None:
+        with self._calls_lock:
+            conn, process = self._rpc, self._process
+        if conn is None:  # no child, or its pipe closed: the receiver restarts it
+            return
+        sent = time.monotonic()  # the answer is at least this fresh
+        try:
+            current, why = self.call("readiness", timeout_s=READINESS_CALL_S)
+        except CacheNotReady:
+            pass
+        else:
+            self._beat = _Beat(sent, bool(current), str(why))
+            return
+        with self._calls_lock:
+            if self._rpc is not conn:  # another child meanwhile
+                return
+            silent = time.monotonic() - self._last_answer
+            limit = self._timeout_s if self._answered else max(self._timeout_s, CHILD_START_S)
+            if silent <= limit or not process.is_alive():
+                return
+            self._killed = process
+        self._log.error(
+            "cache process pid=%d answered nothing for %.1f s (limit %g s): killing it to start a new one",
+            process.pid,
+            silent,
+            limit,
+        )
+        process.kill()  # SIGKILL: a stopped or deadlocked process cannot act on SIGTERM
+
     def silent_for(self) -> float:
         """Seconds since the child last answered a call (0 with no child)."""
         with self._calls_lock:
@@ -344,21 +453,37 @@ class CacheProcess:
         return self._synced
 
     def readiness(self) -> tuple[bool, str]:
+        """From the heartbeat's last answer (no call of its own: a probe never waits on the
+        child): not ready before the child's first sync, when the child says its informers are
+        not current, or when it has not answered for ``HEARTBEAT_FRESH_S``."""
         snap = self.state.snapshot
         if not self._synced or snap is None:
             return False, self._waiting
-        try:  # synced once: are its informers still current? (the child knows; also a heartbeat)
-            current, why = self.call("readiness", timeout_s=READINESS_CALL_S)
-        except CacheNotReady as exc:
-            with self._installed:  # its pipe closed: the receiver is about to say how it ended
-                if self._rpc is None and self._installed.wait_for(lambda: not self._synced, READINESS_CALL_S):
-                    return False, self._waiting
+        with self._installed:  # its pipe closed: the receiver is about to say how it ended
+            if self._rpc is None and self._installed.wait_for(lambda: not self._synced, READINESS_CALL_S):
+                return False, self._waiting
+        beat, now = self._beat, time.monotonic()
+        if beat is None or beat.sent < self._synced_at:  # none since the sync: the sync is the answer
+            beat = _Beat(self._synced_at, True, "")
+        if now - beat.sent > HEARTBEAT_FRESH_S:
             process = self._process
             pid = process.pid if process is not None else None
-            return False, f"{exc} (pid {pid}; its last answer {self.silent_for():.1f} s ago)"
-        if not current:
-            return False, str(why)
+            return False, (
+                f"cluster cache: the cache process did not answer its heartbeat for {now - beat.sent:.1f} s "
+                f"(pid {pid}; it is replaced after {self._timeout_s:g} s without an answer)"
+            )
+        if not beat.current:
+            return False, beat.why
         return True, f"cluster cache synced: {len(snap.names)} nodes, {snap.pods} pods (cache process)"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Beat:
+    """One answer of the child to the heartbeat."""
+
+    sent: float  # monotonic: when it was asked (the answer is at least this fresh)
+    current: bool
+    why: str
 
 
 class _Call:

@@ -181,7 +181,7 @@ class EventLoopReading(ThreadWorker):
                     self._refuse(conn, st, self._late(st))
                 elif not self.alive and not st.buf:
                     self._close(conn)
-            except Exception:  # as in _read_safely: never the loop
+            except Exception:  # noqa: BLE001 - as in _read_safely: never the loop
                 self._front_log.exception("internal error closing a late connection")
                 with contextlib.suppress(Exception):
                     self._close(conn)
@@ -289,8 +289,10 @@ class EventLoopReading(ThreadWorker):
         callback of gthread's main loop ends the worker process, and every connection with it."""
         try:
             self._read(conn)
-        except Exception:
-            self._front_log.exception("internal error reading a request from %s; connection closed", _peer(conn))
+        except Exception:  # noqa: BLE001 - one connection's bug must not end the worker
+            self._front_log.exception(
+                "internal error reading a request from %s; connection closed", _peer(conn)
+            )
             with contextlib.suppress(Exception):
                 self._close(conn)
 

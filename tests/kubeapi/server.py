@@ -239,6 +239,9 @@ class FakeKubeAPI:
         self._closing = threading.Event()
         self._watching: dict[socket.socket, str] = {}  # connections streaming a watch -> path
         self._held: set[str] = set()  # kinds whose watch events are held back (hold_watch)
+        # paths whose watches are answered then silent (silence_watches), whose lists are held
+        # unanswered (hang_lists)
+        self._stuck: dict[str, list[re.Pattern[str]]] = {"watch": [], "list": []}
         self.audit: list[AuditEntry] = []
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -397,9 +400,11 @@ class FakeKubeAPI:
 
     # ---- faults ------------------------------------------------------------------------------
     def clear_faults(self) -> None:
-        """Forget every fault switch still armed."""
+        """Forget every fault switch still armed, silenced watches and hung lists included."""
         with self._cond:
             self._faults = []
+            self._stuck = {what: [] for what in self._stuck}
+            self._cond.notify_all()
 
     def _add_fault(self, kind: str, method: str, path_regex: str, times: int, **kw: Any) -> None:
         with self._cond:
@@ -460,6 +465,43 @@ class FakeKubeAPI:
     def watch_stall(self, seconds: float, path_regex: str = ".*", times: int = 1) -> None:
         """Send headers, then nothing for `seconds`, before the first event."""
         self._add_fault("w_stall", "GET", path_regex, times, seconds=seconds)
+
+    def silence_watches(self, path_regex: str = ".*") -> None:
+        """From now on, answer every matching watch with its headers (200, chunked) and then
+        nothing at all: no event, no bookmark, no end at ``timeoutSeconds``, the connection left
+        open (a wedged apiserver or proxy) until ``release_watches`` or ``clear_faults``; a
+        watch silenced so far then streams as usual from its resourceVersion. Watches already
+        streaming are not touched (``drop_watches`` cuts them)."""
+        self._stick("watch", path_regex)
+
+    def release_watches(self) -> None:
+        """Undo ``silence_watches``."""
+        self._stick("watch", None)
+
+    def hang_lists(self, path_regex: str = ".*") -> None:
+        """From now on, hold every matching list request (GET without ``watch``) before any
+        byte of its answer, until ``release_lists`` or ``clear_faults`` (an apiserver stuck
+        on etcd); the request then gets its answer as usual, if its client still waits."""
+        self._stick("list", path_regex)
+
+    def release_lists(self) -> None:
+        """Undo ``hang_lists``."""
+        self._stick("list", None)
+
+    def _stick(self, what: str, path_regex: str | None) -> None:
+        """Add a path pattern to ``what`` ("watch", "list") is stuck on; None: release them all."""
+        with self._cond:
+            if path_regex is None:
+                self._stuck[what] = []
+                self._cond.notify_all()
+            else:
+                self._stuck[what].append(re.compile(path_regex))
+
+    def _wait_while_stuck(self, what: str, path: str) -> None:
+        """Block while a pattern ``what`` is stuck on matches ``path`` (re-read on every change)."""
+        with self._cond:
+            while not self._closing.is_set() and any(p.search(path) for p in self._stuck[what]):
+                self._cond.wait(0.5)
 
     def hold_watch(self, kind: str) -> None:
         """Hold back every watch event of ``kind`` (nodes, pods) from now on: the store and the
@@ -550,6 +592,8 @@ class FakeKubeAPI:
                 hdrs,
             )
         is_watch = method == "GET" and query.get("watch") in ("true", "1")
+        if method == "GET" and not is_watch:
+            self._wait_while_stuck("list", path)
         try:
             if is_watch:
                 return self._watch(h, path, query, idx)
@@ -750,6 +794,8 @@ class FakeKubeAPI:
             h.send_header("Connection", "close")  # the connection ends with the watch: say so
             h.end_headers()
             h.close_connection = True
+            h.wfile.flush()
+            self._wait_while_stuck("watch", path)
             for line in self._watch_lines(kind, match, rv_param, timeout, bookmarks, wf):
                 h.write_chunk(line)
             h.write_chunk(b"")  # clean end of the chunked stream

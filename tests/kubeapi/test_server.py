@@ -217,6 +217,49 @@ def test_watch_faults_close_malformed_stall(api: FakeKubeAPI, v1: client.CoreV1A
     assert time.monotonic() - t0 < 2.5
 
 
+def test_silenced_watches_answer_then_say_nothing_until_released(
+    api: FakeKubeAPI, v1: client.CoreV1Api
+) -> None:
+    api.add_node({"metadata": {"name": "n0"}})
+    api.silence_watches("^/api/v1/nodes$")
+    t0 = time.monotonic()
+    with pytest.raises(urllib3.exceptions.ReadTimeoutError):  # headers came, then nothing
+        resp = v1.list_node(
+            watch=True,
+            resource_version="0",
+            allow_watch_bookmarks=True,
+            timeout_seconds=1,  # not honoured while silent either
+            _preload_content=False,
+            _request_timeout=(2, 1.5),
+        )
+        assert resp.status == 200
+        resp.read()
+    assert 1.4 < time.monotonic() - t0 < 3.0
+    assert [e.status for e in api.requests("GET", "^/api/v1/nodes$")] == [200]
+    assert v1.list_node().items[0].metadata.name == "n0"  # lists still answer
+    api.release_watches()
+    got = [e["type"] for e in watch.Watch().stream(v1.list_node, resource_version="0", timeout_seconds=1)]
+    assert got[0] == "ADDED"
+
+
+def test_hung_lists_send_nothing_until_released(api: FakeKubeAPI, v1: client.CoreV1Api) -> None:
+    api.add_node({"metadata": {"name": "n0"}})
+    api.hang_lists("^/api/v1/nodes$")
+    t0 = time.monotonic()
+    with pytest.raises(urllib3.exceptions.MaxRetryError):  # no answer: urllib3 retries the GET 3x
+        v1.list_node(_preload_content=False, _request_timeout=(2, 0.3))
+    assert time.monotonic() - t0 < 3.0
+    assert [e.status for e in api.requests("GET", "^/api/v1/nodes$")] == [0, 0, 0, 0]
+    done: list[Any] = []
+    waiting = threading.Thread(target=lambda: done.append(v1.list_node(_request_timeout=(2, 10))))
+    waiting.start()
+    time.sleep(0.3)
+    assert not done  # still held
+    api.release_lists()
+    waiting.join(5)
+    assert [n.metadata.name for n in done[0].items] == ["n0"]
+
+
 def test_binding_201_409_404(api: FakeKubeAPI, v1: client.CoreV1Api) -> None:
     uid = api.add_pod(_pod("p1", "ns"))["metadata"]["uid"]
     with pytest.raises(ApiException) as exc:
