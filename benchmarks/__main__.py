@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import core, latency, names, placement, workers
+from benchmarks import core, fuzz, latency, names, placement, workers
 
 
 def _add(
@@ -82,6 +82,14 @@ def _parser() -> argparse.ArgumentParser:
         "cluster-cache mode (NodeNames only): readiness, latency steady and under pod churn",
     )
 
+    _add(
+        sub,
+        "fuzz",
+        fuzz.run,
+        fuzz.add_arguments,
+        "a coverage-guided fuzz (atheris) of the verbs, both request forms, from the golden requests: "
+        "any exception the server would answer with a 500 is a crash (needs pip install atheris)",
+    )
     _add(
         sub,
         "all",

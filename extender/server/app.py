@@ -202,6 +202,8 @@ def create_app(
         return Response(
             encode_error(f"{exc.code} {exc.name}: {request.method} {request.path}"),
             status=exc.code or 400,
+            # werkzeug's own headers but its HTML Content-Type: a 405's Allow (RFC 9110 requires it)
+            headers=[(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"],
             mimetype=JSON,
         )
 
