@@ -12,8 +12,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     OMP_NUM_THREADS=1 \
     OPENBLAS_NUM_THREADS=1 \
-    EXTENDER_HOST=0.0.0.0 \
-    EXTENDER_PORT=8888
+    EXTENDER_HOST=127.0.0.1 \
+    EXTENDER_PORT=8888 \
+    EXTENDER_OPS_HOST=0.0.0.0 \
+    EXTENDER_OPS_PORT=8889
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY extender/ /app/extender/
@@ -21,6 +23,6 @@ COPY scoring/ /app/scoring/
 COPY config/extender-policy.yaml /app/config/extender-policy.yaml
 # Numeric non-root user, so that runAsNonRoot can verify it.
 USER 65532:65532
-EXPOSE 8888
+EXPOSE 8888 8889
 # The same gunicorn configuration `python -m extender serve` uses; settings come from EXTENDER_*.
 ENTRYPOINT ["gunicorn", "-c", "python:extender.gunicorn_conf", "extender.wsgi:app"]

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import core, fuzz, latency, names, placement, workers
+from benchmarks import abuse, core, fuzz, latency, names, placement, workers
 
 
 def _add(
@@ -82,6 +82,14 @@ def _parser() -> argparse.ArgumentParser:
         "cluster-cache mode (NodeNames only): readiness, latency steady and under pod churn",
     )
 
+    _add(
+        sub,
+        "abuse",
+        abuse.run,
+        abuse.add_arguments,
+        "names-form filter latency while idle connections and clients sending a byte a second "
+        "are open, with this extender's worker and gunicorn's gthread",
+    )
     _add(
         sub,
         "fuzz",
