@@ -6,9 +6,9 @@ module knows a wire key. Embedded Pod and Node objects use ordinary Kubernetes c
 are decoded into the small typed views of ``extender.kube.objects`` (only the fields the
 extender reads; msgspec skips the rest without building Python objects, which is what keeps
 stateless mode, full Node objects on every call, cheap). The API server's lists and watch
-events are decoded there too, not here: this module imports no Kubernetes client. Node objects are also kept
-as raw bytes so that a filter answer
-in ``Nodes`` form echoes the scheduler's own objects byte for byte.
+events are decoded there too, not here: this module imports no Kubernetes client. A filter
+answer in ``Nodes`` form echoes the scheduler's own objects byte for byte, cut from the body.
+The nodes of a call are counted on its bytes before any is decoded (``counting``).
 """
 
 from __future__ import annotations
