@@ -6,9 +6,9 @@ module knows a wire key. Embedded Pod and Node objects use ordinary Kubernetes c
 are decoded into the small typed views of ``extender.kube.objects`` (only the fields the
 extender reads; msgspec skips the rest without building Python objects, which is what keeps
 stateless mode, full Node objects on every call, cheap). The API server's lists and watch
-events are decoded there too, not here: this module imports no Kubernetes client. Node objects are also kept
-as raw bytes so that a filter answer
-in ``Nodes`` form echoes the scheduler's own objects byte for byte.
+events are decoded there too, not here: this module imports no Kubernetes client. A filter
+answer in ``Nodes`` form echoes the scheduler's own objects byte for byte, cut from the body.
+The nodes of a call are counted on its bytes before any is decoded (``counting``).
 """
 
 from __future__ import annotations
@@ -24,18 +24,35 @@ import numpy as np
 import numpy.typing as npt
 
 from extender.kube.objects import BadRequest, Node, Pod
+from extender.protocol.counting import (
+    OBJECTS,
+    SPARSE,
+    STRINGS,
+    Probe,
+    TooManyNodes,
+    check_members,
+    count_members,
+    probe_count,
+    typed_bound,
+)
 from scoring import MAX_EXTENDER_PRIORITY
 
+__all__ = ["TooManyNodes"]  # raised here, defined with the counting (extender.protocol.counting)
 
-class TooManyNodes(BadRequest):
-    """More nodes than the memory budget allows in one call (the HTTP edge answers 413); found
-    before the nodes are decoded."""
+_NULL = msgspec.Raw(b"null")
 
-    def __init__(self, count: int, limit: int) -> None:
-        super().__init__(
-            f"request has {count} nodes, more than the {limit} one call may have within this "
-            "extender's memory (EXTENDER_MEMORY_BUDGET_BYTES / 8 KiB per node)"
-        )
+
+class _NodeViews(msgspec.Struct, frozen=True):
+    """``Nodes`` as its views: an item that is not an object is refused at once, before any
+    other is built (the count of ``{`` bounds what this builds; ``_check_node_count``)."""
+
+    items: list[Node] | None = None
+
+
+class _ExtenderArgs(msgspec.Struct, frozen=True):
+    Pod: Pod | None = None
+    Nodes: _NodeViews | None = None
+    NodeNames: msgspec.Raw = _NULL
 
 
 class _NodeList(msgspec.Struct, frozen=True):
@@ -43,14 +60,32 @@ class _NodeList(msgspec.Struct, frozen=True):
     items: list[msgspec.Raw] | None = None
 
 
-_NULL = msgspec.Raw(b"null")
-_node_decoder = msgspec.json.Decoder(Node)
+class _NodeListOnly(msgspec.Struct, frozen=True):
+    """The raw bytes of each Node object, for a filter answer to echo: a second pass over a
+    body whose nodes are known to be objects, and few enough."""
 
-
-class _ExtenderArgs(msgspec.Struct, frozen=True):
-    Pod: Pod | None = None
     Nodes: _NodeList | None = None
-    NodeNames: msgspec.Raw = _NULL
+
+
+class _ItemsText(msgspec.Struct, frozen=True):
+    items: msgspec.Raw = _NULL
+
+
+class _NodeItemsText(msgspec.Struct, frozen=True):
+    """Only ``Nodes.items``, as text: nothing built per node (nor the Pod), to count them."""
+
+    Nodes: _ItemsText | None = None
+
+
+class _ItemsProbes(msgspec.Struct, frozen=True):
+    items: list[Probe] | None = None
+
+
+class _NodeProbes(msgspec.Struct, frozen=True):
+    """Only ``Nodes.items``, each item an empty ``Probe``: to count items spread over
+    ``SPARSE`` bytes or more each (full Node objects: ~12 KB)."""
+
+    Nodes: _ItemsProbes | None = None
 
 
 class _BindingArgs(msgspec.Struct, frozen=True):
@@ -79,9 +114,11 @@ class _Victims(msgspec.Struct, frozen=True):
 
 
 class _PreemptionArgs(msgspec.Struct, frozen=True):
+    """The candidates' maps as text, counted before they are decoded (``_candidates``)."""
+
     Pod: Pod | None = None
-    NodeNameToVictims: dict[str, _Victims] | None = None
-    NodeNameToMetaVictims: dict[str, _MetaVictims] | None = None
+    NodeNameToVictims: msgspec.Raw = _NULL
+    NodeNameToMetaVictims: msgspec.Raw = _NULL
 
 
 # --- decoded requests -----------------------------------------------------------------------
@@ -89,12 +126,18 @@ class _PreemptionArgs(msgspec.Struct, frozen=True):
 
 @dataclasses.dataclass(frozen=True)
 class NodeObjects:
-    """The ``Nodes`` form: decoded views and the raw bytes of each item, aligned."""
+    """The ``Nodes`` form: the decoded views, and the request's body, from which a filter
+    answer takes each node's own bytes to echo (``raw``: only filter needs them)."""
 
     names: tuple[str, ...]
     views: tuple[Node, ...]
-    raw: tuple[msgspec.Raw, ...]
-    list_metadata: msgspec.Raw
+    body: bytes
+
+    def raw(self) -> tuple[msgspec.Raw, tuple[msgspec.Raw, ...]]:
+        """The NodeList's ``metadata`` and each item's bytes, aligned with ``views``."""
+        nodes = _node_list_decoder.decode(self.body).Nodes
+        assert nodes is not None  # the body decoded with Nodes set
+        return nodes.metadata, tuple(nodes.items or ())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,9 +180,14 @@ class PreemptionRequest:
 
 _T = TypeVar("_T")
 _args_decoder = msgspec.json.Decoder(_ExtenderArgs)
+_node_list_decoder = msgspec.json.Decoder(_NodeListOnly)
+_node_items_text_decoder = msgspec.json.Decoder(_NodeItemsText)
+_node_probes_decoder = msgspec.json.Decoder(_NodeProbes)
 _names_decoder = msgspec.json.Decoder(list[str] | None)
 _binding_decoder = msgspec.json.Decoder(_BindingArgs)
 _preemption_decoder = msgspec.json.Decoder(_PreemptionArgs)
+_victims_decoder = msgspec.json.Decoder(dict[str, _Victims] | None)
+_meta_victims_decoder = msgspec.json.Decoder(dict[str, _MetaVictims] | None)
 
 
 def _decode(decoder: msgspec.json.Decoder[_T], body: bytes, what: str) -> _T:
@@ -292,10 +340,8 @@ class NameListMemo:
 
 
 def _decode_names(data: bytes, max_nodes: int | None = None) -> tuple[str, ...] | None:
-    if max_nodes is not None and len(data) > 2 * max_nodes:  # shorter: at most max_nodes names
-        count = data.count(b",") + 1  # the names, exactly for a valid list (no comma in a name)
-        if count > max_nodes:
-            raise TooManyNodes(count, max_nodes)
+    if max_nodes is not None:
+        check_members(data, max_nodes, STRINGS, "NodeNames")
     try:
         names = _names_decoder.decode(data)
     except msgspec.ValidationError as exc:
@@ -305,11 +351,35 @@ def _decode_names(data: bytes, max_nodes: int | None = None) -> tuple[str, ...] 
     return None if names is None else _unique(names, "NodeNames")
 
 
+def _check_node_count(body: bytes, max_nodes: int) -> None:
+    """``TooManyNodes`` when ``Nodes.items`` of the ExtenderArgs ``body`` holds more than
+    ``max_nodes`` items, found before any is decoded (``extender.protocol.counting``): cheaply
+    when the whole body holds fewer commas or at most ``max_nodes`` ``{`` (full Node objects:
+    ~67 each), as the decoder that follows refuses the first item that is not an object; else
+    by msgspec as probes (sparse objects) or on the items' text (dense ones)."""
+    typed = typed_bound(body, max_nodes, OBJECTS)
+    if typed is None:
+        return
+    count = probe_count(_node_probes_decoder, body, _probed_items) if len(body) >= SPARSE * typed else None
+    exact = True
+    if count is None:
+        nodes = _decode(_node_items_text_decoder, body, "ExtenderArgs").Nodes
+        count, exact = count_members(bytes(nodes.items), max_nodes) if nodes is not None else (0, True)
+    if count > max_nodes:
+        raise TooManyNodes(count, max_nodes, "Nodes.items", exact=exact)
+
+
+def _probed_items(args: _NodeProbes) -> int:
+    return len(args.Nodes.items or ()) if args.Nodes is not None else 0
+
+
 def decode_scheduling_request(
     body: bytes, memo: NameListMemo | None = None, *, max_nodes: int | None = None
 ) -> SchedulingRequest:
     """Decode the ExtenderArgs of filter or prioritize (``memo``: see ``NameListMemo``);
     ``TooManyNodes`` beyond ``max_nodes`` nodes, found before the nodes are decoded."""
+    if max_nodes is not None:
+        _check_node_count(body, max_nodes)
     args = _decode(_args_decoder, body, "ExtenderArgs")
     pod = _require_pod(args.Pod, "ExtenderArgs")
     names = (
@@ -325,23 +395,12 @@ def decode_scheduling_request(
         )
     if names is not None:
         return SchedulingRequest(pod, names, None)
-    nodes = args.Nodes
-    assert nodes is not None  # exactly one of Nodes and NodeNames (checked above)
-    raw = tuple(nodes.items or ())
-    if max_nodes is not None and len(raw) > max_nodes:
-        raise TooManyNodes(len(raw), max_nodes)
-    views = []
-    for i, item in enumerate(raw):
-        try:
-            views.append(_node_decoder.decode(item))
-        except msgspec.ValidationError as exc:
-            where = f"`Nodes.items[{i}]"
-            text = str(exc).replace("`$", where) if "`$" in str(exc) else f"{exc} - at {where}`"
-            raise BadRequest(f"invalid ExtenderArgs: {text}") from None
-        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:  # checked by _decode already
-            raise BadRequest(f"invalid ExtenderArgs: `Nodes.items[{i}]`: {exc}") from None
+    assert args.Nodes is not None  # exactly one of Nodes and NodeNames (checked above)
+    views = tuple(args.Nodes.items or ())
+    if max_nodes is not None and len(views) > max_nodes:  # counted before: cannot happen
+        raise TooManyNodes(len(views), max_nodes, "Nodes.items")
     node_names = [v.metadata.name if v.metadata else "" for v in views]
-    objects = NodeObjects(_unique(node_names, "Nodes.items"), tuple(views), raw, nodes.metadata)
+    objects = NodeObjects(_unique(node_names, "Nodes.items"), views, body)
     return SchedulingRequest(pod, objects.names, objects)
 
 
@@ -357,23 +416,44 @@ def decode_binding_request(body: bytes) -> BindingRequest:
     return BindingRequest(args.PodName, args.PodNamespace, args.PodUID, args.Node)
 
 
-def decode_preemption_request(body: bytes) -> PreemptionRequest:
+def _candidates(
+    raw: msgspec.Raw, decoder: msgspec.json.Decoder[dict[str, _T] | None], key: str, max_nodes: int | None
+) -> dict[str, _T] | None:
+    """One of preempt's maps (node name to victims), counted before it is decoded; None for null."""
+    data = bytes(raw)
+    if max_nodes is not None:
+        check_members(data, max_nodes, OBJECTS, key)
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"invalid ExtenderPreemptionArgs: {exc}".replace("`$", f"`{key}")) from None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:  # checked by _decode already
+        raise BadRequest(f"invalid ExtenderPreemptionArgs: `{key}`: {exc}") from None
+
+
+def decode_preemption_request(body: bytes, *, max_nodes: int | None = None) -> PreemptionRequest:
+    """Decode ExtenderPreemptionArgs; ``TooManyNodes`` beyond ``max_nodes`` candidate nodes,
+    found before they are decoded."""
     args = _decode(_preemption_decoder, body, "ExtenderPreemptionArgs")
     pod = _require_pod(args.Pod, "ExtenderPreemptionArgs")
-    if (args.NodeNameToVictims is None) == (args.NodeNameToMetaVictims is None):
-        which = "both" if args.NodeNameToVictims is not None else "neither"
+    by_pods = _candidates(args.NodeNameToVictims, _victims_decoder, "NodeNameToVictims", max_nodes)
+    by_uids = _candidates(
+        args.NodeNameToMetaVictims, _meta_victims_decoder, "NodeNameToMetaVictims", max_nodes
+    )
+    if (by_pods is None) == (by_uids is None):
+        which = "both" if by_pods is not None else "neither"
         raise BadRequest(
             f"ExtenderPreemptionArgs has {which} of NodeNameToVictims and "
             "NodeNameToMetaVictims; exactly one must be set"
         )
-    if args.NodeNameToMetaVictims is not None:
+    if by_uids is not None:
         cands = {
             node: Victims(tuple(p.UID for p in v.Pods or ()), (), v.NumPDBViolations)
-            for node, v in args.NodeNameToMetaVictims.items()
+            for node, v in by_uids.items()
         }
         return PreemptionRequest(pod, cands, True)
     full = {}
-    for node, v in (args.NodeNameToVictims or {}).items():
+    for node, v in (by_pods or {}).items():
         pods = tuple(v.Pods or ())
         uids = tuple(p.metadata.uid if p.metadata else "" for p in pods)
         if not all(uids):
@@ -441,8 +521,8 @@ def encode_filter_result(
     nodes = None
     passing = np.asarray(passing, dtype=bool)
     if request.objects is not None:
-        raw = request.objects.raw
-        nodes = _NodeListOut(request.objects.list_metadata, list(itertools.compress(raw, passing.tolist())))
+        metadata, raw = request.objects.raw()
+        nodes = _NodeListOut(metadata, list(itertools.compress(raw, passing.tolist())))
     else:
         names = msgspec.Raw(_layout(request.names, memo).passing(passing))
     return _encoder.encode(_FilterResult(nodes, names, dict(failed), dict(unresolvable), error))

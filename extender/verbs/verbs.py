@@ -23,6 +23,7 @@ from extender.protocol.wire import (
     NameListMemo,
     PreemptionRequest,
     SchedulingRequest,
+    TooManyNodes,
     decode_binding_request,
     decode_preemption_request,
     decode_scheduling_request,
@@ -93,7 +94,7 @@ class Verbs:
         self._binder = binder
         self._log = logger
         self._decisions = decisions
-        self._max_nodes = max_nodes  # per filter or prioritize call (TooManyNodes: 413)
+        self._max_nodes = max_nodes  # per call of every verb but bind (TooManyNodes: 413)
         self._names = NameListMemo()
         self._last: _Judged | None = None  # the last judgement (one attribute store: threads may share it)
         self._request_pods = RequestPods()  # the Pods of filter and prioritize, for their bind
@@ -177,14 +178,18 @@ class Verbs:
     def explain(self, body: bytes, only: list[str] | None = None) -> Answer:
         """The extender's own debugging verb: the ExtenderArgs of a filter or prioritize call
         in, why each node (or each node named in ``only``) scores what it scores out, best
-        first. Same decode, node source and evaluation as the verbs, so it cannot disagree."""
+        first. Same decode, node source and evaluation as the verbs, so it cannot disagree.
+        At most ``max_nodes`` names in ``only`` (``?node=``), as in the body."""
+        if only is not None and self._max_nodes is not None and len(only) > self._max_nodes:
+            raise TooManyNodes(len(only), self._max_nodes, "?node=")
         request, demand, cands, ev = self._evaluate(body)
         order = ranking(ev)
         rows = explain(ev, pod=demand, nodes=cands.table, policy=self._policy, only=only)
         by_name = {row["node"]: row for row in rows}
         nodes = [by_name[cands.table.names[i]] for i in order if cands.table.names[i] in by_name]
+        wanted = None if only is None else set(only)
         for name, reason in cands.unresolved.items():
-            if only is None or name in only:
+            if wanted is None or name in wanted:
                 nodes.append({"node": name, "score": 0, "verdict": "invalid_node_data", "reason": reason})
         return Answer(
             encode_explanation(_pod_key(request.pod)[1], self._source.mode, nodes), nodes=len(request.names)
@@ -207,7 +212,7 @@ class Verbs:
     def preempt(self, body: bytes) -> Answer:
         """Keep the candidates on which the pod would pass our filter once the victims are
         gone; drop the others. Candidates the source knows nothing about are kept."""
-        req = decode_preemption_request(body)
+        req = decode_preemption_request(body, max_nodes=self._max_nodes)
         if req.meta_form and self._source.mode == "stateless":
             raise NamesFormUnsupported(
                 "NodeNameToMetaVictims (nodeCacheCapable: true) needs the cluster cache, but this "
