@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import abuse, core, fuzz, latency, names, placement, workers
+from benchmarks import abuse, core, fuzz, latency, memory, names, placement, workers
 
 
 def _add(
@@ -89,6 +89,14 @@ def _parser() -> argparse.ArgumentParser:
         abuse.add_arguments,
         "names-form filter latency while idle connections and clients sending a byte a second "
         "are open, with this extender's worker and gunicorn's gthread",
+    )
+    _add(
+        sub,
+        "memory",
+        memory.run,
+        memory.add_arguments,
+        "the largest requests the default memory budget accepts, per shape: the worker's RSS "
+        "before, at its peak and after",
     )
     _add(
         sub,

@@ -7,7 +7,8 @@ deadline. The extender runs in cluster-cache mode against the fake API server of
 (another process), in the production layout (verbs and operations on listeners of their own).
 
 Per worker (``--workers``: ours, and gthread, gunicorn's own, for the comparison):
-1. quiet: ``--calls`` filters, one at a time on one kept-alive connection, as kube-scheduler;
+1. quiet: ``--calls`` filters (and more until ``--min-seconds``), one at a time on one
+   kept-alive connection, as kube-scheduler;
 2. abused: the same while the idle connections are open and the dripping ones send a byte each
    per second, half of them their headers, half their body after whole headers; a dripping
    connection closed by the server is counted with how long it was held and opened again.
@@ -48,7 +49,14 @@ WORKERS = {"extender": None, "gthread": "--worker-class=gthread"}
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nodes", type=int, default=1000)
     p.add_argument("--pods-per-node", type=int, default=10)
-    p.add_argument("--calls", type=int, default=300, help="filters per phase (default 300)")
+    p.add_argument("--calls", type=int, default=300, help="filters per phase, at least (default 300)")
+    p.add_argument(
+        "--min-seconds",
+        type=float,
+        default=30.0,
+        help="a phase goes on until this long too (default 30: the dripping connections reach "
+        "their deadlines and are opened again several times)",
+    )
     p.add_argument("--idle", type=int, default=64, help="connections that send nothing (default 64)")
     p.add_argument("--drip", type=int, default=16, help="connections sending a byte a second (default 16)")
     p.add_argument("--timeout", type=float, default=5.0, help="each call's deadline, s (default 5)")
@@ -113,14 +121,18 @@ class Abuse:
             s.close()
 
 
-def _phase(server: Server, body: Any, calls: int, timeout_s: float, max_s: float) -> dict[str, Any]:
+def _phase(
+    server: Server, body: Any, calls: int, timeout_s: float, max_s: float, min_s: float = 0.0
+) -> dict[str, Any]:
     client = Client(server.host, server.port, timeout_s=60)
     wall: list[float] = []
     timeouts, start = 0, time.monotonic()
     try:
-        for k in range(calls):
+        k = 0
+        while k < calls or time.monotonic() - start < min_s:
             if time.monotonic() - start > max_s:
                 break
+            k += 1
             data, names = body(k)
             try:
                 reply = client.post("/filter", data, deadline_s=timeout_s)
@@ -166,9 +178,11 @@ def run(args: argparse.Namespace) -> int:
                 _wait_ready(server)
                 facts = facts or machine_facts(server)
                 _phase(server, body, 10, args.timeout, args.max_seconds)  # warm-up
-                quiet = _phase(server, body, args.calls, args.timeout, args.max_seconds)
+                quiet = _phase(server, body, args.calls, args.timeout, args.max_seconds, args.min_seconds)
                 with Abuse(server, args.idle, args.drip) as abuse:
-                    abused = _phase(server, body, args.calls, args.timeout, args.max_seconds)
+                    abused = _phase(
+                        server, body, args.calls, args.timeout, args.max_seconds, args.min_seconds
+                    )
                     rss = _rss_mb(server.worker_pid())
                 row = {
                     "worker": worker,

@@ -113,3 +113,21 @@ def test_runqueue_wait_reads_every_thread_of_a_process() -> None:
     assert all(isinstance(v, float) and v >= 0 for v in before.values())
     assert sum(after[p] - before[p] for p in after) > 0.1  # more busy processes than cores: they queue
     assert runqueue_wait_s(spinners[0].pid) is None  # gone
+
+
+@pytest.mark.timeout(180)
+def test_abuse_run_keeps_the_filter_answered_and_closes_the_dripping_connections(tmp_path: Path) -> None:
+    """``python -m benchmarks abuse`` end to end, small: every filter answered within its deadline
+    while connections idle and drip, and the dripping ones closed by the server (408) within
+    their deadline plus the client's one-second step."""
+    _, record = run_cli(
+        tmp_path,
+        "abuse",
+        "--nodes", "50", "--pods-per-node", "1", "--calls", "20", "--min-seconds", "12",
+        "--idle", "8", "--drip", "4", "--workers", "extender",
+        timeout_s=170,
+    )  # fmt: skip
+    (row,) = record["rows"]
+    assert row["abused"]["timeouts"] == 0 and row["abused"]["calls"] >= 20
+    assert row["drip_closed"].get("408", 0) >= 1
+    assert row["drip_held_s_max"] <= 5 + 10 + 2  # EXTENDER_READ_TIMEOUT_S after whole headers

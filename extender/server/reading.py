@@ -339,6 +339,11 @@ class EventLoopReading(ThreadWorker):
             with contextlib.suppress(OSError, ValueError):
                 conn.sock.setblocking(False)
                 conn.sock.send(head.encode() + body)
+                # Closing with unread bytes in the receive buffer makes the kernel answer with a
+                # reset, which can overtake the answer: read them first (a few reads at most).
+                for _ in range(4):
+                    if not conn.sock.recv(READ_SIZE):
+                        break
         elif reason == "tls_handshake":
             self._note(reason, f"TLS handshake from {_peer(conn)} not finished in time")
         self._close(conn)
