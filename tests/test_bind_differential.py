@@ -34,10 +34,13 @@ import logging
 import random
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, settings
+import pytest
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -100,6 +103,24 @@ def pod_obj(uid: str, cpu: str, mem: str) -> dict[str, Any]:
     }
 
 
+TALLY: Counter[str] = Counter()
+"""What the machines exercised, summed over every example of the run (hypothesis's own
+statistics give the share of examples, not counts); printed at the module's end with ``-s``:
+the README's bind-fault figures."""
+
+
+def _note(what: str) -> None:
+    event(what)
+    TALLY[what] += 1
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _print_tally() -> Iterator[None]:
+    yield
+    if TALLY:
+        print("\nbind differential tally: " + ", ".join(f"{k}: {v}" for k, v in sorted(TALLY.items())))
+
+
 class FakeAPI:
     """The API server's truth and its watch: a queue of events per kind, in order."""
 
@@ -124,9 +145,11 @@ class FakeBinder:
 
     def __init__(self, api: FakeAPI) -> None:
         self.api = api
+        self.requests: Counter[str] = Counter()  # Binding requests that reached the API, per pod UID
 
     def bind(self, target: BindTarget, *, timeout_s: float | None = None) -> BindResult:
         api = self.api
+        self.requests[target.pod_uid] += 1
         pod = api.pods.get(target.pod_uid)
         if pod is None:
             return BindResult(BindOutcome.NOT_FOUND, "pod not found")
@@ -154,7 +177,8 @@ class Live:
         self.state = ClusterState(
             estimator_factors=FACTORS, load=self.window, compensation=COMPENSATION, clock=clock
         )
-        binder = CachedBinder(FakeBinder(api), self.state)
+        self.api_binder = FakeBinder(api)
+        binder = CachedBinder(self.api_binder, self.state)
         self.verbs = Verbs(
             policy=POLICY,
             source=CacheSource(_Cache(self.state), clock=clock),
@@ -376,17 +400,27 @@ class BindMachine(RuleBasedStateMachine):
         body = _raw({"Pod": pod, "NodeNames": self._names()})
         assert self.live.verbs.prioritize(body).status == 200
         self.api.fail_next_bind, self.api.deliver_during_bind = fail, watch_first
+        unseen = uid not in self.view_pods
         answer = self._bind(pod, node)
         self.api.fail_next_bind = self.api.deliver_during_bind = False
+        _note("bind: API failure injected" if fail else "bind: accepted")
         if answer["Error"]:
             return
+        _note("bind: watch event before the answer" if watch_first else "bind: watch event after the answer")
+        if unseen:
+            _note("bind: a pod the watch had not shown")
         assert self.api.pods[uid]["spec"]["nodeName"] == node
         if self.view_pods.get(uid, {}).get("spec", {}).get("nodeName") != node:  # owed beyond the watch
             self.bound_by_us[uid] = copy.deepcopy(self.api.pods[uid])
             self.counted_at.setdefault(uid, self.clock.now)
         if retry:  # the scheduler's retry of a bind whose answer it lost: the same answer, no change
+            sent = self.live.api_binder.requests[uid]
             again = self._bind(pod, node)
             assert again == {"Error": ""}
+            assert self.live.api_binder.requests[uid] == sent, (
+                "a retry sent a second Binding"
+            )  # none duplicated
+            _note("bind: retried by the scheduler (no second Binding)")
 
     # --- the check ------------------------------------------------------------------------------
 
@@ -523,12 +557,14 @@ class ServerMachine(RuleBasedStateMachine):
             answer = bind(self.url, pod["metadata"]["name"], pod["metadata"]["uid"], node)
             self.api.clear_faults()
             assert bool(answer["Error"]) == fail, answer
+            _note(f"server bind ({watch} watch): " + ("API failure injected" if fail else "accepted"))
             # A successful bind is owed at once (no waiting for the watch), unless the extender
             # itself said it could not: "late" (its snapshot not installed within the budget)
             # or "not_ready" (the cache process did not answer in time: a loaded machine). A
             # failed bind's uncount is owed within FORGET_BUDGET_S, so the settle below checks it.
             if not fail and (diff := self._differences()):
                 assert self._said_so() > before, (watch, diff)
+                _note("server bind: not shown at once, and the extender said so (late/not_ready)")
         finally:
             self.api.release_watch("pods")
         self._settle()
