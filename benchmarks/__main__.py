@@ -39,7 +39,7 @@ def _run_all(args: argparse.Namespace) -> int:
     exit status is non-zero if either failed."""
     status = 0
     for name in ("latency", "placement"):
-        sub = _parser().parse_args([name, "--out", args.out, *(["--quick"] if args.quick else [])])
+        sub = _parse([name, "--out", args.out, *(["--quick"] if args.quick else [])])
         status |= int(sub.run(sub))
     return status
 
@@ -124,8 +124,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """The parsed arguments, with ``argv`` kept: the report records the command from them
+    (``harness._command``), the one this benchmark ran with whoever called it."""
     args = _parser().parse_args(argv)
+    args.argv = list(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
     return int(args.run(args))
 
 

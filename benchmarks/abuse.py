@@ -165,7 +165,7 @@ def _rss_mb(pid: int | None) -> float | None:
 
 def run(args: argparse.Namespace) -> int:
     """Filter latency of kube-scheduler's calls while idle and slow clients hold connections."""
-    command, rows, facts = _command(), [], {}
+    command, rows, facts = _command(args), [], {}
     body = _bodies([f"node-{i:05d}" for i in range(args.nodes)])
     with (
         fake_api(args.nodes, args.pods_per_node, timeout_s=300) as fake,

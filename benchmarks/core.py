@@ -188,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     reference (see benchmarks/README.md)."""
     sizes = tuple(int(s) for s in str(args.sizes).split(","))
     facts = machine_facts()
-    lines = facts_lines(_command(), facts)
+    lines = facts_lines(_command(args), facts)
     print("\n".join(lines))
     print(HEADER)
     rows = measure(sizes, ref_max=args.ref_max, min_calls=args.min_calls, min_seconds=args.min_seconds)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import random
 from typing import Any
 
-import orjson
-
 LOAD_PREFIX = "load.extender.scheduling/"
 
 
@@ -180,6 +178,8 @@ def extender_args(
     nodes: list[dict[str, Any]], the_pod: dict[str, Any] | None = None, *, names_form: bool = False
 ) -> bytes:
     """ExtenderArgs bytes in the Go field order: Pod, Nodes, NodeNames."""
+    import orjson  # a benchmark dependency: the objects alone serve benchmarks.demo, in the runtime venv
+
     the_pod = the_pod or pod()
     if names_form:
         return orjson.dumps(

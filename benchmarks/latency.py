@@ -197,7 +197,7 @@ def run_latency(args: argparse.Namespace) -> int:
         pods_per_node=args.pods_per_node or (QUICK_PODS_PER_NODE if args.quick else DEFAULT_PODS_PER_NODE),
         ready_timeout_s=args.ready_timeout,
     )
-    command = _command()
+    command = _command(args)
     facts: dict[str, Any] = {}
 
     def remember(server: Server) -> None:

@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     md = [
         "# The largest accepted requests and their memory",
         "",
-        *facts_lines(_command(), facts),
+        *facts_lines(_command(args), facts),
         "",
         f"Defaults: memory budget {s.memory_budget_bytes / 2**20:.0f} MiB, body limit "
         f"{limit / 2**20:.0f} MiB, {max_nodes:,} nodes per call; the manifests' container limit "

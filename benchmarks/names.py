@@ -380,7 +380,7 @@ def run(args: argparse.Namespace) -> int:
     """Cluster-cache mode: filter and prioritize with node names only against the real extender
     fed by a fake API server (in its own process) holding N nodes and N x pods-per-node pods;
     readiness time, steady latency, and latency plus the cache's event rate under pod churn."""
-    command = _command()
+    command = _command(args)
     facts: dict[str, Any] = {}
     results = []
     # SIGTERM unwinds like Ctrl-C, so that the extender and the fake API server are stopped

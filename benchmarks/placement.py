@@ -26,7 +26,6 @@ import json
 import multiprocessing
 import os
 import platform
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -37,6 +36,7 @@ import numpy as np
 import yaml
 
 from benchmarks import loadmodel, simulate, trace
+from benchmarks.harness import _command
 from extender.policy_file import load_policy
 from extender.settings import DEFAULT_POLICY_PATH
 from scoring import PolicyError
@@ -270,8 +270,7 @@ def run(args: argparse.Namespace) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     aggregates = {level: {n: aggregate(results, level, n) for n in names} for level in levels}
     doc = {
-        "command": "python -m benchmarks placement "
-        + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["placement"] else []),
+        "command": _command(args),
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),

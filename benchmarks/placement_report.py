@@ -128,9 +128,80 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Each contender's own line style, so that lines lying on top of each other (contenders that
+# place alike) stay visible: dashes over a solid line, the first drawn widest.
+LINE_STYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
+COUNT_AXES = ("hotspot nodes (> 80 % CPU)", "nodes in use")  # whole numbers: integer ticks
+
+
+def _legend_outside(fig: Any, ax: Any) -> None:
+    """One legend for the figure, right of the axes, where it covers no data."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 0.97), fontsize=8, frameon=False)
+
+
+def timeline_figure(doc: dict[str, Any], level: str) -> Any:
+    """Hotspot nodes, p95 node utilisation and nodes in use over time at one load level (seed 0);
+    the count axes have integer ticks, the legend sits outside the axes."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    runs = [r for r in doc["runs"] if f"{r['compression']:g}" == level and r["series"]]
+    fig, axes = plt.subplots(3, 1, figsize=(10, 9), sharex=True, layout="constrained")
+    keys = (("hotspot_nodes", 1.0), ("util_p95", 100.0), ("nodes_in_use", 1.0))
+    for i, r in enumerate(runs):
+        t = np.array(r["series"]["t_s"]) / HOURS
+        style = {
+            "label": r["contender"],
+            "ls": LINE_STYLES[i % len(LINE_STYLES)],
+            "lw": 2.0 - 0.25 * min(i, 4),
+        }
+        for ax, (key, scale) in zip(axes, keys, strict=True):
+            # counts change in steps: drawn as steps, not as slopes between ticks
+            step = "steps-post" if scale == 1.0 else "default"
+            ax.plot(t, np.array(r["series"][key]) * scale, drawstyle=step, **style)
+    for ax, label in zip(
+        axes, (COUNT_AXES[0], "p95 node CPU util %\n(busy nodes)", COUNT_AXES[1]), strict=True
+    ):
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        if label in COUNT_AXES:
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_ylim(bottom=0)
+    axes[-1].set_xlabel("simulated hours")
+    axes[0].set_title(f"openb replay, arrivals compressed x{float(level):,.0f}, seed 0")
+    _legend_outside(fig, axes[0])
+    return fig
+
+
+def hotspots_figure(doc: dict[str, Any]) -> Any:
+    """Hotspot node-minutes per contender and load level (bars: mean; whiskers: min-max over
+    seeds), the legend outside the axes."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 4), layout="constrained")
+    levels = list(doc["aggregates"])
+    names = list(doc["aggregates"][levels[0]])
+    width = 0.8 / len(names)
+    for i, n in enumerate(names):
+        figures = [doc["aggregates"][lv][n]["hotspot_node_minutes"] for lv in levels]
+        means = [f["mean"] for f in figures]
+        errors = [[f["mean"] - f["min"] for f in figures], [f["max"] - f["mean"] for f in figures]]
+        ax.bar(np.arange(len(levels)) + i * width, means, width, yerr=errors, label=n, capsize=3)
+    ax.set_xticks(
+        np.arange(len(levels)) + width * (len(names) - 1) / 2, [f"x{float(lv):,.0f}" for lv in levels]
+    )
+    ax.set_ylabel("hotspot node-minutes")
+    ax.set_xlabel("arrival-time compression")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)  # the grid behind the bars
+    _legend_outside(fig, ax)
+    return fig
+
+
 def plots(doc: dict[str, Any], folder: Path) -> str:
-    """One PNG per load level (hotspot nodes and p95 node utilisation over time, seed 0) and
-    one bar chart of hotspot node-minutes; returns the Markdown that links them."""
+    """One PNG per load level (``timeline_figure``) and one bar chart of hotspot node-minutes
+    (``hotspots_figure``); returns the Markdown that links them."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -138,47 +209,13 @@ def plots(doc: dict[str, Any], folder: Path) -> str:
 
     links = ["", "## Plots", ""]
     for level in doc["aggregates"]:
-        runs = [r for r in doc["runs"] if f"{r['compression']:g}" == level and r["series"]]
-        fig, (top, mid, bottom) = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
-        for r in runs:
-            t = np.array(r["series"]["t_s"]) / HOURS
-            top.plot(t, r["series"]["hotspot_nodes"], label=r["contender"], lw=1)
-            mid.plot(t, np.array(r["series"]["util_p95"]) * 100, label=r["contender"], lw=1)
-            bottom.plot(t, r["series"]["nodes_in_use"], label=r["contender"], lw=1)
-        top.set_ylabel("hotspot nodes (> 80 % CPU)")
-        mid.set_ylabel("p95 node CPU util % (busy nodes)")
-        bottom.set_ylabel("nodes in use")
-        bottom.set_xlabel("simulated hours")
-        top.legend(loc="upper left", fontsize=8)
-        top.set_title(f"openb replay, arrivals compressed x{float(level):,.0f}, seed 0")
-        fig.tight_layout()
+        fig = timeline_figure(doc, level)
         name = f"timeline-x{float(level):.0f}.png"
-        fig.savefig(folder / name, dpi=90)
+        fig.savefig(folder / name, dpi=90, bbox_inches="tight")
         plt.close(fig)
         links.append(f"![timeline x{float(level):,.0f}]({name})")
-    fig, ax = plt.subplots(figsize=(10, 4))
-    levels = list(doc["aggregates"])
-    names = list(doc["aggregates"][levels[0]])
-    width = 0.8 / len(names)
-    for i, n in enumerate(names):
-        means = [doc["aggregates"][lv][n]["hotspot_node_minutes"]["mean"] for lv in levels]
-        lo = [
-            m - doc["aggregates"][lv][n]["hotspot_node_minutes"]["min"]
-            for lv, m in zip(levels, means, strict=True)
-        ]
-        hi = [
-            doc["aggregates"][lv][n]["hotspot_node_minutes"]["max"] - m
-            for lv, m in zip(levels, means, strict=True)
-        ]
-        ax.bar(np.arange(len(levels)) + i * width, means, width, yerr=[lo, hi], label=n, capsize=3)
-    ax.set_xticks(
-        np.arange(len(levels)) + width * (len(names) - 1) / 2, [f"x{float(lv):,.0f}" for lv in levels]
-    )
-    ax.set_ylabel("hotspot node-minutes")
-    ax.set_xlabel("arrival-time compression")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(folder / "hotspots.png", dpi=90)
+    fig = hotspots_figure(doc)
+    fig.savefig(folder / "hotspots.png", dpi=90, bbox_inches="tight")
     plt.close(fig)
     links.append("![hotspot node-minutes](hotspots.png)")
     return "\n".join(links) + "\n"

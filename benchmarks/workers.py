@@ -69,7 +69,7 @@ def run_workers(args: argparse.Namespace) -> int:
     fake (tests/kubeapi) holding every binding POST for --bind-delay seconds."""
     from tests.kubeapi import FakeKubeAPI  # the repository's in-test API server
 
-    command = _command()
+    command = _command(args)
     body, names = request_body(args.nodes)
     results: list[dict[str, Any]] = []
     try:

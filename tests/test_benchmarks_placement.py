@@ -3,13 +3,17 @@ run of ``python -m benchmarks placement --quick`` (report produced and consisten
 
 from __future__ import annotations
 
+import argparse
 import json
+import shlex
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from benchmarks import loadmodel, placement, simulate, trace
+from benchmarks import harness, latency, loadmodel, placement, placement_report, simulate, trace
 from benchmarks.__main__ import main
 
 # --- the cluster: GPUs, compensation, accounting ----------------------------------------------
@@ -131,6 +135,12 @@ def test_quick_placement_writes_a_consistent_report(tmp_path: Path) -> None:
     report = (folder / "report.md").read_text()
     for name in names:
         assert f"| {name} |" in report
+    # the command recorded is the one that ran (main's arguments, not pytest's command line), with
+    # the interpreter that ran it
+    interpreter, *rest = shlex.split(doc["command"])
+    assert rest == ["-m", "benchmarks", "placement", "--quick", "--out", str(tmp_path)]
+    assert Path(shutil.which(interpreter) or interpreter).resolve() == Path(sys.executable).resolve()
+    assert f"Command: `{doc['command']}`" in report
     for png in ("hotspots.png", "timeline-x10000.png"):
         assert (folder / png).stat().st_size > 1000
 
@@ -158,3 +168,77 @@ def test_every_shipped_benchmark_policy_is_valid() -> None:
     assert len(files) >= 4
     for f in files:
         assert load_policy(f).strategies, f
+
+
+def test_each_benchmark_of_all_records_its_own_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``python -m benchmarks all`` runs latency and then placement: each report records the
+    command that reruns it alone, with the arguments ``all`` gave it."""
+    recorded: list[list[str]] = []
+
+    def fake(args: argparse.Namespace) -> int:
+        recorded.append(shlex.split(harness._command(args))[1:])
+        return 0
+
+    monkeypatch.setattr(latency, "run_latency", fake)
+    monkeypatch.setattr(placement, "run", fake)
+    assert main(["all", "--quick", "--out", "somewhere"]) == 0
+    assert recorded == [
+        ["-m", "benchmarks", name, "--out", "somewhere", "--quick"] for name in ("latency", "placement")
+    ]
+    # without parsed arguments (a benchmark run some other way): the process's own command line
+    assert shlex.split(harness._command())[1:] == sys.orig_argv[1:]
+
+
+def _fake_placement_doc() -> dict[str, object]:
+    """Two contenders at one level, a few ticks: hotspot counts 0..2 (where a default locator
+    puts ticks at 0.25), nodes in use 3..7."""
+    t = [0.0, 600.0, 1200.0, 1800.0, 2400.0]
+    runs = [
+        {
+            "contender": name,
+            "compression": 10000.0,
+            "series": {
+                "t_s": t,
+                "hotspot_nodes": [0, 1, 2, 1, 0][:: 1 if name == "a" else -1],
+                "util_p95": [0.1, 0.5, 0.8, 0.6, 0.3],
+                "nodes_in_use": [3, 5, 7, 6, 4],
+            },
+        }
+        for name in ("a", "b")
+    ]
+    minutes = {"a": {"mean": 2.5, "min": 2.0, "max": 3.0}, "b": {"mean": 1.5, "min": 1.0, "max": 2.0}}
+    return {
+        "runs": runs,
+        "aggregates": {"10000": {name: {"hotspot_node_minutes": m} for name, m in minutes.items()}},
+    }
+
+
+def test_placement_plots_have_integer_count_axes_and_the_legend_off_the_data(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    doc = _fake_placement_doc()
+    for fig in (placement_report.timeline_figure(doc, "10000"), placement_report.hotspots_figure(doc)):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        (legend,) = fig.legends
+        box = legend.get_window_extent(renderer)
+        for ax in fig.axes:
+            assert not box.overlaps(ax.get_window_extent(renderer)), ax.get_ylabel()
+            assert ax.get_legend() is None
+            if ax.get_ylabel() in placement_report.COUNT_AXES:
+                locator = ax.yaxis.get_major_locator()
+                assert isinstance(locator, MaxNLocator) and locator._integer, ax.get_ylabel()
+                ticks = [y for y in ax.get_yticks() if ax.get_ylim()[0] <= y <= ax.get_ylim()[1]]
+                assert len(ticks) >= 2 and all(float(y).is_integer() for y in ticks), (ax.get_ylabel(), ticks)
+        plt.close(fig)
+    counted = [ax.get_ylabel() for ax in placement_report.timeline_figure(doc, "10000").axes]
+    plt.close("all")
+    assert [label for label in counted if label in placement_report.COUNT_AXES] == list(
+        placement_report.COUNT_AXES
+    )
+    links = placement_report.plots(doc, tmp_path)
+    assert "timeline-x10000.png" in links and (tmp_path / "hotspots.png").stat().st_size > 1000
