@@ -10,14 +10,12 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from benchmarks.harness import free_port
+from benchmarks.harness import running_server
 from tests.conftest import ROOT
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -199,39 +197,10 @@ def test_a_bad_policy_is_one_line_and_exit_2(app_dir: Path) -> None:
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc (Linux)")
 def test_the_entrypoint_becomes_gunicorn_in_the_same_process(app_dir: Path) -> None:
     """What the image's PID 1 runs: the CLI replaces itself with gunicorn (exec), so the process
-    the container runtime started, and signals, is gunicorn's master; SIGTERM stops it cleanly."""
-    port, ops_port = free_port(), free_port()
-    env = {
-        **_image_env(),
-        "EXTENDER_OPS_HOST": "127.0.0.1",
-        "EXTENDER_PORT": str(port),
-        "EXTENDER_OPS_PORT": str(ops_port),
-        "EXTENDER_API_ACCESS": "false",
-    }
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(_entrypoint(), cwd=app_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-    def output() -> str:
-        log.seek(0)
-        return log.read().decode(errors="replace")
-
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, output()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{ops_port}/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                assert time.monotonic() < deadline, "not ready within 30 s"
-                time.sleep(0.1)
-        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
-        assert cmdline[1:3] == [b"-m", b"gunicorn"], cmdline  # was [b"-m", b"extender"]
-        proc.terminate()
-        assert proc.wait(timeout=20) == 0, output()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()
+    the container runtime started, and signals, is gunicorn's master."""
+    env = {**_image_env(), "EXTENDER_API_ACCESS": "false", "EXTENDER_OPS_HOST": "127.0.0.1"}
+    with running_server(command=_entrypoint(), cwd=app_dir, env=env) as server:
+        with urllib.request.urlopen(f"{server.ops_url}/readyz", timeout=10) as r:
+            assert r.status == 200
+        cmdline = Path(f"/proc/{server.master_pid}/cmdline").read_bytes().split(b"\0")
+        assert cmdline[1:3] == [b"-m", b"gunicorn"], cmdline  # started as [b"-m", b"extender"]

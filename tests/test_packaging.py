@@ -16,7 +16,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import tomllib
 import urllib.request
 import zipfile
@@ -26,7 +25,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from benchmarks.harness import free_port
+from benchmarks.harness import running_server
 from tests.conftest import ROOT
 
 COMMAND = "load-aware-extender"
@@ -165,45 +164,16 @@ def test_the_installed_command_finds_the_default_policy(installed: Path) -> None
 
 def test_the_installed_command_serves(installed: Path) -> None:
     """``serve`` (validation, then gunicorn in its place) from the installed copy answers."""
-    port, ops_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXTENDER_")}
-    env["PYTHONPATH"] = str(installed)
-    cmd = [
-        str(installed / "bin" / COMMAND),
-        "serve",
-        "--no-api",
-        "--port",
-        str(port),
-        "--ops-port",
-        str(ops_port),
-    ]
-    log = installed.parent / "serve.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(cmd, cwd=installed.parent, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{ops_port}/readyz", timeout=1) as r:
-                    body = r.read().decode()
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
-        assert "stateless" in body
+    command = [str(installed / "bin" / COMMAND), "serve"]
+    with running_server(
+        "--no-api", command=command, cwd=installed.parent, env={"PYTHONPATH": str(installed)}
+    ) as server:
+        with urllib.request.urlopen(f"{server.ops_url}/readyz", timeout=10) as r:
+            assert r.status == 200 and "stateless" in r.read().decode()
         request = (ROOT / "tests" / "golden" / "filter-nodes.request.json").read_bytes()
-        with urllib.request.urlopen(
-            urllib.request.Request(f"http://127.0.0.1:{port}/filter", data=request, method="POST"), timeout=10
-        ) as r:
+        filter_call = urllib.request.Request(f"{server.url}/filter", data=request, method="POST")
+        with urllib.request.urlopen(filter_call, timeout=10) as r:
             assert r.status == 200 and b'"NodeNames"' in r.read()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_a_missing_default_policy_says_how_to_name_one(installed: Path, tmp_path: Path) -> None:
