@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,12 +95,17 @@ def _stat_fields(pid: int) -> list[str] | None:
 
 @contextlib.contextmanager
 def running_server(
-    *args: str, env: dict[str, str] | None = None, timeout_s: float = 60.0
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 60.0,
+    command: Sequence[str] = (),
+    cwd: Path = ROOT,
 ) -> Iterator[Server]:
     """``python -m extender serve --host 127.0.0.1 --port <free> --ops-port <free> ARGS`` until
     the block ends: the production layout, verbs and operations on listeners of their own (ARGS
     may say ``--ops-port 0``). ``env``: extra ``EXTENDER_*`` variables; the caller's own are
-    dropped. Tests use it too."""
+    dropped. ``command`` in place of ``python -m extender serve`` (the installed command, the
+    image's entrypoint), run in ``cwd``. Tests use it too."""
     port, ops_port, rest = free_port(), free_port(), list(args)
     while ops_port == port:
         ops_port = free_port()
@@ -112,9 +117,9 @@ def running_server(
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXTENDER_")}
     env.update(extra)
     log = tempfile.TemporaryFile(prefix="extender-bench-")  # never an unread pipe
-    cmd = [sys.executable, "-m", "extender", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--ops-port", str(ops_port), *rest]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    cmd = [*(command or (sys.executable, "-m", "extender", "serve")), "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--ops-port", str(ops_port), *rest]
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     server = Server("127.0.0.1", port, proc.pid, log, ops_port)
     try:
         deadline = time.monotonic() + timeout_s

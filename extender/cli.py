@@ -1,4 +1,5 @@
-"""Command line: ``python -m extender serve`` and ``python -m extender check-policy``.
+"""Command line: ``python -m extender serve`` and ``python -m extender check-policy``; installed
+with pip, the same as the ``load-aware-extender`` command (pyproject.toml ``[project.scripts]``).
 
 ``serve`` validates its flags and the policy first (so a mistake is reported before any
 process starts), then replaces itself with gunicorn running ``extender.wsgi:app`` under
@@ -15,13 +16,19 @@ from pathlib import Path
 
 from extender.policy_file import load_policy
 from extender.settings import DEFAULT_POLICY_PATH, Settings, SettingsError
-from scoring import PolicyError
+from scoring import Policy, PolicyError
 
 GUNICORN_ARGS = ("-c", "python:extender.gunicorn_conf", "extender.wsgi:app")
 
 
+def _prog() -> str:
+    """``load-aware-extender`` run as the installed command, ``python -m extender`` otherwise."""
+    name = Path(sys.argv[0]).name
+    return "python -m extender" if name in ("", "__main__.py") else name
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m extender", description="Load-aware kube-scheduler extender.")
+    p = argparse.ArgumentParser(prog=_prog(), description="Load-aware kube-scheduler extender.")
     sub = p.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="start the production server (gunicorn)")
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")
@@ -40,9 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--client-ca-file", type=Path, help="PEM CA bundle: require client certificates signed by it"
     )
-    serve.add_argument(
-        "--policy", type=Path, help=f"policy file (default {DEFAULT_POLICY_PATH.name} in config/)"
-    )
+    serve.add_argument("--policy", type=Path, help=f"policy file (default {DEFAULT_POLICY_PATH})")
     serve.add_argument("--url-prefix", help="path prefix of the verbs, e.g. /scheduler")
     serve.add_argument("--kubeconfig", help="kubeconfig for bind (default: in-cluster, then KUBECONFIG)")
     serve.add_argument("--no-api", action="store_true", help="never use Kubernetes API credentials")
@@ -60,11 +65,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _load_policy(path: Path, how: str) -> Policy:
+    """The policy at ``path``; a missing default says how to name another one (``how``)."""
+    if path == DEFAULT_POLICY_PATH and not path.exists():
+        raise PolicyError(f"{path}: the default policy file is missing; name a policy file with {how}")
+    return load_policy(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "check-policy":
-            policy = load_policy(args.policy)
+            policy = _load_policy(args.policy, "check-policy FILE")
             print(f"{args.policy}: ok ({', '.join(f'{s.name}x{s.weight:g}' for s in policy.strategies)})")
             return 0
         overrides = {
@@ -91,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             if v is not None
         }
         settings = dataclasses.replace(Settings.from_env(validate=False), **overrides).validated()
-        load_policy(settings.policy)
+        _load_policy(settings.policy, "--policy FILE or EXTENDER_POLICY")
     except (SettingsError, PolicyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

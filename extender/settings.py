@@ -16,7 +16,15 @@ from pathlib import Path
 from extender.verbs.source import DEFAULT_ANNOTATION_PREFIX
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_POLICY_PATH = PACKAGE_ROOT / "config" / "extender-policy.yaml"
+INSTALLED_POLICY_PATH = Path(__file__).resolve().parent / "_config" / "extender-policy.yaml"
+"""Where ``pip install`` puts config/extender-policy.yaml (pyproject.toml maps config/ to the
+package ``extender._config``); absent in a checkout and in the image."""
+DEFAULT_POLICY_PATH = (
+    INSTALLED_POLICY_PATH
+    if INSTALLED_POLICY_PATH.is_file()
+    else PACKAGE_ROOT / "config" / "extender-policy.yaml"
+)
+"""The shipped policy: the repository's (a checkout, the image's /app) or the installed copy."""
 ENV_PREFIX = "EXTENDER_"
 MiB = 1024 * 1024
 BODY_WORKING_SET_FACTOR = 32

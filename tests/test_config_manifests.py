@@ -450,6 +450,14 @@ def test_the_schedulers_own_pods_are_placed_by_the_default_scheduler() -> None:
         assert spec.get("schedulerName", "default-scheduler") == "default-scheduler", dep["metadata"]["name"]
 
 
+def test_the_scheduling_path_runs_at_system_cluster_critical_priority() -> None:
+    """kube-scheduler and its extender (the sidecar; the TLS variant's Deployment of its own) run
+    at the priority of kube-system's add-ons: on a full cluster they preempt workloads instead of
+    leaving every pod of their profile Pending behind them (config/deploy/deployment.yaml)."""
+    for dep in (deployment(), extender_deployment()):
+        assert pod_spec(dep).get("priorityClassName") == "system-cluster-critical", dep["metadata"]["name"]
+
+
 def test_example_workload_opts_in() -> None:
     from tests.test_config_scheduler import secondary_config
 
