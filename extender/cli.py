@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from extender.policy_file import load_policy
+from extender.policy_file import load_policy, policy_version, read_policy_bytes
 from extender.settings import DEFAULT_POLICY_PATH, Settings, SettingsError
 from scoring import Policy, PolicyError
 
@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "check-policy":
             policy = _load_policy(args.policy, "check-policy FILE")
-            print(f"{args.policy}: ok ({', '.join(f'{s.name}x{s.weight:g}' for s in policy.strategies)})")
+            version = policy_version(read_policy_bytes(args.policy))  # as extender_info{policy} says
+            strategies = ", ".join(f"{s.name}x{s.weight:g}" for s in policy.strategies)
+            print(f"{args.policy}: ok, version {version} ({strategies})")
             return 0
         overrides = {
             k: v

@@ -27,7 +27,7 @@ NODE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 class Metrics:
     """The metric objects; ``exposition()`` renders them in the text format."""
 
-    def __init__(self, *, mode: str, cache: bool = True) -> None:
+    def __init__(self, *, mode: str, cache: bool = True, policy: str = "") -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -80,6 +80,14 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.policy_reloads = Counter(
+            "extender_policy_reload_total",
+            "Changes of the policy file, by outcome: reloaded (in force from the next call), "
+            "unchanged (a new file with the same bytes), invalid (the policy in force kept; the "
+            "log names the field), unreadable (gone or unreadable: the policy in force kept).",
+            ["outcome"],
+            registry=r,
+        )
         self.tls_reloads = Counter(
             "extender_tls_reload_total",
             "Changes of the verbs listener's certificate files, by outcome: reloaded, or error "
@@ -94,14 +102,29 @@ class Metrics:
         self.decisions = Counter(
             "extender_decisions_recorded_total", "Scheduling decisions kept for /debug/decisions.", registry=r
         )
-        info = Gauge("extender_info", "Constant 1, labelled with the node-data mode.", ["mode"], registry=r)
-        info.labels(mode=mode).set(1)
+        self._info = Gauge(
+            "extender_info",
+            "Constant 1, labelled with the node-data mode and the version of the policy in force "
+            "(the first 12 hex digits of the SHA-256 of the policy file).",
+            ["mode", "policy"],
+            registry=r,
+        )
+        self._mode, self._policy = mode, policy
+        self._info.labels(mode=mode, policy=policy).set(1)
         # What the default registry would carry: process_* (CPU, resident memory, open fds:
         # a 5,000-node cache is hundreds of MB), python_gc_* (a full collection walks every
         # object the cache made since it froze its first sync) and python_info.
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
         GCCollector(registry=r)
+
+    def policy_in_force(self, version: str) -> None:
+        """``extender_info``'s ``policy`` label: ``version`` from now on (one series at a time)."""
+        if version == self._policy:
+            return
+        self._info.labels(mode=self._mode, policy=version).set(1)
+        self._info.remove(self._mode, self._policy)
+        self._policy = version
 
     def add_exposition(self, render: Callable[[], bytes]) -> None:
         """Another registry's text exposition, appended to this one's (the cache process's)."""

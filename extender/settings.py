@@ -73,6 +73,12 @@ class Settings:
     url_prefix: str = ""
     """Path prefix of every route, so that ``urlPrefix: http://HOST:PORT/PREFIX`` works."""
     policy: Path = DEFAULT_POLICY_PATH
+    policy_reload_s: float = 2.0
+    """How often, at most, the policy file is looked at again (one stat(); read and validated only
+    when it changed: a ConfigMap update's symlink swap or an edit in place). A valid new policy
+    is used from the next call on; an invalid one keeps the policy in force (logged, counted in
+    ``extender_policy_reload_total``). The look happens on a request (verbs, probes, scrapes),
+    so a served pod sees it. 0: read at start only."""
     memory_budget_bytes: int = 768 * MiB
     """What one call's working set and the kept state may use: the manifest's 1 GiB limit less
     headroom for the interpreter, the libraries and the snapshots. The body limit
@@ -216,6 +222,8 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}PROMETHEUS_URL: required with load source prometheus")
         if self.prometheus_node_label not in ("node", "instance", "internal-ip"):
             raise SettingsError(f"{ENV_PREFIX}PROMETHEUS_NODE_LABEL: one of node, instance, internal-ip")
+        if not 0 <= self.policy_reload_s <= 3600:
+            raise SettingsError(f"{ENV_PREFIX}POLICY_RELOAD_S: must be 0..3600 seconds (0: never)")
         if not 0 <= self.linger_s <= 60:
             raise SettingsError(f"{ENV_PREFIX}LINGER_S: must be 0..60 seconds")
         if not self.cache_process_timeout_s >= 3:  # the heartbeat asks each 1 s, waiting 1 s

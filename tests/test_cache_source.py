@@ -156,7 +156,7 @@ def test_a_kept_table_follows_new_snapshots_and_the_clock() -> None:
     now[0] = T0 + 15.0
     first = state.snapshot
     body = _args(names)
-    ev = verbs._evaluate(body)[3]
+    ev = verbs._evaluate(body)[1]
     assert verbs._source._last.generation == first.generation
     assert ev.fallback.tolist() == [False, True]  # snapshot order: n0, n1
     # a new snapshot (n0's load drops): the next call sees it

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from extender.policy_file import policy_version
 from tests.conftest import ROOT, running_extender
 
 POD = {"metadata": {"name": "p", "namespace": "default", "uid": "u"}, "spec": {"containers": []}}
@@ -26,6 +27,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_check_policy_accepts_the_shipped_policy() -> None:
     out = run_cli("check-policy")
     assert out.returncode == 0 and "LoadAware" in out.stdout
+    version = policy_version((ROOT / "config" / "extender-policy.yaml").read_bytes())
+    assert f": ok, version {version} (" in out.stdout  # as extender_info's policy label says
 
 
 @pytest.mark.parametrize(
@@ -156,7 +159,8 @@ def test_prefix_routes_and_metrics() -> None:
     assert 'extender_filter_rejections_total{reason="no_allocatable"} 1.0' in text
     assert 'extender_request_duration_seconds_count{verb="filter"} 2.0' in text
     assert 'extender_request_nodes_sum{verb="filter"} 2.0' in text
-    assert 'extender_info{mode="stateless"} 1.0' in text
+    version = policy_version((ROOT / "config" / "extender-policy.yaml").read_bytes())
+    assert f'extender_info{{mode="stateless",policy="{version}"}} 1.0' in text
     # the process and runtime metrics a default registry would have: memory, CPU, GC
     rss = re.search(r"^process_resident_memory_bytes (\S+)$", text, re.M)
     assert rss and float(rss.group(1)) > 10e6

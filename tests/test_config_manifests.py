@@ -501,6 +501,19 @@ def test_policy_configmap_is_the_shipped_policy() -> None:
     assert gen and gen[0]["files"] == ["extender-policy.yaml"]
 
 
+def test_a_policy_change_updates_the_mounted_file_in_place(rendered: list[Obj]) -> None:
+    """The extender reloads its policy file (EXTENDER_POLICY_RELOAD_S): the ConfigMap keeps its
+    name, so an apply updates it in place and the kubelet swaps the mounted file, instead of a
+    new hashed name rolling the scheduler's pods. Mounted as a directory: a ``subPath`` mount
+    is never updated by the kubelet."""
+    (policy_cm,) = [o for o in find(rendered, "ConfigMap") if "extender-policy" in o["metadata"]["name"]]
+    assert policy_cm["metadata"]["name"] == "load-aware-extender-policy"
+    ext = extender_container(deployment(rendered))
+    (mount,) = [m for m in ext["volumeMounts"] if m["name"] == "extender-policy"]
+    assert "subPath" not in mount
+    assert float(env_of(ext).get("EXTENDER_POLICY_RELOAD_S", Settings().policy_reload_s)) > 0
+
+
 def test_extender_policy_env_points_at_the_mounted_policy() -> None:
     dep = deployment()
     ext = extender_container(dep)

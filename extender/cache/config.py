@@ -12,6 +12,7 @@ import dataclasses
 from extender.cache.store import CompensationSpec
 from extender.load.sources import parse_load_sources
 from extender.settings import Settings
+from scoring import Policy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +28,24 @@ class CacheConfig:
     resync_s: float = 0.0
     unhealthy_after_s: float = 60.0  # an informer failing this long makes the cache not ready
     watch_timeout_s: int = 60  # the informers' timeoutSeconds; their progress limit derives from it
+
+
+@dataclasses.dataclass(frozen=True)
+class CachePolicy:
+    """What the cluster cache takes from the policy, as plain values (sent to the cache
+    process): the estimator's scaling factors, for the estimated usage of every pod it counts
+    (the compensation of recent binds in ``pending``, and preempt's victims given by UID), and
+    ``load.staleAfterSeconds``, for the ``extender_load_stale_nodes`` gauge. Everything else
+    in the policy is the verbs'. ``version``: the policy's (``extender.policy_file``)."""
+
+    estimator_factors: tuple[tuple[str, float], ...]
+    stale_after_s: float
+    version: str = ""
+
+    @classmethod
+    def of(cls, policy: Policy, version: str = "") -> CachePolicy:
+        factors = tuple(sorted((k, float(v)) for k, v in policy.estimator.estimatedScalingFactors.items()))
+        return cls(factors, float(policy.load.staleAfterSeconds), version)
 
 
 def cache_config(settings: Settings) -> CacheConfig:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 from kubernetes.client import ApiClient
 
-from extender.cache.config import CacheConfig
+from extender.cache.config import CacheConfig, CachePolicy
 from extender.cache.gate import CallGate
 from extender.cache.informer import Informer, InformerHandler
 from extender.cache.snapshot import Snapshot
@@ -44,7 +44,7 @@ class Cache:
     def __init__(
         self,
         api_client: ApiClient,
-        policy: Policy,
+        policy: Policy | CachePolicy,
         config: CacheConfig,
         *,
         metrics: CacheMetrics | None = None,
@@ -57,13 +57,15 @@ class Cache:
         self._metrics = metrics
         self._config = config
         self._clock = clock
-        self._stale_after = policy.load.staleAfterSeconds
+        policy = policy if isinstance(policy, CachePolicy) else CachePolicy.of(policy)
+        self._policy = policy  # in use; the publisher applies ``_wanted`` (``use_policy``)
+        self._wanted = policy
         self._synced = False  # set once, after the first sync has been published
         self._gate = gate  # scheduling calls in flight: event application and publishing wait
         self._on_publish = on_publish  # after each publisher round (the cache process ships it)
         self.window = LoadWindow(("cpu", "memory"), window_s=config.load_window_s)
         self.state = ClusterState(
-            estimator_factors=policy.estimator.estimatedScalingFactors,
+            estimator_factors=dict(policy.estimator_factors),
             annotation_prefix=config.annotation_prefix if "annotations" in config.load_sources else None,
             load=self.window,
             compensation=config.compensation,
@@ -138,6 +140,27 @@ class Cache:
         for t in (*self.informers.values(), *self.pollers):
             t.stop()
 
+    def use_policy(self, policy: Policy | CachePolicy, version: str = "") -> None:
+        """A new policy: the publisher applies what the cache takes from it before its next
+        round (``apply_policy``), so that its snapshot shows the pods estimated with it."""
+        self._wanted = policy if isinstance(policy, CachePolicy) else CachePolicy.of(policy, version)
+
+    def apply_policy(self) -> None:
+        """Owner: the publisher thread. The estimator's factors re-estimate every counted pod
+        (``ClusterState.set_estimator_factors``); ``staleAfterSeconds`` counts stale nodes."""
+        wanted = self._wanted
+        if wanted == self._policy:
+            return
+        changed = self.state.set_estimator_factors(dict(wanted.estimator_factors))
+        self._policy = wanted
+        self._log.info(
+            "cluster cache: policy version %s in use (estimator factors %s, %s; staleAfterSeconds %g)",
+            wanted.version,
+            ", ".join(f"{k} {v:g}" for k, v in wanted.estimator_factors) or "none",
+            "pods estimated again" if changed else "unchanged",
+            wanted.stale_after_s,
+        )
+
     def _publish_loop(self) -> None:
         publisher_turn = (
             self._gate.feeder(self._yield_counter("publisher")) if self._gate is not None else None
@@ -146,6 +169,7 @@ class Cache:
             if publisher_turn is not None:
                 publisher_turn()
             try:
+                self.apply_policy()
                 snap = self.state.publish()
             except Exception:  # noqa: BLE001 - never let the publisher die: the next round retries
                 self._log.exception("snapshot publish failed")
@@ -166,7 +190,8 @@ class Cache:
         m.cache_objects.labels("pods").set(snap.pods)
         m.compensated_pods.set(snap.compensated_pods)
         if len(snap.names):
-            m.stale_nodes.set(int(np.count_nonzero(now - snap.newest_sample >= self._stale_after)))
+            stale_after = self._policy.stale_after_s
+            m.stale_nodes.set(int(np.count_nonzero(now - snap.newest_sample >= stale_after)))
         for name, status in self.window.sources().items():
             if status.last_success is not None:
                 m.load_source_age.labels(name).set(max(0.0, now - status.last_success))

@@ -66,7 +66,7 @@ from typing import Any
 import numpy as np
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 
-from extender.cache.config import cache_config
+from extender.cache.config import CachePolicy, cache_config
 from extender.cache.feed import Cache
 from extender.cache.gate import CallGate
 from extender.cache.node_source import FORGET_RESERVE_S
@@ -79,6 +79,7 @@ from extender.metrics import CacheMetrics, Metrics, cache_child_restarts_counter
 from extender.policy_file import load_policy
 from extender.settings import LOG_FORMAT, Settings
 from extender.verbs.source import CacheNotReady
+from scoring import Policy
 
 CALL_TIMEOUT_S = 2.0  # a call to the child: its threads answer in microseconds
 READINESS_CALL_S = 1.0  # the heartbeat's call: are the child's informers current?
@@ -108,11 +109,18 @@ class CacheProcess:
         self,
         settings: Settings,
         *,
+        policy: Policy | CachePolicy | None = None,
         metrics: Metrics | None = None,
         logger: logging.Logger | None = None,
         gate: CallGate | None = None,
     ) -> None:
         self._settings = settings
+        # what the cache takes from the policy in force (None: the policy file's): each child
+        # starts with it, and the heartbeat hands a new one (use_policy) to the running child
+        if policy is None:
+            policy = load_policy(settings.policy)
+        self._policy = policy if isinstance(policy, CachePolicy) else CachePolicy.of(policy)
+        self._child_policy: CachePolicy | None = None  # what the current child has (heartbeat's)
         self._gate = gate  # scheduling calls in flight: a snapshot is installed between them
         self._log = logger or logging.getLogger("extender.cache")
         self._ctx = multiprocessing.get_context("spawn")
@@ -182,8 +190,9 @@ class CacheProcess:
                 target=_child_main,
                 name="extender-cache",
                 daemon=True,
-                args=(self._settings, rpc_child, push_w, self._dir),
+                args=(self._settings, rpc_child, push_w, self._dir, self._policy),
             )
+            self._child_policy = self._policy
             process.start()
         except BaseException:
             for end in (push_r, push_w, rpc_parent, rpc_child):
@@ -413,6 +422,7 @@ class CacheProcess:
             pass
         else:
             self._beat = _Beat(sent, bool(current), str(why))
+            self._hand_policy()
             return
         with self._calls_lock:
             if self._rpc is not conn:  # another child meanwhile
@@ -429,6 +439,23 @@ class CacheProcess:
             limit,
         )
         process.kill()  # SIGKILL: a stopped or deadlocked process cannot act on SIGTERM
+
+    def use_policy(self, policy: Policy | CachePolicy, version: str = "") -> None:
+        """A new policy: the next heartbeat hands what the cache takes from it to the child
+        (within ``HEARTBEAT_S``), and every child started from now on starts with it."""
+        self._policy = policy if isinstance(policy, CachePolicy) else CachePolicy.of(policy, version)
+        self._beat_now.set()
+
+    def _hand_policy(self) -> None:
+        """Owner: the heartbeat thread. The child's cache applies it in its publisher's next round."""
+        wanted = self._policy
+        if wanted == self._child_policy:
+            return
+        try:
+            self.call("policy", wanted, timeout_s=READINESS_CALL_S)
+        except CacheNotReady:
+            return  # tried again at the next beat (or the next child starts with it)
+        self._child_policy = wanted
 
     def silent_for(self) -> float:
         """Seconds since the child last answered a call (0 with no child)."""
@@ -610,8 +637,9 @@ class _Shipper:
 _ASIDE = frozenset({"metrics", "readiness"})  # answered on a thread of their own in the child
 
 
-def _child_main(settings: Settings, rpc: Any, push: Any, directory: str) -> None:
-    """The cache process: the whole ``Cache``, its snapshots shipped, calls answered."""
+def _child_main(settings: Settings, rpc: Any, push: Any, directory: str, policy: CachePolicy) -> None:
+    """The cache process: the whole ``Cache``, its snapshots shipped, calls answered. ``policy``
+    is the serving process's (never the file read again: it may have changed, or be invalid)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C stops the server; we follow it
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT, stream=sys.stdout)
     for noisy in ("urllib3", "kubernetes"):  # as in gunicorn_conf: urllib3's debug lines carry the token
@@ -623,7 +651,6 @@ def _child_main(settings: Settings, rpc: Any, push: Any, directory: str) -> None
     ProcessCollector(namespace="extender_cache", registry=registry)
     shipper = _Shipper(push, directory)
     try:
-        policy = load_policy(settings.policy)
         client = load_api_client(kubeconfig=settings.kubeconfig)
         if client is None:
             raise RuntimeError("no Kubernetes API access (in-cluster config or kubeconfig)")
@@ -641,6 +668,7 @@ def _child_main(settings: Settings, rpc: Any, push: Any, directory: str) -> None
         "assume": shipper.assume,
         "forget": shipper.forget,
         "pod_vectors": cache.state.pod_vectors,
+        "policy": cache.use_policy,
         "readiness": cache.readiness,
         "metrics": lambda: generate_latest(registry),
     }

@@ -54,7 +54,7 @@ from extender.kube.objects import (
 )
 from extender.load.window import LoadView
 from extender.verbs.source import parse_rfc3339
-from scoring.estimate import estimate_pod
+from scoring.estimate import estimate_pod, estimate_usage
 from scoring.types import MAX_QUANTITY
 
 FINISHED_PHASES = ("Succeeded", "Failed")
@@ -74,7 +74,8 @@ class _Accounting:
     requests: npt.NDArray[np.float64]  # (R_at_record,)
     nonzero: npt.NDArray[np.float64]
     limits: npt.NDArray[np.float64]  # max(limits, requests) per resource (Trimaran SetMaxLimits)
-    estimate: npt.NDArray[np.float64]
+    estimate: npt.NDArray[np.float64]  # with the estimator's factors of the policy in force
+    pod_limits: npt.NDArray[np.float64]  # the limits as set (0: none): the estimate's other input
     # (field, ((resource index, amount), ...)) for the non-zero amounts: applied with scalar
     # updates, cheaper than numpy column arithmetic for a handful of resources
     deltas: tuple[tuple[str, tuple[tuple[int, float], ...]], ...]
@@ -413,15 +414,45 @@ class ClusterState:
             vectors["nonzero_requested"],
             vectors["limits"],
             estimate_pod(d, self._factors),
+            np.array(d.limits),
             deltas,
         )
-        for a in (acct.requests, acct.nonzero, acct.limits, acct.estimate):
+        for a in (acct.requests, acct.nonzero, acct.limits, acct.estimate, acct.pod_limits):
             a.flags.writeable = False
         if len(self._accounting_memo) >= ACCOUNTING_MEMO_SIZE:
             self._accounting_memo.clear()
         if len(axis) == key[1]:  # the axis did not grow while computing: the key is right
             self._accounting_memo[key] = acct
         return acct
+
+    def set_estimator_factors(self, factors: Mapping[str, float]) -> bool:
+        """Estimate every pod's usage with ``factors`` from now on (a new policy's
+        ``estimatedScalingFactors``): the pods counted already are estimated again and the
+        compensation of recent binds rebuilt from them, as if the store had had ``factors``
+        from the start; the next publish shows it. False when ``factors`` are the ones in use."""
+        with self._lock:
+            if dict(factors) == self._factors:
+                return False
+            self._factors = dict(factors)
+            self._accounting_memo.clear()  # the factors are one of its inputs
+            redone: dict[int, tuple[_Accounting, _Accounting]] = {}  # id(old) -> (old, new)
+            for rec in self._pods.values():
+                pair = redone.get(id(rec.acct))
+                if pair is None:  # pods of one shape share their accounting: once per shape
+                    old = rec.acct
+                    axis = tuple(self._resources[: len(old.requests)])
+                    estimate = estimate_usage(old.requests, old.pod_limits, axis, self._factors)
+                    estimate.flags.writeable = False
+                    pair = redone[id(old)] = (old, dataclasses.replace(old, estimate=estimate))
+                rec.acct = pair[1]
+            pending = self._arrays["pending"]
+            pending[...] = 0.0
+            for rec in self._recent.values():  # the same records as in _pods
+                row = self._rows.get(rec.node)
+                if row is not None:
+                    pending[:, row] += self._vec(rec.estimate)
+            self._touch()
+        return True
 
     def _record_for(self, pod: Pod, node: str, bound_at: float | None) -> _PodRecord:
         return _PodRecord(node, self._accounting(pod), bound_at)

@@ -649,10 +649,10 @@ def encode_preemption_result(kept: Mapping[str, Victims]) -> bytes:
     )
 
 
-def encode_explanation(pod: str, mode: str, nodes: Sequence[Mapping[str, object]]) -> bytes:
+def encode_explanation(pod: str, mode: str, policy: str, nodes: Sequence[Mapping[str, object]]) -> bytes:
     """The extender's own explain answer (not part of kube-scheduler's protocol):
-    ``{"pod": "namespace/name", "mode": ..., "nodes": [...]}``, nodes best first."""
-    return _encoder.encode({"pod": pod, "mode": mode, "nodes": list(nodes)})
+    ``{"pod": "namespace/name", "mode": ..., "policy": version, "nodes": [...]}``, nodes best first."""
+    return _encoder.encode({"pod": pod, "mode": mode, "policy": policy, "nodes": list(nodes)})
 
 
 def encode_json(obj: object) -> bytes:

@@ -36,12 +36,13 @@ from extender.kube.binding import Binder
 from extender.kube.client import load_api_client
 from extender.kube.objects import BadRequest
 from extender.metrics import Metrics
-from extender.policy_file import load_policy
+from extender.policy_file import RELOADED, PolicyFile
 from extender.protocol.wire import TooManyNodes, encode_error, encode_json
 from extender.server.front import too_large_message
 from extender.server.listeners import ListenerSplit
 from extender.settings import Settings
 from extender.verbs.decisions import DecisionLog
+from extender.verbs.policy import VersionedPolicy
 from extender.verbs.source import CacheNotReady, NamesFormUnsupported, NodeSource, StatelessSource
 from extender.verbs.verbs import Answer, Verbs
 from scoring import Policy
@@ -63,17 +64,20 @@ def create_app(
     cache; by default the stateless source and a binder with whatever API access exists.
     ``monotonic`` times how long the service has not been ready (``/livez``)."""
     log = logging.getLogger("extender")
-    policy = load_policy(settings.policy)
+    policies = PolicyFile(settings.policy, interval_s=settings.policy_reload_s, logger=log)
+    policy = policies.current().policy
     gate = CallGate()  # filter, prioritize and preempt before the cache's event application
     wired = _wire_node_data(settings, policy, source, binder, gate, log, clock)
     source, binder, cache, metrics = wired.source, wired.binder, wired.cache, wired.metrics
+    policies.on_reload = _policy_reloaded(metrics, cache)  # before any look: the cache hears of each
+    metrics.policy_in_force(policies.current().version)
     decisions = (
         DecisionLog(capacity=settings.decisions, max_bytes=settings.decision_log_bytes, clock=clock)
         if settings.decisions
         else None
     )
     verbs = Verbs(
-        policy=policy,
+        policy=policies,  # each call takes the policy in force once
         source=source,
         binder=binder,
         logger=log,
@@ -98,7 +102,7 @@ def create_app(
         "metrics": metrics,
         "source": source,
         "verbs": verbs,
-        "policy": policy,
+        "policies": policies,
         "cache": cache,
         "decisions": decisions,
         "gate": gate,
@@ -165,6 +169,10 @@ def create_app(
         ),
         methods=["POST"],
     )
+
+    @app.before_request
+    def look_at_the_policy_file() -> None:  # probes and scrapes too: an idle extender follows the file
+        policies.current()
 
     @app.get("/debug/decisions")
     def decisions_list() -> Response:
@@ -250,7 +258,7 @@ def _wire_node_data(
         cache=not (cached and settings.cache_process),
     )
     if cached and settings.cache_process:
-        cache = CacheProcess(settings, metrics=metrics, logger=log, gate=gate)
+        cache = CacheProcess(settings, policy=policy, metrics=metrics, logger=log, gate=gate)
     elif cached:
         assert client is not None  # cached needs API access
         cache = Cache(
@@ -270,6 +278,22 @@ def _wire_node_data(
                 on_visibility=lambda outcome: metrics.bind_visibility.labels(outcome).inc(),
             )
     return _Wired(source, binder, cache, metrics)
+
+
+def _policy_reloaded(
+    metrics: Metrics, cache: Cache | CacheProcess | None
+) -> Callable[[str, VersionedPolicy], None]:
+    """What a look at a changed policy file does besides the swap: counts its outcome, labels
+    ``extender_info`` with the version in force, and hands a new policy to the cache."""
+
+    def reloaded(outcome: str, current: VersionedPolicy) -> None:
+        metrics.policy_reloads.labels(outcome).inc()
+        if outcome == RELOADED:
+            metrics.policy_in_force(current.version)
+            if cache is not None:
+                cache.use_policy(current.policy, current.version)
+
+    return reloaded
 
 
 def _mode_text(settings: Settings, source: NodeSource, cache: Cache | CacheProcess | None) -> str:

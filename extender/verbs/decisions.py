@@ -6,8 +6,9 @@ scores it keeps, ``_size``); per pod the filter's verdict
 counts and most frequent reasons, the ``top`` best nodes of prioritize (their rows of the
 evaluation and node table, explained with ``scoring.explain`` when the decision is read: each
 strategy's score, verdict, data age), every candidate's 0..10 score as one byte, and the node
-our bind put it on. Recording costs a partial sort and copies of ``top`` rows, nothing per node
-in Python.
+our bind put it on. Filter and prioritize each say which policy version judged (``policy``: the
+policy file may change between them, ``extender.policy_file``). Recording costs a partial
+sort and copies of ``top`` rows, nothing per node in Python.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from extender.verbs.policy import VersionedPolicy
 from scoring import Evaluation, NodeTable, PodDemand, Policy, Verdict
 from scoring.explain import VERDICT_NAMES, explain, ranking
 
@@ -155,10 +157,16 @@ class DecisionLog:
         return d
 
     def record_filter(
-        self, uid: str, pod: str, verdict: Verdict, reasons: collections.Counter[str], unresolved: int
+        self,
+        uid: str,
+        pod: str,
+        verdict: Verdict,
+        reasons: collections.Counter[str],
+        unresolved: int,
+        policy: VersionedPolicy,
     ) -> None:
         """Verdict counts and the most frequent reasons (``reasons``: the reasons the filter
-        answered with, counted over nodes)."""
+        answered with, counted over nodes), and the version of the policy that judged."""
         if not uid:
             return
         codes = verdict.code
@@ -170,21 +178,22 @@ class DecisionLog:
                 "verdicts": counts,
                 "unresolved": unresolved,
                 "topReasons": [{"reason": r, "nodes": n} for r, n in reasons.most_common(self._reasons)],
+                "policy": policy.version,
             }
             self._resized(d)
 
     def record_prioritize(
-        self, uid: str, pod: str, ev: Evaluation, nodes: NodeTable, demand: PodDemand, policy: Policy
+        self, uid: str, pod: str, ev: Evaluation, nodes: NodeTable, demand: PodDemand, policy: VersionedPolicy
     ) -> None:
         if not uid:
             return
         rows = ranking(ev, self._top)
-        best = _Best(ev.take(rows), nodes.take(rows), demand, policy)
+        best = _Best(ev.take(rows), nodes.take(rows), demand, policy.policy)
         hist = np.bincount(ev.scores, minlength=11).tolist()
         names_bytes = sum(map(len, nodes.names)) + _PER_NAME * len(nodes.names)
         with self._lock:
             d = self._entry(uid, pod)
-            d.prioritize = {"nodes": len(nodes), "scoreHistogram": hist}
+            d.prioritize = {"nodes": len(nodes), "scoreHistogram": hist, "policy": policy.version}
             d.best = best
             d.scores = ev.scores.astype(np.int8)
             d.names, d.names_bytes = nodes.names, names_bytes

@@ -35,6 +35,7 @@ from extender.protocol.wire import (
     encode_preemption_result,
 )
 from extender.verbs.decisions import DecisionLog
+from extender.verbs.policy import FixedPolicy, PolicySource, VersionedPolicy
 from extender.verbs.request_pods import RequestPods
 from extender.verbs.source import CacheNotReady, Candidates, NamesFormUnsupported, NodeSource
 from scoring import Evaluation, Feasibility, PodDemand, Policy, evaluate, feasibility, release
@@ -63,9 +64,11 @@ def _pod_key(pod: Pod) -> tuple[str, str]:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class _Judged:
-    """One filter or prioritize call up to its verdict: what the pod asks for, the request,
-    the node source's candidates and the ``feasibility`` of the pod on them."""
+    """One filter or prioritize call up to its verdict: the policy it is judged under, what
+    the pod asks for, the request, the node source's candidates and the ``feasibility`` of the
+    pod on them."""
 
+    policy: VersionedPolicy
     resources: tuple[str, ...]
     demand: PodDemand
     request: SchedulingRequest
@@ -77,19 +80,20 @@ _REASON_NAMES = {1: "insufficient_resources", 2: "no_allocatable", 3: "usage_thr
 
 
 class Verbs:
-    """Answers filter, prioritize, bind and preempt for one policy and one node source."""
+    """Answers filter, prioritize, bind and preempt for one node source, each call under the
+    policy in force when it starts (``policy``: a fixed one, or a ``PolicySource``)."""
 
     def __init__(
         self,
         *,
-        policy: Policy,
+        policy: Policy | PolicySource,
         source: NodeSource,
         binder: PodBinder,
         logger: logging.Logger,
         decisions: DecisionLog | None = None,
         max_nodes: int | None = None,
     ) -> None:
-        self._policy = policy
+        self._policies = FixedPolicy(policy) if isinstance(policy, Policy) else policy
         self._source = source
         self._binder = binder
         self._log = logger
@@ -100,10 +104,12 @@ class Verbs:
         self._request_pods = RequestPods()  # the Pods of filter and prioritize, for their bind
 
     def _judge(self, body: bytes) -> _Judged:
-        """Decode, look the nodes up and judge them; the judgement of the last call is reused
-        when this one is for an equal pod over the very same node table (kube-scheduler sends
-        prioritize right after filter, for the same pod and, when our filter failed nothing,
-        the same node list, which the node source answers with the same table)."""
+        """Decode, look the nodes up and judge them under the policy in force (taken here, once
+        per call); the judgement of the last call is reused when this one is for an equal pod
+        over the very same node table under the same policy (kube-scheduler sends prioritize
+        right after filter, for the same pod and, when our filter failed nothing, the same node
+        list, which the node source answers with the same table)."""
+        pv = self._policies.current()
         request = decode_scheduling_request(body, self._names, max_nodes=self._max_nodes)
         last = self._last
         if last is not None and last.request.pod == request.pod:
@@ -112,22 +118,22 @@ class Verbs:
             resources = requested_resources(request.pod)
             demand = pod_demand(request.pod, resources)
         cands = self._source.candidates(request, resources)
-        if last is not None and last.demand is demand and last.cands.table is cands.table:
+        if (
+            last is not None
+            and last.policy is pv
+            and last.demand is demand
+            and last.cands.table is cands.table
+        ):
             return dataclasses.replace(last, request=request, cands=cands)
-        judged = feasibility(pod=demand, nodes=cands.table, policy=self._policy)
+        judged = feasibility(pod=demand, nodes=cands.table, policy=pv.policy)
         # kept without the request's Node objects (the decoded body, by far the largest part of
         # a Nodes-form call): the next call needs only the pod, the demand and the table
-        self._last = _Judged(resources, demand, dataclasses.replace(request, objects=None), cands, judged)
-        return _Judged(resources, demand, request, cands, judged)
+        self._last = _Judged(pv, resources, demand, dataclasses.replace(request, objects=None), cands, judged)
+        return _Judged(pv, resources, demand, request, cands, judged)
 
-    def _evaluate(self, body: bytes) -> tuple[SchedulingRequest, PodDemand, Candidates, Evaluation]:
+    def _evaluate(self, body: bytes) -> tuple[_Judged, Evaluation]:
         j = self._judge(body)
-        return (
-            j.request,
-            j.demand,
-            j.cands,
-            evaluate(pod=j.demand, nodes=j.cands.table, policy=self._policy, judged=j.judged),
-        )
+        return j, evaluate(pod=j.demand, nodes=j.cands.table, policy=j.policy.policy, judged=j.judged)
 
     def filter(self, body: bytes) -> Answer:
         try:
@@ -142,7 +148,7 @@ class Verbs:
         unresolvable = dict(cands.unresolved)
         names = cands.table.names
         reasons = collections.Counter(cands.unresolved.values())
-        for reason, rows in reason_groups(v, cands.table, j.demand, self._policy):
+        for reason, rows in reason_groups(v, cands.table, j.demand, j.policy.policy):
             unres = v.unresolvable[rows]
             for target, sel in ((unresolvable, rows[unres]), (failed, rows[~unres])):
                 if len(sel):
@@ -153,7 +159,7 @@ class Verbs:
             rejections += (("invalid_node_data", len(cands.unresolved)),)
         if self._decisions is not None:
             uid, key = _pod_key(request.pod)
-            self._decisions.record_filter(uid, key, v, reasons, len(cands.unresolved))
+            self._decisions.record_filter(uid, key, v, reasons, len(cands.unresolved), j.policy)
         # No scores are computed here, so no node is counted as scored by the load fallback.
         return Answer(
             encode_filter_result(request, passing, failed, unresolvable, memo=self._names),
@@ -162,13 +168,14 @@ class Verbs:
         )
 
     def prioritize(self, body: bytes) -> Answer:
-        request, demand, cands, ev = self._evaluate(body)
+        j, ev = self._evaluate(body)
+        request, cands = j.request, j.cands
         self._request_pods.remember(request.pod)
         scores = np.zeros(len(request.names), np.int64)
         scores[cands.rows] = ev.scores
         if self._decisions is not None:
             uid, key = _pod_key(request.pod)
-            self._decisions.record_prioritize(uid, key, ev, cands.table, demand, self._policy)
+            self._decisions.record_prioritize(uid, key, ev, cands.table, j.demand, j.policy)
         return Answer(
             encode_host_priorities(request.names, scores, self._names),
             nodes=len(request.names),
@@ -182,9 +189,10 @@ class Verbs:
         At most ``max_nodes`` names in ``only`` (``?node=``), as in the body."""
         if only is not None and self._max_nodes is not None and len(only) > self._max_nodes:
             raise TooManyNodes(len(only), self._max_nodes, "?node=")
-        request, demand, cands, ev = self._evaluate(body)
+        j, ev = self._evaluate(body)
+        request, cands = j.request, j.cands
         order = ranking(ev)
-        rows = explain(ev, pod=demand, nodes=cands.table, policy=self._policy, only=only)
+        rows = explain(ev, pod=j.demand, nodes=cands.table, policy=j.policy.policy, only=only)
         by_name = {row["node"]: row for row in rows}
         nodes = [by_name[cands.table.names[i]] for i in order if cands.table.names[i] in by_name]
         wanted = None if only is None else set(only)
@@ -192,7 +200,8 @@ class Verbs:
             if wanted is None or name in wanted:
                 nodes.append({"node": name, "score": 0, "verdict": "invalid_node_data", "reason": reason})
         return Answer(
-            encode_explanation(_pod_key(request.pod)[1], self._source.mode, nodes), nodes=len(request.names)
+            encode_explanation(_pod_key(request.pod)[1], self._source.mode, j.policy.version, nodes),
+            nodes=len(request.names),
         )
 
     def bind(self, body: bytes) -> Answer:
@@ -212,6 +221,7 @@ class Verbs:
     def preempt(self, body: bytes) -> Answer:
         """Keep the candidates on which the pod would pass our filter once the victims are
         gone; drop the others. Candidates the source knows nothing about are kept."""
+        policy = self._policies.current().policy
         req = decode_preemption_request(body, max_nodes=self._max_nodes)
         if req.meta_form and self._source.mode == "stateless":
             raise NamesFormUnsupported(
@@ -222,7 +232,7 @@ class Verbs:
         demand = pod_demand(req.pod, resources)
         names = list(req.candidates)
         cands = self._source.known_nodes(names, resources)
-        ev = self._evaluate_after_eviction(req, demand, cands)
+        ev = self._evaluate_after_eviction(req, demand, cands, policy)
         judged = {cands.table.names[i]: bool(ok) for i, ok in enumerate(ev.verdict.feasible)}
         kept = {n: v for n, v in req.candidates.items() if judged.get(n, True)}
         return Answer(
@@ -232,12 +242,12 @@ class Verbs:
         )
 
     def _evaluate_after_eviction(
-        self, req: PreemptionRequest, demand: PodDemand, cands: Candidates
+        self, req: PreemptionRequest, demand: PodDemand, cands: Candidates, policy: Policy
     ) -> Evaluation:
         table = cands.table
         r = len(table.resources)
         freed_req, freed_use, freed_lim = (np.zeros((len(table), r)) for _ in range(3))
-        factors = self._policy.estimator.estimatedScalingFactors
+        factors = policy.estimator.estimatedScalingFactors
         victim = getattr(self._source, "victim", None)  # the cache knows pods by UID
         for i, name in enumerate(table.names):
             victims = req.candidates[name]
@@ -255,4 +265,4 @@ class Verbs:
                         freed_lim[i] += vectors[1]
                         freed_use[i] += vectors[2]
         after = release(table, freed_requests=freed_req, freed_usage=freed_use, freed_limits=freed_lim)
-        return evaluate(pod=demand, nodes=after, policy=self._policy)
+        return evaluate(pod=demand, nodes=after, policy=policy)
