@@ -50,6 +50,13 @@ QUICK_LEVELS = (10000.0,)
 DEFAULT_SEEDS = 3
 BASELINE, OURS = "kube-scheduler", "extender"
 TARGET_HOTSPOT_REDUCTION, TARGET_UNSCHEDULABLE_EXCESS = 0.50, 0.05
+# koordlet reports NodeMetric every 60 s with the node's usage averaged over the last 300 s
+# (koordinator-sh/koordinator pkg/koordlet/statesinformer/impl/states_nodemetric.go:
+# defaultReportIntervalSeconds 60, defaultAggregateDurationSeconds 300, NodeUsage = AVG over
+# [now - 300 s, now]); LoadAwareScheduling reads that NodeUsage unless `aggregated` is set,
+# which its defaults and the shipped scheduler config leave unset (pkg/scheduler/apis/config/
+# v1beta3/defaults.go SetDefaults_LoadAwareSchedulingArgs; config/manager/scheduler-config.yaml).
+KOORDLET_WINDOW_S = 300.0
 
 
 def extender_weight(config: Path = SCHEDULER_CONFIG) -> int:
@@ -77,15 +84,17 @@ def contenders(extra: tuple[tuple[str, str], ...] = ()) -> tuple[simulate.Conten
         ),
         simulate.Contender(
             "trimaran-tlp",
-            "Trimaran TargetLoadPacking (target 40 %)",
+            "Trimaran TargetLoadPacking (target 40 %; recent binds predicted by its PredictUtilisation)",
             load_policy(POLICIES / "trimaran-targetloadpacking.yaml"),
             "plugins",
+            recent_binds="tlp",
         ),
         simulate.Contender(
             "koordinator",
-            "Koordinator LoadAwareScheduling (thresholds cpu 65 / memory 95)",
+            "Koordinator LoadAwareScheduling (thresholds cpu 65 / memory 95; koordlet's 300 s average load)",
             load_policy(POLICIES / "koordinator-loadaware.yaml"),
             "plugins",
+            load_window_s=KOORDLET_WINDOW_S,
         ),
         simulate.Contender(
             OURS,
@@ -288,6 +297,8 @@ def run(args: argparse.Namespace) -> int:
                 "title": c.title,
                 "mode": c.mode,
                 "extender_weight": c.extender_weight,
+                "recent_binds": c.recent_binds,
+                "load_window_s": c.load_window_s,
                 "policy_file": POLICY_FILES.get(c.name, dict(extra).get(c.name)),
             }
             for c in built

@@ -91,6 +91,9 @@ def test_usage_depends_on_seed_and_pod_only() -> None:
     caps = np.array([q.cap for q in model.by_class()])[pods.qos]
     assert np.all(a.cpu_fraction <= caps[None, :] + 1e-6)
     assert np.all(a.cpu_fraction >= model.floor - 1e-6)
+    # Guaranteed pods, the only ones with a limit (= request), stay within it
+    guaranteed = pods.qos == trace.QOS_CLASSES.index("Guaranteed")
+    assert guaranteed.any() and np.all(a.cpu_fraction[:, guaranteed] <= 1.0)
 
 
 # --- the report -----------------------------------------------------------------------------------
@@ -158,3 +161,63 @@ def test_every_shipped_benchmark_policy_is_valid() -> None:
     assert len(files) >= 4
     for f in files:
         assert load_policy(f).strategies, f
+
+
+# --- fidelity: what each contender is told --------------------------------------------------------
+
+
+def _contender(name: str) -> simulate.Contender:
+    return next(c for c in placement.contenders() if c.name == name)
+
+
+def test_trimaran_predicts_recent_binds_as_target_load_packing_does() -> None:
+    """Trimaran counts a recently bound pod with TargetLoadPacking's PredictUtilisation (the
+    limit, else 1.5 x the request), not with Koordinator's estimator (85 % of the request)."""
+    cl = _tiny([0], [(0, 0)])  # one LS pod requesting 1000m, on one node
+    assert simulate.Scheduler(_contender("trimaran-tlp"), cl, 0).schedule(0, 0.0)
+    assert cl.pending[0, 0] == 1500.0
+
+
+def test_pods_carry_what_the_trace_gives_limits_only_when_guaranteed() -> None:
+    """The trace has requests only: the pods have no limits but Guaranteed ones (= requests).
+    Trimaran predicts a recently bound pod without a limit at 1.5 x its request, a Guaranteed
+    one at its limit; Koordinator estimates 85 % of max(request, limit)."""
+    cl = _tiny([0] * 4, [(0, 0)] * 4)
+    cl.pods.qos[:] = np.arange(4)  # LS, BE, Burstable, Guaranteed
+    cl = simulate.Cluster(cl.nodes, cl.pods, cl.usage, cl.params)
+    assert cl.pod_lim[:, 0].tolist() == [0.0, 0.0, 0.0, 1000.0]
+    assert cl.pod_lim[:, 1].tolist() == [0.0, 0.0, 0.0, 2.0**30]
+    guaranteed = simulate._demand(cl.pods, cl, 3)
+    assert guaranteed.qos == "Guaranteed" and guaranteed.limits[:2].tolist() == [1000.0, 2.0**30]
+    assert simulate._demand(cl.pods, cl, 1).qos == "Burstable"
+    tlp = simulate.Scheduler(_contender("trimaran-tlp"), cl, 0)
+    for pod in range(4):
+        assert tlp.schedule(pod, 0.0)
+    assert [cl.comp[pod][1][0] for pod in range(4)] == [1500.0, 1500.0, 1500.0, 1000.0]
+    # the table's limits: per node, the sum of max(limits, requests) (Trimaran SetMaxLimits)
+    assert cl.table(0.0).limits[:, :2].sum(axis=0).tolist() == [4000.0, 4 * 2.0**30]
+    cl = _tiny([0], [(0, 0)])
+    assert simulate.Scheduler(_contender("koordinator"), cl, 0).schedule(0, 0.0)
+    assert cl.pending[0, 0] == 850.0
+
+
+def test_koordinator_sees_koordlets_300_s_average_the_others_the_last_interval() -> None:
+    """koordlet's NodeMetric holds the node's usage averaged over the last 300 s, reported every
+    60 s; metrics-server's window is the last interval."""
+    assert _contender("koordinator").load_window_s == 300.0
+    assert {c.load_window_s for c in placement.contenders() if c.name != "koordinator"} == {60.0}
+    for window, expected in ((300.0, 145.0), (60.0, 225.0), (None, 225.0)):
+        cl = _tiny([0], [(0, 0)])
+        ramp = (np.arange(30, dtype=np.float32)[:, None] + 1) / 100  # tick k: (k + 1) % of 1000m
+        usage = loadmodel.Usage(ramp, cl.usage.memory_fraction)
+        cl = simulate.Cluster(cl.nodes, cl.pods, usage, cl.params, load_window_s=window)
+        cl.bind(0, 0, 0.0, np.zeros(3))
+        for k in range(24):
+            cl.measure(k)
+        cl.publish(360.0)  # 300 s: ticks 4..23, 10 x mean(5..24); 60 s: ticks 20..23
+        assert cl.reported[0, 0] == pytest.approx(expected)
+    cl = _tiny([0], [(0, 0)])
+    cl.bind(0, 0, 0.0, np.zeros(3))
+    cl.measure(0)
+    cl.publish(60.0)  # fewer ticks than the window at the start: the mean of those measured
+    assert cl.reported[0, 0] == pytest.approx(500.0)
