@@ -123,13 +123,15 @@ class Job:
     params: simulate.SimParams
     model: loadmodel.LoadModel
     extra: tuple[tuple[str, str], ...] = ()
+    pods_file: Path = trace.PODS_CSV
+    nodes_file: Path = trace.NODES_CSV
 
 
 def run_job(job: Job) -> list[dict[str, Any]]:
     """Every contender at one load level and seed, in a worker process: the trace and the usage
     draws are loaded once and shared by the contenders (common random numbers)."""
     replay = trace.Replay(compression=job.compression, keep_every=job.keep_every)
-    nodes, pods = trace.load_nodes(replay), trace.load_pods(replay)
+    nodes, pods = trace.load_nodes(replay, job.nodes_file), trace.load_pods(replay, job.pods_file)
     usage = loadmodel.generate(
         job.model, pods, ticks=simulate.ticks_for(pods, job.params), tick_s=job.params.tick_s, seed=job.seed
     )
@@ -217,6 +219,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--keep-every", type=int, help="replay every k-th node and pod (default 1; --quick 4)")
     p.add_argument(
+        "--pods",
+        type=Path,
+        default=trace.PODS_CSV,
+        metavar="FILE",
+        help="pod list in the trace's CSV format, e.g. the trace's openb_pod_list_gpuspec33.csv "
+        "(default benchmarks/data/openb/pods.csv)",
+    )
+    p.add_argument(
+        "--nodes",
+        type=Path,
+        default=trace.NODES_CSV,
+        metavar="FILE",
+        help="node list in the trace's CSV format (default benchmarks/data/openb/nodes.csv)",
+    )
+    p.add_argument(
         "--policy",
         action="append",
         default=[],
@@ -246,6 +263,14 @@ def _named_policy(text: str) -> tuple[str, str]:
     return name, path
 
 
+def _shown(path: Path) -> str:
+    """A path as the report shows it: relative to the repository when inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def _settings(args: argparse.Namespace) -> tuple[tuple[float, ...], int, int]:
     levels = args.compression or (QUICK_LEVELS if args.quick else DEFAULT_LEVELS)
     seeds = args.seeds or (1 if args.quick else DEFAULT_SEEDS)
@@ -265,9 +290,20 @@ def run(args: argparse.Namespace) -> int:
     if len({n for n, _ in extra}) != len(extra):
         print("--policy: each NAME once", file=sys.stderr)
         return 2
+    try:  # a list that cannot be replayed is refused before any work, naming what it lacks
+        replay = trace.Replay(keep_every=keep)
+        nodes = trace.load_nodes(replay, args.nodes)
+        trace.check_replayable(nodes, trace.load_pods(replay, args.pods), args.nodes)
+    except trace.TraceError as exc:
+        print(f"placement: {exc}", file=sys.stderr)
+        return 2
     built = contenders(extra)
     names = [c.name for c in built]
-    jobs = [Job(level, keep, seed, params, model, extra) for level in levels for seed in range(seeds)]
+    jobs = [
+        Job(level, keep, seed, params, model, extra, args.pods, args.nodes)
+        for level in levels
+        for seed in range(seeds)
+    ]
     started = time.perf_counter()
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(max(1, args.jobs)) as pool:
@@ -288,7 +324,13 @@ def run(args: argparse.Namespace) -> int:
             "loadavg": os.getloadavg(),
         },
         "wall_s": wall,
-        "replay": {"compressions": list(levels), "keep_every": keep, "seeds": seeds},
+        "replay": {
+            "compressions": list(levels),
+            "keep_every": keep,
+            "seeds": seeds,
+            "pods": _shown(args.pods),
+            "nodes": _shown(args.nodes),
+        },
         "sim": params.as_dict(),
         "load_model": model.as_dict(),
         "contenders": [

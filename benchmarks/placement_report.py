@@ -61,7 +61,9 @@ def _model_lines(doc: dict[str, Any]) -> list[str]:
         for name, q in m["qos"].items()
     )
     return [
-        f"- Replay: openb trace, every {r['keep_every']}. node and pod, arrival times compressed by "
+        f"- Replay: pods `{r.get('pods', 'benchmarks/data/openb/pods.csv')}`, nodes "
+        f"`{r.get('nodes', 'benchmarks/data/openb/nodes.csv')}` (openb's format), "
+        f"every {r['keep_every']}. node and pod, arrival times compressed by "
         f"{', '.join(f'{c:g}' for c in r['compressions'])} (one table each), own lifetimes kept, "
         f"{r['seeds']} seed(s) per level.",
         f"- Load model (CPU usage / request, per QoS class): {qos}; Beta concentration "

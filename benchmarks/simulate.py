@@ -22,9 +22,12 @@ arrives (kube-scheduler requeues on cluster events), until the trace deletes the
 GPU pods: openb nodes carry 0-8 GPUs and pods ask for ``gpus`` GPUs with ``gpu_milli``/1000 of
 each (a share of one GPU when < 1000). Each GPU's free share is tracked; a node fits when it has
 ``gpus`` GPUs with at least ``gpu_milli`` free each, and the pod takes the fullest such GPUs
-(best fit). The same device allocator serves every policy (it stands for the device plugin and
-a GPU-sharing filter such as gpushare's; no policy here scores GPUs). CPU and memory are scored
-as on any node.
+(best fit). A GPU pod with a ``gpu_spec`` (GPU models, ``|``-separated) fits only nodes whose
+``model`` is one of them, as the trace's own simulator filters (hkust-adsl/kubernetes-scheduler-
+simulator ``open_gpu_share.go`` ``Filter`` and ``IsNodeAccessibleToPodByType``, against the node
+label ``alibabacloud.com/gpu-card-model``, the node list's ``model``). The same device
+allocator serves every policy (it stands for the device plugin and a GPU-sharing filter such
+as gpushare's; no policy here scores GPUs). CPU and memory are scored as on any node.
 
 Load as the schedulers see it: every ``report_interval_s`` the node's measured usage is the
 mean of its true usage over the contender's ``load_window_s`` before the report: the preceding
@@ -170,6 +173,7 @@ class Cluster:
         self.pod_lim = np.zeros((len(pods), 3))
         self.pod_lim[guaranteed, :2] = self.pod_req[guaranteed, :2]
         self.pod_lim_sum = np.maximum(self.pod_lim, self.pod_req)  # Trimaran SetMaxLimits per pod
+        self._gpu_models: dict[str, npt.NDArray[np.bool_]] = {}
         # the latest load report, read-only: a new array per report, shared by every table
         self.reported = np.zeros((n, 3), order="F")
         self.reported[:, 2] = np.nan
@@ -210,10 +214,24 @@ class Cluster:
         )
 
     def gpu_fit(self, pod: int) -> npt.NDArray[np.bool_]:
+        """Nodes with the pod's GPUs free, of a model its ``gpu_spec`` allows (if it has one)."""
         g = int(self.pods.gpus[pod])
         if g == 0:
             return np.ones(len(self.nodes.names), bool)
-        return (self.gpu_free >= self.pods.gpu_milli[pod]).sum(axis=1) >= g
+        fit = (self.gpu_free >= self.pods.gpu_milli[pod]).sum(axis=1) >= g
+        spec = self.pods.gpu_spec[pod] if self.pods.gpu_spec else ""
+        return fit & self.gpu_model_fit(spec) if spec else fit
+
+    def gpu_model_fit(self, spec: str) -> npt.NDArray[np.bool_]:
+        """Nodes whose GPU model is in ``spec`` (``|``-separated models; empty entries ignored,
+        no entry: every node), computed once per distinct spec."""
+        mask = self._gpu_models.get(spec)
+        if mask is None:
+            wanted = {m for m in spec.split("|") if m}
+            models = self.nodes.model or ("",) * len(self.nodes.names)
+            mask = np.array([m in wanted for m in models], bool) if wanted else np.ones(len(models), bool)
+            self._gpu_models[spec] = mask
+        return mask
 
     def request_fit(self, pod: int, gpu: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
         """Requests and devices (``gpu``: ``gpu_fit(pod)``) fit: a cheap test before a full cycle."""
