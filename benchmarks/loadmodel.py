@@ -18,8 +18,16 @@ CPU, per pod ``i`` of class ``q`` at tick ``k`` (time ``t = k * tick_s``)::
   batch has none), each pod's phase ``phi_i`` jittered by up to ``phase_jitter_s``;
 * ``e_i`` an AR(1) process per pod (correlation ``rho`` per tick, stationary deviation
   ``s_q``): bursts that last minutes;
-* ``cap_q``: how far above its request a pod may go (its limit; Guaranteed pods have
-  limit = request).
+* ``cap_q``: the most a pod's CPU demand reaches, over its request. This bounds the model's
+  bursts; it is **not a limit**. The trace gives requests only, and the pods the schedulers
+  see carry exactly that: requests, and a limit only for Guaranteed pods (limit = request,
+  where ``cap_q`` is 1, so the model keeps them within it). A pod without a limit is stopped
+  by nothing but its node (the kernel shares the node's CPU by requests), so what it uses above
+  its request is its demand, which no scheduler is told: each guesses it from the request
+  (Koordinator's estimator 85 % of it, TargetLoadPacking 1.5 x, kube-scheduler not at all).
+  Giving the pods limits of ``cap_q x request`` instead was tried and rejected: 23 of openb's
+  8,152 pods (8-GPU jobs of 88-120 cores) would get limits above the largest node's 128 cores,
+  a spec nobody writes, and every limit-reading estimator would refuse them everywhere.
 
 Memory: ``m_i * request_memory_i`` with ``m_i`` ~ Beta(mean ``memory_base``), constant.
 

@@ -50,6 +50,13 @@ QUICK_LEVELS = (10000.0,)
 DEFAULT_SEEDS = 3
 BASELINE, OURS = "kube-scheduler", "extender"
 TARGET_HOTSPOT_REDUCTION, TARGET_UNSCHEDULABLE_EXCESS = 0.50, 0.05
+# koordlet reports NodeMetric every 60 s with the node's usage averaged over the last 300 s
+# (koordinator-sh/koordinator pkg/koordlet/statesinformer/impl/states_nodemetric.go:
+# defaultReportIntervalSeconds 60, defaultAggregateDurationSeconds 300, NodeUsage = AVG over
+# [now - 300 s, now]); LoadAwareScheduling reads that NodeUsage unless `aggregated` is set,
+# which its defaults and the shipped scheduler config leave unset (pkg/scheduler/apis/config/
+# v1beta3/defaults.go SetDefaults_LoadAwareSchedulingArgs; config/manager/scheduler-config.yaml).
+KOORDLET_WINDOW_S = 300.0
 
 
 def extender_weight(config: Path = SCHEDULER_CONFIG) -> int:
@@ -77,15 +84,17 @@ def contenders(extra: tuple[tuple[str, str], ...] = ()) -> tuple[simulate.Conten
         ),
         simulate.Contender(
             "trimaran-tlp",
-            "Trimaran TargetLoadPacking (target 40 %)",
+            "Trimaran TargetLoadPacking (target 40 %; recent binds predicted by its PredictUtilisation)",
             load_policy(POLICIES / "trimaran-targetloadpacking.yaml"),
             "plugins",
+            recent_binds="tlp",
         ),
         simulate.Contender(
             "koordinator",
-            "Koordinator LoadAwareScheduling (thresholds cpu 65 / memory 95)",
+            "Koordinator LoadAwareScheduling (thresholds cpu 65 / memory 95; koordlet's 300 s average load)",
             load_policy(POLICIES / "koordinator-loadaware.yaml"),
             "plugins",
+            load_window_s=KOORDLET_WINDOW_S,
         ),
         simulate.Contender(
             OURS,
@@ -114,13 +123,15 @@ class Job:
     params: simulate.SimParams
     model: loadmodel.LoadModel
     extra: tuple[tuple[str, str], ...] = ()
+    pods_file: Path = trace.PODS_CSV
+    nodes_file: Path = trace.NODES_CSV
 
 
 def run_job(job: Job) -> list[dict[str, Any]]:
     """Every contender at one load level and seed, in a worker process: the trace and the usage
     draws are loaded once and shared by the contenders (common random numbers)."""
     replay = trace.Replay(compression=job.compression, keep_every=job.keep_every)
-    nodes, pods = trace.load_nodes(replay), trace.load_pods(replay)
+    nodes, pods = trace.load_nodes(replay, job.nodes_file), trace.load_pods(replay, job.pods_file)
     usage = loadmodel.generate(
         job.model, pods, ticks=simulate.ticks_for(pods, job.params), tick_s=job.params.tick_s, seed=job.seed
     )
@@ -208,6 +219,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--keep-every", type=int, help="replay every k-th node and pod (default 1; --quick 4)")
     p.add_argument(
+        "--pods",
+        type=Path,
+        default=trace.PODS_CSV,
+        metavar="FILE",
+        help="pod list in the trace's CSV format, e.g. the trace's openb_pod_list_gpuspec33.csv "
+        "(default benchmarks/data/openb/pods.csv)",
+    )
+    p.add_argument(
+        "--nodes",
+        type=Path,
+        default=trace.NODES_CSV,
+        metavar="FILE",
+        help="node list in the trace's CSV format (default benchmarks/data/openb/nodes.csv)",
+    )
+    p.add_argument(
         "--policy",
         action="append",
         default=[],
@@ -237,6 +263,14 @@ def _named_policy(text: str) -> tuple[str, str]:
     return name, path
 
 
+def _shown(path: Path) -> str:
+    """A path as the report shows it: relative to the repository when inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def _settings(args: argparse.Namespace) -> tuple[tuple[float, ...], int, int]:
     levels = args.compression or (QUICK_LEVELS if args.quick else DEFAULT_LEVELS)
     seeds = args.seeds or (1 if args.quick else DEFAULT_SEEDS)
@@ -256,9 +290,20 @@ def run(args: argparse.Namespace) -> int:
     if len({n for n, _ in extra}) != len(extra):
         print("--policy: each NAME once", file=sys.stderr)
         return 2
+    try:  # a list that cannot be replayed is refused before any work, naming what it lacks
+        replay = trace.Replay(keep_every=keep)
+        nodes = trace.load_nodes(replay, args.nodes)
+        trace.check_replayable(nodes, trace.load_pods(replay, args.pods), args.nodes)
+    except trace.TraceError as exc:
+        print(f"placement: {exc}", file=sys.stderr)
+        return 2
     built = contenders(extra)
     names = [c.name for c in built]
-    jobs = [Job(level, keep, seed, params, model, extra) for level in levels for seed in range(seeds)]
+    jobs = [
+        Job(level, keep, seed, params, model, extra, args.pods, args.nodes)
+        for level in levels
+        for seed in range(seeds)
+    ]
     started = time.perf_counter()
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(max(1, args.jobs)) as pool:
@@ -278,7 +323,13 @@ def run(args: argparse.Namespace) -> int:
             "loadavg": os.getloadavg(),
         },
         "wall_s": wall,
-        "replay": {"compressions": list(levels), "keep_every": keep, "seeds": seeds},
+        "replay": {
+            "compressions": list(levels),
+            "keep_every": keep,
+            "seeds": seeds,
+            "pods": _shown(args.pods),
+            "nodes": _shown(args.nodes),
+        },
         "sim": params.as_dict(),
         "load_model": model.as_dict(),
         "contenders": [
@@ -287,6 +338,8 @@ def run(args: argparse.Namespace) -> int:
                 "title": c.title,
                 "mode": c.mode,
                 "extender_weight": c.extender_weight,
+                "recent_binds": c.recent_binds,
+                "load_window_s": c.load_window_s,
                 "policy_file": POLICY_FILES.get(c.name, dict(extra).get(c.name)),
             }
             for c in built

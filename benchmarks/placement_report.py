@@ -57,18 +57,22 @@ def _model_lines(doc: dict[str, Any]) -> list[str]:
     m, s, r = doc["load_model"], doc["sim"], doc["replay"]
     qos = "; ".join(
         f"{name}: base {q['base']}, cycle amplitude {q['amplitude']}, noise σ {q['sigma']}, "
-        f"cap {q['cap']}× request"
+        f"demand capped at {q['cap']}× request"
         for name, q in m["qos"].items()
     )
     return [
-        f"- Replay: openb trace, every {r['keep_every']}. node and pod, arrival times compressed by "
+        f"- Replay: pods `{r.get('pods', 'benchmarks/data/openb/pods.csv')}`, nodes "
+        f"`{r.get('nodes', 'benchmarks/data/openb/nodes.csv')}` (openb's format), "
+        f"every {r['keep_every']}. node and pod, arrival times compressed by "
         f"{', '.join(f'{c:g}' for c in r['compressions'])} (one table each), own lifetimes kept, "
         f"{r['seeds']} seed(s) per level.",
         f"- Load model (CPU usage / request, per QoS class): {qos}; Beta concentration "
         f"{m['concentration']}, cycle {m['cycle_s']:g} s (phase jitter ±{m['phase_jitter_s']:g} s), "
-        f"AR(1) ρ {m['rho']} per tick, floor {m['floor']}; memory {m['memory_base']} × request, steady.",
+        f"AR(1) ρ {m['rho']} per tick, floor {m['floor']}; memory {m['memory_base']} × request, steady; "
+        "the pods carry requests, and limits (= requests) only when Guaranteed.",
         f"- Simulation: tick {s['tick_s']:g} s; load reported every {s['report_interval_s']:g} s as the mean "
-        f"of the preceding interval; recent binds compensated until a report {s['compensation_lag_s']:g} s "
+        f"of the preceding interval (or the window a policy's line names); "
+        f"recent binds compensated until a report {s['compensation_lag_s']:g} s "
         f"newer; hotspot = node CPU used > {s['hotspot_utilisation'] * 100:.0f} % of capacity; "
         "percentageOfNodesToScore "
         f"{s['percentage_of_nodes_to_score'] or 'adaptive (kube-scheduler default)'}; "

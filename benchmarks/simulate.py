@@ -22,15 +22,25 @@ arrives (kube-scheduler requeues on cluster events), until the trace deletes the
 GPU pods: openb nodes carry 0-8 GPUs and pods ask for ``gpus`` GPUs with ``gpu_milli``/1000 of
 each (a share of one GPU when < 1000). Each GPU's free share is tracked; a node fits when it has
 ``gpus`` GPUs with at least ``gpu_milli`` free each, and the pod takes the fullest such GPUs
-(best fit). The same device allocator serves every policy (it stands for the device plugin and
-a GPU-sharing filter such as gpushare's; no policy here scores GPUs). CPU and memory are scored
-as on any node.
+(best fit). A GPU pod with a ``gpu_spec`` (GPU models, ``|``-separated) fits only nodes whose
+``model`` is one of them, as the trace's own simulator filters (hkust-adsl/kubernetes-scheduler-
+simulator ``open_gpu_share.go`` ``Filter`` and ``IsNodeAccessibleToPodByType``, against the node
+label ``alibabacloud.com/gpu-card-model``, the node list's ``model``). The same device
+allocator serves every policy (it stands for the device plugin and a GPU-sharing filter such
+as gpushare's; no policy here scores GPUs). CPU and memory are scored as on any node.
 
 Load as the schedulers see it: every ``report_interval_s`` the node's measured usage is the
-mean of its true usage over the preceding interval (metrics-server's window), so it lags by
-0-1 interval plus the window. Pods bound since are added back with their estimated usage
-(``pending``: the extender's recent-bind compensation, Koordinator's assign cache, Trimaran's
-recent-bind cache) until a report whose window covers them is out (bind + ``compensation_lag_s``).
+mean of its true usage over the contender's ``load_window_s`` before the report: the preceding
+interval (60 s, metrics-server's window) for most, 300 s for Koordinator (koordlet's NodeMetric
+average), so it lags by 0-1 interval plus the window. Pods bound since are added back with
+their predicted usage (``pending``: the extender's recent-bind compensation and Koordinator's
+assign cache with Koordinator's estimator, Trimaran's recent-bind cache with TargetLoadPacking's
+``PredictUtilisation``: ``Contender.recent_binds``) until a report at least
+``compensation_lag_s`` after the bind is out.
+
+The pods the schedulers see carry what the trace gives: requests, and limits (= requests) for
+Guaranteed pods only; the load model's per-class cap on demand is no limit
+(``benchmarks/loadmodel.py``).
 """
 
 from __future__ import annotations
@@ -45,9 +55,10 @@ import numpy.typing as npt
 
 from benchmarks.loadmodel import Usage
 from benchmarks.sampling import find_feasible, next_start_index, num_feasible_nodes_to_find
-from benchmarks.trace import MAX_GPUS, QOS_CLASSES, Nodes, Pods
-from scoring import Policy
+from benchmarks.trace import QOS_CLASSES, Nodes, Pods
+from scoring import Policy, trimaran
 from scoring.evaluate import MAX_EXTENDER_PRIORITY, MAX_NODE_SCORE, Evaluation, evaluate
+from scoring.policy import TargetLoadPackingArgs
 from scoring.types import CPU, MEMORY, PODS, NodeTable, PodDemand
 
 RESOURCES = (CPU, MEMORY, PODS)
@@ -55,11 +66,19 @@ MAX_PODS_PER_NODE = 110.0  # kubelet's default maxPods
 DEFAULT_MEMORY_REQUEST = 200.0 * 1024 * 1024  # k/k DefaultMemoryRequest, for the non-zero sums
 
 
+RECENT_BINDS = ("estimator", "tlp")
+
+
 @dataclasses.dataclass(frozen=True)
 class Contender:
     """One way of scheduling: a policy file of the scoring core, run either as the framework
     runs plugins (``mode="plugins"``: filters before sampling, scores summed with their
-    weights) or as our extender behind kube-scheduler's defaults (``mode="extender"``)."""
+    weights) or as our extender behind kube-scheduler's defaults (``mode="extender"``).
+
+    ``recent_binds``: how a pod bound since the last load report is counted until a report
+    shows it: ``estimator``, the policy's Koordinator estimator (our extender, Koordinator's
+    assign cache), or ``tlp``, TargetLoadPacking's ``PredictUtilisation`` (Trimaran's
+    recent-bind cache). ``load_window_s``: the window the reported load is averaged over."""
 
     name: str
     title: str
@@ -67,6 +86,14 @@ class Contender:
     mode: str
     extender_weight: int = 0
     in_tree: Policy | None = None  # the default plugins the extender is added to
+    recent_binds: str = "estimator"
+    load_window_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.recent_binds not in RECENT_BINDS:
+            raise ValueError(f"recent_binds must be one of {RECENT_BINDS}, got {self.recent_binds!r}")
+        if not self.load_window_s > 0:
+            raise ValueError(f"load_window_s must be positive, got {self.load_window_s!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,30 +147,42 @@ def ticks_for(pods: Pods, params: SimParams) -> int:
 
 class Cluster:
     """The mutable state of one run. Arrays are (N, 3) over RESOURCES, Fortran order so that
-    NodeTable takes them without conversion."""
+    NodeTable takes them without conversion. ``load_window_s``: what each load report
+    averages (default: the report interval)."""
 
-    def __init__(self, nodes: Nodes, pods: Pods, usage: Usage, params: SimParams) -> None:
+    def __init__(
+        self, nodes: Nodes, pods: Pods, usage: Usage, params: SimParams, *, load_window_s: float | None = None
+    ) -> None:
         n = len(nodes.names)
         self.nodes, self.pods, self.usage, self.params = nodes, pods, usage, params
         self.alloc = np.asfortranarray(np.stack([nodes.cpu, nodes.memory, np.full(n, MAX_PODS_PER_NODE)], 1))
         self.requested = np.zeros((n, 3), order="F")
         self.nonzero = np.zeros((n, 3), order="F")
+        self.limits = np.zeros((n, 3), order="F")
         self.pending = np.zeros((n, 3), order="F")
-        self.gpu_free = np.where(np.arange(MAX_GPUS)[None, :] < nodes.gpus[:, None], 1000, -1).astype(
-            np.int64
-        )
+        slots = max(1, int(nodes.gpus.max()) if n else 1)
+        self.gpu_free = np.where(np.arange(slots)[None, :] < nodes.gpus[:, None], 1000, -1).astype(np.int64)
         self.pod_node = np.full(len(pods), -1, dtype=np.int64)
         self.pod_gpus: dict[int, npt.NDArray[np.int64]] = {}
         self.pod_req = np.stack([pods.cpu, pods.memory, np.ones(len(pods))], 1)
         self.pod_nonzero = self.pod_req.copy()
         self.pod_nonzero[:, 1] = np.where(pods.memory > 0, pods.memory, DEFAULT_MEMORY_REQUEST)
+        # limits as the schedulers see them: the trace has requests only; Guaranteed pods have
+        # limits = requests (CPU and memory), the others none (benchmarks/loadmodel.py, cap_q)
+        guaranteed = pods.qos == QOS_CLASSES.index("Guaranteed")
+        self.pod_lim = np.zeros((len(pods), 3))
+        self.pod_lim[guaranteed, :2] = self.pod_req[guaranteed, :2]
+        self.pod_lim_sum = np.maximum(self.pod_lim, self.pod_req)  # Trimaran SetMaxLimits per pod
+        self._gpu_models: dict[str, npt.NDArray[np.bool_]] = {}
         # the latest load report, read-only: a new array per report, shared by every table
         self.reported = np.zeros((n, 3), order="F")
         self.reported[:, 2] = np.nan
         self.reported.flags.writeable = False
         self.report_time = 0.0
-        self.window = np.zeros((n, 2))
-        self.window_ticks = 0
+        # the measured (CPU, memory) of the last `load_window_s` of ticks, a ring
+        window = params.report_interval_s if load_window_s is None else load_window_s
+        self.history = np.zeros((max(1, round(window / params.tick_s)), n, 2))
+        self.measured_ticks = 0
         self.comp: dict[int, tuple[int, npt.NDArray[np.float64]]] = {}
         self.comp_queue: collections.deque[tuple[float, int]] = collections.deque()
         self.start = 0
@@ -164,7 +203,7 @@ class Cluster:
             capacity=self.alloc,
             requested=requested,
             nonzero_requested=self.nonzero.copy(order="F"),
-            limits=requested,
+            limits=self.limits.copy(order="F"),
             usage=self.reported,
             usage_avg=self.nan,
             usage_std=self.nan,
@@ -175,10 +214,24 @@ class Cluster:
         )
 
     def gpu_fit(self, pod: int) -> npt.NDArray[np.bool_]:
+        """Nodes with the pod's GPUs free, of a model its ``gpu_spec`` allows (if it has one)."""
         g = int(self.pods.gpus[pod])
         if g == 0:
             return np.ones(len(self.nodes.names), bool)
-        return (self.gpu_free >= self.pods.gpu_milli[pod]).sum(axis=1) >= g
+        fit = (self.gpu_free >= self.pods.gpu_milli[pod]).sum(axis=1) >= g
+        spec = self.pods.gpu_spec[pod] if self.pods.gpu_spec else ""
+        return fit & self.gpu_model_fit(spec) if spec else fit
+
+    def gpu_model_fit(self, spec: str) -> npt.NDArray[np.bool_]:
+        """Nodes whose GPU model is in ``spec`` (``|``-separated models; empty entries ignored,
+        no entry: every node), computed once per distinct spec."""
+        mask = self._gpu_models.get(spec)
+        if mask is None:
+            wanted = {m for m in spec.split("|") if m}
+            models = self.nodes.model or ("",) * len(self.nodes.names)
+            mask = np.array([m in wanted for m in models], bool) if wanted else np.ones(len(models), bool)
+            self._gpu_models[spec] = mask
+        return mask
 
     def request_fit(self, pod: int, gpu: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
         """Requests and devices (``gpu``: ``gpu_fit(pod)``) fit: a cheap test before a full cycle."""
@@ -191,6 +244,7 @@ class Cluster:
         self.pod_node[pod] = node
         self.requested[node] += self.pod_req[pod]
         self.nonzero[node] += self.pod_nonzero[pod]
+        self.limits[node] += self.pod_lim_sum[pod]
         g = int(self.pods.gpus[pod])
         if g:
             need = int(self.pods.gpu_milli[pod])
@@ -209,6 +263,7 @@ class Cluster:
         self.pod_node[pod] = -1
         self.requested[node] -= self.pod_req[pod]
         self.nonzero[node] -= self.pod_nonzero[pod]
+        self.limits[node] -= self.pod_lim_sum[pod]
         take = self.pod_gpus.pop(pod, None)
         if take is not None:
             self.gpu_free[node, take] += int(self.pods.gpu_milli[pod])
@@ -233,20 +288,26 @@ class Cluster:
         demand = np.bincount(where, weights=cpu, minlength=n)
         used = np.minimum(demand, self.nodes.cpu)
         mem_used = np.minimum(np.bincount(where, weights=mem, minlength=n), self.nodes.memory)
-        self.window[:, 0] += used
-        self.window[:, 1] += mem_used
-        self.window_ticks += 1
+        row = self.history[self.measured_ticks % len(self.history)]
+        row[:, 0] = used
+        row[:, 1] = mem_used
+        self.measured_ticks += 1
         return demand, used, int(np.count_nonzero(np.bincount(where, minlength=n)))
 
     def publish(self, now: float) -> None:
-        """A new load report: the window's mean; compensation the report covers ends."""
-        if self.window_ticks:
+        """A new load report: the mean of the ticks measured in the load window (fewer at the
+        start: koordlet and metrics-server average what they have); compensation the report
+        covers ends."""
+        k = min(self.measured_ticks, len(self.history))
+        if k:
+            size = len(self.history)
+            total = self.history[(self.measured_ticks - k) % size].copy()
+            for j in range(self.measured_ticks - k + 1, self.measured_ticks):  # oldest first
+                total += self.history[j % size]
             reported = self.reported.copy(order="F")
-            reported[:, :2] = self.window / self.window_ticks
+            reported[:, :2] = total / k
             reported.flags.writeable = False
             self.reported = reported
-        self.window[:] = 0.0
-        self.window_ticks = 0
         self.report_time = now
         lag = self.params.compensation_lag_s
         while self.comp_queue and self.comp_queue[0][0] + lag <= now:
@@ -256,14 +317,11 @@ class Cluster:
 
 def _demand(pods: Pods, cluster: Cluster, pod: int) -> PodDemand:
     qos = "Guaranteed" if QOS_CLASSES[int(pods.qos[pod])] == "Guaranteed" else "Burstable"
-    req = cluster.pod_req[pod].copy()
-    limits = req.copy() if qos == "Guaranteed" else np.zeros(3)
-    limits[2] = 0.0
     return PodDemand(
         resources=RESOURCES,
-        requests=req,
+        requests=cluster.pod_req[pod].copy(),
         nonzero_requests=cluster.pod_nonzero[pod].copy(),
-        limits=limits,
+        limits=cluster.pod_lim[pod].copy(),
         qos=qos,
     )
 
@@ -292,6 +350,38 @@ class Scheduler:
         self.want = num_feasible_nodes_to_find(
             len(cluster.nodes.names), cluster.params.percentage_of_nodes_to_score
         )
+        self.tlp = next(
+            (s.args for s in contender.policy.strategies if isinstance(s.args, TargetLoadPackingArgs)),
+            TargetLoadPackingArgs(),
+        )
+
+    def recent_bind_estimate(self, pod: int, own: Evaluation) -> npt.NDArray[np.float64]:
+        """(CPU, memory) a pod just bound counts for until a load report shows it.
+
+        ``tlp``: Trimaran's recent-bind cache counts each pod with TargetLoadPacking's
+        ``PredictUtilisation`` per container (the CPU limit if set, else
+        ``int64(math.Round(request x defaultRequestsMultiplier))`` (1.5), else
+        ``defaultRequests.cpu`` (1000m)), plus the pod's overhead (none here): CPU only, TLP
+        reads nothing else. kubernetes-sigs/scheduler-plugins
+        ``pkg/trimaran/targetloadpacking/targetloadpacking.go`` (``Score``, the
+        ``missingCPUUtilMillis`` loop, and ``PredictUtilisation``): identical at master commit
+        0404cc6 (the ``Score(nodeInfo)`` framework API) and at the older 2bf86fe
+        (``Score(nodeName)``); defaults ``apis/config/v1/defaults.go``
+        (``DefaultRequestsMultiplier = "1.5"``, ``DefaultRequestsMilliCores = 1000``).
+        ``estimator``: the policy's Koordinator estimator, as the pod was scored (our extender's
+        compensation; Koordinator's assign cache, ``load_aware.go`` ``estimatedAssignedPodUsed``).
+        """
+        if self.c.recent_binds == "tlp":
+            lim = self.cluster.pod_lim[pod, 0]
+            cpu = trimaran.tlp_predicted_cpu(
+                [self.cluster.pod_req[pod, 0]],
+                [lim],
+                0.0,
+                multiplier=self.tlp.defaultRequestsMultiplier,
+                default_millis=self.tlp.defaultRequestsCpuMillis,
+            )
+            return np.array([cpu, 0.0])
+        return own.estimate[:2]
 
     def schedule(self, pod: int, now: float) -> bool:
         """One cycle; True when the pod was bound."""
@@ -319,7 +409,7 @@ class Scheduler:
                 total = total + own.scores[sample] * c.extender_weight * EXTENDER_SCALE
             best = np.flatnonzero(total == total.max())
             chosen = int(sample[best[self.rng.integers(len(best))]])
-        cl.bind(pod, chosen, now, own.estimate)
+        cl.bind(pod, chosen, now, self.recent_bind_estimate(pod, own))
         return True
 
 
@@ -363,7 +453,7 @@ def run(
 ) -> RunResult:
     """Replay every pod of ``pods`` under ``contender``; the usage draws of ``seed``."""
     started = time.perf_counter()
-    cl = Cluster(nodes, pods, usage, params)
+    cl = Cluster(nodes, pods, usage, params, load_window_s=contender.load_window_s)
     sched = Scheduler(contender, cl, seed)
     ticks = usage.cpu_fraction.shape[0]
     report_every = max(1, round(params.report_interval_s / params.tick_s))

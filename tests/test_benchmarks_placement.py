@@ -95,6 +95,9 @@ def test_usage_depends_on_seed_and_pod_only() -> None:
     caps = np.array([q.cap for q in model.by_class()])[pods.qos]
     assert np.all(a.cpu_fraction <= caps[None, :] + 1e-6)
     assert np.all(a.cpu_fraction >= model.floor - 1e-6)
+    # Guaranteed pods, the only ones with a limit (= request), stay within it
+    guaranteed = pods.qos == trace.QOS_CLASSES.index("Guaranteed")
+    assert guaranteed.any() and np.all(a.cpu_fraction[:, guaranteed] <= 1.0)
 
 
 # --- the report -----------------------------------------------------------------------------------
@@ -242,3 +245,161 @@ def test_placement_plots_have_integer_count_axes_and_the_legend_off_the_data(tmp
     )
     links = placement_report.plots(doc, tmp_path)
     assert "timeline-x10000.png" in links and (tmp_path / "hotspots.png").stat().st_size > 1000
+
+
+# --- fidelity: what each contender is told --------------------------------------------------------
+
+
+def _contender(name: str) -> simulate.Contender:
+    return next(c for c in placement.contenders() if c.name == name)
+
+
+def test_trimaran_predicts_recent_binds_as_target_load_packing_does() -> None:
+    """Trimaran counts a recently bound pod with TargetLoadPacking's PredictUtilisation (the
+    limit, else 1.5 x the request), not with Koordinator's estimator (85 % of the request)."""
+    cl = _tiny([0], [(0, 0)])  # one LS pod requesting 1000m, on one node
+    assert simulate.Scheduler(_contender("trimaran-tlp"), cl, 0).schedule(0, 0.0)
+    assert cl.pending[0, 0] == 1500.0
+
+
+def test_pods_carry_what_the_trace_gives_limits_only_when_guaranteed() -> None:
+    """The trace has requests only: the pods have no limits but Guaranteed ones (= requests).
+    Trimaran predicts a recently bound pod without a limit at 1.5 x its request, a Guaranteed
+    one at its limit; Koordinator estimates 85 % of max(request, limit)."""
+    cl = _tiny([0] * 4, [(0, 0)] * 4)
+    cl.pods.qos[:] = np.arange(4)  # LS, BE, Burstable, Guaranteed
+    cl = simulate.Cluster(cl.nodes, cl.pods, cl.usage, cl.params)
+    assert cl.pod_lim[:, 0].tolist() == [0.0, 0.0, 0.0, 1000.0]
+    assert cl.pod_lim[:, 1].tolist() == [0.0, 0.0, 0.0, 2.0**30]
+    guaranteed = simulate._demand(cl.pods, cl, 3)
+    assert guaranteed.qos == "Guaranteed" and guaranteed.limits[:2].tolist() == [1000.0, 2.0**30]
+    assert simulate._demand(cl.pods, cl, 1).qos == "Burstable"
+    tlp = simulate.Scheduler(_contender("trimaran-tlp"), cl, 0)
+    for pod in range(4):
+        assert tlp.schedule(pod, 0.0)
+    assert [cl.comp[pod][1][0] for pod in range(4)] == [1500.0, 1500.0, 1500.0, 1000.0]
+    # the table's limits: per node, the sum of max(limits, requests) (Trimaran SetMaxLimits)
+    assert cl.table(0.0).limits[:, :2].sum(axis=0).tolist() == [4000.0, 4 * 2.0**30]
+    cl = _tiny([0], [(0, 0)])
+    assert simulate.Scheduler(_contender("koordinator"), cl, 0).schedule(0, 0.0)
+    assert cl.pending[0, 0] == 850.0
+
+
+def test_koordinator_sees_koordlets_300_s_average_the_others_the_last_interval() -> None:
+    """koordlet's NodeMetric holds the node's usage averaged over the last 300 s, reported every
+    60 s; metrics-server's window is the last interval."""
+    assert _contender("koordinator").load_window_s == 300.0
+    assert {c.load_window_s for c in placement.contenders() if c.name != "koordinator"} == {60.0}
+    for window, expected in ((300.0, 145.0), (60.0, 225.0), (None, 225.0)):
+        cl = _tiny([0], [(0, 0)])
+        ramp = (np.arange(30, dtype=np.float32)[:, None] + 1) / 100  # tick k: (k + 1) % of 1000m
+        usage = loadmodel.Usage(ramp, cl.usage.memory_fraction)
+        cl = simulate.Cluster(cl.nodes, cl.pods, usage, cl.params, load_window_s=window)
+        cl.bind(0, 0, 0.0, np.zeros(3))
+        for k in range(24):
+            cl.measure(k)
+        cl.publish(360.0)  # 300 s: ticks 4..23, 10 x mean(5..24); 60 s: ticks 20..23
+        assert cl.reported[0, 0] == pytest.approx(expected)
+    cl = _tiny([0], [(0, 0)])
+    cl.bind(0, 0, 0.0, np.zeros(3))
+    cl.measure(0)
+    cl.publish(60.0)  # fewer ticks than the window at the start: the mean of those measured
+    assert cl.reported[0, 0] == pytest.approx(500.0)
+
+
+# --- inputs: any pod and node list in the trace's format -------------------------------------------
+
+POD_HEADER = (
+    "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,"
+    "creation_time,deletion_time,scheduled_time"
+)
+
+
+def _write(path: Path, header: str, rows: list[str]) -> Path:
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def _nodes_csv(tmp_path: Path, header: str = "sn,cpu_milli,memory_mib,gpu,model") -> Path:
+    # n0: the larger T4 node, first in the list; n1: a smaller V100M32 node; n2: no GPU
+    rows = ["n0,64000,262144,2,T4", "n1,32000,262144,2,V100M32", "n2,32000,131072,0,"]
+    if "model" not in header:
+        rows = [r.rsplit(",", 1)[0] for r in rows]
+    return _write(tmp_path / "nodes.csv", header, rows)
+
+
+def test_placement_replays_any_pod_and_node_list_of_the_trace_format(tmp_path: Path) -> None:
+    pods = _write(
+        tmp_path / "pods.csv",
+        POD_HEADER,
+        [
+            f"p{i},{1000 + 500 * i},2048,{i % 2},{500 * (i % 2)},,{q},Running,{60 * i},{60 * i + 900},"
+            for i, q in enumerate(["LS", "BE", "Burstable", "Guaranteed"] * 3)
+        ],
+    )
+    out = tmp_path / "out"
+    argv = ["placement", "--pods", str(pods), "--nodes", str(_nodes_csv(tmp_path)), "--compression", "1"]
+    assert main([*argv, "--seeds", "1", "--jobs", "1", "--no-plots", "--out", str(out)]) == 0
+    (folder,) = out.glob("placement-*")
+    doc = json.loads((folder / "results.json").read_text())
+    assert doc["problems"] == [] and {r["pods"] for r in doc["runs"]} == {12}
+    assert {r["nodes"] for r in doc["runs"]} == {3}
+    assert doc["replay"]["pods"] == str(pods)
+
+
+def test_gpu_spec_limits_a_gpu_pod_to_the_models_it_names(tmp_path: Path) -> None:
+    nodes = trace.load_nodes(trace.Replay(), _nodes_csv(tmp_path))
+    assert nodes.model == ("T4", "V100M32", "")
+    kube = _contender(placement.BASELINE)
+    placed = {}
+    for spec in ("", "V100M16|V100M32", "A10|"):
+        f = _write(tmp_path / "p.csv", POD_HEADER, [f"p0,8000,16384,1,1000,{spec},LS,Running,0,600,0"])
+        pods = trace.load_pods(trace.Replay(compression=1.0), f)
+        usage = loadmodel.generate(loadmodel.LoadModel(), pods, ticks=4, tick_s=15.0, seed=0)
+        cl = simulate.Cluster(nodes, pods, usage, simulate.SimParams())
+        ok = simulate.Scheduler(kube, cl, 0).schedule(0, 0.0)
+        placed[spec] = int(cl.pod_node[0]) if ok else None
+    # no constraint: the emptier (larger) T4 node wins; V100M32 allowed: only n1; A10: none
+    assert placed == {"": 0, "V100M16|V100M32": 1, "A10|": None}
+
+
+def test_gpu_spec_is_ignored_for_cpu_only_pods(tmp_path: Path) -> None:
+    f = _write(tmp_path / "p.csv", POD_HEADER, ["p0,1000,1024,0,0,A10,LS,Running,0,600,0"])
+    pods = trace.load_pods(trace.Replay(), f)
+    assert pods.gpu_spec == ("A10",)
+    nodes = trace.load_nodes(trace.Replay(), _nodes_csv(tmp_path))
+    usage = loadmodel.generate(loadmodel.LoadModel(), pods, ticks=4, tick_s=15.0, seed=0)
+    cl = simulate.Cluster(nodes, pods, usage, simulate.SimParams())
+    assert cl.gpu_fit(0).all()
+
+
+def test_lists_that_cannot_be_replayed_are_refused_naming_the_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nodes = _nodes_csv(tmp_path)
+    no_times = _write(
+        tmp_path / "no-times.csv", "name,cpu_milli,memory_mib,num_gpu,gpu_milli,qos", ["p0,1000,1024,0,0,LS"]
+    )
+    with pytest.raises(trace.TraceError, match=r"creation_time.*deletion_time"):
+        trace.load_pods(trace.Replay(), no_times)
+    out = str(tmp_path / "out")
+    assert main(["placement", "--pods", str(no_times), "--nodes", str(nodes), "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "creation_time" in err and str(no_times) in err and "Traceback" not in err
+    # a node list without GPU models cannot place pods that name one
+    specs = _write(tmp_path / "specs.csv", POD_HEADER, ["p0,1000,1024,1,1000,T4,LS,Running,0,60,0"])
+    bare = _nodes_csv(tmp_path, "sn,cpu_milli,memory_mib,gpu")
+    assert main(["placement", "--pods", str(specs), "--nodes", str(bare), "--out", out]) == 2
+    assert "'model'" in capsys.readouterr().err
+    for header, row, message in (
+        ("sn,cpu_milli,gpu", "n0,1000,0", "memory_mib"),
+        (POD_HEADER, "p0,1000,1024,0,0,,XX,Running,0,60,0", "qos 'XX'"),
+        (POD_HEADER, "p0,1000,1024,0,0,,LS,Running,0,,0", "deletion_time ''"),
+        (POD_HEADER, "", "no pods"),
+    ):
+        f = _write(tmp_path / "bad.csv", header, [row] if row else [])
+        with pytest.raises(trace.TraceError, match=message):
+            if header.startswith("sn"):
+                trace.load_nodes(trace.Replay(), f)
+            else:
+                trace.load_pods(trace.Replay(), f)
