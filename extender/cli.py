@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--load-sources", help="annotations,metrics-server,prometheus (default annotations)")
     serve.add_argument("--prometheus-url", help="Prometheus base URL, e.g. http://prometheus:9090")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="text: key=value lines (default); json: one JSON object per line, gunicorn's lines too",
+    )
     check = sub.add_parser("check-policy", help="validate a policy file and exit")
     check.add_argument("policy", type=Path, nargs="?", default=DEFAULT_POLICY_PATH)
     return p
@@ -97,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                 "kubeconfig": args.kubeconfig,
                 "threads": args.threads,
                 "log_level": args.log_level,
+                "log_format": args.log_format,
                 "api_access": False if args.no_api else None,
                 "cache": False if args.no_cache else None,
                 "load_sources": args.load_sources,

@@ -12,7 +12,8 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
-from extender.settings import LOG_FORMAT, Settings
+from extender.logs import formatter_config
+from extender.settings import Settings
 
 
 class QuietAccessLogger(Logger):
@@ -55,9 +56,10 @@ loglevel = _settings.log_level
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"kv": {"format": LOG_FORMAT}},
+    # EXTENDER_LOG_FORMAT: key=value text, or one JSON object per line (gunicorn's own lines too)
+    "formatters": {"line": formatter_config(_settings.log_format)},
     "handlers": {
-        "stdout": {"class": "logging.StreamHandler", "formatter": "kv", "stream": "ext://sys.stdout"}
+        "stdout": {"class": "logging.StreamHandler", "formatter": "line", "stream": "ext://sys.stdout"}
     },
     "root": {"level": _settings.log_level.upper(), "handlers": ["stdout"]},
     "loggers": {

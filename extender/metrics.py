@@ -111,6 +111,13 @@ class Metrics:
         )
         self._mode, self._policy = mode, policy
         self._info.labels(mode=mode, policy=policy).set(1)
+        self.ready = Gauge(
+            "extender_ready",
+            "1 while /readyz answers ok (evaluated every second, whether or not anything probes), "
+            "else 0: the cluster cache before its first sync, or not current; /readyz and the log "
+            "say why.",
+            registry=r,
+        )
         # What the default registry would carry: process_* (CPU, resident memory, open fds:
         # a 5,000-node cache is hundreds of MB), python_gc_* (a full collection walks every
         # object the cache made since it froze its first sync) and python_info.

@@ -38,7 +38,6 @@ The nodes per call are the memory budget divided by this (98,304 of 768 MiB, bey
 clusters Kubernetes supports)."""
 DECISION_LOG_SHARE = 16
 """The decision log may hold at most this fraction (1/16) of the memory budget."""
-LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
 
 class SettingsError(ValueError):
@@ -103,6 +102,10 @@ class Settings:
     """How long a worker thread that answered a request waits on its kept-alive connection for
     the next one (``extender/server/worker.py``); 0: hand it back to the poller at once, as gthread."""
     log_level: str = "info"
+    log_format: str = "text"
+    """``text`` (one ``key=value`` line per record) or ``json`` (one JSON object per line: time,
+    level, logger, message and the extra fields), for every log line, gunicorn's included
+    (``extender/logs.py``)."""
     cache: bool = True
     """With API access: keep the watch-fed cluster cache (nodeCacheCapable: true). False: stateless."""
     cache_process: bool = True
@@ -245,6 +248,8 @@ class Settings:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be > 0")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise SettingsError(f"{ENV_PREFIX}LOG_LEVEL: one of debug, info, warning, error")
+        if self.log_format not in ("text", "json"):
+            raise SettingsError(f"{ENV_PREFIX}LOG_FORMAT: one of text, json, got {self.log_format!r}")
         return self
 
     @property

@@ -5,7 +5,9 @@
   schemas generated from the Kubernetes OpenAPI spec: no network. Versions: the minor of the
   kube-scheduler image the kustomization deploys (the cluster is at least that new) and the
   newest bundled one. cert-manager's Certificates and Issuers (config/deploy-tls) are validated
-  against config/deploy-tls/cert-manager.v1.schema.json the same way.
+  against config/deploy-tls/cert-manager.v1.schema.json the same way, the Prometheus Operator's
+  ServiceMonitor and PrometheusRule (components/monitoring) against its
+  monitoring.coreos.com.v1.schema.json (tests/test_config_monitoring.py checks the rest).
 * ``kubectl kustomize config/deploy`` (and each component on top of it) must render, and the
   rendered objects are validated the same way. kubectl may be absent in CI: those tests skip
   and say so.
@@ -53,6 +55,9 @@ DEPLOYED_POLICY_COPY = DEPLOY / "extender-policy.yaml"
 DEPLOY_TLS = CONFIG / "deploy-tls"
 TLS_COMPONENTS = DEPLOY_TLS / "components"
 CERT_MANAGER_SCHEMA = DEPLOY_TLS / "cert-manager.v1.schema.json"
+MONITORING_SCHEMA = COMPONENTS / "monitoring" / "monitoring.coreos.com.v1.schema.json"
+# Custom resources, which kubernetes-validate has no schema for: API group -> our strict schema.
+CRD_SCHEMAS = {"cert-manager.io": CERT_MANAGER_SCHEMA, "monitoring.coreos.com": MONITORING_SCHEMA}
 EXTENDER_DEPLOYMENT = "load-aware-extender"  # the TLS variant's extender Deployment
 
 Obj = dict[str, Any]
@@ -269,19 +274,21 @@ def validation_versions() -> list[str]:
 
 
 @functools.cache
-def _cert_manager_validator() -> jsonschema.protocols.Validator:
-    schema = json.loads(CERT_MANAGER_SCHEMA.read_text())
+def _crd_validator(path: Path) -> jsonschema.protocols.Validator:
+    schema = json.loads(path.read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
 
 
 def schema_errors(obj: Obj, version: str) -> str | None:
     """Strict validation: Kubernetes' own kinds against the bundled OpenAPI schemas of
-    ``version``, cert-manager's against config/deploy-tls/cert-manager.v1.schema.json."""
+    ``version``, cert-manager's against config/deploy-tls/cert-manager.v1.schema.json, the
+    Prometheus Operator's against config/deploy/components/monitoring/monitoring.coreos.com.v1.schema.json."""
     name = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
-    if str(obj.get("apiVersion", "")).startswith("cert-manager.io/"):
+    crd_schema = CRD_SCHEMAS.get(str(obj.get("apiVersion", "")).split("/")[0])
+    if crd_schema is not None:
         errors = sorted(
-            _cert_manager_validator().iter_errors(obj), key=lambda e: list(map(str, e.absolute_path))
+            _crd_validator(crd_schema).iter_errors(obj), key=lambda e: list(map(str, e.absolute_path))
         )
         if errors:
             where = ".".join(str(p) for p in errors[0].absolute_path) or "(top)"

@@ -119,6 +119,12 @@ class Cache:
             )
         for poller in self.pollers:
             poller.on_thread_restart = on_restart
+        if metrics is not None:  # every thread exported from the start, at 0: a rate sees the first restart
+            for thread in (
+                *(f"informer-{kind}" for kind in self.informers),
+                *(f"load-{p.source}" for p in self.pollers),
+            ):
+                metrics.thread_restarts.labels(thread)
         if metrics is not None and metrics.snapshot_age is not None:  # when scraped: the age served
             metrics.snapshot_age.set_function(lambda: max(0.0, self._clock() - self.state.snapshot.built_at))
         self._stop = threading.Event()

@@ -40,16 +40,20 @@ a backoff (1 s doubling to 30 s, from 1 s again after a child that ran 5 minutes
 everything again. A child that cannot be started (or a failure while following one) is the
 same: logged, not ready, tried again after the backoff, for the life of the worker. Each
 replacement is counted in ``extender_cache_child_restarts_total{reason}``. When the serving
-process dies, the child sees its pipe close and exits.
+process dies, the child sees its pipe close and exits; when it exits, it ends the child first
+(``stop()``, at exit), and the child ignores SIGTERM and SIGINT meanwhile (a process group's
+stop signal reaches both), so that a shutdown is not taken for a crash.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import itertools
 import logging
 import multiprocessing
+import multiprocessing.util  # its exit handler registered now, so that ours (start()) runs before it
 import os
 import random
 import select
@@ -75,9 +79,10 @@ from extender.cache.snapshot import Snapshot
 from extender.cache.store import Assumption
 from extender.kube.client import load_api_client
 from extender.kube.objects import Pod
+from extender.logs import configure as configure_logging
 from extender.metrics import CacheMetrics, Metrics, cache_child_restarts_counter, snapshot_age_gauge
 from extender.policy_file import load_policy
-from extender.settings import LOG_FORMAT, Settings
+from extender.settings import Settings
 from extender.verbs.source import CacheNotReady
 from scoring import Policy
 
@@ -164,19 +169,23 @@ class CacheProcess:
 
     def start(self) -> None:
         """The receiver thread, which starts the child and a new one whenever it dies, and the
-        heartbeat, for the life of the worker (the child is a daemon process: it ends with the
-        worker)."""
+        heartbeat, for the life of the worker. The child ends with the worker: ``stop()`` at the
+        interpreter's exit (before multiprocessing's own exit handler, which would SIGTERM the
+        child, which ignores it, and wait for it), so that its end is no crash to log."""
+        atexit.register(self.stop)
         self._receiver.start()
         self._heartbeat.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Start no new child and end the current one (tests; a worker's child ends with it)."""
+        """Start no new child and end the current one (SIGKILL: it ignores SIGTERM and holds
+        nothing to save), without a word in the log: at the worker's exit, and in tests."""
+        atexit.unregister(self.stop)
         self._stopping.set()
         self._beat_now.set()
         with self._calls_lock:
             process = self._process
         if process is not None and process.is_alive():
-            process.terminate()
+            process.kill()
         self._receiver.join(timeout)
         if self._heartbeat.is_alive():
             self._heartbeat.join(timeout)
@@ -266,7 +275,7 @@ class CacheProcess:
         its exit code. Whatever ends this, the child is gone when it returns: never two children."""
         process = self._process
         if self._stopping.is_set():  # stop() came while it started
-            process.terminate()
+            process.kill()
         turn = self._gate.feeder() if self._gate is not None else None
         try:
             while True:
@@ -279,8 +288,8 @@ class CacheProcess:
         finally:
             push.close()
             process.join(1)
-            if process.is_alive():  # its pipe broke, yet it runs
-                process.terminate()
+            if process.is_alive():  # its pipe broke, yet it runs (SIGTERM it ignores)
+                process.kill()
                 process.join(5)
         return process.exitcode
 
@@ -640,10 +649,13 @@ _ASIDE = frozenset({"metrics", "readiness"})  # answered on a thread of their ow
 def _child_main(settings: Settings, rpc: Any, push: Any, directory: str, policy: CachePolicy) -> None:
     """The cache process: the whole ``Cache``, its snapshots shipped, calls answered. ``policy``
     is the serving process's (never the file read again: it may have changed, or be invalid)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C stops the server; we follow it
-    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT, stream=sys.stdout)
-    for noisy in ("urllib3", "kubernetes"):  # as in gunicorn_conf: urllib3's debug lines carry the token
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # A terminal's ^C, or a SIGTERM to the whole process group (a service manager's stop, `kill
+    # -- -PGID`), stops the server, which ends us (CacheProcess.stop) when it exits; were we to
+    # die first, the serving process would take it for a crash (an ERROR line, a new child
+    # started while it shuts down). SIGKILL replaces us; the pipe's end (the server gone) ends us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    configure_logging(settings.log_format, settings.log_level)  # as gunicorn_conf configures the worker
     log = logging.getLogger("extender.cache")
     registry = CollectorRegistry(auto_describe=True)
     # this process's resident memory and CPU (the worker's own are process_*): the store of

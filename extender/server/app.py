@@ -40,6 +40,7 @@ from extender.policy_file import RELOADED, PolicyFile
 from extender.protocol.wire import TooManyNodes, encode_error, encode_json
 from extender.server.front import too_large_message
 from extender.server.listeners import ListenerSplit
+from extender.server.readiness import ReadinessWatch
 from extender.settings import Settings
 from extender.verbs.decisions import DecisionLog
 from extender.verbs.policy import VersionedPolicy
@@ -85,7 +86,7 @@ def create_app(
         max_nodes=settings.max_nodes,
     )
     log.info(
-        "extender ready to serve: mode=%s (%s) policy=%s strategies=%s prefix=%r",
+        "extender starting: mode=%s (%s) policy=%s strategies=%s prefix=%r",
         source.mode,
         _mode_text(settings, source, cache),
         settings.policy,
@@ -186,6 +187,11 @@ def create_app(
         return Response(encode_json(found), mimetype=JSON)
 
     liveness = _Liveness(source, settings.liveness_unready_s, monotonic)
+    # extender_ready and the "extender ready" log line (once ready, and at each change after)
+    readiness = app.extensions["extender"]["readiness"] = ReadinessWatch(
+        liveness.readiness, gauge=metrics.ready, logger=log
+    )
+    readiness.start()
 
     @app.get("/livez")
     def livez() -> Response:
