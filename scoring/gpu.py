@@ -80,9 +80,11 @@ Deliberate differences from the simulator:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from scoring.policy import GPUArgs, GPUFragmentationArgs
 from scoring.types import (
@@ -279,19 +281,26 @@ class _Mix:
         """Flat distance between ``n`` and ``n + 1``."""
         return len(self.cpus) + 1
 
-    def index(self, n: IntArray, cpu_left: IntArray, *, clip: bool = True) -> IntArray:
-        """(X, M) flat indices of ``table[i, n[x, i], j(cpu_left[x])]``; ``clip``: ``n`` may
-        lie outside 0..G (else it must not)."""
-        j = np.searchsorted(self.cpus, cpu_left, side="right")
+    def planes(self, n: IntArray) -> IntArray:
+        """(M, X) flat offsets of ``table[i, n[i, x], 0]``, for ``n`` (M, X) in 0..G."""
         base = np.arange(len(self.milli), dtype=np.int64) * ((self.slots + 1) * self.stride)
-        nn = np.clip(n, 0, self.slots) if clip else n
-        out: IntArray = nn * self.stride + (j[:, None] + base[None, :])
+        out: IntArray = n * self.stride + base[:, None]
         return out
 
-    def fitting(self, n: IntArray, cpu_left: IntArray) -> IntArray:
-        """(X, M) ``table[i, n[x, i], j(cpu_left[x])]``: per node and share, the weight of the
-        tasks of that share the node fits."""
-        return np.take(self.flat, self.index(n, cpu_left))
+    def fitting(self, planes: IntArray, cpu_left: IntArray, shift: int = 0) -> IntArray:
+        """(M, X) ``table[i, n[i, x] − shift, j(cpu_left[x])]`` with ``planes`` from
+        ``planes(n)``: per share and node, the weight of the tasks of that share the node fits
+        with ``shift`` GPUs fewer reaching each share. ``n − shift`` must not be negative where
+        the value is used (elsewhere the index is only kept inside the table)."""
+        j = np.searchsorted(self.cpus, cpu_left, side="right")
+        idx = planes + (j - shift * self.stride)[None, :]
+        return np.take(self.flat, idx, mode="clip")
+
+    @functools.cached_property
+    def reached(self) -> IntArray:
+        """(1001,) how many of the task shares a free share of 0..1000 reaches."""
+        out: IntArray = np.searchsorted(self.milli, np.arange(GPU_MILLI + 1), side="right")
+        return out
 
     def fitting_whole(self, n: IntArray, cpu_left: IntArray) -> IntArray:
         """(X,) the weight of the GPU tasks a node with ``n`` fully free GPUs (and nothing else
@@ -323,21 +332,38 @@ def _mix(tasks: tuple[TaskType, ...], slots: int) -> _Mix:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class _Prepared:
-    """A workload prepared for a table's GPU state: the mix, and per node and share
-    ``milli[i]`` (N, M) ``at_least`` GPUs with at least that share free and ``below`` the free
-    share on the GPUs with less (None for a state of whole GPUs: every share's ``at_least`` is
-    the fully free GPUs and ``below`` 0)."""
+    """A workload prepared for a table's GPU state: the mix, and per share ``milli[i]`` and
+    node (M, N) ``at_least`` GPUs with at least that share free (as ``planes``: the flat
+    offsets of ``table[i, at_least, 0]``) and ``below`` the free share on the GPUs with less
+    (share-major: the sums over shares and the prefix sums run over contiguous rows). A state
+    of whole GPUs needs neither for its own fragmentation (every share's ``at_least`` is the
+    fully free GPUs, ``below`` 0): they are made on demand. ``memo`` keeps, for shared-GPU
+    pods, the prefix sums of the nodes as they are (see ``_shared_fgd``)."""
 
     mix: _Mix
-    at_least: IntArray | None
-    below: IntArray | None
+    state: GPUState
+    memo: dict[str, npt.NDArray[np.generic]] = dataclasses.field(default_factory=dict)
 
-    def counts(self, state: GPUState) -> tuple[IntArray, IntArray]:
-        """(at_least, below) (N, M), materialised for a state of whole GPUs too."""
-        if self.at_least is not None and self.below is not None:
-            return self.at_least, self.below
-        m = len(self.mix.milli)
-        return np.repeat(state.full[:, None], m, axis=1), np.zeros((len(state.full), m), np.int64)
+    def counts(self) -> tuple[IntArray, IntArray]:
+        """(planes, below), (M, N) each."""
+        if "planes" not in self.memo:
+            mix, state = self.mix, self.state
+            n, m = len(state.total), len(mix.milli)
+            if state.whole:
+                at_least = np.repeat(state.full[None, :], m, axis=0)
+                below = np.zeros((m, n), np.int64)
+            else:
+                # bin each GPU by how many task shares it reaches; count and sum per node and bin
+                b = np.searchsorted(mix.milli, state.free, side="right")  # (N, G) in 0..M
+                idx = (np.arange(n)[:, None] * (m + 1) + b).ravel()
+                hist = np.bincount(idx, minlength=n * (m + 1)).reshape(n, m + 1)
+                wsum = np.bincount(idx, weights=state.free.ravel(), minlength=n * (m + 1))
+                # share i is reached by the GPUs in bins > i; the GPUs in bins <= i fall short
+                at_least = hist[:, ::-1].cumsum(axis=1)[:, ::-1][:, 1:].T.astype(np.int64)
+                below = wsum.reshape(n, m + 1).cumsum(axis=1)[:, :m].T.astype(np.int64)
+            self.memo["planes"] = np.ascontiguousarray(mix.planes(at_least))
+            self.memo["below"] = np.ascontiguousarray(below)
+        return self.memo["planes"], self.memo["below"]  # type: ignore[return-value]
 
 
 def _prepared(state: GPUState, tasks: tuple[TaskType, ...]) -> _Prepared:
@@ -345,34 +371,22 @@ def _prepared(state: GPUState, tasks: tuple[TaskType, ...]) -> _Prepared:
     key = ("mix", tasks)
     got = state.memo.get(key)
     if got is None:
-        mix = _mix(tasks, state.slots)
-        n, m = len(state.total), len(mix.milli)
-        if state.whole:
-            got = _Prepared(mix, None, None)
-        else:
-            # bin each GPU by how many task shares it reaches, count and sum per node and bin
-            b = np.searchsorted(mix.milli, state.free, side="right")  # (N, G) in 0..M
-            idx = (np.arange(n)[:, None] * (m + 1) + b).ravel()
-            hist = np.bincount(idx, minlength=n * (m + 1)).reshape(n, m + 1)
-            wsum = np.bincount(idx, weights=state.free.ravel(), minlength=n * (m + 1)).reshape(n, m + 1)
-            # share i is reached by the GPUs in bins > i; the GPUs in bins <= i fall short
-            at_least = hist[:, ::-1].cumsum(axis=1)[:, ::-1][:, 1:].astype(np.int64)
-            below = wsum.cumsum(axis=1)[:, :m].astype(np.int64)
-            got = _Prepared(mix, np.ascontiguousarray(at_least), np.ascontiguousarray(below))
+        got = _Prepared(_mix(tasks, state.slots), state)
         state.memo[key] = got
     return got  # type: ignore[return-value]
 
 
 def _weighted_frag(
-    mix: _Mix, total: IntArray, cpu_left: IntArray, at_least: IntArray, below: IntArray
+    mix: _Mix, total: IntArray, cpu_left: IntArray, planes: IntArray, below: IntArray, shift: int = 0
 ) -> IntArray:
     """``Σ_t w_t·frag_t`` of nodes in the given state, exact int64: every task counts the whole
     idle share but the GPU tasks the node fits, which count only the share below theirs.
-    ``total``/``cpu_left`` (X,), ``at_least``/``below`` (X, M)."""
+    ``total``/``cpu_left`` (X,), ``planes``/``below`` (M, X) (``shift`` GPUs fewer reaching
+    each share than ``planes`` says)."""
     out: IntArray = mix.weight * total
     if len(mix.milli):
-        fitting = mix.fitting(at_least, cpu_left)
-        out = out - (fitting * (total[:, None] - below)).sum(axis=1)
+        fitting = mix.fitting(planes, cpu_left, shift)
+        out = out - (fitting * (total[None, :] - below)).sum(axis=0)
     return out
 
 
@@ -391,9 +405,9 @@ def _sigmoid_score(diff: IntArray, weight: int) -> IntArray:
 
 def _before(state: GPUState, prep: _Prepared, cpu_left: IntArray) -> IntArray:
     """(N,) ``Σ_t w_t·frag_t`` of the nodes as they are."""
-    if prep.at_least is None or prep.below is None:
+    if state.whole:
         return _weighted_frag_whole(prep.mix, state.total, cpu_left, state.full)
-    return _weighted_frag(prep.mix, state.total, cpu_left, prep.at_least, prep.below)
+    return _weighted_frag(prep.mix, state.total, cpu_left, *prep.counts())
 
 
 def fragmentation(nodes: NodeTable, state: GPUState, tasks: tuple[TaskType, ...]) -> FloatArray:
@@ -424,15 +438,45 @@ def fgd_scores(
     if k == 0 or m == GPU_MILLI:
         # CPU (and k fully free GPUs, which no task share finds too small afterwards) taken
         total, cpu_after = state.total - k * m, cpu_left - cpu
-        if prep.at_least is None or prep.below is None:
+        if state.whole:
             after = _weighted_frag_whole(mix, total, cpu_after, state.full - k)
-        else:
-            after = _weighted_frag(mix, total, cpu_after, prep.at_least - k, prep.below)
+        else:  # every share is reached by the fully free GPUs, so at_least - k >= 0 where it fits
+            after = _weighted_frag(mix, total, cpu_after, *prep.counts(), shift=k)
         return np.where(ok, _sigmoid_score(before - after, mix.weight), 0)
-    return np.where(ok, _shared_fgd(state, prep, before, cpu_left - cpu, m), 0)
+    return np.where(ok, _shared_fgd(state, prep, before, cpu_left, cpu, m), 0)
 
 
-def _shared_fgd(state: GPUState, prep: _Prepared, before: IntArray, cpu_after: IntArray, m: int) -> IntArray:
+_PREFIX_PARTS = np.array([0, 1, 1, 1, 2, 3, 2, 3])[:, None]  # which of the four sums, see below
+
+
+def _prefix(prep: _Prepared, rows: IntArray, cpu_after: IntArray) -> IntArray:
+    """(M + 1, 4, R) flattened: for the nodes ``rows`` with ``cpu_after`` CPU left, prefix sums
+    over the shares (ascending) of ``P_s``, ``P_s·(T − B_s)``, ``Q_s``, ``Q_s·(T − B_s)`` (see
+    ``_shared_fgd``), a share at a time (contiguous rows: faster than a cumsum along short
+    rows)."""
+    mix, state = prep.mix, prep.state
+    planes, below = prep.counts()
+    mm, nr = len(mix.milli), len(rows)
+    planes_rows = np.take(planes, rows, axis=1)
+    p_s = mix.fitting(planes_rows, cpu_after)
+    # one GPU fewer: used only for shares a candidate GPU reaches, so at_least >= 1 there
+    q_s = mix.fitting(planes_rows, cpu_after, 1)
+    left = state.total[rows][None, :] - np.take(below, rows, axis=1)
+    prefix = np.empty((mm + 1, 4, nr), np.int64)
+    prefix[0] = 0
+    prefix[1:, 0] = p_s
+    np.multiply(p_s, left, out=prefix[1:, 1])
+    prefix[1:, 2] = q_s
+    np.multiply(q_s, left, out=prefix[1:, 3])
+    for i in range(mm):
+        prefix[i + 1] += prefix[i]
+    out: IntArray = prefix.ravel()
+    return out
+
+
+def _shared_fgd(
+    state: GPUState, prep: _Prepared, before: IntArray, cpu_left: IntArray, cpu: int, m: int
+) -> IntArray:
     """A pod sharing one GPU: the best score over the GPUs with ``m`` free, one candidate per
     distinct free share on a node (equal shares give equal scores); 0 without a candidate.
 
@@ -444,7 +488,9 @@ def _shared_fgd(state: GPUState, prep: _Prepared, before: IntArray, cpu_after: I
     weight of the tasks of share ``s`` the node fits with its GPUs reaching ``s`` as they are /
     one fewer, ``B_s`` the free share below ``s`` as it is. The shares are sorted, so the three
     cases are three runs of them: prefix sums over the shares make each candidate O(1), the
-    same integers as computing its state in full."""
+    same integers as computing its state in full. ``P_s`` and ``Q_s`` depend on the CPU only
+    through how many task CPUs it reaches: the prefix sums of the nodes as they are are kept
+    with the table, and only the nodes where the pod's CPU crosses a task's are redone."""
     mix = prep.mix
     n, mm = len(state.total), len(mix.milli)
     if state.whole:
@@ -452,39 +498,48 @@ def _shared_fgd(state: GPUState, prep: _Prepared, before: IntArray, cpu_after: I
         f = np.full(len(node), GPU_MILLI, np.int64)
     else:
         srt = state.sorted_free()
-        first = np.ones(srt.shape, bool)
-        first[:, 1:] = srt[:, 1:] != srt[:, :-1]
-        node, slot = np.nonzero(first & (srt >= m))  # row-major: grouped by node, ascending
-        f = srt[node, slot]
+        if "distinct" not in prep.memo:
+            first = np.ones(srt.shape, bool)
+            first[:, 1:] = srt[:, 1:] != srt[:, :-1]
+            prep.memo["distinct"] = first
+        distinct: BoolArray = prep.memo["distinct"]  # type: ignore[assignment]
+        cells = np.flatnonzero(distinct & (srt >= m))  # row-major: grouped by node, ascending
+        node, f = cells // srt.shape[1], srt.ravel()[cells]
     out = np.zeros(n, np.int64)
     if len(node) == 0:
         return out
-    new_row = np.r_[True, node[1:] != node[:-1]]
-    starts = np.flatnonzero(new_row)
+    starts = np.flatnonzero(np.r_[True, node[1:] != node[:-1]])
     idle = state.total[node] - m
     if mm == 0:
         after = mix.weight * idle
     else:
-        at_least, below = prep.counts(state)
+        cached = prep.memo.get("prefix cpu")
+        if cached is None or not np.array_equal(cached, cpu_left):
+            prep.memo["prefix cpu"] = cpu_left.copy()
+            prep.memo["prefix j"] = np.searchsorted(mix.cpus, cpu_left, side="right")
+            prep.memo["prefix"] = _prefix(prep, np.arange(n), cpu_left)
+        flat0, j0 = prep.memo["prefix"], prep.memo["prefix j"]
+        reached = mix.reached
+        a = reached[f - m]  # shares the GPU still reaches
+        b = reached[f]  # ... and reached before
+        e = np.full(len(node), mm)
+        # the prefix sums needed, at once: rows P(a), P·left(a), P·left(b), P·left(end),
+        # Q(a), Q·left(a), Q(b), Q·left(b)
+        pos = np.stack([a, a, b, e, a, a, b, b]) * 4 + _PREFIX_PARTS
+        vals = flat0[pos * n + node[None, :]]
         rows = node[starts]
-        r = (np.cumsum(new_row) - 1) * (mm + 1)  # each candidate's row in the prefix sums
-        total_rows = state.total[rows]
-        n_rows = at_least[rows]
-        idx = mix.index(n_rows, cpu_after[rows], clip=False)  # 0 <= at_least <= G
-        p_s = np.take(mix.flat, idx)
-        q_s = np.take(mix.flat, idx - mix.stride * (n_rows > 0))  # one GPU fewer (never below 0)
-        left = total_rows[:, None] - below[rows]
-        prefix = np.zeros((4, len(rows), mm + 1), np.int64)
-        np.cumsum(p_s, axis=1, out=prefix[0, :, 1:])
-        np.cumsum(p_s * left, axis=1, out=prefix[1, :, 1:])
-        np.cumsum(q_s, axis=1, out=prefix[2, :, 1:])
-        np.cumsum(q_s * left, axis=1, out=prefix[3, :, 1:])
-        cp, cu, cq, cv = (x.ravel() for x in prefix)
-        a = r + np.searchsorted(mix.milli, f - m, side="right")  # shares the GPU still reaches
-        b = r + np.searchsorted(mix.milli, f, side="right")  # ... and reached before
-        e = r + mm
+        j_rows = np.searchsorted(mix.cpus, cpu_left[rows] - cpu, side="right")
+        redo_row = j_rows != j0[rows]  # the pod's CPU changes which tasks fit
+        redo = np.flatnonzero(np.repeat(redo_row, np.diff(np.r_[starts, len(node)])))
+        if len(redo):
+            redo_nodes = node[redo]
+            redo_rows = redo_nodes[np.r_[True, redo_nodes[1:] != redo_nodes[:-1]]]
+            flat1 = _prefix(prep, redo_rows, cpu_left[redo_rows] - cpu)
+            r1 = np.searchsorted(redo_rows, redo_nodes)
+            vals[:, redo] = flat1[pos[:, redo] * len(redo_rows) + r1[None, :]]
+        cp_a, cu_a, cu_b, cu_e, cq_a, cv_a, cq_b, cv_b = vals
         # Σ_a P·(T − B) − m·Σ_a P  +  Σ_b Q·(T − B) − f·Σ_b Q  +  Σ_c P·(T − B)
-        fits_weighted = (cu[a] - m * cp[a]) + ((cv[b] - cv[a]) - f * (cq[b] - cq[a])) + (cu[e] - cu[b])
+        fits_weighted = (cu_a - m * cp_a) + ((cv_b - cv_a) - f * (cq_b - cq_a)) + (cu_e - cu_b)
         after = mix.weight * idle - fits_weighted
     scores = _sigmoid_score(before[node] - after, mix.weight)
     out[node[starts]] = np.maximum.reduceat(scores, starts)

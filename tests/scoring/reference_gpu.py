@@ -18,8 +18,9 @@ stored versions named in scoring/gpu.py's docstring):
 * ``gpu_packing_score.go`` ``getPackingScore``.
 
 The categories are kept (Q1..Q4, XL, XR) and summed except Q3, as the simulator does, with the
-frequencies as exact fractions ``w_t / Σ w`` (``Fraction``): the reference's ΔF is exact, the
-core's is exact by its integer form, so both give the same ``σ`` argument.
+frequencies exact: ``p_t = w_t / Σ w``, the amounts summed as ``Σ w_t · share`` in integers and
+divided once (``Fraction``). The reference's ΔF is exact, the core's is exact by its integer
+form, so both give ``σ`` the same argument.
 """
 
 from __future__ import annotations
@@ -72,26 +73,26 @@ def node_pod_frag(node: Node, cpu: int, k: int, m: int) -> str:
     return Q2_LACK_GPU if node.cpu_left >= cpu else Q1_LACK_BOTH
 
 
-def frag_amount(node: Node, tasks: list[tuple[int, int, int, int]]) -> dict[str, Fraction]:
-    """``NodeGpuShareFragAmount``: per category, Σ p_t · (the share of that category)."""
-    weight = sum(t[3] for t in tasks)
-    out: dict[str, Fraction] = {}
+def frag_amount(node: Node, tasks: list[tuple[int, int, int, int]]) -> dict[str, int]:
+    """``NodeGpuShareFragAmount`` times Σ w: per category, Σ w_t · (the share of that category)
+    (integers; the frequency p_t is w_t / Σ w)."""
+    out: dict[str, int] = {}
     total = sum(node.free)
     for cpu, k, m, w in tasks:
-        p = Fraction(w, weight)
         kind = node_pod_frag(node, cpu, k, m)
         if kind == Q3_SATISFIED:
             small = sum(f for f in node.free if f < m)
-            out[Q2_LACK_GPU] = out.get(Q2_LACK_GPU, Fraction(0)) + p * small
-            out[Q3_SATISFIED] = out.get(Q3_SATISFIED, Fraction(0)) + p * (total - small)
+            out[Q2_LACK_GPU] = out.get(Q2_LACK_GPU, 0) + w * small
+            out[Q3_SATISFIED] = out.get(Q3_SATISFIED, 0) + w * (total - small)
         else:
-            out[kind] = out.get(kind, Fraction(0)) + p * total
+            out[kind] = out.get(kind, 0) + w * total
     return out
 
 
 def frag(node: Node, tasks: list[tuple[int, int, int, int]]) -> Fraction:
-    """``FragAmountSumExceptQ3``: the node's fragmentation, thousandths of a GPU."""
-    return sum((v for kind, v in frag_amount(node, tasks).items() if kind != Q3_SATISFIED), Fraction(0))
+    """``FragAmountSumExceptQ3``: the node's fragmentation, thousandths of a GPU (exact)."""
+    weighted = sum(v for kind, v in frag_amount(node, tasks).items() if kind != Q3_SATISFIED)
+    return Fraction(weighted, sum(t[3] for t in tasks))
 
 
 def sub(node: Node, cpu: int, k: int, m: int) -> Node:

@@ -660,3 +660,23 @@ def test_the_gpu_resource_refuses_what_no_node_has_and_unprefixed_names(strategy
     message = str(err.value)
     assert message.startswith("strategies[0].args.resource: "), message
     assert repr(name) in message and says in message, message
+
+
+@PROPERTY
+@given(sc=gen.gpu_scenarios(), seed=gen.SEEDS)
+def test_facts_kept_with_a_table_do_not_leak_between_pods(sc, seed):
+    """The per-table facts (GPU state, per-share counts, fragmentation and prefix sums of the
+    nodes as they are) serve every pod scored on the table: a pod scores the same on a table
+    already used for other pods as on a fresh copy."""
+    rng = np.random.default_rng(seed)
+    pods = [sc.pod]
+    for _ in range(3):  # more pods of the same shape with other CPU and GPU asks
+        req = sc.pod.requests.copy()
+        req[0] = float(rng.choice(gen.CPU_STEPS))
+        asks = [None, GPURequest(1, int(rng.choice(gen.SHARES))), GPURequest(int(rng.choice([1, 2, 8])))]
+        gpu = asks[int(rng.integers(0, 3))]
+        pods.append(dataclasses.replace(sc.pod, requests=req, nonzero_requests=req.copy(), gpu=gpu))
+    for p in pods:
+        used = evaluate(pod=p, nodes=sc.nodes, policy=sc.policy).components
+        fresh = evaluate(pod=p, nodes=dataclasses.replace(sc.nodes), policy=sc.policy).components
+        assert {k: as_list(v) for k, v in used.items()} == {k: as_list(v) for k, v in fresh.items()}
