@@ -434,26 +434,26 @@ def fgd_scores(
     mix = prep.mix
     if before is None:
         before = _before(state, prep, cpu_left)
+    if k == 1 and m < GPU_MILLI:  # a node fits when its CPU does and it has a candidate GPU
+        return np.where(cpu_left >= cpu, _shared_fgd(state, prep, before, cpu_left, cpu, m), 0)
+    # CPU (and k fully free GPUs, which no task share finds too small afterwards) taken
     ok = fits(state, cpu_left, cpu, k, m)
-    if k == 0 or m == GPU_MILLI:
-        # CPU (and k fully free GPUs, which no task share finds too small afterwards) taken
-        total, cpu_after = state.total - k * m, cpu_left - cpu
-        if state.whole:
-            after = _weighted_frag_whole(mix, total, cpu_after, state.full - k)
-        else:  # every share is reached by the fully free GPUs, so at_least - k >= 0 where it fits
-            after = _weighted_frag(mix, total, cpu_after, *prep.counts(), shift=k)
-        return np.where(ok, _sigmoid_score(before - after, mix.weight), 0)
-    return np.where(ok, _shared_fgd(state, prep, before, cpu_left, cpu, m), 0)
+    total, cpu_after = state.total - k * m, cpu_left - cpu
+    if state.whole:
+        after = _weighted_frag_whole(mix, total, cpu_after, state.full - k)
+    else:  # every share is reached by the fully free GPUs, so at_least - k >= 0 where it fits
+        after = _weighted_frag(mix, total, cpu_after, *prep.counts(), shift=k)
+    return np.where(ok, _sigmoid_score(before - after, mix.weight), 0)
 
 
 _PREFIX_PARTS = np.array([0, 1, 1, 1, 2, 3, 2, 3])[:, None]  # which of the four sums, see below
 
 
 def _prefix(prep: _Prepared, rows: IntArray, cpu_after: IntArray) -> IntArray:
-    """(M + 1, 4, R) flattened: for the nodes ``rows`` with ``cpu_after`` CPU left, prefix sums
+    """(R, M + 1, 4) flattened: for the nodes ``rows`` with ``cpu_after`` CPU left, prefix sums
     over the shares (ascending) of ``P_s``, ``P_s·(T − B_s)``, ``Q_s``, ``Q_s·(T − B_s)`` (see
-    ``_shared_fgd``), a share at a time (contiguous rows: faster than a cumsum along short
-    rows)."""
+    ``_shared_fgd``), summed a share at a time over all nodes (faster than a cumsum along
+    short rows), then stored node by node (a candidate's eight reads close together)."""
     mix, state = prep.mix, prep.state
     planes, below = prep.counts()
     mm, nr = len(mix.milli), len(rows)
@@ -470,7 +470,7 @@ def _prefix(prep: _Prepared, rows: IntArray, cpu_after: IntArray) -> IntArray:
     np.multiply(q_s, left, out=prefix[1:, 3])
     for i in range(mm):
         prefix[i + 1] += prefix[i]
-    out: IntArray = prefix.ravel()
+    out: IntArray = np.ascontiguousarray(prefix.transpose(2, 0, 1)).ravel()  # (R, M + 1, 4)
     return out
 
 
@@ -526,23 +526,22 @@ def _shared_fgd(
         # the prefix sums needed, at once: rows P(a), P·left(a), P·left(b), P·left(end),
         # Q(a), Q·left(a), Q(b), Q·left(b)
         pos = np.stack([a, a, b, e, a, a, b, b]) * 4 + _PREFIX_PARTS
-        vals = flat0[pos * n + node[None, :]]
-        rows = node[starts]
-        j_rows = np.searchsorted(mix.cpus, cpu_left[rows] - cpu, side="right")
-        redo_row = j_rows != j0[rows]  # the pod's CPU changes which tasks fit
-        redo = np.flatnonzero(np.repeat(redo_row, np.diff(np.r_[starts, len(node)])))
+        vals = flat0[pos + (node * (4 * (mm + 1)))[None, :]]  # node-major: a node's sums together
+        j_after = np.searchsorted(mix.cpus, cpu_left[node] - cpu, side="right")
+        redo = np.flatnonzero(j_after != j0[node])  # the pod's CPU changes which tasks fit
         if len(redo):
             redo_nodes = node[redo]
             redo_rows = redo_nodes[np.r_[True, redo_nodes[1:] != redo_nodes[:-1]]]
             flat1 = _prefix(prep, redo_rows, cpu_left[redo_rows] - cpu)
             r1 = np.searchsorted(redo_rows, redo_nodes)
-            vals[:, redo] = flat1[pos[:, redo] * len(redo_rows) + r1[None, :]]
+            vals[:, redo] = flat1[pos[:, redo] + (r1 * (4 * (mm + 1)))[None, :]]
         cp_a, cu_a, cu_b, cu_e, cq_a, cv_a, cq_b, cv_b = vals
         # Σ_a P·(T − B) − m·Σ_a P  +  Σ_b Q·(T − B) − f·Σ_b Q  +  Σ_c P·(T − B)
         fits_weighted = (cu_a - m * cp_a) + ((cv_b - cv_a) - f * (cq_b - cq_a)) + (cu_e - cu_b)
         after = mix.weight * idle - fits_weighted
-    scores = _sigmoid_score(before[node] - after, mix.weight)
-    out[node[starts]] = np.maximum.reduceat(scores, starts)
+    # the score rises with the fall in fragmentation: the node's best GPU is its largest fall
+    best = np.maximum.reduceat(before[node] - after, starts)
+    out[node[starts]] = _sigmoid_score(best, mix.weight)
     return out
 
 
