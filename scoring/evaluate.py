@@ -3,7 +3,8 @@
 Combination (documented in scoring/README.md), exact integer arithmetic throughout:
 
 * every strategy gives each node an integer 0..100; a strategy that does not apply to the pod
-  (BalancedAllocation for a best-effort pod) and strategies of weight 0 take no part;
+  (BalancedAllocation for a best-effort pod; a GPU strategy without GPU state) and strategies of
+  weight 0 take no part;
 * a node's combined score is the weighted mean ``Σ w·s / Σ w`` of the taking-part strategies
   (0 on every node when none takes part, e.g. BalancedAllocation alone and a best-effort pod);
 * where a node's load data is stale or missing, the policy's fallback applies: ``requests``
@@ -211,7 +212,9 @@ def release(
 ) -> NodeTable:
     """The node table as it would be after pods leave: (N, R) requests, limits and estimated
     usage subtracted (never below zero). Used to re-check preemption candidates. Arrays that
-    do not change are shared with ``nodes`` (all are read-only)."""
+    do not change are shared with ``nodes`` (all are read-only). Per-GPU shares
+    (``gpu_free``) are kept as they are: which GPUs the victims hold is not known here (whole
+    GPUs derived from a resource's ``requested`` are freed with it)."""
     return dataclasses.replace(
         nodes,
         requested=np.maximum(nodes.requested - freed_requests, 0.0),
