@@ -314,11 +314,12 @@ def _mix(tasks: tuple[TaskType, ...], slots: int) -> _Mix:
     milli = np.array(sorted({t.milli for t in gpu_tasks}), dtype=np.int64)
     cpus = np.array(sorted({t.cpu for t in gpu_tasks}), dtype=np.int64)
     delta = np.zeros((len(milli), slots + 1, len(cpus) + 1), dtype=np.int64)
-    for t in gpu_tasks:
-        if t.gpus <= slots:  # more GPUs than any node has: fits nowhere, never counted
-            i = int(np.searchsorted(milli, t.milli))
-            j = int(np.searchsorted(cpus, t.cpu)) + 1
-            delta[i, t.gpus, j] += t.weight
+    # more GPUs than any node has: fits nowhere, never counted
+    kept = np.array([(t.milli, t.gpus, t.cpu, t.weight) for t in gpu_tasks if t.gpus <= slots], np.int64)
+    if len(kept):
+        i = np.searchsorted(milli, kept[:, 0])
+        j = np.searchsorted(cpus, kept[:, 2]) + 1
+        np.add.at(delta, (i, kept[:, 1], j), kept[:, 3])
     table = delta.cumsum(axis=1).cumsum(axis=2)
     return _Mix(
         sum(t.weight for t in tasks),
@@ -353,14 +354,18 @@ class _Prepared:
                 at_least = np.repeat(state.full[None, :], m, axis=0)
                 below = np.zeros((m, n), np.int64)
             else:
-                # bin each GPU by how many task shares it reaches; count and sum per node and bin
-                b = np.searchsorted(mix.milli, state.free, side="right")  # (N, G) in 0..M
-                idx = (np.arange(n)[:, None] * (m + 1) + b).ravel()
-                hist = np.bincount(idx, minlength=n * (m + 1)).reshape(n, m + 1)
-                wsum = np.bincount(idx, weights=state.free.ravel(), minlength=n * (m + 1))
-                # share i is reached by the GPUs in bins > i; the GPUs in bins <= i fall short
-                at_least = hist[:, ::-1].cumsum(axis=1)[:, ::-1][:, 1:].T.astype(np.int64)
-                below = wsum.reshape(n, m + 1).cumsum(axis=1)[:, :m].T.astype(np.int64)
+                # each node's shares ascending, offset by node so that all of them are one
+                # ascending run: one search finds, per node and task share, how many GPUs fall
+                # short of it, and a running sum their free share
+                srt = state.sorted_free()
+                g = srt.shape[1]
+                offset = np.arange(n, dtype=np.int64) * (2 * GPU_MILLI)
+                keys = (srt + offset[:, None]).ravel()
+                short = np.searchsorted(keys, (offset[:, None] + mix.milli[None, :]).ravel())
+                running = np.concatenate([np.zeros(1, np.int64), np.cumsum(srt.ravel())])
+                row_start = np.repeat(np.arange(n, dtype=np.int64) * g, m)
+                at_least = (g - (short - row_start)).reshape(n, m).T
+                below = (running[short] - running[row_start]).reshape(n, m).T
             self.memo["planes"] = np.ascontiguousarray(mix.planes(at_least))
             self.memo["below"] = np.ascontiguousarray(below)
         return self.memo["planes"], self.memo["below"]  # type: ignore[return-value]
