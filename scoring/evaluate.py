@@ -3,7 +3,8 @@
 Combination (documented in scoring/README.md), exact integer arithmetic throughout:
 
 * every strategy gives each node an integer 0..100; a strategy that does not apply to the pod
-  (BalancedAllocation for a best-effort pod) and strategies of weight 0 take no part;
+  (BalancedAllocation for a best-effort pod; a GPU strategy without GPU state) and strategies of
+  weight 0 take no part;
 * a node's combined score is the weighted mean ``Σ w·s / Σ w`` of the taking-part strategies
   (0 on every node when none takes part, e.g. BalancedAllocation alone and a best-effort pod);
 * where a node's load data is stale or missing, the policy's fallback applies: ``requests``
@@ -28,7 +29,7 @@ import numpy.typing as npt
 from scoring.estimate import estimate_pod
 from scoring.filters import Verdict, filter_nodes, load_usable
 from scoring.policy import LOAD_KIND, Policy, ResourcesArgs, StrategySpec, strategy_kind
-from scoring.strategies import LOAD_STRATEGIES, REQUESTS_STRATEGIES, least_allocated
+from scoring.strategies import GPU_STRATEGIES, LOAD_STRATEGIES, REQUESTS_STRATEGIES, least_allocated
 from scoring.types import BoolArray, FloatArray, IntArray, NodeTable, PodDemand
 
 MAX_EXTENDER_PRIORITY = 10  # k8s.io/kube-scheduler/extender/v1 MaxExtenderPriority
@@ -78,12 +79,14 @@ def to_extender_scores(combined: FloatArray) -> npt.NDArray[np.int64]:
 
 
 def _components(
-    pod: PodDemand, nodes: NodeTable, policy: Policy, estimate: FloatArray
+    pod: PodDemand, nodes: NodeTable, policy: Policy, estimate: FloatArray, feasible: BoolArray
 ) -> dict[str, IntArray | None]:
     out: dict[str, IntArray | None] = {}
     for spec in policy.strategies:
         if spec.name in LOAD_STRATEGIES:
             out[spec.name] = LOAD_STRATEGIES[spec.name](pod, nodes, spec.args, estimate=estimate)
+        elif spec.name in GPU_STRATEGIES:
+            out[spec.name] = GPU_STRATEGIES[spec.name](pod, nodes, spec.args, feasible=feasible)
         else:
             out[spec.name] = REQUESTS_STRATEGIES[spec.name](pod, nodes, spec.args)
     return out
@@ -186,9 +189,9 @@ def evaluate(
     ``feasibility`` of this very pod, nodes and policy when the caller already has it."""
     judged = judged or feasibility(pod=pod, nodes=nodes, policy=policy)
     estimate, load_ok, verdict = judged.estimate, judged.load_ok, judged.verdict
-    components = _components(pod, nodes, policy, estimate)
-    num, den, fallback, implicit = _combine(pod, nodes, policy, components, load_ok)
     feasible = verdict.feasible
+    components = _components(pod, nodes, policy, estimate, feasible)
+    num, den, fallback, implicit = _combine(pod, nodes, policy, components, load_ok)
     num = np.where(feasible, num, 0)
     spread = _spread(num, den, feasible) if policy.score.spread else None
     if spread is None:
@@ -209,7 +212,9 @@ def release(
 ) -> NodeTable:
     """The node table as it would be after pods leave: (N, R) requests, limits and estimated
     usage subtracted (never below zero). Used to re-check preemption candidates. Arrays that
-    do not change are shared with ``nodes`` (all are read-only)."""
+    do not change are shared with ``nodes`` (all are read-only). Per-GPU shares
+    (``gpu_free``) are kept as they are: which GPUs the victims hold is not known here (whole
+    GPUs derived from a resource's ``requested`` are freed with it)."""
     return dataclasses.replace(
         nodes,
         requested=np.maximum(nodes.requested - freed_requests, 0.0),

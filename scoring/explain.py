@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from scoring import gpu
 from scoring.evaluate import Evaluation
 from scoring.filters import OK, describe
-from scoring.policy import LOAD_KIND, Policy, strategy_kind
+from scoring.policy import LOAD_KIND, GPUArgs, Policy, strategy_kind
 from scoring.types import NodeTable, PodDemand
 
 VERDICT_NAMES = {
@@ -36,14 +37,18 @@ def _num(x: float) -> float | int | None:
     return int(x) if x == int(x) and abs(x) < 2**53 else x
 
 
-def _strategy_rows(ev: Evaluation, i: int, policy: Policy) -> list[dict[str, Any]]:
+def _strategy_rows(
+    ev: Evaluation, i: int, policy: Policy, pod: PodDemand, nodes: NodeTable
+) -> list[dict[str, Any]]:
     feasible = bool(ev.verdict.code[i] == OK)
     rows = []
     for spec in policy.strategies:
         comp = ev.components[spec.name]
         load = strategy_kind(spec.name) == LOAD_KIND
         score = None if comp is None else int(comp[i])
-        if comp is None:
+        if comp is None and isinstance(spec.args, GPUArgs):
+            counted, note = False, gpu.not_applicable(spec.name, pod, nodes, spec.args)
+        elif comp is None:
             counted, note = False, "does not apply to this pod (best-effort: no requests)"
         elif spec.weight == 0:
             counted, note = False, "weight 0"
@@ -75,8 +80,8 @@ def _strategy_rows(ev: Evaluation, i: int, policy: Policy) -> list[dict[str, Any
     return rows
 
 
-def _inputs(ev: Evaluation, i: int, nodes: NodeTable, pod: PodDemand) -> dict[str, Any]:
-    out = {}
+def _inputs(ev: Evaluation, i: int, nodes: NodeTable, pod: PodDemand, policy: Policy) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for c, name in enumerate(nodes.resources):
         p = pod.resources.index(name) if name in pod.resources else -1
         out[name] = {
@@ -89,6 +94,12 @@ def _inputs(ev: Evaluation, i: int, nodes: NodeTable, pod: PodDemand) -> dict[st
             "pending": _num(float(nodes.pending[i, c])),
             "podEstimate": _num(float(ev.estimate[p])) if p >= 0 else 0,
         }
+    for spec in policy.strategies:  # the GPU state the GPU strategies read, once
+        if isinstance(spec.args, GPUArgs):
+            facts = gpu.node_gpu_facts(nodes, spec.args.resource, i)
+            if facts is not None:
+                out["gpuState"] = facts
+            break
     return out
 
 
@@ -122,8 +133,8 @@ def explain(
                 "loadUsable": bool(ev.load_ok[i]),
                 "loadAgeSeconds": _num(float(nodes.load_age_s[i])),
                 "fallback": bool(ev.fallback[i]),
-                "strategies": _strategy_rows(ev, i, policy),
-                "inputs": _inputs(ev, i, nodes, pod),
+                "strategies": _strategy_rows(ev, i, policy, pod, nodes),
+                "inputs": _inputs(ev, i, nodes, pod, policy),
             }
         )
     return out

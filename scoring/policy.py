@@ -36,7 +36,16 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar, overload
 
-from scoring.types import CPU, EPHEMERAL_STORAGE, MEMORY, PODS
+from scoring.types import (
+    CPU,
+    EPHEMERAL_STORAGE,
+    GPU_MILLI,
+    MAX_NODE_GPUS,
+    MAX_QUANTITY,
+    MEMORY,
+    PODS,
+    TaskType,
+)
 
 
 class PolicyError(ValueError):
@@ -148,6 +157,36 @@ class LowRiskOverCommitmentArgs:
     )
 
 
+# The GPU strategies (scoring/gpu.py). Their names and arguments are the project's own: the
+# simulator they reproduce (hkust-adsl/kubernetes-scheduler-simulator) configures them in Go.
+DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
+# The share of the observed pods the typical tasks cover, percent: the simulator's experiments
+# set podPopularityThreshold 95 (scripts/generate_config_and_run.py); its Go default is 60.
+DEFAULT_COVERAGE = 95
+MAX_TASK_WEIGHT = 10**9  # a task's weight; with at most MAX_TASKS of them the sum stays < 2**40
+MAX_TASKS = 1000  # so that weight x thousandths x GPUs stays exact in int64
+
+
+@dataclasses.dataclass(frozen=True)
+class GPUArgs:
+    """Args of GPUBestFit and GPUPacking: ``resource``, the extended resource counting whole
+    GPUs, from which the GPU state is derived when the node table has no per-GPU shares."""
+
+    resource: str = DEFAULT_GPU_RESOURCE
+
+
+@dataclasses.dataclass(frozen=True)
+class GPUFragmentationArgs(GPUArgs):
+    """Args of GPUFragmentation: ``resource`` as GPUArgs; the target workload, either
+    ``typicalTasks`` (the task kinds and their integer weights, as given) or, when none is
+    given, the pods the node table says were seen (``NodeTable.task_counts``), the most
+    frequent kinds until they cover ``coverage`` percent of them (the simulator's
+    ``GetTypicalPods``)."""
+
+    typicalTasks: tuple[TaskType, ...] = ()
+    coverage: int = DEFAULT_COVERAGE
+
+
 StrategyArgs = (
     ResourcesArgs
     | BalancedAllocationArgs
@@ -156,6 +195,8 @@ StrategyArgs = (
     | TargetLoadPackingArgs
     | LoadVariationRiskBalancingArgs
     | LowRiskOverCommitmentArgs
+    | GPUArgs
+    | GPUFragmentationArgs
 )
 
 
@@ -642,8 +683,79 @@ def _lroc_args(raw: Any, path: str) -> LowRiskOverCommitmentArgs:
     return LowRiskOverCommitmentArgs(window, _frozen(weights))
 
 
-# Strategy name -> (kind, args parser). "requests" strategies need only requests; "load"
-# strategies need fresh measured usage and fall back per LoadSpec.
+def _gpu_resource(raw: Mapping[str, Any], path: str) -> str:
+    name = _resource_name(raw.get("resource", DEFAULT_GPU_RESOURCE), f"{path}.resource")
+    if "/" not in name:
+        raise PolicyError(
+            f"{path}.resource: must be the extended resource that counts a node's whole GPUs "
+            f"(e.g. {DEFAULT_GPU_RESOURCE}), got {name!r}"
+        )
+    return name
+
+
+def _gpu_args(raw: Any, path: str) -> GPUArgs:
+    raw = _mapping(raw, path, ("resource",))
+    return GPUArgs(_gpu_resource(raw, path))
+
+
+_TASK_FIELDS = ("cpu", "gpus", "gpuMilli", "weight")
+
+
+def _task(raw: Any, path: str) -> TaskType:
+    raw = _mapping(raw, path, _TASK_FIELDS)
+    for key in ("cpu", "gpus"):
+        if key not in raw:
+            raise PolicyError(f"{path}.{key}: required")
+    cpu = _cpu_millis(raw["cpu"], f"{path}.cpu")
+    if cpu != math.floor(cpu) or cpu > MAX_QUANTITY:
+        raise PolicyError(f"{path}.cpu: must be a whole number of millicores, got {raw['cpu']!r}")
+    gpus = _num(raw["gpus"], f"{path}.gpus", hi=MAX_NODE_GPUS, integer=True)
+    if gpus == 0:
+        milli = _num(raw.get("gpuMilli", 0), f"{path}.gpuMilli", hi=0, integer=True)
+    else:
+        milli = _num(raw.get("gpuMilli", GPU_MILLI), f"{path}.gpuMilli", lo=1, hi=GPU_MILLI, integer=True)
+        if gpus > 1 and milli != GPU_MILLI:
+            raise PolicyError(
+                f"{path}.gpuMilli: a share of a GPU ({milli} thousandths) is for one GPU only; "
+                f"a task with {gpus} GPUs takes them whole ({GPU_MILLI})"
+            )
+    weight = _num(raw.get("weight", 1), f"{path}.weight", lo=1, hi=MAX_TASK_WEIGHT, integer=True)
+    return TaskType(int(cpu), gpus, milli, weight)
+
+
+def _gpu_fragmentation_args(raw: Any, path: str) -> GPUFragmentationArgs:
+    raw = _mapping(raw, path, ("resource", "typicalTasks", "coverage"))
+    resource = _gpu_resource(raw, path)
+    tasks: list[TaskType] = []
+    if "typicalTasks" in raw:
+        items = raw["typicalTasks"]
+        if not isinstance(items, list) or not items:
+            raise PolicyError(
+                f"{path}.typicalTasks: must be a non-empty list of {{cpu, gpus, gpuMilli, weight}} "
+                "(leave it out to take the typical tasks from the pods seen)"
+            )
+        if len(items) > MAX_TASKS:
+            raise PolicyError(f"{path}.typicalTasks: at most {MAX_TASKS} task kinds, got {len(items)}")
+        if "coverage" in raw:
+            raise PolicyError(
+                f"{path}.coverage: picks the typical tasks among the pods seen; with typicalTasks "
+                "given it would do nothing (remove one of the two)"
+            )
+        for i, item in enumerate(items):
+            task = _task(item, f"{path}.typicalTasks[{i}]")
+            if any(t.spec == task.spec for t in tasks):
+                raise PolicyError(
+                    f"{path}.typicalTasks[{i}]: the same kind (cpu {task.cpu}m, {task.gpus} GPUs of "
+                    f"{task.milli} thousandths) is listed twice; give it one weight"
+                )
+            tasks.append(task)
+    coverage = _num(raw.get("coverage", DEFAULT_COVERAGE), f"{path}.coverage", lo=1, hi=100, integer=True)
+    return GPUFragmentationArgs(resource, tuple(tasks), coverage)
+
+
+# Strategy name -> (kind, args parser). "requests" strategies need only what is allocated
+# (requests; the GPU strategies also the GPU state); "load" strategies need fresh measured usage
+# and fall back per LoadSpec.
 STRATEGIES: Mapping[str, tuple[str, Callable[[Any, str], StrategyArgs]]] = MappingProxyType(
     {
         "LeastAllocated": (REQUESTS_KIND, _resources_args),
@@ -654,6 +766,9 @@ STRATEGIES: Mapping[str, tuple[str, Callable[[Any, str], StrategyArgs]]] = Mappi
         "TargetLoadPacking": (LOAD_KIND, _tlp_args),
         "LoadVariationRiskBalancing": (LOAD_KIND, _lvrb_args),
         "LowRiskOverCommitment": (LOAD_KIND, _lroc_args),
+        "GPUFragmentation": (REQUESTS_KIND, _gpu_fragmentation_args),
+        "GPUBestFit": (REQUESTS_KIND, _gpu_args),
+        "GPUPacking": (REQUESTS_KIND, _gpu_args),
     }
 )
 

@@ -26,7 +26,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from scoring import trimaran
+from scoring import gpu, trimaran
 from scoring.estimate import go_round
 from scoring.policy import (
     BalancedAllocationArgs,
@@ -465,6 +465,7 @@ def low_risk_over_commitment(
 
 RequestsStrategy = Callable[[PodDemand, NodeTable, StrategyArgs], "IntArray | None"]
 LoadStrategy = Callable[..., "IntArray | None"]
+GPUStrategy = Callable[..., "IntArray | None"]
 
 REQUESTS_STRATEGIES: Mapping[str, RequestsStrategy] = MappingProxyType(
     {
@@ -481,5 +482,15 @@ LOAD_STRATEGIES: Mapping[str, LoadStrategy] = MappingProxyType(
         "TargetLoadPacking": target_load_packing,
         "LoadVariationRiskBalancing": load_variation_risk_balancing,
         "LowRiskOverCommitment": low_risk_over_commitment,
+    }
+)
+
+# Requests-kind strategies on the GPU state (scoring/gpu.py); they take the filter's verdict
+# (``feasible``), over which GPUBestFit normalises as the simulator does over its filtered nodes.
+GPU_STRATEGIES: Mapping[str, GPUStrategy] = MappingProxyType(
+    {
+        "GPUFragmentation": gpu.gpu_fragmentation,
+        "GPUBestFit": gpu.gpu_best_fit,
+        "GPUPacking": gpu.gpu_packing,
     }
 )

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +32,9 @@ PODS = "pods"
 EPHEMERAL_STORAGE = "ephemeral-storage"
 BASE_RESOURCES: tuple[str, ...] = (CPU, MEMORY, PODS)
 MAX_QUANTITY = 2**53  # the largest quantity the core accepts (exact in float64)
+GPU_MILLI = 1000  # a whole GPU in thousandths: the unit of GPU shares (the openb trace's gpu_milli)
+MAX_NODE_GPUS = 64  # GPU slots per node the GPU state may have (the openb trace has at most 8)
+TASK_COLUMNS = ("cpu", "gpus", "milli", "count")  # NodeTable.task_counts
 
 
 def _readonly(*arrays: npt.NDArray[np.generic]) -> None:
@@ -50,6 +55,59 @@ ARRAY_FIELDS: tuple[str, ...] = (
     "pending",
     "threshold_override",
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskType:
+    """A kind of pod, for the GPU fragmentation measure: ``cpu`` millicores requested,
+    ``gpus`` GPUs, ``milli`` thousandths of each of them (1..1000 when ``gpus`` > 0, 1000 for
+    whole GPUs, 0 when ``gpus`` is 0; a shared GPU is one GPU with ``milli`` < 1000), and a
+    ``weight``: how many pods of this kind were seen (or a relative frequency, an integer; the
+    frequency of a kind is its weight over the sum of the weights, exactly)."""
+
+    cpu: int
+    gpus: int
+    milli: int
+    weight: int = 1
+
+    def __post_init__(self) -> None:
+        for f in ("cpu", "gpus", "milli", "weight"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ValueError(f"TaskType.{f}: must be an int, got {v!r}")
+        if not 0 <= self.cpu <= MAX_QUANTITY:
+            raise ValueError(f"TaskType.cpu: must be 0..{MAX_QUANTITY} millicores, got {self.cpu}")
+        if not 0 <= self.gpus <= MAX_NODE_GPUS:
+            raise ValueError(f"TaskType.gpus: must be 0..{MAX_NODE_GPUS}, got {self.gpus}")
+        if self.gpus == 0 and self.milli != 0:
+            raise ValueError(f"TaskType.milli: must be 0 for a task without GPUs, got {self.milli}")
+        if self.gpus > 0 and not 1 <= self.milli <= GPU_MILLI:
+            raise ValueError(f"TaskType.milli: must be 1..{GPU_MILLI} for a task with GPUs, got {self.milli}")
+        if self.gpus > 1 and self.milli != GPU_MILLI:
+            raise ValueError(
+                f"TaskType: a share of a GPU ({self.milli}/{GPU_MILLI}) is for one GPU only, "
+                f"got {self.gpus} GPUs"
+            )
+        if self.weight < 1:
+            raise ValueError(f"TaskType.weight: must be >= 1, got {self.weight}")
+
+    @property
+    def spec(self) -> tuple[int, int, int]:
+        """(cpu, gpus, milli): what identifies the kind, without its weight."""
+        return (self.cpu, self.gpus, self.milli)
+
+
+@dataclasses.dataclass(frozen=True)
+class GPURequest:
+    """The GPUs a pod asks for: ``count`` GPUs with ``milli`` thousandths of each (1000: whole
+    GPUs; below 1000 a share of one GPU, so ``count`` is then 1, as the GPU-sharing schemes and
+    the openb trace have it)."""
+
+    count: int
+    milli: int = GPU_MILLI
+
+    def __post_init__(self) -> None:
+        TaskType(0, self.count, self.milli if self.count else 0)  # the same rules
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +148,9 @@ class NodeTable:
     load_age_s: FloatArray  # (N,) +inf = unknown
     pending: FloatArray  # (N, R)
     threshold_override: FloatArray  # (N, R) NaN = none
+    gpu_free: npt.NDArray[Any] | None = None  # (N, G) int64 thousandths of each GPU free, 0..1000
+    gpu_present: npt.NDArray[Any] | None = None  # (N, G) bool, True where the node has that GPU
+    task_counts: npt.NDArray[Any] | None = None  # (K, 4) int64 pods seen by kind (TASK_COLUMNS)
 
     def __post_init__(self) -> None:
         n, r = len(self.names), len(self.resources)
@@ -105,6 +166,55 @@ class NodeTable:
         if self.load_age_s.shape != (n,):
             raise ValueError(f"NodeTable.load_age_s: expected ({n},), got {self.load_age_s.shape}")
         _readonly(self.load_age_s, *(getattr(self, f) for f in ARRAY_FIELDS))
+        self._check_gpu(n)
+
+    def _check_gpu(self, n: int) -> None:
+        free, present = self.gpu_free, self.gpu_present
+        if free is None or present is None:
+            if free is not None or present is not None:
+                raise ValueError("NodeTable.gpu_free and gpu_present: give both or neither")
+        else:
+            if free.dtype != np.int64 or free.ndim != 2 or free.shape[0] != n:
+                raise ValueError(
+                    f"NodeTable.gpu_free: expected int64 ({n}, G), got {free.dtype} {free.shape}"
+                )
+            if present.dtype != np.bool_ or present.shape != free.shape:
+                raise ValueError(
+                    f"NodeTable.gpu_present: expected bool {free.shape}, got {present.dtype} {present.shape}"
+                )
+            if free.shape[1] > MAX_NODE_GPUS:
+                raise ValueError(
+                    f"NodeTable.gpu_free: at most {MAX_NODE_GPUS} GPU slots, got {free.shape[1]}"
+                )
+            if free.size and (free.min() < 0 or free.max() > GPU_MILLI):
+                raise ValueError(f"NodeTable.gpu_free: thousandths of a GPU must be 0..{GPU_MILLI}")
+            if (free[~present] != 0).any():
+                raise ValueError("NodeTable.gpu_free: must be 0 where gpu_present is False")
+            _readonly(free, present)
+        counts = self.task_counts
+        if counts is not None:
+            if counts.dtype != np.int64 or counts.ndim != 2 or counts.shape[1] != len(TASK_COLUMNS):
+                raise ValueError(
+                    f"NodeTable.task_counts: expected int64 (K, {len(TASK_COLUMNS)}), "
+                    f"got {counts.dtype} {counts.shape}"
+                )
+            _readonly(counts)
+            kinds = self.observed_tasks  # validates each row
+            if len({t.spec for t in kinds}) != len(kinds):
+                raise ValueError("NodeTable.task_counts: each kind (cpu, gpus, milli) once")
+
+    @functools.cached_property
+    def observed_tasks(self) -> tuple[TaskType, ...]:
+        """``task_counts`` as TaskType (weight = count); empty when unknown."""
+        if self.task_counts is None:
+            return ()
+        return tuple(TaskType(*(int(v) for v in row)) for row in self.task_counts.tolist())
+
+    @functools.cached_property
+    def memo(self) -> dict[object, object]:
+        """Facts derived from this table by the strategies, once per table (scoring/gpu.py keeps
+        its GPU state here). Tables are immutable: nothing here goes stale."""
+        return {}
 
     def __len__(self) -> int:
         return len(self.names)
@@ -130,6 +240,9 @@ class NodeTable:
             self,
             names=tuple(self.names[i] for i in rows.tolist()),
             load_age_s=self.load_age_s[rows],
+            gpu_free=None if self.gpu_free is None else self.gpu_free[rows],
+            gpu_present=None if self.gpu_present is None else self.gpu_present[rows],
+            task_counts=self.task_counts,
             **{f: getattr(self, f)[rows] for f in ARRAY_FIELDS},
         )
 
@@ -158,8 +271,14 @@ class NodeTable:
         load_age_s: FloatArray | None = None,
         pending: FloatArray | None = None,
         threshold_override: FloatArray | None = None,
+        gpu_free: npt.ArrayLike | None = None,
+        gpu_present: npt.ArrayLike | None = None,
+        task_counts: Sequence[TaskType] | npt.ArrayLike | None = None,
     ) -> NodeTable:
-        """Convenience constructor: absent arrays default to 'nothing known' (zeros or NaN)."""
+        """Convenience constructor: absent arrays default to 'nothing known' (zeros or NaN).
+        ``gpu_free`` and ``gpu_present`` are converted (int64, bool); ``gpu_present`` defaults
+        to every slot when only ``gpu_free`` is given; ``task_counts`` may be TaskTypes (weight
+        = count)."""
         shape = (len(names), len(resources))
 
         def zeros() -> FloatArray:
@@ -191,7 +310,25 @@ class NodeTable:
             threshold_override=nans()
             if threshold_override is None
             else np.asarray(threshold_override, dtype=np.float64),
+            gpu_free=None if gpu_free is None else np.array(gpu_free, dtype=np.int64, ndmin=2),
+            gpu_present=None
+            if gpu_free is None
+            else np.ones(np.shape(gpu_free), bool)
+            if gpu_present is None
+            else np.array(gpu_present, dtype=np.bool_, ndmin=2),
+            task_counts=_task_array(task_counts),
         )
+
+
+def _task_array(tasks: Sequence[TaskType] | npt.ArrayLike | None) -> npt.NDArray[np.int64] | None:
+    if tasks is None:
+        return None
+    if isinstance(tasks, Sequence):
+        kinds = [t for t in tasks if isinstance(t, TaskType)]
+        if len(kinds) == len(tasks):
+            rows = [(t.cpu, t.gpus, t.milli, t.weight) for t in kinds]
+            return np.array(rows, dtype=np.int64).reshape(len(rows), len(TASK_COLUMNS))
+    return np.array(tasks, dtype=np.int64, ndmin=2)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -207,6 +344,10 @@ class PodDemand:
     ``overhead`` (R,) the pod overhead, for strategies that predict usage per container
     (Trimaran TargetLoadPacking). When omitted the pod counts as one container with the pod's
     requests and limits and no overhead.
+
+    ``gpu``: the GPUs the pod asks for, for the GPU strategies, when it asks for a share of a
+    GPU (a GPU-sharing scheme's request, converted by the caller). None: whole GPUs, as many
+    as its request of the GPU resource the policy names (``nvidia.com/gpu`` by default).
     """
 
     resources: tuple[str, ...]
@@ -217,6 +358,7 @@ class PodDemand:
     container_requests: FloatArray | None = None  # (C, R)
     container_limits: FloatArray | None = None  # (C, R)
     overhead: FloatArray | None = None  # (R,)
+    gpu: GPURequest | None = None
 
     def __post_init__(self) -> None:
         r = len(self.resources)

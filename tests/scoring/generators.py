@@ -20,7 +20,9 @@ property on a 40-node table. ``Scenario.__repr__`` prints every array and the po
 so a failing example is reproducible from the report alone.
 
 The Trimaran strategies (TargetLoadPacking, LoadVariationRiskBalancing, LowRiskOverCommitment)
-are not generated here: their reference lives in reference_trimaran.py.
+are not generated here: their reference lives in reference_trimaran.py. The GPU strategies
+(GPUFragmentation, GPUBestFit, GPUPacking) have their own generator, ``gpu_scenarios`` (end of
+this file): GPU state, typical tasks and GPU pods.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from hypothesis import strategies as st
 
 from scoring import NodeTable, PodDemand, parse_policy
 from scoring.policy import BALANCED_FORMULAS, Policy
-from scoring.types import MAX_QUANTITY
+from scoring.types import GPU_MILLI, MAX_QUANTITY, GPURequest, TaskType
 
 # Below this allocatable the core takes its float64 path, above it the int64 one
 # (scoring.strategies.FLOAT_EXACT_LIMIT): both sides and the edge itself are generated.
@@ -522,8 +524,15 @@ class Scenario:
     def __repr__(self) -> str:  # hypothesis prints this on failure: make it reproducible
         n, p = self.nodes, self.pod
         arrays = {f: getattr(n, f).tolist() for f in TABLE_REPR_FIELDS}
+        gpu = ""
+        if n.gpu_free is not None and n.gpu_present is not None:
+            gpu += f"gpu_free={n.gpu_free.tolist()!r}, gpu_present={n.gpu_present.tolist()!r}, "
+        if n.task_counts is not None:
+            gpu += f"task_counts={n.task_counts.tolist()!r}, "
+        if p.gpu is not None:
+            gpu += f"pod_gpu={p.gpu!r}, "
         return (
-            f"Scenario(resources={n.resources!r}, arrays={arrays!r}, "
+            f"Scenario(resources={n.resources!r}, arrays={arrays!r}, {gpu}"
             f"pod=(requests={p.requests.tolist()!r}, nonzero={p.nonzero_requests.tolist()!r}, "
             f"limits={p.limits.tolist()!r}, qos={p.qos!r}, "
             f"container_requests={p.container_requests.tolist()!r}, "
@@ -611,3 +620,157 @@ def requests_cases(draw, name: str, *, max_value: int = MAX_QUANTITY):
         args = strategy_args(name, rand_resources_args(rng, candidates))
     nodes = draw(node_tables(resources, max_value=max_value))
     return nodes, p, args
+
+
+# --------------------------------------------------------------------------------------------
+# GPU scenarios (scoring/gpu.py)
+
+NVIDIA = "nvidia.com/gpu"
+GPU_STRATEGY_NAMES = ("GPUFragmentation", "GPUBestFit", "GPUPacking")
+GPU_STATES = ("shares", "shares", "whole", "derived", "derived", "none")
+WORKLOADS = ("policy", "policy", "observed", "observed", "nothing seen")
+GPU_POD_KINDS = ("cpu only", "whole", "shared", "whole by request", "no requests")
+CPU_STEPS = np.array([0, 1, 100, 999, 1000, 2000, 3152, 4000, 8000, 11300, 16000, 32000, 96000])
+SHARES = np.array([1, 50, 100, 230, 250, 320, 470, 499, 500, 501, 650, 810, 999])
+TASK_GPUS = np.array([0, 1, 1, 1, 2, 4, 8, 9])
+TASK_WEIGHTS = np.array([1, 1, 2, 3, 7, 100, 10**9])
+
+
+def rand_tasks(rng: np.random.Generator, count: int) -> tuple[TaskType, ...]:
+    """``count`` task kinds at most (duplicates dropped), boundary-heavy: CPUs from a few steps
+    (so that a node's CPU left often equals one), 0..9 GPUs (9: more than any node has), whole
+    GPUs and shares."""
+    out: dict[tuple[int, int, int], TaskType] = {}
+    for _ in range(count):
+        gpus = int(rng.choice(TASK_GPUS))
+        milli = 0 if gpus == 0 else GPU_MILLI if gpus > 1 or rng.random() < 0.5 else int(rng.choice(SHARES))
+        t = TaskType(int(rng.choice(CPU_STEPS)), gpus, milli, int(rng.choice(TASK_WEIGHTS)))
+        out.setdefault(t.spec, t)
+    return tuple(out.values())
+
+
+def _task_doc(t: TaskType) -> dict:
+    return {"cpu": f"{t.cpu}m", "gpus": t.gpus, "gpuMilli": t.milli, "weight": t.weight}
+
+
+def rand_gpu_free(rng: np.random.Generator, n: int, slots: int, whole: bool, pod_milli: int) -> tuple:
+    """(free, present) (N, G): each node 0..G GPUs on random slots (not always the first ones),
+    free shares 0 or 1000, or (not ``whole``) boundary values around the pod's share and the
+    task shares too."""
+    present = np.zeros((n, slots), bool)
+    for i in range(n):
+        count = int(rng.integers(0, slots + 1)) if rng.random() < 0.7 else slots
+        present[i, rng.permutation(slots)[:count]] = True
+    edges = np.array([0, 0, 1000, 1000, 1000, 1, 999, 500, pod_milli - 1, pod_milli, pod_milli + 1, *SHARES])
+    if whole:
+        values = np.where(rng.random((n, slots)) < 0.75, GPU_MILLI, 0)
+    else:
+        values = np.where(
+            rng.random((n, slots)) < 0.5, rng.choice(edges, (n, slots)), rng.integers(0, 1001, (n, slots))
+        )
+    free = np.where(present, np.clip(values, 0, GPU_MILLI), 0).astype(np.int64)
+    return free, present
+
+
+@st.composite
+def gpu_scenarios(
+    draw,
+    *,
+    min_nodes: int = 1,
+    max_nodes: int = 30,
+    only: tuple[str, ...] | None = None,
+    state: str | None = None,
+    pod_kind: str | None = None,
+    workload: str | None = None,
+) -> Scenario:
+    """A node table with GPU state (per-GPU shares, whole GPUs, whole GPUs derived from
+    ``nvidia.com/gpu``, or none), a pod (CPU only, whole GPUs, a share of one GPU, whole GPUs by
+    its ``nvidia.com/gpu`` request, or no request at all) and a policy of GPU strategies (``only``,
+    else a random selection, sometimes beside LeastAllocated), with the typical tasks in the
+    policy, observed on the table (``task_counts``, a random coverage) or none seen."""
+    state = draw(st.sampled_from(GPU_STATES)) if state is None else state
+    pod_kind = draw(st.sampled_from(GPU_POD_KINDS)) if pod_kind is None else pod_kind
+    workload = draw(st.sampled_from(WORKLOADS)) if workload is None else workload
+    n = draw(node_counts(min_nodes, max_nodes))
+    slots = draw(st.sampled_from((0, 1, 2, 4, 8, 8, 8, 12)))
+    rng = np.random.default_rng(draw(SEEDS))
+    resources = (CPU, MEMORY, PODS) + ((NVIDIA,) if state == "derived" or rng.random() < 0.3 else ())
+    tasks = rand_tasks(rng, int(rng.integers(1, 12)))
+
+    # the pod
+    cpu = (
+        int(rng.choice(CPU_STEPS if rng.random() < 0.2 else CPU_STEPS[:9]))
+        if pod_kind != "no requests"
+        else 0
+    )
+    gpu = None
+    k_req = 0
+    if pod_kind == "whole":
+        gpu = GPURequest(int(rng.choice([1, 1, 1, 2, 4, 8])), GPU_MILLI)
+    elif pod_kind == "shared":
+        gpu = GPURequest(1, int(rng.choice(SHARES)))
+    elif pod_kind == "whole by request":
+        k_req = int(rng.choice([1, 1, 1, 2, 4, 8]))
+    memory = 0 if pod_kind == "no requests" else int(rng.integers(0, 2**30))
+    req = np.array([cpu, memory, 1, *([k_req] if NVIDIA in resources else [])], dtype=np.float64)
+    if NVIDIA not in resources and k_req:
+        gpu = GPURequest(k_req, GPU_MILLI)  # the table has no such column: ask through .gpu
+    nonzero = req.copy()
+    if pod_kind == "no requests" and rng.random() < 0.5:
+        nonzero[0] = 100.0  # a container without requests: the non-zero default
+    p = PodDemand(resources, req, nonzero, np.zeros(len(resources)), gpu=gpu)
+
+    # the nodes
+    alloc = np.zeros((n, len(resources)))
+    alloc[:, 0] = rng.choice(CPU_STEPS[4:], n)
+    alloc[:, 1] = 2.0**36
+    alloc[:, 2] = 110
+    requested = np.zeros_like(alloc)
+    requested[:, 0] = np.where(
+        rng.random(n) < 0.3,
+        np.maximum(alloc[:, 0] - cpu, 0),
+        rng.integers(0, 2, n) * rng.choice(CPU_STEPS, n),
+    )
+    requested[:, 1] = np.where(rng.random(n) < 0.1, alloc[:, 1], 0)  # some nodes fail the filter
+    if NVIDIA in resources:
+        alloc[:, 3] = rng.choice([0, 1, 2, 4, 8, 8, 8], n)
+        requested[:, 3] = np.where(
+            rng.random(n) < 0.1, alloc[:, 3] + 1, np.floor(rng.random(n) ** 2 * (alloc[:, 3] + 1))
+        )
+    free = present = None
+    if state in ("shares", "whole"):
+        free, present = rand_gpu_free(rng, n, slots, state == "whole", gpu.milli if gpu else GPU_MILLI)
+    observed: tuple[TaskType, ...] = ()
+    if workload == "observed":
+        observed = tasks
+    nodes = NodeTable.build(
+        names=tuple(f"node{i + 1}" for i in range(n)),
+        resources=resources,
+        allocatable=alloc,
+        requested=requested,
+        gpu_free=free,
+        gpu_present=present,
+        task_counts=observed,
+    )
+
+    # the policy
+    names = only if only is not None else tuple(rng.permutation(GPU_STRATEGY_NAMES)[: rng.integers(1, 4)])
+    strategies: list[dict] = []
+    for name in names:
+        entry: dict = {"name": str(name), "weight": int(rng.integers(0, 4)) if len(names) > 1 else 1}
+        if name == "GPUFragmentation":
+            if workload == "policy":
+                entry["args"] = {"typicalTasks": [_task_doc(t) for t in tasks]}
+            else:
+                entry["args"] = {"coverage": int(rng.choice([1, 50, 60, 95, 100]))}
+        strategies.append(entry)
+    if only is None and rng.random() < 0.3:
+        strategies.append({"name": "LeastAllocated", "weight": int(rng.integers(1, 3))})
+    if sum(s["weight"] for s in strategies) == 0:
+        strategies[0]["weight"] = 1
+    doc = {
+        "filters": {"usageThresholds": {}, "resourceFit": bool(rng.random() < 0.8)},
+        "score": {"spread": bool(rng.random() < 0.3)},
+        "strategies": strategies,
+    }
+    return Scenario(nodes, p, parse_policy(doc), doc)

@@ -29,6 +29,8 @@ function named at each function):
   (``isNodeMetricExpired``, ``getResourceValue``),
   ``estimator/default_estimator.go`` (``estimatedPodUsed``, ``estimatedUsedByResource``),
   defaults from ``pkg/scheduler/apis/config/v1/defaults.go``.
+* The GPU strategies (GPUFragmentation, GPUBestFit, GPUPacking): reference_gpu.py, from the
+  simulator of the FGD paper (``hkust-adsl/kubernetes-scheduler-simulator``).
 * The extender's own rules: the combination from the module docstring of ``scoring/evaluate.py``
   (strategies of weight 0 and strategies that do not apply take no part; weighted mean;
   fallback for stale or missing load; infeasible nodes 0; spread; ``floor(x / 10 + 0.5)``), the
@@ -63,6 +65,7 @@ from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
+from tests.scoring import reference_gpu as rg
 from tests.scoring import reference_trimaran as rt
 
 MAX_NODE_SCORE = 100  # k8s.io/kube-scheduler/framework MaxNodeScore
@@ -829,6 +832,13 @@ def evaluate(pod: Any, nodes: Any, policy: Any) -> Evaluation:
             components[spec.name] = load_aware(pod, nodes, spec.args, estimate=estimate)
         elif spec.name in TRIMARAN:
             components[spec.name] = TRIMARAN[spec.name](pod, nodes, spec.args)
+        elif spec.name == "GPUFragmentation":
+            components[spec.name] = rg.gpu_fragmentation(pod, nodes, spec.args)
+        elif spec.name == "GPUBestFit":  # normalised over the nodes that pass the filter
+            feasible = [v.code == OK for v in verdicts]
+            components[spec.name] = rg.gpu_best_fit(pod, nodes, spec.args, feasible)
+        elif spec.name == "GPUPacking":
+            components[spec.name] = rg.gpu_packing(pod, nodes, spec.args)
         else:
             components[spec.name] = requests_component(spec.name, pod, nodes, spec.args)
     taking = [s for s in policy.strategies if s.weight > 0 and components[s.name] is not None]
