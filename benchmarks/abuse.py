@@ -19,7 +19,6 @@ call that misses it is a timeout, counted, and the phase stops after ``--max-sec
 from __future__ import annotations
 
 import argparse
-import contextlib
 import socket
 import statistics
 import tempfile
@@ -38,8 +37,10 @@ from benchmarks.harness import (
     _write,
     facts_lines,
     machine_facts,
+    proc_status_kb,
     running_server,
 )
+from benchmarks.names import _wait_ready
 from benchmarks.names_client import _bodies, check_names_filter
 from benchmarks.names_fake import _kubeconfig, fake_api
 
@@ -155,14 +156,6 @@ def _phase(
     }
 
 
-def _rss_mb(pid: int | None) -> float | None:
-    with contextlib.suppress(OSError, TypeError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return None
-
-
 def run(args: argparse.Namespace) -> int:
     """Filter latency of kube-scheduler's calls while idle and slow clients hold connections."""
     command, rows, facts = _command(args), [], {}
@@ -175,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         for worker in args.workers.split(","):
             env = {"GUNICORN_CMD_ARGS": WORKERS[worker]} if WORKERS[worker] else {}
             with running_server("--kubeconfig", str(kubeconfig), "--log-level", "error", env=env) as server:
-                _wait_ready(server)
+                _wait_ready(server, time.monotonic(), 300.0)
                 facts = facts or machine_facts(server)
                 _phase(server, body, 10, args.timeout, args.max_seconds)  # warm-up
                 quiet = _phase(server, body, args.calls, args.timeout, args.max_seconds, args.min_seconds)
@@ -183,14 +176,14 @@ def run(args: argparse.Namespace) -> int:
                     abused = _phase(
                         server, body, args.calls, args.timeout, args.max_seconds, args.min_seconds
                     )
-                    rss = _rss_mb(server.worker_pid())
+                    rss_kb = proc_status_kb(server.worker_pid(), "VmRSS")
                 row = {
                     "worker": worker,
                     "quiet": quiet,
                     "abused": abused,
                     "drip_held_s_max": max(abuse.held_s, default=None),
                     "drip_closed": dict(abuse.answers),
-                    "worker_rss_mb": rss,
+                    "worker_rss_mb": None if rss_kb is None else rss_kb / 1024,
                 }
                 rows.append(row)
                 print(_line(row), flush=True)
@@ -208,20 +201,6 @@ def run(args: argparse.Namespace) -> int:
         ratio = ours["abused"]["p99_ms"] / ours["quiet"]["p99_ms"]
         print(f"target: abused p99 within 2x of quiet: {ratio:.2f}x ({'met' if ratio <= 2 else 'MISSED'})")
     return 0
-
-
-def _wait_ready(server: Server, timeout_s: float = 300.0) -> None:
-    import urllib.error
-    import urllib.request
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(urllib.error.URLError, OSError):
-            with urllib.request.urlopen(f"{server.ops_url}/readyz", timeout=5) as r:
-                if r.status == 200:
-                    return
-        time.sleep(0.2)
-    raise TimeoutError("the extender did not become ready")
 
 
 def _line(r: dict[str, Any]) -> str:

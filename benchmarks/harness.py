@@ -54,6 +54,17 @@ class ProcCounters:
     minor_faults: int
 
 
+def proc_status_kb(pid: int | None, key: str) -> float | None:
+    """One ``kB`` field of /proc/<pid>/status (``VmRSS``, ``VmHWM``); None where it cannot be read."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return float(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def proc_counters(pid: int | None) -> ProcCounters | None:
     """From /proc/<pid>/stat (utime, stime, minflt); None where /proc is unusable."""
     fields = _stat_fields(pid) if pid is not None else None

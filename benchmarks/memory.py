@@ -30,11 +30,13 @@ import orjson
 from benchmarks import k8s_objects
 from benchmarks.harness import (
     DEFAULT_OUT,
+    BenchmarkError,
     Client,
     _command,
     _write,
     facts_lines,
     machine_facts,
+    proc_status_kb,
     running_server,
 )
 from extender.settings import Settings
@@ -47,10 +49,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _status_kb(pid: int | None, key: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return float(line.split()[1])
-    raise KeyError(key)
+    value = proc_status_kb(pid, key)
+    if value is None:
+        raise BenchmarkError(f"cannot read {key} of the extender's worker (pid {pid}) in /proc")
+    return value
 
 
 def _realistic(limit: int) -> bytes:
