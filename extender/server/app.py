@@ -376,7 +376,9 @@ class _BodyTooLarge(HTTPException):
 
 def _read_body(environ: dict[str, Any], max_bytes: int, timeout_s: float) -> bytes:
     """The whole body, bounded by ``max_bytes`` (413) and by ``timeout_s`` per read (408);
-    werkzeug's guarded stream, as Flask's ``request.get_data`` reads it."""
+    werkzeug's guarded stream, as Flask's ``request.get_data`` reads it. Under the extender's
+    worker the body is already in memory (the event loop read it whole, under its own deadline:
+    ``extender/server/reading.py``); the per-read bound is for any other WSGI server."""
     sock = environ.get("gunicorn.socket")
     if isinstance(sock, socket.socket):
         sock.settimeout(timeout_s)  # gunicorn restores blocking mode for the next request
